@@ -1,0 +1,103 @@
+#include "kube/client.hpp"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "common/json.hpp"
+#include "kube/resource.hpp"
+
+namespace repl::kube {
+
+using json::member;
+
+namespace {
+
+std::string with_query(std::string_view path, const std::string& query) {
+  return query.empty() ? std::string(path) : std::string(path) + "?" + query;
+}
+
+void add_param(std::string& query, std::string_view key, std::string_view value) {
+  if (!query.empty()) query += "&";
+  query += std::string(key) + "=" + query_escape(value);
+}
+
+}  // namespace
+
+std::string to_json(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return {buf.GetString(), buf.GetSize()};
+}
+
+Result<rapidjson::Document, ApiError> Client::exchange(HttpRequest request) {
+  auto resp = transport_->send(request);
+  if (!resp) return Fail(resp.error());
+  if (resp->status < 200 || resp->status > 299) return Fail(decode_status(resp->status, resp->body));
+  rapidjson::Document doc;
+  if (resp->body.empty()) return doc;
+  doc.Parse(resp->body.data(), resp->body.size());
+  if (doc.HasParseError()) {
+    return Fail(decode_error(request.method + " " + request.target + ": response is not JSON"));
+  }
+  return doc;
+}
+
+Result<rapidjson::Document, ApiError> Client::get(std::string_view path) {
+  return exchange({"GET", std::string(path), "", ""});
+}
+
+Result<std::string, ApiError> Client::list(std::string_view collection, const ListOptions& options,
+                                           const std::function<void(const rapidjson::Value&)>& on_item) {
+  std::string continue_token;
+  while (true) {
+    std::string query;
+    add_param(query, "limit", std::to_string(options.page_size));
+    if (!options.label_selector.empty()) add_param(query, "labelSelector", options.label_selector);
+    if (!continue_token.empty()) add_param(query, "continue", continue_token);
+    auto page = exchange({"GET", with_query(collection, query), "", ""});
+    if (!page) return Fail(page.error());
+    const rapidjson::Value* items = member(*page, "items");
+    const rapidjson::Value* meta = member(*page, "metadata");
+    if (items == nullptr || !items->IsArray() || meta == nullptr) {
+      return Fail(decode_error("LIST " + std::string(collection) + ": not a list"));
+    }
+    for (const auto& item : items->GetArray()) on_item(item);
+    const rapidjson::Value* next = member(*meta, "continue");
+    if (next == nullptr || !next->IsString() || next->GetStringLength() == 0) {
+      const rapidjson::Value* rv = member(*meta, "resourceVersion");
+      if (rv == nullptr || !rv->IsString())
+        return Fail(decode_error("LIST " + std::string(collection) + ": no resourceVersion"));
+      return std::string(rv->GetString(), rv->GetStringLength());
+    }
+    continue_token.assign(next->GetString(), next->GetStringLength());
+  }
+}
+
+Result<rapidjson::Document, ApiError> Client::apply(std::string_view path, const rapidjson::Value& object,
+                                                    std::string_view field_manager, bool force) {
+  std::string query;
+  add_param(query, "fieldManager", field_manager);
+  if (force) add_param(query, "force", "true");
+  // JSON is YAML, so the apply body can be the object's JSON text.
+  return exchange({"PATCH", with_query(path, query), "application/apply-patch+yaml", to_json(object)});
+}
+
+Result<void, ApiError> Client::remove(std::string_view path) {
+  auto r = exchange({"DELETE", std::string(path), "", ""});
+  if (!r) return Fail(r.error());
+  return Ok{};
+}
+
+Result<std::unique_ptr<LineStream>, ApiError> Client::watch(std::string_view collection,
+                                                            const WatchOptions& options) {
+  std::string query;
+  add_param(query, "watch", "true");
+  if (!options.resource_version.empty()) add_param(query, "resourceVersion", options.resource_version);
+  if (!options.label_selector.empty()) add_param(query, "labelSelector", options.label_selector);
+  add_param(query, "timeoutSeconds", std::to_string(options.timeout_seconds));
+  if (options.allow_bookmarks) add_param(query, "allowWatchBookmarks", "true");
+  return transport_->open_stream({"GET", with_query(collection, query), "", ""});
+}
+
+}  // namespace repl::kube

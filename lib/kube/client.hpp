@@ -1,0 +1,68 @@
+// The Kubernetes REST client: typed verbs over a Transport, JSON (RapidJSON) in and out, every
+// failure an ApiError value carrying the server's Status.
+//
+//   Client c(transport);
+//   auto repl = c.get(object_path(repls(), "default", "abc"));
+//   if (!repl && repl.error().is_not_found()) ...
+//
+// Thread-safety: as safe as its Transport (the real one may be shared by threads).
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/result.hpp"
+#include "kube/error.hpp"
+#include "kube/transport.hpp"
+
+namespace repl::kube {
+
+struct ListOptions {
+  std::string label_selector;
+  int page_size = 500;  // `limit` per request; continue tokens are followed to the end
+};
+
+struct WatchOptions {
+  std::string resource_version;  // watch changes after this version
+  std::string label_selector;
+  int timeout_seconds = 300;  // the server ends the watch after this
+  bool allow_bookmarks = true;
+};
+
+class Client final {
+ public:
+  explicit Client(std::shared_ptr<Transport> transport) : transport_(std::move(transport)) {}
+
+  Result<rapidjson::Document, ApiError> get(std::string_view path);
+
+  // Lists every page of a collection, calling `on_item` for each object in order, and returns the
+  // list's resourceVersion (the point to start a watch from). A 410 while paging (the continue
+  // token expired) is returned as an error: the caller lists again from the start.
+  Result<std::string, ApiError> list(std::string_view collection, const ListOptions& options,
+                                     const std::function<void(const rapidjson::Value&)>& on_item);
+
+  // Server-side apply of `object` (which names apiVersion, kind and metadata.name) at `path`, as
+  // `field_manager`; force takes ownership of conflicting fields from other managers.
+  Result<rapidjson::Document, ApiError> apply(std::string_view path, const rapidjson::Value& object,
+                                              std::string_view field_manager, bool force = true);
+
+  Result<void, ApiError> remove(std::string_view path);
+
+  // Opens a watch on a collection. Each line of the stream is one JSON watch event.
+  Result<std::unique_ptr<LineStream>, ApiError> watch(std::string_view collection,
+                                                      const WatchOptions& options);
+
+ private:
+  Result<rapidjson::Document, ApiError> exchange(HttpRequest request);
+
+  std::shared_ptr<Transport> transport_;
+};
+
+// Serialises a JSON value compactly.
+std::string to_json(const rapidjson::Value& v);
+
+}  // namespace repl::kube

@@ -1,0 +1,87 @@
+#include "kube/error.hpp"
+
+#include <rapidjson/document.h>
+
+namespace repl::kube {
+namespace {
+
+// The reasons the API server uses for these codes (k8s.io/apimachinery StatusReason).
+const char* reason_for_code(int code) {
+  switch (code) {
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 405:
+      return "MethodNotAllowed";
+    case 406:
+      return "NotAcceptable";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Expired";
+    case 413:
+      return "RequestEntityTooLarge";
+    case 415:
+      return "UnsupportedMediaType";
+    case 422:
+      return "Invalid";
+    case 429:
+      return "TooManyRequests";
+    case 500:
+      return "InternalError";
+    case 503:
+      return "ServiceUnavailable";
+    case 504:
+      return "Timeout";
+    default:
+      return "Unknown";
+  }
+}
+
+}  // namespace
+
+std::string ApiError::describe() const {
+  switch (kind) {
+    case Kind::kApi:
+      return std::to_string(code) + " " + reason + ": " + message;
+    case Kind::kTransport:
+      return "transport: " + message;
+    case Kind::kDecode:
+      return "decode: " + message;
+  }
+  return message;
+}
+
+ApiError decode_status(int http_status, std::string_view body) {
+  ApiError err{ApiError::Kind::kApi, http_status, reason_for_code(http_status), ""};
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (!doc.HasParseError() && doc.IsObject()) {
+    const auto kind = doc.FindMember("kind");
+    if (kind != doc.MemberEnd() && kind->value.IsString() &&
+        std::string_view(kind->value.GetString()) == "Status") {
+      if (auto m = doc.FindMember("reason");
+          m != doc.MemberEnd() && m->value.IsString() && m->value.GetStringLength())
+        err.reason = m->value.GetString();
+      if (auto m = doc.FindMember("message"); m != doc.MemberEnd() && m->value.IsString())
+        err.message = m->value.GetString();
+      return err;
+    }
+  }
+  // Not a Status: keep a bounded excerpt of what came back, for the log line.
+  constexpr std::size_t kExcerpt = 200;
+  err.message = body.empty() ? "empty response body" : std::string(body.substr(0, kExcerpt));
+  return err;
+}
+
+ApiError transport_error(std::string message) {
+  return {ApiError::Kind::kTransport, 0, "", std::move(message)};
+}
+ApiError decode_error(std::string message) { return {ApiError::Kind::kDecode, 0, "", std::move(message)}; }
+
+}  // namespace repl::kube

@@ -1,0 +1,43 @@
+// Errors of calls to the Kubernetes API, as values.
+//
+// A call fails in one of three ways: the server answered with a non-2xx status (kApi, carrying the
+// server's own metav1.Status: code, reason, message), the server could not be reached or the
+// connection broke (kTransport), or the server answered 2xx with a body we could not understand
+// (kDecode). Callers branch on reason(), not on message text.
+//
+// Pure value types and functions; thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace repl::kube {
+
+struct ApiError {
+  enum class Kind { kApi, kTransport, kDecode };
+  Kind kind = Kind::kTransport;
+  int code = 0;         // HTTP status for kApi; 0 otherwise
+  std::string reason;   // Status.reason, e.g. "NotFound", "Conflict", "Invalid", "Expired"
+  std::string message;  // Status.message, or a description of the transport/decode failure
+
+  bool is_not_found() const { return kind == Kind::kApi && code == 404; }
+  bool is_conflict() const { return kind == Kind::kApi && code == 409; }
+  // 410 Gone: the requested resourceVersion is too old; the caller must list again.
+  bool is_gone() const {
+    return kind == Kind::kApi && (code == 410 || reason == "Expired" || reason == "Gone");
+  }
+  bool is_invalid() const { return kind == Kind::kApi && code == 422; }
+
+  // One line for logs: "422 Invalid: Repl.peetcode.com \"x\" is invalid: ..."
+  std::string describe() const;
+};
+
+// Builds the error for a non-2xx answer from its status code and body. The body is normally a
+// metav1.Status; anything else (an HTML page from a proxy, nothing at all) still gives an error
+// with the HTTP status and a reason derived from it.
+ApiError decode_status(int http_status, std::string_view body);
+
+ApiError transport_error(std::string message);
+ApiError decode_error(std::string message);
+
+}  // namespace repl::kube

@@ -1,0 +1,169 @@
+// cpprestsdk implementation of Transport. This file is the only place that sees cpprestsdk's
+// types and its exceptions; everything leaving it is a Result.
+#include <cpprest/containerstream.h>
+#include <cpprest/http_client.h>
+#include <cpprest/rawptrstream.h>
+
+#include <boost/asio/ssl/context.hpp>
+#include <chrono>
+#include <mutex>
+
+#include "kube/transport.hpp"
+
+namespace repl::kube {
+namespace {
+
+using web::http::client::http_client;
+using web::http::client::http_client_config;
+
+// Requests that are not watches must finish within this; a stalled server is a transport error.
+constexpr auto kRequestTimeout = std::chrono::seconds(30);
+// Watches are ended by the server (timeoutSeconds <= 10 minutes); this only catches a dead peer.
+constexpr auto kStreamTimeout = std::chrono::minutes(11);
+// client-go re-reads a token file at most once a minute; so do we.
+constexpr auto kTokenRefresh = std::chrono::minutes(1);
+
+void load_credentials(boost::asio::ssl::context& ctx, const ClusterConfig& cfg) {
+  if (!cfg.ca_pem.empty()) ctx.add_certificate_authority(boost::asio::buffer(cfg.ca_pem));
+  if (!cfg.client_cert_pem.empty()) {
+    ctx.use_certificate_chain(boost::asio::buffer(cfg.client_cert_pem));
+    ctx.use_private_key(boost::asio::buffer(cfg.client_key_pem), boost::asio::ssl::context::pem);
+  }
+}
+
+class TokenSource {
+ public:
+  explicit TokenSource(const ClusterConfig& cfg) : inline_token_(cfg.token), file_(cfg.token_file) {}
+
+  std::string get() {
+    if (file_.empty()) return inline_token_;
+    std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    if (cached_.empty() || now - read_at_ >= kTokenRefresh) {
+      // A failed re-read keeps the last good token: the file is replaced atomically by the kubelet,
+      // so a failure is transient, and the server will say 401 if the old token really expired.
+      if (auto text = read_file(file_)) {
+        std::string t = std::move(*text);
+        while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+        cached_ = std::move(t);
+        read_at_ = now;
+      }
+    }
+    return cached_;
+  }
+
+ private:
+  const std::string inline_token_;
+  const std::string file_;
+  std::mutex mu_;
+  std::string cached_;
+  std::chrono::steady_clock::time_point read_at_{};
+};
+
+http_client_config make_client_config(const ClusterConfig& cfg, std::chrono::seconds timeout) {
+  http_client_config c;
+  c.set_timeout(timeout);
+  c.set_validate_certificates(!cfg.insecure_skip_tls_verify);
+  c.set_ssl_context_callback([cfg](boost::asio::ssl::context& ctx) { load_credentials(ctx, cfg); });
+  return c;
+}
+
+class RestLineStream final : public LineStream {
+ public:
+  RestLineStream(web::http::http_response response, pplx::cancellation_token_source cancel)
+      : response_(std::move(response)), body_(response_.body()), cancel_(std::move(cancel)) {}
+  ~RestLineStream() override { cancel(); }
+
+  Result<std::optional<std::string>, ApiError> next() override {
+    try {
+      concurrency::streams::container_buffer<std::string> line;
+      body_.read_line(line).get();
+      if (line.collection().empty() && body_.is_eof()) return std::optional<std::string>();
+      return std::optional<std::string>(std::move(line.collection()));
+    } catch (const std::exception& e) {
+      return Fail(transport_error(std::string("watch stream: ") + e.what()));
+    }
+  }
+
+  void cancel() override { cancel_.cancel(); }
+
+ private:
+  web::http::http_response response_;
+  concurrency::streams::istream body_;
+  pplx::cancellation_token_source cancel_;
+};
+
+class RestTransport final : public Transport {
+ public:
+  explicit RestTransport(const ClusterConfig& cfg)
+      : tokens_(cfg),
+        client_(cfg.server, make_client_config(cfg, kRequestTimeout)),
+        stream_client_(
+            cfg.server,
+            make_client_config(cfg, std::chrono::duration_cast<std::chrono::seconds>(kStreamTimeout))) {}
+
+  Result<HttpResponse, ApiError> send(const HttpRequest& request) override {
+    try {
+      web::http::http_response resp = client_.request(build(request)).get();
+      return HttpResponse{resp.status_code(), resp.extract_utf8string(true).get()};
+    } catch (const std::exception& e) {
+      return Fail(transport_error(request.method + " " + request.target + ": " + e.what()));
+    }
+  }
+
+  Result<std::unique_ptr<LineStream>, ApiError> open_stream(const HttpRequest& request) override {
+    try {
+      pplx::cancellation_token_source cancel;
+      web::http::http_response resp = stream_client_.request(build(request), cancel.get_token()).get();
+      if (resp.status_code() < 200 || resp.status_code() > 299) {
+        return Fail(decode_status(resp.status_code(), resp.extract_utf8string(true).get()));
+      }
+      return std::unique_ptr<LineStream>(
+          std::make_unique<RestLineStream>(std::move(resp), std::move(cancel)));
+    } catch (const std::exception& e) {
+      return Fail(transport_error(request.method + " " + request.target + ": " + e.what()));
+    }
+  }
+
+ private:
+  web::http::http_request build(const HttpRequest& r) {
+    web::http::http_request req(r.method);
+    req.set_request_uri(r.target);
+    req.headers().add("Accept", "application/json");
+    req.headers().add("User-Agent", "repl-operator/0.1");
+    if (const std::string token = tokens_.get(); !token.empty()) {
+      req.headers().add("Authorization", "Bearer " + token);
+    }
+    if (!r.body.empty()) req.set_body(r.body, r.content_type);
+    return req;
+  }
+
+  TokenSource tokens_;
+  http_client client_;
+  http_client stream_client_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<Transport>, ConfigError> make_http_transport(const ClusterConfig& cfg) {
+  if (cfg.server.rfind("https://", 0) != 0 && cfg.server.rfind("http://", 0) != 0) {
+    return Fail(ConfigError{"server \"" + cfg.server + "\" is not an http(s) URL"});
+  }
+  // Load the credentials once now, so bad PEM is reported at start and not on the first request.
+  try {
+    boost::asio::ssl::context probe(boost::asio::ssl::context::tls_client);
+    load_credentials(probe, cfg);
+  } catch (const std::exception& e) {
+    return Fail(ConfigError{std::string("cannot load TLS credentials: ") + e.what()});
+  }
+  if (!cfg.token_file.empty()) {
+    if (auto t = read_file(cfg.token_file); !t) return Fail(t.error());
+  }
+  try {
+    return std::shared_ptr<Transport>(std::make_shared<RestTransport>(cfg));
+  } catch (const std::exception& e) {
+    return Fail(ConfigError{"cannot create HTTP client for " + cfg.server + ": " + e.what()});
+  }
+}
+
+}  // namespace repl::kube

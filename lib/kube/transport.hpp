@@ -1,0 +1,53 @@
+// The HTTP seam under the kube client: one request/response exchange, or a response whose body is
+// read line by line (a watch). The real implementation speaks HTTPS with cpprestsdk; unit tests
+// substitute a fake to drive protocol edge cases. No cpprestsdk type crosses this header.
+//
+// Thread-safety: a Transport may be used from several threads at once; a LineStream by one thread
+// at a time, except cancel(), which any thread may call to end a blocked next().
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/result.hpp"
+#include "kube/config.hpp"
+#include "kube/error.hpp"
+
+namespace repl::kube {
+
+struct HttpRequest {
+  std::string method;  // "GET", "PATCH", ...
+  std::string target;  // path and query, e.g. "/api/v1/namespaces/a/services?limit=500"
+  std::string content_type;
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 0;
+  std::string body;
+};
+
+class LineStream {
+ public:
+  virtual ~LineStream() = default;
+  // The next line without its newline; std::nullopt when the server ended the stream normally.
+  virtual Result<std::optional<std::string>, ApiError> next() = 0;
+  // Ends the stream from another thread; a blocked next() returns promptly.
+  virtual void cancel() = 0;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // Transport failures are errors; any HTTP status, 2xx or not, is a response.
+  virtual Result<HttpResponse, ApiError> send(const HttpRequest& request) = 0;
+  // Opens a streaming response. A non-2xx answer is read whole and returned as a decoded error.
+  virtual Result<std::unique_ptr<LineStream>, ApiError> open_stream(const HttpRequest& request) = 0;
+};
+
+// HTTPS (or HTTP) to cfg.server with the configured CA, client certificate and bearer token.
+// Fails when the credentials cannot be loaded (bad PEM, unreadable token file).
+Result<std::shared_ptr<Transport>, ConfigError> make_http_transport(const ClusterConfig& cfg);
+
+}  // namespace repl::kube

@@ -1,0 +1,190 @@
+#include "kube/watcher.hpp"
+
+#include <algorithm>
+#include <random>
+
+#include "common/json.hpp"
+#include "common/log.hpp"
+
+namespace repl::kube {
+
+using json::member;
+
+namespace {
+
+std::optional<EventType> parse_type(std::string_view t) {
+  if (t == "ADDED") return EventType::kAdded;
+  if (t == "MODIFIED") return EventType::kModified;
+  if (t == "DELETED") return EventType::kDeleted;
+  if (t == "BOOKMARK") return EventType::kBookmark;
+  if (t == "ERROR") return EventType::kError;
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<WatchEvent, ApiError> parse_watch_event(std::string_view line) {
+  rapidjson::Document doc;
+  doc.Parse(line.data(), line.size());
+  if (doc.HasParseError() || !doc.IsObject()) return Fail(decode_error("watch event is not a JSON object"));
+  const rapidjson::Value* type = member(doc, "type");
+  const rapidjson::Value* object = member(doc, "object");
+  if (type == nullptr || !type->IsString() || object == nullptr || !object->IsObject()) {
+    return Fail(decode_error("watch event without type or object"));
+  }
+  const auto parsed = parse_type(type->GetString());
+  if (!parsed) return Fail(decode_error(std::string("unknown watch event type ") + type->GetString()));
+  WatchEvent ev;
+  ev.type = *parsed;
+  if (ev.type == EventType::kError) {
+    const rapidjson::Value* code = member(*object, "code");
+    ev.error = decode_status(code != nullptr && code->IsInt() ? code->GetInt() : 500, to_json(*object));
+  } else if (const rapidjson::Value* meta = member(*object, "metadata")) {
+    if (const rapidjson::Value* rv = member(*meta, "resourceVersion"); rv != nullptr && rv->IsString()) {
+      ev.resource_version.assign(rv->GetString(), rv->GetStringLength());
+    }
+  }
+  ev.object.CopyFrom(*object, ev.object.GetAllocator());
+  return ev;
+}
+
+namespace watcher {
+namespace {
+
+using Phase = State::Phase;
+using Kind = Action::Kind;
+
+// Counts a failure and returns the delay before the next attempt.
+Clock::duration backoff(State& s, Clock::time_point now, double jitter) {
+  if (s.last_failure && now - *s.last_failure >= kBackoffReset) s.failures = 0;
+  s.last_failure = now;
+  const int doublings = std::min(s.failures, 16);
+  ++s.failures;
+  const auto base = std::min<Clock::duration>(kInitialBackoff * (1LL << doublings), kMaxBackoff);
+  return std::chrono::duration_cast<Clock::duration>(base * jitter);
+}
+
+Step relist(State s) {
+  s.phase = Phase::kListing;
+  s.resource_version.clear();
+  return {std::move(s), {Kind::kList, {}}};
+}
+
+}  // namespace
+
+Step step(const State& state, const Input& input, Clock::time_point now, double jitter) {
+  State s = state;
+  return std::visit(
+      [&](const auto& in) -> Step {
+        using T = std::decay_t<decltype(in)>;
+        if constexpr (std::is_same_v<T, ListSucceeded>) {
+          s.phase = Phase::kWatching;
+          s.resource_version = in.resource_version;
+          return {std::move(s), {Kind::kWatch, {}}};
+        } else if constexpr (std::is_same_v<T, ListFailed>) {
+          const auto delay = backoff(s, now, jitter);
+          return {std::move(s), {Kind::kList, delay}};
+        } else if constexpr (std::is_same_v<T, WatchOpenFailed> || std::is_same_v<T, StreamBroken>) {
+          if (in.error.is_gone()) return relist(std::move(s));
+          const auto delay = backoff(s, now, jitter);
+          return {std::move(s), {Kind::kWatch, delay}};
+        } else if constexpr (std::is_same_v<T, EventReceived>) {
+          if (in.type == EventType::kError) {
+            if (in.error.is_gone()) return relist(std::move(s));
+            const auto delay = backoff(s, now, jitter);
+            return {std::move(s), {Kind::kWatch, delay}};
+          }
+          if (!in.resource_version.empty()) s.resource_version = in.resource_version;
+          return {std::move(s), {Kind::kKeepReading, {}}};
+        } else {  // StreamEnded: the server's timeoutSeconds passed; carry on from where we are.
+          return {std::move(s), {Kind::kWatch, {}}};
+        }
+      },
+      input);
+}
+
+}  // namespace watcher
+
+WatchRunner::WatchRunner(Client& client, WatcherOptions options, WatchSink& sink)
+    : client_(client), options_(std::move(options)), sink_(sink) {}
+
+void WatchRunner::stop() {
+  std::lock_guard lock(mu_);
+  stopping_ = true;
+  if (stream_ != nullptr) stream_->cancel();
+  cv_.notify_all();
+}
+
+bool WatchRunner::sleep_for(Clock::duration d) {
+  std::unique_lock lock(mu_);
+  return !cv_.wait_for(lock, d, [this] { return stopping_.load(); });
+}
+
+void WatchRunner::run() {
+  std::mt19937_64 rng(std::random_device{}());
+  std::uniform_real_distribution<double> jitter(0.5, 1.5);
+  std::uniform_int_distribution<int> timeout(300, 600);  // spread re-watches of many operators
+  watcher::State state;
+  watcher::Action action{watcher::Action::Kind::kList, {}};
+  const auto feed = [&](const watcher::Input& in) {
+    auto next = watcher::step(state, in, Clock::now(), jitter(rng));
+    state = std::move(next.state);
+    action = next.action;
+  };
+  const std::string& name = options_.name;
+
+  while (!stopping_) {
+    if (action.delay > Clock::duration::zero() && !sleep_for(action.delay)) break;
+    if (action.kind == watcher::Action::Kind::kList) {
+      sink_.begin_resync();
+      auto rv = client_.list(options_.collection, {options_.label_selector, options_.page_size},
+                             [this](const rapidjson::Value& item) { sink_.resync_item(item); });
+      if (!rv) {
+        log::warn("list failed", {{"watcher", name}, {"error", rv.error().describe()}});
+        feed(watcher::ListFailed{rv.error()});
+        continue;
+      }
+      sink_.end_resync();
+      log::debug("listed", {{"watcher", name}, {"resourceVersion", *rv}});
+      feed(watcher::ListSucceeded{*rv});
+      continue;
+    }
+    // kWatch
+    auto stream = client_.watch(options_.collection,
+                                {state.resource_version, options_.label_selector, timeout(rng), true});
+    if (!stream) {
+      log::warn("watch failed", {{"watcher", name}, {"error", stream.error().describe()}});
+      feed(watcher::WatchOpenFailed{stream.error()});
+      continue;
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) break;
+      stream_ = stream->get();
+    }
+    do {
+      auto line = (*stream)->next();
+      if (stopping_) break;
+      if (!line) {
+        log::warn("watch stream broke", {{"watcher", name}, {"error", line.error().describe()}});
+        feed(watcher::StreamBroken{line.error()});
+      } else if (!line->has_value()) {
+        feed(watcher::StreamEnded{});
+      } else if (auto ev = parse_watch_event(**line); !ev) {
+        log::warn("bad watch event", {{"watcher", name}, {"error", ev.error().describe()}});
+        feed(watcher::StreamBroken{ev.error()});
+      } else {
+        if (ev->type == EventType::kError) {
+          log::info("watch error event", {{"watcher", name}, {"error", ev->error.describe()}});
+        } else if (ev->type != EventType::kBookmark) {
+          sink_.on_event(ev->type, ev->object);
+        }
+        feed(watcher::EventReceived{ev->type, ev->resource_version, ev->error});
+      }
+    } while (action.kind == watcher::Action::Kind::kKeepReading && !stopping_);
+    std::lock_guard lock(mu_);
+    stream_ = nullptr;
+  }
+}
+
+}  // namespace repl::kube

@@ -1,0 +1,138 @@
+// The watcher: keeps a local view of one collection current by LIST, then WATCH from the list's
+// resourceVersion, as kube-rs's watcher and client-go's reflector do.
+//
+//   Listing --list ok--> Watching(rv) --event/bookmark--> Watching(rv')
+//      ^                     |  stream ended normally --> watch again from rv'
+//      |                     |  410 Gone (HTTP or ERROR event) --> Listing
+//      +---------------------+  any other failure --> the same step again after a backoff
+//
+// step() is the whole state machine, a pure function of (state, input, now, jitter); run_watcher()
+// is the I/O that drives it. Backoff: 0.8 s doubling to 30 s, scaled by a jitter in [0.5, 1.5),
+// reset after 2 minutes without failures.
+//
+// Thread-safety: step() is pure. run_watcher() blocks the calling thread until stop is requested;
+// the sink is called on that thread.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "common/result.hpp"
+#include "kube/client.hpp"
+#include "kube/error.hpp"
+
+namespace repl::kube {
+
+using Clock = std::chrono::steady_clock;
+
+enum class EventType { kAdded, kModified, kDeleted, kBookmark, kError };
+
+struct WatchEvent {
+  EventType type = EventType::kError;
+  std::string resource_version;  // of the object (or bookmark)
+  rapidjson::Document object;    // the object; for kError, the Status
+  ApiError error;                // for kError, the decoded Status
+};
+
+// Parses one line of a watch stream. A line that is not a watch event is a decode error.
+Result<WatchEvent, ApiError> parse_watch_event(std::string_view line);
+
+namespace watcher {
+
+struct State {
+  enum class Phase { kListing, kWatching };
+  Phase phase = Phase::kListing;
+  std::string resource_version;  // meaningful while watching
+  int failures = 0;              // consecutive, for the backoff
+  std::optional<Clock::time_point> last_failure;
+};
+
+struct ListSucceeded {
+  std::string resource_version;
+};
+struct ListFailed {
+  ApiError error;
+};
+struct WatchOpenFailed {
+  ApiError error;
+};
+struct EventReceived {
+  EventType type;
+  std::string resource_version;
+  ApiError error;  // for kError
+};
+struct StreamEnded {};
+struct StreamBroken {
+  ApiError error;
+};
+using Input =
+    std::variant<ListSucceeded, ListFailed, WatchOpenFailed, EventReceived, StreamEnded, StreamBroken>;
+
+struct Action {
+  enum class Kind { kList, kWatch, kKeepReading };
+  Kind kind = Kind::kList;
+  Clock::duration delay{};  // wait this long before acting
+};
+
+struct Step {
+  State state;
+  Action action;
+};
+
+inline constexpr auto kInitialBackoff = std::chrono::milliseconds(800);
+inline constexpr auto kMaxBackoff = std::chrono::seconds(30);
+inline constexpr auto kBackoffReset = std::chrono::minutes(2);
+
+// `jitter` in [0.5, 1.5) scales a backoff delay.
+Step step(const State& state, const Input& input, Clock::time_point now, double jitter);
+
+}  // namespace watcher
+
+// Receives the watcher's view of the collection. A (re)list is delivered as begin_resync, one
+// resync_item per object, end_resync: the sink replaces its contents with exactly those objects.
+class WatchSink {
+ public:
+  virtual ~WatchSink() = default;
+  virtual void begin_resync() = 0;
+  virtual void resync_item(const rapidjson::Value& object) = 0;
+  virtual void end_resync() = 0;
+  virtual void on_event(EventType type, const rapidjson::Value& object) = 0;
+};
+
+struct WatcherOptions {
+  std::string collection;  // e.g. collection_path(repls(), "")
+  std::string label_selector;
+  int page_size = 500;
+  std::string name;  // for logs
+};
+
+// The I/O around step(): lists, watches and feeds the sink until stop() is called.
+class WatchRunner {
+ public:
+  WatchRunner(Client& client, WatcherOptions options, WatchSink& sink);
+  // Blocks until stop() is called.
+  void run();
+  // Any thread: ends run() promptly.
+  void stop();
+
+ private:
+  bool sleep_for(Clock::duration d);
+
+  Client& client_;
+  const WatcherOptions options_;
+  WatchSink& sink_;
+  std::atomic<bool> stopping_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  LineStream* stream_ = nullptr;  // guarded by mu_
+};
+
+}  // namespace repl::kube

@@ -1,0 +1,231 @@
+#include "render/template.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cmath>
+#include <regex>
+#include <utility>
+#include <vector>
+
+namespace repl::render {
+
+struct Segment {
+  bool is_variable;
+  std::string text;  // literal text, or the variable's name
+};
+
+struct Template::Node {
+  enum class Type { kMap, kSeq, kNull, kBool, kInt, kFloat, kString, kInterpolated };
+  Type type = Type::kNull;
+  std::vector<std::pair<std::string, Node>> map;
+  std::vector<Node> seq;
+  bool boolean = false;
+  std::int64_t integer = 0;
+  double real = 0;
+  std::string string;
+  std::vector<Segment> segments;  // kInterpolated only
+  bool typed_by_value = false;    // kInterpolated: the scalar is exactly one placeholder
+};
+
+namespace {
+
+using Node = Template::Node;
+using Variables = std::set<std::string, std::less<>>;
+
+Result<std::vector<Segment>, RenderError> split_placeholders(std::string_view text, const Variables& vars,
+                                                             const std::string& where) {
+  std::vector<Segment> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const std::size_t open = text.find("{{", pos);
+    if (open == std::string_view::npos) {
+      out.push_back({false, std::string(text.substr(pos))});
+      break;
+    }
+    if (open > pos) out.push_back({false, std::string(text.substr(pos, open - pos))});
+    const std::size_t close = text.find("}}", open + 2);
+    if (close == std::string_view::npos) return Fail(RenderError{where + ": unclosed '{{'"});
+    std::string_view name = text.substr(open + 2, close - open - 2);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+    if (!vars.contains(name)) {
+      std::string known;
+      for (const auto& v : vars) known += (known.empty() ? "" : ", ") + v;
+      return Fail(
+          RenderError{where + ": unknown variable '" + std::string(name) + "' (known: " + known + ")"});
+    }
+    out.push_back({true, std::string(name)});
+    pos = close + 2;
+  }
+  return out;
+}
+
+// YAML 1.2 core schema resolution of a plain scalar without placeholders.
+Node resolve_plain(const std::string& s) {
+  static const std::regex kInt("[-+]?[0-9]+");
+  static const std::regex kFloat("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
+  Node n;
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") {
+    n.type = Node::Type::kNull;
+  } else if (s == "true" || s == "True" || s == "TRUE" || s == "false" || s == "False" || s == "FALSE") {
+    n.type = Node::Type::kBool;
+    n.boolean = s[0] == 't' || s[0] == 'T';
+  } else if (std::int64_t v = 0;
+             std::regex_match(s, kInt) &&
+             std::from_chars(s.data() + (s[0] == '+'), s.data() + s.size(), v).ec == std::errc{}) {
+    n.type = Node::Type::kInt;
+    n.integer = v;
+  } else if (std::regex_match(s, kFloat)) {
+    n.type = Node::Type::kFloat;
+    n.real = std::stod(s);
+  } else {
+    n.type = Node::Type::kString;
+    n.string = s;
+  }
+  return n;
+}
+
+Result<Node, RenderError> convert(const YAML::Node& y, const Variables& vars, const std::string& where) {
+  Node n;
+  switch (y.Type()) {
+    case YAML::NodeType::Undefined:
+    case YAML::NodeType::Null:
+      n.type = Node::Type::kNull;
+      return n;
+    case YAML::NodeType::Map:
+      n.type = Node::Type::kMap;
+      for (const auto& kv : y) {
+        if (!kv.first.IsScalar()) return Fail(RenderError{where + ": mapping keys must be scalars"});
+        const std::string key = kv.first.Scalar();
+        if (key.find("{{") != std::string::npos) {
+          return Fail(RenderError{where + ": placeholders are not allowed in keys ('" + key + "')"});
+        }
+        auto child = convert(kv.second, vars, where + "." + key);
+        if (!child) return Fail(child.error());
+        n.map.emplace_back(key, std::move(*child));
+      }
+      return n;
+    case YAML::NodeType::Sequence:
+      n.type = Node::Type::kSeq;
+      for (std::size_t i = 0; i < y.size(); ++i) {
+        auto child = convert(y[i], vars, where + "[" + std::to_string(i) + "]");
+        if (!child) return Fail(child.error());
+        n.seq.push_back(std::move(*child));
+      }
+      return n;
+    case YAML::NodeType::Scalar:
+      break;
+  }
+  const std::string& text = y.Scalar();
+  const bool plain = y.Tag() == "?";
+  auto segments = split_placeholders(text, vars, where);
+  if (!segments) return Fail(segments.error());
+  const bool has_variable =
+      std::any_of(segments->begin(), segments->end(), [](const Segment& s) { return s.is_variable; });
+  if (!has_variable) {
+    if (plain) return resolve_plain(text);
+    n.type = Node::Type::kString;
+    n.string = text;
+    return n;
+  }
+  n.type = Node::Type::kInterpolated;
+  n.typed_by_value = segments->size() == 1;
+  n.segments = std::move(*segments);
+  return n;
+}
+
+using Allocator = rapidjson::Document::AllocatorType;
+
+std::string value_as_text(const Value& v) {
+  if (const auto* s = std::get_if<std::string>(&v)) return *s;
+  if (const auto* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
+  return std::get<bool>(v) ? "true" : "false";
+}
+
+Result<rapidjson::Value, RenderError> emit(const Node& n, const Values& values, Allocator& a) {
+  using rapidjson::Value;
+  switch (n.type) {
+    case Node::Type::kNull:
+      return Value(rapidjson::kNullType);
+    case Node::Type::kBool:
+      return Value(n.boolean);
+    case Node::Type::kInt:
+      return Value(static_cast<int64_t>(n.integer));
+    case Node::Type::kFloat:
+      return Value(n.real);
+    case Node::Type::kString:
+      return Value(n.string.c_str(), static_cast<rapidjson::SizeType>(n.string.size()), a);
+    case Node::Type::kMap: {
+      Value obj(rapidjson::kObjectType);
+      for (const auto& [key, child] : n.map) {
+        auto v = emit(child, values, a);
+        if (!v) return Fail(v.error());
+        obj.AddMember(Value(key.c_str(), static_cast<rapidjson::SizeType>(key.size()), a), std::move(*v), a);
+      }
+      return obj;
+    }
+    case Node::Type::kSeq: {
+      Value arr(rapidjson::kArrayType);
+      for (const auto& child : n.seq) {
+        auto v = emit(child, values, a);
+        if (!v) return Fail(v.error());
+        arr.PushBack(std::move(*v), a);
+      }
+      return arr;
+    }
+    case Node::Type::kInterpolated:
+      break;
+  }
+  std::string text;
+  for (const auto& seg : n.segments) {
+    if (!seg.is_variable) {
+      text += seg.text;
+      continue;
+    }
+    const auto it = values.find(seg.text);
+    if (it == values.end()) return Fail(RenderError{"no value for variable '" + seg.text + "'"});
+    if (n.typed_by_value) {
+      if (const auto* i = std::get_if<std::int64_t>(&it->second)) return Value(static_cast<int64_t>(*i));
+      if (const auto* b = std::get_if<bool>(&it->second)) return Value(*b);
+    }
+    text += value_as_text(it->second);
+  }
+  return Value(text.c_str(), static_cast<rapidjson::SizeType>(text.size()), a);
+}
+
+}  // namespace
+
+Template::Template(std::string source, std::shared_ptr<const Node> root)
+    : source_(std::move(source)), root_(std::move(root)) {}
+
+Result<Template, RenderError> Template::parse(std::string_view source, std::string_view yaml,
+                                              const Variables& variables) {
+  const std::string where(source);
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp reports syntax errors by exception; this is the boundary where they become values.
+    return Fail(RenderError{where + ": " + e.what()});
+  }
+  if (docs.size() != 1) {
+    return Fail(
+        RenderError{where + ": expected exactly one YAML document, found " + std::to_string(docs.size())});
+  }
+  if (!docs[0].IsMap())
+    return Fail(RenderError{where + ": the document must be a mapping (a Kubernetes object)"});
+  auto root = convert(docs[0], variables, where);
+  if (!root) return Fail(root.error());
+  return Template(where, std::make_shared<const Node>(std::move(*root)));
+}
+
+Result<rapidjson::Document, RenderError> Template::render(const Values& values) const {
+  rapidjson::Document doc;
+  auto v = emit(*root_, values, doc.GetAllocator());
+  if (!v) return Fail(RenderError{source_ + ": " + v.error().message});
+  static_cast<rapidjson::Value&>(doc) = std::move(*v);
+  return doc;
+}
+
+}  // namespace repl::render

@@ -1,0 +1,49 @@
+#include "repl/repl.hpp"
+
+#include "common/json.hpp"
+
+namespace repl {
+
+using json::bool_at;
+using json::int_at;
+using json::member;
+using json::string_at;
+
+Result<Repl, ParseError> parse_repl(const rapidjson::Value& object) {
+  const rapidjson::Value* meta = member(object, "metadata");
+  if (meta == nullptr || !meta->IsObject()) return Fail(ParseError{"Repl has no metadata"});
+  Repl r;
+  r.key = {string_at(meta, "namespace"), string_at(meta, "name")};
+  if (r.key.name.empty()) return Fail(ParseError{"Repl has no metadata.name"});
+  r.uid = string_at(meta, "uid");
+  r.generation = int_at(meta, "generation");
+  r.deleting = member(meta, "deletionTimestamp") != nullptr;
+
+  if (const rapidjson::Value* spec = member(object, "spec"); spec != nullptr && spec->IsObject()) {
+    r.spec.user_id = string_at(spec, "userId");
+    r.spec.language = string_at(spec, "language");
+    r.spec.image = string_at(spec, "image");
+    r.spec.suspended = bool_at(spec, "suspended");
+  }
+  if (const rapidjson::Value* status = member(object, "status"); status != nullptr && status->IsObject()) {
+    r.status.phase = string_at(status, "phase");
+    r.status.observed_generation = int_at(status, "observedGeneration");
+    const rapidjson::Value* urls = member(status, "urls");
+    r.status.ide_url = string_at(urls, "ide");
+    r.status.preview_url = string_at(urls, "preview");
+    if (const rapidjson::Value* conds = member(status, "conditions"); conds != nullptr && conds->IsArray()) {
+      for (const auto& c : conds->GetArray()) {
+        if (string_at(&c, "type") != "Ready") continue;
+        r.status.ready = Condition{"Ready",
+                                   string_at(&c, "status"),
+                                   string_at(&c, "reason"),
+                                   string_at(&c, "message"),
+                                   int_at(&c, "observedGeneration"),
+                                   string_at(&c, "lastTransitionTime")};
+      }
+    }
+  }
+  return r;
+}
+
+}  // namespace repl

@@ -1,0 +1,63 @@
+// The Repl custom resource (peetcode.com/v1alpha1) as the operator sees it: only the fields that
+// reconcile needs, parsed from the API server's JSON. See crd/repls.peetcode.com.yaml.
+//
+// Pure value types and functions; thread-safe.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "common/object_key.hpp"
+#include "common/result.hpp"
+
+namespace repl {
+
+struct ReplSpec {
+  std::string user_id;
+  std::string language;  // optional
+  std::string image;     // optional runner image override
+  bool suspended = false;
+
+  bool operator==(const ReplSpec&) const = default;
+};
+
+struct Condition {
+  std::string type;
+  std::string status;  // "True", "False", "Unknown"
+  std::string reason;
+  std::string message;
+  std::int64_t observed_generation = 0;
+  std::string last_transition_time;  // RFC 3339
+
+  bool operator==(const Condition&) const = default;
+};
+
+struct ReplStatus {
+  std::string phase;  // Pending, Starting, Ready, Suspended, Failed
+  std::int64_t observed_generation = 0;
+  std::string ide_url;
+  std::string preview_url;
+  std::optional<Condition> ready;
+
+  bool operator==(const ReplStatus&) const = default;
+};
+
+struct Repl {
+  ObjectKey key;
+  std::string uid;
+  std::int64_t generation = 0;
+  bool deleting = false;  // metadata.deletionTimestamp is set
+  ReplSpec spec;
+  ReplStatus status;
+};
+
+struct ParseError {
+  std::string message;
+};
+
+Result<Repl, ParseError> parse_repl(const rapidjson::Value& object);
+
+}  // namespace repl

@@ -1,0 +1,89 @@
+#include "repl/status.hpp"
+
+#include <chrono>
+#include <ctime>
+
+#include "kube/resource.hpp"
+
+namespace repl {
+
+ReplStatus compute_status(const Repl& repl, const ChildObservation& seen, const ReplUrls& urls,
+                          const std::string& now) {
+  ReplStatus s;
+  s.observed_generation = repl.generation;
+  s.ide_url = urls.ide;
+  s.preview_url = urls.preview;
+  Condition ready{"Ready", "False", "", "", repl.generation, ""};
+  if (seen.failure_reason) {
+    s.phase = "Failed";
+    ready.reason = *seen.failure_reason;
+    ready.message = seen.failure_message;
+  } else if (repl.spec.suspended) {
+    s.phase = "Suspended";
+    ready.reason = "Suspended";
+    ready.message = "spec.suspended is true: the Deployment is scaled to zero";
+  } else if (seen.deployment_ready_replicas > 0) {
+    s.phase = "Ready";
+    ready.status = "True";
+    ready.reason = "DeploymentReady";
+    ready.message = "the runner pod is ready";
+  } else {
+    s.phase = "Starting";
+    ready.reason = "DeploymentNotReady";
+    ready.message = "waiting for the runner pod to become ready";
+  }
+  const bool same_status = repl.status.ready && repl.status.ready->status == ready.status;
+  ready.last_transition_time = same_status ? repl.status.ready->last_transition_time : now;
+  s.ready = std::move(ready);
+  return s;
+}
+
+rapidjson::Document status_apply_body(const Repl& repl, const ReplStatus& st) {
+  using rapidjson::Value;
+  rapidjson::Document doc(rapidjson::kObjectType);
+  auto& a = doc.GetAllocator();
+  const auto str = [&a](const std::string& s) {
+    return Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), a);
+  };
+  const kube::Resource r = kube::repls();
+  doc.AddMember("apiVersion", str(r.api_version()), a);
+  doc.AddMember("kind", str(r.kind), a);
+  Value meta(rapidjson::kObjectType);
+  meta.AddMember("name", str(repl.key.name), a);
+  meta.AddMember("namespace", str(repl.key.ns), a);
+  doc.AddMember("metadata", std::move(meta), a);
+
+  Value status(rapidjson::kObjectType);
+  status.AddMember("phase", str(st.phase), a);
+  status.AddMember("observedGeneration", Value(static_cast<int64_t>(st.observed_generation)), a);
+  Value urls(rapidjson::kObjectType);
+  urls.AddMember("ide", str(st.ide_url), a);
+  urls.AddMember("preview", str(st.preview_url), a);
+  status.AddMember("urls", std::move(urls), a);
+  Value conditions(rapidjson::kArrayType);
+  if (st.ready) {
+    const Condition& c = *st.ready;
+    Value cond(rapidjson::kObjectType);
+    cond.AddMember("type", str(c.type), a);
+    cond.AddMember("status", str(c.status), a);
+    cond.AddMember("reason", str(c.reason), a);
+    cond.AddMember("message", str(c.message), a);
+    cond.AddMember("observedGeneration", Value(static_cast<int64_t>(c.observed_generation)), a);
+    cond.AddMember("lastTransitionTime", str(c.last_transition_time), a);
+    conditions.PushBack(std::move(cond), a);
+  }
+  status.AddMember("conditions", std::move(conditions), a);
+  doc.AddMember("status", std::move(status), a);
+  return doc;
+}
+
+std::string rfc3339_now() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace repl

@@ -1,0 +1,36 @@
+// A Repl's status, computed from what the operator observed of its children, and the server-side
+// apply body that writes it to the status subresource.
+//
+// Pure functions; thread-safe.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <optional>
+#include <string>
+
+#include "repl/children.hpp"
+#include "repl/repl.hpp"
+
+namespace repl {
+
+// What reconcile saw. `failure` is set when the children could not be rendered or applied (or the
+// spec is invalid); otherwise the Deployment's replica counts as the API server returned them.
+struct ChildObservation {
+  std::optional<std::string> failure_reason;  // CamelCase, e.g. "ApplyFailed"
+  std::string failure_message;
+  std::int64_t deployment_ready_replicas = 0;
+};
+
+// Computes the status. `now` (RFC 3339) becomes the Ready condition's lastTransitionTime only when
+// its status changes; otherwise the previous time is kept, so an unchanged status compares equal.
+ReplStatus compute_status(const Repl& repl, const ChildObservation& seen, const ReplUrls& urls,
+                          const std::string& now);
+
+// The body for PATCH .../repls/<name>/status with application/apply-patch+yaml.
+rapidjson::Document status_apply_body(const Repl& repl, const ReplStatus& status);
+
+// The current time as RFC 3339 in UTC, second precision (metav1.Time).
+std::string rfc3339_now();
+
+}  // namespace repl

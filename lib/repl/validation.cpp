@@ -1,0 +1,69 @@
+#include "repl/validation.hpp"
+
+namespace repl {
+namespace {
+
+bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
+
+// [a-z0-9]([-a-z0-9]*[a-z0-9])?
+bool is_dns_label_shape(std::string_view s) {
+  if (s.empty() || !is_lower_alnum(s.front()) || !is_lower_alnum(s.back())) return false;
+  for (char c : s) {
+    if (!is_lower_alnum(c) && c != '-') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<FieldError> validate_repl_id(std::string_view id) {
+  const char* field = "metadata.name";
+  if (id.empty()) return FieldError{field, "replId is required"};
+  if (id.size() > kMaxReplIdLength) return FieldError{field, "replId must be at most 63 characters"};
+  if (!is_dns_label_shape(id)) {
+    return FieldError{field,
+                      "replId must consist of lower case alphanumeric characters or '-', and must start "
+                      "and end with an alphanumeric character"};
+  }
+  return std::nullopt;
+}
+
+std::optional<FieldError> validate_user_id(std::string_view id) {
+  const char* field = "spec.userId";
+  if (id.empty()) return FieldError{field, "userId is required"};
+  if (id.size() > kMaxUserIdLength) return FieldError{field, "userId must be at most 63 characters"};
+  bool ok = is_alnum(id.front()) && is_alnum(id.back());
+  for (char c : id) ok = ok && (is_alnum(c) || c == '-' || c == '_' || c == '.');
+  if (!ok) {
+    return FieldError{field,
+                      "userId must consist of alphanumeric characters, '-', '_' or '.', and must start "
+                      "and end with an alphanumeric character"};
+  }
+  return std::nullopt;
+}
+
+std::optional<FieldError> validate_language(std::string_view language) {
+  const char* field = "spec.language";
+  if (language.size() > kMaxLanguageLength)
+    return FieldError{field, "language must be at most 32 characters"};
+  if (!is_dns_label_shape(language)) {
+    return FieldError{field,
+                      "language must consist of lower case alphanumeric characters or '-', and must "
+                      "start and end with an alphanumeric character"};
+  }
+  return std::nullopt;
+}
+
+std::optional<FieldError> validate_image(std::string_view image) {
+  const char* field = "spec.image";
+  if (image.empty()) return FieldError{field, "image must not be empty"};
+  if (image.size() > kMaxImageLength) return FieldError{field, "image must be at most 512 characters"};
+  for (unsigned char c : image) {
+    if (c <= ' ' || c >= 0x7f)
+      return FieldError{field, "image must not contain whitespace or control characters"};
+  }
+  return std::nullopt;
+}
+
+}  // namespace repl

@@ -1,0 +1,41 @@
+// Validation of the identifiers a Repl is made of, one function per field, shared by the operator
+// and the API shim. The rules are the ones the CRD enforces (crd/repls.peetcode.com.yaml), so the
+// shim refuses exactly what the API server would refuse, before it writes anything.
+//
+// Pure functions; thread-safe.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace repl {
+
+struct FieldError {
+  std::string field;    // JSON path of the offending field, e.g. "spec.userId"
+  std::string message;  // for humans; says what is allowed
+
+  bool operator==(const FieldError&) const = default;
+};
+
+inline constexpr std::size_t kMaxReplIdLength = 63;
+inline constexpr std::size_t kMaxUserIdLength = 63;
+inline constexpr std::size_t kMaxLanguageLength = 32;
+inline constexpr std::size_t kMaxImageLength = 512;
+
+// replId = metadata.name: an RFC 1123 DNS label (lower-case alphanumerics and '-', starting and
+// ending alphanumeric), at most 63 characters, because it becomes a host name label.
+std::optional<FieldError> validate_repl_id(std::string_view id);
+
+// userId: a Kubernetes label value (alphanumerics, with '-', '_' or '.' inside), 1..63 characters,
+// because it is written into the peetcode.com/user label of every child.
+std::optional<FieldError> validate_user_id(std::string_view id);
+
+// language: lower-case alphanumerics and '-', starting and ending alphanumeric, at most 32
+// characters, because it names an S3 prefix (base/<language>/).
+std::optional<FieldError> validate_language(std::string_view language);
+
+// image: a container image reference without whitespace or control characters, at most 512.
+std::optional<FieldError> validate_image(std::string_view image);
+
+}  // namespace repl

@@ -1,0 +1,114 @@
+// repl-operator: wires flags, the kube client, the templates and the controller, and stops on
+// SIGINT/SIGTERM. No logic lives here.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <iostream>
+#include <thread>
+
+#include "common/flags.hpp"
+#include "common/log.hpp"
+#include "controller.hpp"
+#include "kube/config.hpp"
+#include "kube/transport.hpp"
+#include "reconciler.hpp"
+#include "repl/children.hpp"
+
+#ifndef REPL_DEFAULT_TEMPLATES
+#define REPL_DEFAULT_TEMPLATES "templates"
+#endif
+
+int main(int argc, char** argv) {
+  using namespace repl;
+  std::string kubeconfig;
+  std::string templates_dir = REPL_DEFAULT_TEMPLATES;
+  std::string log_level = "info";
+  ControllerOptions controller_options;
+  ChildSettings settings;
+
+  Flags flags(
+      "repl-operator",
+      "Reconciles each Repl (peetcode.com/v1alpha1) into a Deployment, a Service and an Ingress it owns,\n"
+      "and reports the Repl's phase and URLs in its status.");
+  flags.add("kubeconfig", "", &kubeconfig,
+            "kubeconfig file; without it $KUBECONFIG, then the in-cluster service account, is used");
+  flags.add("namespace", "REPL_NAMESPACE", &controller_options.ns,
+            "watch Repls in this namespace only (empty: all)");
+  flags.add("templates", "REPL_TEMPLATES", &templates_dir,
+            "directory holding deployment.yaml, service.yaml and ingress.yaml");
+  flags.add("runner-image", "REPL_RUNNER_IMAGE", &settings.runner_image,
+            "runner image, unless a Repl sets spec.image");
+  flags.add("init-image", "REPL_INIT_IMAGE", &settings.init_image,
+            "image of the init container that copies code from S3");
+  flags.add("bucket", "REPL_BUCKET", &settings.bucket, "S3 bucket holding code/<replId>/");
+  flags.add("aws-secret", "REPL_AWS_SECRET", &settings.aws_secret_name,
+            "Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, in each Repl's namespace");
+  flags.add("ide-domain", "REPL_IDE_DOMAIN", &settings.ide_domain,
+            "IDE host is <replId>.<ide-domain> (port 3001)");
+  flags.add("preview-domain", "REPL_PREVIEW_DOMAIN", &settings.preview_domain,
+            "preview host is <replId>.<preview-domain> (port 3000)");
+  flags.add("ingress-class", "REPL_INGRESS_CLASS", &settings.ingress_class,
+            "ingressClassName of each Ingress");
+  flags.add("url-scheme", "REPL_URL_SCHEME", &settings.url_scheme, "scheme of the URLs reported in status");
+  flags.add("workers", "REPL_WORKERS", &controller_options.workers, "Repls reconciled in parallel");
+  flags.add("log-level", "REPL_LOG_LEVEL", &log_level, "debug, info, warn or error");
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = flags.parse(args, process_getenv);
+  if (!parsed) {
+    std::cerr << "repl-operator: " << parsed.error() << "\n";
+    return 2;
+  }
+  if (*parsed == Flags::Outcome::kHelp) {
+    std::cout << flags.help();
+    return 0;
+  }
+  const auto level = log::parse_level(log_level);
+  if (!level) {
+    std::cerr << "repl-operator: --log-level must be debug, info, warn or error\n";
+    return 2;
+  }
+  log::set_level(*level);
+  if (controller_options.workers < 1) {
+    std::cerr << "repl-operator: --workers must be at least 1\n";
+    return 2;
+  }
+
+  auto config = kube::resolve_config(kubeconfig, process_getenv);
+  if (!config) {
+    log::error("no cluster configuration", {{"error", config.error().message}});
+    return 1;
+  }
+  auto transport = kube::make_http_transport(*config);
+  if (!transport) {
+    log::error("cannot set up the API client", {{"error", transport.error().message}});
+    return 1;
+  }
+  auto templates = load_child_templates(templates_dir);
+  if (!templates) {
+    log::error("cannot load templates", {{"error", templates.error().message}});
+    return 1;
+  }
+
+  kube::Client client(*transport);
+  Reconciler reconciler(client, settings, std::move(*templates));
+  Controller controller(client, reconciler, controller_options);
+
+  boost::asio::io_context signals_io;
+  boost::asio::signal_set signals(signals_io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    log::info("stopping", {{"signal", std::to_string(sig)}});
+    controller.stop();
+  });
+  std::thread signal_thread([&] { signals_io.run(); });
+
+  log::info("starting", {{"server", config->server},
+                         {"config", config->source},
+                         {"namespace", controller_options.ns.empty() ? "(all)" : controller_options.ns},
+                         {"templates", templates_dir}});
+  controller.run();
+  signals_io.stop();
+  signal_thread.join();
+  log::info("stopped");
+  return 0;
+}

@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# A real, throwaway Kubernetes control plane on loopback (etcd + kube-apiserver), as
+# controller-runtime's envtest starts one: no nodes, no controllers.
+#
+#   cluster.sh up [DIR]             start one; prints the admin kubeconfig path as its last line
+#   cluster.sh down DIR|KUBECONFIG  stop it and remove its files
+#   cluster.sh restart-apiserver DIR|KUBECONFIG
+#                                   SIGKILL the API server and start it again on the same etcd and port
+#
+# Everything lives in DIR (default: a fresh mktemp directory): certificates, etcd data, logs, pid
+# files, kubeconfigs. Ports are picked free at start, so two clusters on one machine never collide.
+#   admin.kubeconfig   client certificate, O=system:masters
+#   nobody.kubeconfig  bearer token of user "nobody", who has no RBAC rights
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+cluster_dir() {
+  local arg=${1:?a cluster directory or its kubeconfig is required}
+  [ -f "$arg" ] && arg=$(dirname "$arg")
+  [ -f "$arg/cluster.env" ] || die "$arg is not a cluster directory (no cluster.env)"
+  (cd "$arg" && pwd)
+}
+
+# wait_for PID_FILE SECONDS COMMAND...: retries COMMAND every 0.2 s while the process lives.
+wait_for() {
+  local pid_file=$1 seconds=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    kill -0 "$(cat "$pid_file")" 2>/dev/null || return 1
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
+}
+
+make_certs() {
+  local d=$1/pki
+  mkdir -p "$d"
+  (
+    cd "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=repl-test-ca" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' > apiserver.ext
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out apiserver.crt -days 2 \
+      -extfile apiserver.ext 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr -subj "/O=system:masters/CN=admin" 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' > admin.ext
+    openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out admin.crt -days 2 \
+      -extfile admin.ext 2>/dev/null
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    nobody_token=$(openssl rand -hex 16)
+    printf '%s,nobody,uid-nobody\n' "$nobody_token" > tokens.csv
+    echo "$nobody_token" > nobody.token
+    rm -f ./*.csr ./*.ext
+  )
+}
+
+write_kubeconfigs() {
+  local dir=$1 server=$2
+  local ca cert key
+  ca=$(base64 -w0 < "$dir/pki/ca.crt")
+  cert=$(base64 -w0 < "$dir/pki/admin.crt")
+  key=$(base64 -w0 < "$dir/pki/admin.key")
+  cat > "$dir/admin.kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: $server
+    certificate-authority-data: $ca
+users:
+- name: admin
+  user:
+    client-certificate-data: $cert
+    client-key-data: $key
+contexts:
+- name: admin@local
+  context:
+    cluster: local
+    user: admin
+    namespace: default
+current-context: admin@local
+KUBECONFIG
+  cat > "$dir/nobody.kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: $server
+    certificate-authority-data: $ca
+users:
+- name: nobody
+  user:
+    token: $(cat "$dir/pki/nobody.token")
+contexts:
+- name: nobody@local
+  context:
+    cluster: local
+    user: nobody
+    namespace: default
+current-context: nobody@local
+KUBECONFIG
+  chmod 600 "$dir"/*.kubeconfig
+}
+
+start_apiserver() {
+  local dir=$1
+  # shellcheck disable=SC1091
+  . "$dir/cluster.env"
+  local pki=$dir/pki
+  setsid "$BIN/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --cert-dir="$dir/apiserver-certs" \
+    --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
+    --client-ca-file="$pki/ca.crt" \
+    --token-auth-file="$pki/tokens.csv" \
+    --service-account-issuer=https://kubernetes.default.svc \
+    --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
+    --authorization-mode=RBAC \
+    --endpoint-reconciler-type=none \
+    --service-cluster-ip-range=10.96.0.0/24 \
+    --disable-admission-plugins=ServiceAccount \
+    --allow-privileged=true \
+    ${APISERVER_EXTRA_ARGS:-} \
+    > "$dir/apiserver.log" 2>&1 < /dev/null &
+  echo $! > "$dir/apiserver.pid"
+  if ! wait_for "$dir/apiserver.pid" 90 curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+      "https://127.0.0.1:$API_PORT/readyz"; then
+    tail -n 30 "$dir/apiserver.log" >&2
+    die "the API server did not become ready (log: $dir/apiserver.log)"
+  fi
+}
+
+stop_pid_file() {
+  local file=$1 signal=${2:-TERM}
+  [ -f "$file" ] || return 0
+  local pid
+  pid=$(cat "$file")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "-$signal" "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$file"
+}
+
+up() {
+  local bin dir
+  bin=$("$here/build.sh" | tail -n 1)
+  dir=${1:-$(mktemp -d "${TMPDIR:-/tmp}/repl-cluster.XXXXXX")}
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  [ ! -f "$dir/etcd.pid" ] || die "$dir already holds a running cluster; run cluster.sh down $dir first"
+  # Any failure from here on takes down what was started (the logs stay in $dir).
+  trap 'stop_pid_file "$dir/apiserver.pid" KILL; stop_pid_file "$dir/etcd.pid" KILL' EXIT
+
+  make_certs "$dir"
+  cat > "$dir/cluster.env" <<ENV
+BIN=$bin
+ETCD_PORT=$(free_port)
+ETCD_PEER_PORT=$(free_port)
+API_PORT=$(free_port)
+ENV
+  # shellcheck disable=SC1091
+  . "$dir/cluster.env"
+  setsid "$bin/etcd" --name=default --data-dir="$dir/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="default=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --log-level=warn \
+    > "$dir/etcd.log" 2>&1 < /dev/null &
+  echo $! > "$dir/etcd.pid"
+  if ! wait_for "$dir/etcd.pid" 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"; then
+    tail -n 30 "$dir/etcd.log" >&2
+    die "etcd did not become healthy (log: $dir/etcd.log)"
+  fi
+  start_apiserver "$dir"
+  write_kubeconfigs "$dir" "https://127.0.0.1:$API_PORT"
+  trap - EXIT
+  echo "cluster up: kube-apiserver $("$bin/kube-apiserver" --version | cut -d' ' -f2) on https://127.0.0.1:$API_PORT" >&2
+  echo "$dir/admin.kubeconfig"
+}
+
+down() {
+  local dir
+  dir=$(cluster_dir "$1")
+  stop_pid_file "$dir/apiserver.pid"
+  stop_pid_file "$dir/etcd.pid"
+  rm -rf "$dir"
+}
+
+restart_apiserver() {
+  local dir
+  dir=$(cluster_dir "$1")
+  stop_pid_file "$dir/apiserver.pid" KILL
+  start_apiserver "$dir"
+}
+
+case "${1:-}" in
+  up) shift; up "$@" ;;
+  down) shift; down "$@" ;;
+  restart-apiserver) shift; restart_apiserver "$@" ;;
+  *) echo "usage: cluster.sh up [DIR] | down DIR|KUBECONFIG | restart-apiserver DIR|KUBECONFIG" >&2; exit 2 ;;
+esac
