@@ -193,8 +193,9 @@ ENV
 down() {
   local dir
   dir=$(cluster_dir "$1")
-  stop_pid_file "$dir/apiserver.pid"
-  stop_pid_file "$dir/etcd.pid"
+  # Its state is thrown away next, so there is nothing to shut down gracefully.
+  stop_pid_file "$dir/apiserver.pid" KILL
+  stop_pid_file "$dir/etcd.pid" KILL
   rm -rf "$dir"
 }
 

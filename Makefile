@@ -1,0 +1,36 @@
+# Front door. `make run` and `make test` work on a fresh machine: both install what they need.
+BUILD_DIR ?= build
+CMAKE_FLAGS ?=
+CTEST_FLAGS ?=
+JOBS ?= $(shell nproc)
+
+.PHONY: deps build test unit integration run format clean
+
+deps:
+	scripts/deps.sh
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS)
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+# Every test tier: unit, then integration against a local kube-apiserver + etcd.
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+
+unit: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) -L unit
+
+integration: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) -L integration
+
+# The operator against a local control plane (or the cluster $KUBECONFIG names, with REPL_USE_KUBECONFIG=1).
+run: build
+	scripts/run-local.sh $(BUILD_DIR)
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf $(BUILD_DIR)

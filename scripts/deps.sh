@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building and testing need, idempotently: Debian packages (compiler toolchain,
+# cpprestsdk, yaml-cpp, RapidJSON, Boost, Catch2, OpenSSL, clang-format, kubectl), and the local control plane's binaries built from the Go module proxy (test/cluster/build.sh,
+# cached under ~/.cache/repl-operator). Safe to run again: it only does what is missing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+packages=(build-essential cmake ninja-build pkg-config libcpprest-dev libyaml-cpp-dev rapidjson-dev
+  libboost-dev libboost-system-dev catch2 libssl-dev openssl curl python3 clang-format)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+command -v kubectl >/dev/null 2>&1 || missing+=(kubectl)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The control plane is built with Go >= 1.21, which fetches the toolchain go.mod asks for by itself.
+command -v go >/dev/null 2>&1 || { echo "deps: Go (1.21 or newer) is required to build the test control plane" >&2; exit 1; }
+"$here/test/cluster/build.sh" >/dev/null
+echo "deps: ok" >&2

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make run`: starts a local control plane (unless REPL_USE_KUBECONFIG=1 and $KUBECONFIG is set),
+# installs the CRD, runs the operator in the foreground, and takes everything down on Ctrl-C.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+
+if [ "${REPL_USE_KUBECONFIG:-0}" = 1 ] && [ -n "${KUBECONFIG:-}" ]; then
+  echo "using the cluster of \$KUBECONFIG ($KUBECONFIG)"
+else
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/repl-run.XXXXXX")
+  KUBECONFIG=$("$root/test/cluster/cluster.sh" up "$dir" | tail -n 1)
+  export KUBECONFIG
+  trap '"$root/test/cluster/cluster.sh" down "$dir"' EXIT
+fi
+kubectl apply -f "$root/crd/repls.peetcode.com.yaml" >/dev/null
+kubectl wait --for condition=established crd/repls.peetcode.com --timeout=60s >/dev/null
+
+cat <<MSG
+
+The operator is starting against $(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}').
+In another shell, try:
+
+  export KUBECONFIG=$KUBECONFIG
+  kubectl apply -f $root/examples/repl.yaml
+  kubectl get repls,deploy,svc,ingress
+
+This local control plane has no nodes and no controllers: the Deployment is created, but no pod
+runs, so the Repl stays in phase Starting. Press Ctrl-C to stop (the control plane goes with it).
+
+MSG
+# Not exec: the EXIT trap must run after the operator stops.
+"$build/bin/repl-operator" --templates "$root/templates" &
+operator=$!
+trap 'kill -TERM $operator 2>/dev/null || true' INT TERM
+wait $operator || true
+wait $operator 2>/dev/null || true

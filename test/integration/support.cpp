@@ -1,0 +1,207 @@
+#include "integration/support.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+namespace repl::test {
+namespace {
+
+std::vector<char*> c_argv(const std::vector<std::string>& argv) {
+  std::vector<char*> out;
+  for (const auto& a : argv) out.push_back(const_cast<char*>(a.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+std::string random_suffix() {
+  static std::mt19937_64 rng(std::random_device{}());
+  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string s;
+  for (int i = 0; i < 6; ++i) s.push_back(kChars[rng() % (sizeof kChars - 1)]);
+  return s;
+}
+
+}  // namespace
+
+CommandResult run(const std::vector<std::string>& argv, const std::string& input) {
+  int in[2], out[2], err[2];
+  REQUIRE(pipe(in) == 0);
+  REQUIRE(pipe(out) == 0);
+  REQUIRE(pipe(err) == 0);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  for (int fd : {in[0], in[1], out[0], out[1], err[0], err[1]})
+    posix_spawn_file_actions_addclose(&actions, fd);
+  pid_t pid = -1;
+  auto args = c_argv(argv);
+  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(in[0]);
+  close(out[1]);
+  close(err[1]);
+  REQUIRE(rc == 0);
+
+  // Feed stdin and drain stdout/stderr together, so a large output never blocks the child.
+  CommandResult result;
+  std::size_t written = 0;
+  if (input.empty()) close(in[1]);
+  std::vector<pollfd> fds = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  if (!input.empty()) fds.push_back({in[1], POLLOUT, 0});
+  int open_reads = 2;
+  char buf[65536];
+  while (open_reads > 0 || fds.size() > 2) {
+    REQUIRE(poll(fds.data(), fds.size(), -1) >= 0);
+    for (std::size_t i = 0; i < fds.size(); ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      if (i == 2) {
+        const ssize_t n = write(in[1], input.data() + written, input.size() - written);
+        if (n > 0) written += static_cast<std::size_t>(n);
+        if (n <= 0 || written == input.size()) {
+          close(in[1]);
+          fds.pop_back();
+        }
+        continue;
+      }
+      const ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_reads;
+      } else {
+        (i == 0 ? result.out : result.err).append(buf, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+std::string admin_kubeconfig() {
+  const char* path = std::getenv("REPL_TEST_KUBECONFIG");
+  if (path == nullptr || *path == '\0') {
+    FAIL("REPL_TEST_KUBECONFIG is not set: run the integration tests through ctest (make test)");
+  }
+  return path;
+}
+
+std::string nobody_kubeconfig() {
+  const std::string admin = admin_kubeconfig();
+  return admin.substr(0, admin.rfind('/')) + "/nobody.kubeconfig";
+}
+
+CommandResult kubectl(const std::vector<std::string>& args, const std::string& input) {
+  std::vector<std::string> argv = {"kubectl", "--kubeconfig", admin_kubeconfig()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, input);
+}
+
+std::string fresh_namespace(const std::string& prefix) {
+  const std::string ns = prefix + "-" + random_suffix();
+  const auto r = kubectl({"create", "namespace", ns});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  return ns;
+}
+
+bool eventually(std::chrono::milliseconds timeout, const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+std::string jsonpath(const std::string& ns, const std::string& object, const std::string& path) {
+  const auto r = kubectl({"get", "-n", ns, object, "-o", "jsonpath=" + path});
+  return r.exit_code == 0 ? r.out : std::string();
+}
+
+OperatorProcess::OperatorProcess(std::vector<std::string> extra_args) {
+  char tmpl[] = "/tmp/repl-operator-log.XXXXXX";
+  const int fd = mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  log_path_ = tmpl;
+  std::vector<std::string> argv = {REPL_OPERATOR_BIN,
+                                   "--kubeconfig",
+                                   admin_kubeconfig(),
+                                   "--log-level",
+                                   "debug",
+                                   "--templates",
+                                   std::string(REPL_SOURCE_DIR) + "/templates"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, fd, 2);
+  auto args = c_argv(argv);
+  const int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  close(fd);
+  REQUIRE(rc == 0);
+}
+
+OperatorProcess::~OperatorProcess() {
+  stop();
+  if (std::uncaught_exceptions() > 0) {
+    const std::string text = log();
+    const std::size_t keep = 6000;
+    std::cerr << "---- operator log (end) ----\n"
+              << (text.size() > keep ? text.substr(text.size() - keep) : text) << "----\n";
+  }
+  unlink(log_path_.c_str());
+}
+
+int OperatorProcess::stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  // Give it 10 s to finish in-flight work, then make sure it is gone.
+  for (int i = 0; i < 200; ++i) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  kill(pid_, SIGKILL);
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return -1;
+}
+
+std::string OperatorProcess::log() const {
+  std::ifstream in(log_path_);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int OperatorProcess::count_log(const std::string& needle) const {
+  std::istringstream in(log());
+  int n = 0;
+  for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
+  return n;
+}
+
+}  // namespace repl::test

@@ -1,0 +1,63 @@
+// Helpers for integration tests against the local control plane that CTest's `cluster` fixture
+// started (test/cluster/cluster.sh): running kubectl as a user would, running the operator binary
+// as a child process, fresh namespaces per test, and waiting for a condition with a deadline.
+//
+// Not thread-safe; each test drives one scenario from its own thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace repl::test {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs argv[0] (looked up in PATH) with `input` on stdin; captures stdout and stderr.
+CommandResult run(const std::vector<std::string>& argv, const std::string& input = "");
+
+// The admin kubeconfig of the test cluster ($REPL_TEST_KUBECONFIG).
+std::string admin_kubeconfig();
+// The kubeconfig of "nobody", a token-authenticated user without rights.
+std::string nobody_kubeconfig();
+
+// kubectl against the test cluster as admin.
+CommandResult kubectl(const std::vector<std::string>& args, const std::string& input = "");
+
+// Creates a namespace with a unique name starting with `prefix`; returns its name.
+std::string fresh_namespace(const std::string& prefix);
+
+// Calls `done` every 50 ms until it returns true or `timeout` passes; returns its last answer.
+bool eventually(std::chrono::milliseconds timeout, const std::function<bool()>& done);
+
+// kubectl get -o jsonpath=<path> for one object; empty when it does not exist.
+std::string jsonpath(const std::string& ns, const std::string& object, const std::string& path);
+
+// The repl-operator binary as a child process, logging (debug level) to a file. Stopped with
+// SIGTERM on destruction; if the test is failing then, the end of its log is printed.
+class OperatorProcess {
+ public:
+  explicit OperatorProcess(std::vector<std::string> extra_args);
+  ~OperatorProcess();
+  OperatorProcess(const OperatorProcess&) = delete;
+  OperatorProcess& operator=(const OperatorProcess&) = delete;
+
+  std::string log() const;
+  // Count of log lines containing `needle`.
+  int count_log(const std::string& needle) const;
+  // Sends SIGTERM and waits; returns the exit status (as from waitpid's WEXITSTATUS, or -1).
+  int stop();
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_path_;
+};
+
+}  // namespace repl::test
