@@ -9,9 +9,9 @@ if [ "${REPL_USE_KUBECONFIG:-0}" = 1 ] && [ -n "${KUBECONFIG:-}" ]; then
   echo "using the cluster of \$KUBECONFIG ($KUBECONFIG)"
 else
   dir=$(mktemp -d "${TMPDIR:-/tmp}/repl-run.XXXXXX")
+  trap '"$root/test/cluster/cluster.sh" down "$dir" 2>/dev/null || rm -rf "$dir"' EXIT
   KUBECONFIG=$("$root/test/cluster/cluster.sh" up "$dir" | tail -n 1)
   export KUBECONFIG
-  trap '"$root/test/cluster/cluster.sh" down "$dir"' EXIT
 fi
 kubectl apply -f "$root/crd/repls.peetcode.com.yaml" >/dev/null
 kubectl wait --for condition=established crd/repls.peetcode.com --timeout=60s >/dev/null

@@ -133,6 +133,7 @@ start_apiserver() {
     ${APISERVER_EXTRA_ARGS:-} \
     > "$dir/apiserver.log" 2>&1 < /dev/null &
   echo $! > "$dir/apiserver.pid"
+  disown
   if ! wait_for "$dir/apiserver.pid" 90 curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
       "https://127.0.0.1:$API_PORT/readyz"; then
     tail -n 30 "$dir/apiserver.log" >&2
@@ -179,6 +180,7 @@ ENV
     --unsafe-no-fsync --log-level=warn \
     > "$dir/etcd.log" 2>&1 < /dev/null &
   echo $! > "$dir/etcd.pid"
+  disown
   if ! wait_for "$dir/etcd.pid" 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"; then
     tail -n 30 "$dir/etcd.log" >&2
     die "etcd did not become healthy (log: $dir/etcd.log)"
