@@ -32,7 +32,7 @@ wait_for() {
   local pid_file=$1 seconds=$2; shift 2
   local deadline=$((SECONDS + seconds))
   until "$@" >/dev/null 2>&1; do
-    kill -0 "$(cat "$pid_file")" 2>/dev/null || return 1
+    alive "$(cat "$pid_file")" || return 1
     [ "$SECONDS" -lt "$deadline" ] || return 1
     sleep 0.2
   done
@@ -141,14 +141,21 @@ start_apiserver() {
   fi
 }
 
+# A killed process whose parent has not reaped it yet (a zombie) counts as gone.
+alive() {
+  local state
+  state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 stop_pid_file() {
   local file=$1 signal=${2:-TERM}
   [ -f "$file" ] || return 0
   local pid
   pid=$(cat "$file")
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     kill "-$signal" "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$file"
