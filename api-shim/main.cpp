@@ -30,16 +30,7 @@ int main(int argc, char** argv) {
   flags.add("max-body-bytes", "SHIM_MAX_BODY_BYTES", &max_body_bytes, "largest request body accepted");
   flags.add("log-level", "SHIM_LOG_LEVEL", &log_level, "debug, info, warn or error");
 
-  std::vector<std::string> args(argv + 1, argv + argc);
-  auto parsed = flags.parse(args, process_getenv);
-  if (!parsed) {
-    std::cerr << "repl-shim: " << parsed.error() << "\n";
-    return 2;
-  }
-  if (*parsed == Flags::Outcome::kHelp) {
-    std::cout << flags.help();
-    return 0;
-  }
+  if (auto exit_code = flags.parse_main(argc, argv)) return *exit_code;
   std::cerr << "repl-shim: the HTTP endpoints are not implemented yet; see --help\n";
   return 1;
 }

@@ -52,16 +52,7 @@ int main(int argc, char** argv) {
   flags.add("workers", "REPL_WORKERS", &controller_options.workers, "Repls reconciled in parallel");
   flags.add("log-level", "REPL_LOG_LEVEL", &log_level, "debug, info, warn or error");
 
-  std::vector<std::string> args(argv + 1, argv + argc);
-  auto parsed = flags.parse(args, process_getenv);
-  if (!parsed) {
-    std::cerr << "repl-operator: " << parsed.error() << "\n";
-    return 2;
-  }
-  if (*parsed == Flags::Outcome::kHelp) {
-    std::cout << flags.help();
-    return 0;
-  }
+  if (auto exit_code = flags.parse_main(argc, argv)) return *exit_code;
   const auto level = log::parse_level(log_level);
   if (!level) {
     std::cerr << "repl-operator: --log-level must be debug, info, warn or error\n";

@@ -1,6 +1,7 @@
 #include "common/flags.hpp"
 
 #include <charconv>
+#include <iostream>
 
 namespace repl {
 
@@ -91,6 +92,24 @@ std::string Flags::help() const {
   }
   out += "  --help\n      print this help and exit\n";
   return out;
+}
+
+}  // namespace repl
+
+namespace repl {
+
+std::optional<int> Flags::parse_main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = parse(args, process_getenv);
+  if (!parsed) {
+    std::cerr << program_ << ": " << parsed.error() << "\n";
+    return 2;
+  }
+  if (*parsed == Outcome::kHelp) {
+    std::cout << help();
+    return 0;
+  }
+  return std::nullopt;
 }
 
 }  // namespace repl

@@ -2,9 +2,9 @@
 //
 //   Flags f("repl-operator", "Reconciles Repls into Deployments, Services and Ingresses.");
 //   f.add("namespace", "REPL_NAMESPACE", &opts.ns, "namespace to watch (default: all)");
-//   auto r = f.parse(args, getenv);   // environment first, then the command line wins
-//   if (!r) { print(r.error()); return 2; }
-//   if (*r == Flags::Outcome::kHelp) { print(f.help()); return 0; }
+//   if (auto exit_code = f.parse_main(argc, argv)) return *exit_code;   // --help, or a bad flag
+//
+// The environment is read first, then the command line wins.
 //
 // Accepted forms: --name=value, --name value, and for booleans --name / --name=false.
 // Not thread-safe; used once at start-up.
@@ -32,6 +32,10 @@ class Flags {
   void add(std::string name, std::string env, bool* target, std::string help);
 
   Result<Outcome, std::string> parse(const std::vector<std::string>& args, const Getenv& getenv);
+
+  // For main(): parses argv and the process environment. Returns the exit code when the program
+  // should stop now: 0 after printing --help to stdout, 2 after printing an error to stderr.
+  std::optional<int> parse_main(int argc, char** argv);
   std::string help() const;
 
  private:

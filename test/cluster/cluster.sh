@@ -61,54 +61,39 @@ make_certs() {
   )
 }
 
+# write_kubeconfig FILE SERVER USER USER_FIELDS: a kubeconfig for one user of this cluster.
+write_kubeconfig() {
+  local file=$1 server=$2 user=$3 user_fields=$4 dir
+  dir=$(dirname "$file")
+  cat > "$file" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: $server
+    certificate-authority-data: $(base64 -w0 < "$dir/pki/ca.crt")
+users:
+- name: $user
+  user:
+$user_fields
+contexts:
+- name: $user@local
+  context:
+    cluster: local
+    user: $user
+    namespace: default
+current-context: $user@local
+KUBECONFIG
+  chmod 600 "$file"
+}
+
 write_kubeconfigs() {
   local dir=$1 server=$2
-  local ca cert key
-  ca=$(base64 -w0 < "$dir/pki/ca.crt")
-  cert=$(base64 -w0 < "$dir/pki/admin.crt")
-  key=$(base64 -w0 < "$dir/pki/admin.key")
-  cat > "$dir/admin.kubeconfig" <<KUBECONFIG
-apiVersion: v1
-kind: Config
-clusters:
-- name: local
-  cluster:
-    server: $server
-    certificate-authority-data: $ca
-users:
-- name: admin
-  user:
-    client-certificate-data: $cert
-    client-key-data: $key
-contexts:
-- name: admin@local
-  context:
-    cluster: local
-    user: admin
-    namespace: default
-current-context: admin@local
-KUBECONFIG
-  cat > "$dir/nobody.kubeconfig" <<KUBECONFIG
-apiVersion: v1
-kind: Config
-clusters:
-- name: local
-  cluster:
-    server: $server
-    certificate-authority-data: $ca
-users:
-- name: nobody
-  user:
-    token: $(cat "$dir/pki/nobody.token")
-contexts:
-- name: nobody@local
-  context:
-    cluster: local
-    user: nobody
-    namespace: default
-current-context: nobody@local
-KUBECONFIG
-  chmod 600 "$dir"/*.kubeconfig
+  write_kubeconfig "$dir/admin.kubeconfig" "$server" admin \
+    "    client-certificate-data: $(base64 -w0 < "$dir/pki/admin.crt")
+    client-key-data: $(base64 -w0 < "$dir/pki/admin.key")"
+  write_kubeconfig "$dir/nobody.kubeconfig" "$server" nobody "    token: $(cat "$dir/pki/nobody.token")"
 }
 
 start_apiserver() {
