@@ -1,5 +1,7 @@
 #include "repl_store.hpp"
 
+#include <vector>
+
 #include "common/log.hpp"
 
 namespace repl {
@@ -41,21 +43,21 @@ void ReplStore::resync_item(const rapidjson::Value& object) {
 }
 
 void ReplStore::end_resync() {
-  std::map<ObjectKey, Repl> old;
+  // Every listed key may have changed, and every key that is gone was deleted while we were not
+  // watching: both need a reconcile. The callback runs outside the lock, as in on_event().
+  std::vector<ObjectKey> changed;
   {
     std::lock_guard lock(mu_);
-    old.swap(repls_);
+    for (const auto& [key, _] : repls_) {
+      if (!incoming_.contains(key)) changed.push_back(key);
+    }
     repls_.swap(incoming_);
+    incoming_.clear();
     synced_ = true;
+    for (const auto& [key, _] : repls_) changed.push_back(key);
   }
   synced_cv_.notify_all();
-  // Every listed key may have changed, and every key that is gone was deleted while we were not
-  // watching: both need a reconcile.
-  std::lock_guard lock(mu_);
-  for (const auto& [key, _] : repls_) on_change_(key);
-  for (const auto& [key, _] : old) {
-    if (!repls_.contains(key)) on_change_(key);
-  }
+  for (const auto& key : changed) on_change_(key);
 }
 
 void ReplStore::on_event(kube::EventType type, const rapidjson::Value& object) {

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -102,7 +103,8 @@ Result<ClusterConfig, ConfigError> parse_kubeconfig(std::string_view yaml, const
   cfg.server = scalar(*cluster, "server");
   if (cfg.server.empty()) return Fail(ConfigError{"cluster \"" + cluster_name + "\" has no server"});
   while (!cfg.server.empty() && cfg.server.back() == '/') cfg.server.pop_back();
-  cfg.insecure_skip_tls_verify = scalar(*cluster, "insecure-skip-tls-verify") == "true";
+  const std::string insecure = scalar(*cluster, "insecure-skip-tls-verify");
+  cfg.insecure_skip_tls_verify = insecure == "true" || insecure == "True" || insecure == "TRUE";
   auto ca = pem_from(*cluster, "certificate-authority-data", "certificate-authority", base_dir);
   if (!ca) return Fail(ca.error());
   cfg.ca_pem = std::move(*ca);
@@ -160,15 +162,16 @@ Result<ClusterConfig, ConfigError> in_cluster_config(const Getenv& getenv, const
   if (!ca) return Fail(ConfigError{"in-cluster: " + ca.error().message});
   cfg.ca_pem = std::move(*ca);
   if (auto ns = read_file(sa_dir + "/namespace")) cfg.ns = *ns;
-  while (!cfg.ns.empty() && (cfg.ns.back() == '\n' || cfg.ns.back() == ' ')) cfg.ns.pop_back();
+  while (!cfg.ns.empty() && std::isspace(static_cast<unsigned char>(cfg.ns.back()))) cfg.ns.pop_back();
   return cfg;
 }
 
 Result<ClusterConfig, ConfigError> resolve_config(const std::string& kubeconfig_flag, const Getenv& getenv) {
   if (!kubeconfig_flag.empty()) return load_kubeconfig(kubeconfig_flag);
   if (const auto env = getenv("KUBECONFIG"); env && !env->empty()) {
-    // $KUBECONFIG may list several files; like kubectl without merging, take the first.
-    return load_kubeconfig(env->substr(0, env->find(':')));
+    // $KUBECONFIG may list several files; kubectl merges them, we take the first one named.
+    std::size_t begin = env->find_first_not_of(':');
+    if (begin != std::string::npos) return load_kubeconfig(env->substr(begin, env->find(':', begin) - begin));
   }
   return in_cluster_config(getenv, std::string(kServiceAccountDir));
 }

@@ -73,9 +73,11 @@ ApiError decode_status(int http_status, std::string_view body) {
       return err;
     }
   }
-  // Not a Status: keep a bounded excerpt of what came back, for the log line.
-  constexpr std::size_t kExcerpt = 200;
-  err.message = body.empty() ? "empty response body" : std::string(body.substr(0, kExcerpt));
+  // Not a Status: keep a bounded excerpt of what came back, for the log line, cut before a UTF-8
+  // continuation byte so no character is split.
+  std::size_t cut = std::min<std::size_t>(body.size(), 200);
+  while (cut < body.size() && cut > 0 && (static_cast<unsigned char>(body[cut]) & 0xC0) == 0x80) --cut;
+  err.message = body.empty() ? "empty response body" : std::string(body.substr(0, cut));
   return err;
 }
 

@@ -62,7 +62,7 @@ Result<std::vector<Segment>, RenderError> split_placeholders(std::string_view te
 }
 
 // YAML 1.2 core schema resolution of a plain scalar without placeholders.
-Node resolve_plain(const std::string& s) {
+Result<Node, RenderError> resolve_plain(const std::string& s, const std::string& where) {
   static const std::regex kInt("[-+]?[0-9]+");
   static const std::regex kFloat("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
   Node n;
@@ -78,7 +78,10 @@ Node resolve_plain(const std::string& s) {
     n.integer = v;
   } else if (std::regex_match(s, kFloat)) {
     n.type = Node::Type::kFloat;
-    n.real = std::stod(s);
+    const char* begin = s.data() + (s[0] == '+');
+    if (std::from_chars(begin, s.data() + s.size(), n.real).ec != std::errc{}) {
+      return Fail(RenderError{where + ": number " + s + " is out of range"});
+    }
   } else {
     n.type = Node::Type::kString;
     n.string = s;
@@ -124,7 +127,7 @@ Result<Node, RenderError> convert(const YAML::Node& y, const Variables& vars, co
   const bool has_variable =
       std::any_of(segments->begin(), segments->end(), [](const Segment& s) { return s.is_variable; });
   if (!has_variable) {
-    if (plain) return resolve_plain(text);
+    if (plain) return resolve_plain(text, where);
     n.type = Node::Type::kString;
     n.string = text;
     return n;
