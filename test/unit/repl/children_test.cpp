@@ -1,0 +1,281 @@
+// What a Repl renders into with the repository's templates: golden files for the whole objects, and
+// explicit checks of the facts that matter (names, hosts, ports, replicas, credentials, ownership).
+//
+// REPL_UPDATE_GOLDEN=1 ./unit-tests "[golden]" rewrites test/unit/testdata/golden/*.json from the
+// current output; review the diff before keeping it.
+#include "repl/children.hpp"
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+#include "kube/client.hpp"
+#include "kube/config.hpp"
+#include "unit/support/json.hpp"
+#include "unit/support/repl_fixtures.hpp"
+#include "unit/support/temp_dir.hpp"
+
+namespace {
+
+using repl::Child;
+using repl::ChildSettings;
+using repl::test::at;
+using repl::test::string_at;
+
+bool updating_golden() {
+  const char* v = std::getenv("REPL_UPDATE_GOLDEN");
+  return v != nullptr && std::string(v) == "1";
+}
+
+void check_golden(const std::string& name, const rapidjson::Value& actual) {
+  const std::string path = std::string(REPL_TESTDATA_DIR) + "/golden/" + name + ".json";
+  const std::string rendered = repl::test::pretty_json(actual);
+  if (updating_golden()) {
+    std::ofstream(path, std::ios::binary) << rendered;
+    WARN("rewrote " << path);
+    return;
+  }
+  INFO("golden file " << path << " (REPL_UPDATE_GOLDEN=1 rewrites it)\nrendered:\n" << rendered);
+  auto text = repl::kube::read_file(path);
+  REQUIRE(text);
+  const auto expected = repl::test::parse_json(*text);
+  // Compact serialisations: byte-exact, including key order and number types.
+  CHECK(repl::kube::to_json(actual) == repl::kube::to_json(expected));
+}
+
+const Child& child_of_kind(const std::vector<Child>& children, const std::string& kind) {
+  for (const auto& c : children) {
+    if (c.resource.kind == kind) return c;
+  }
+  FAIL("no " << kind << " among the children");
+  throw;  // unreachable
+}
+
+// The labels every child carries, for the sample Repl.
+void check_common_labels(const rapidjson::Value& labels) {
+  CHECK(string_at(labels, "/app.kubernetes.io~1name") == "repl");
+  CHECK(string_at(labels, "/app.kubernetes.io~1managed-by") == "repl-operator");
+  CHECK(string_at(labels, "/app.kubernetes.io~1instance") == "abc123");
+  CHECK(string_at(labels, "/peetcode.com~1repl") == "abc123");
+  CHECK(string_at(labels, "/peetcode.com~1user") == "user-42");
+}
+
+void check_stamped_metadata(const rapidjson::Value& object) {
+  CHECK(string_at(object, "/metadata/namespace") == "team-a");
+  check_common_labels(at(object, "/metadata/labels"));
+  const auto& owners = at(object, "/metadata/ownerReferences");
+  REQUIRE(owners.IsArray());
+  REQUIRE(owners.Size() == 1);
+  CHECK(string_at(owners[0], "/apiVersion") == "peetcode.com/v1alpha1");
+  CHECK(string_at(owners[0], "/kind") == "Repl");
+  CHECK(string_at(owners[0], "/name") == "abc123");
+  CHECK(string_at(owners[0], "/uid") == "6f1c2b4e-0d3a-4c55-9e8f-1a2b3c4d5e6f");
+  CHECK(at(owners[0], "/controller").IsTrue());
+  CHECK(at(owners[0], "/blockOwnerDeletion").IsTrue());
+}
+
+// An env var of a container, by name.
+const rapidjson::Value& env_var(const rapidjson::Value& container, const std::string& name) {
+  for (const auto& e : at(container, "/env").GetArray()) {
+    if (string_at(e, "/name") == name) return e;
+  }
+  FAIL("no env var " << name);
+  throw;  // unreachable
+}
+
+}  // namespace
+
+TEST_CASE("the sample Repl renders the golden Deployment, Service and Ingress", "[render][repl][golden]") {
+  const auto children = repl::test::render_children(repl::test::sample_repl());
+  CHECK(children[0].resource == repl::kube::deployments());
+  CHECK(children[1].resource == repl::kube::services());
+  CHECK(children[2].resource == repl::kube::ingresses());
+  check_golden("deployment", children[0].object);
+  check_golden("service", children[1].object);
+  check_golden("ingress", children[2].object);
+}
+
+TEST_CASE("the Deployment runs the runner with its code copied from S3", "[render][repl]") {
+  const auto children = repl::test::render_children(repl::test::sample_repl());
+  const Child& deployment = child_of_kind(children, "Deployment");
+  const auto& d = deployment.object;
+  CHECK(deployment.name == "abc123");
+  CHECK(string_at(d, "/metadata/name") == "abc123");
+  check_stamped_metadata(d);
+  REQUIRE(at(d, "/spec/replicas").IsInt64());
+  CHECK(at(d, "/spec/replicas").GetInt64() == 1);
+  CHECK(string_at(d, "/spec/selector/matchLabels/peetcode.com~1repl") == "abc123");
+  check_common_labels(at(d, "/spec/template/metadata/labels"));
+
+  const auto& init = at(d, "/spec/template/spec/initContainers/0");
+  CHECK(string_at(init, "/image") == "amazon/aws-cli:latest");
+  CHECK(string_at(env_var(init, "REPL_ID"), "/value") == "abc123");
+  CHECK(string_at(env_var(init, "S3_BUCKET"), "/value") == "repl");
+  for (const std::string key : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}) {
+    const auto& ref = at(env_var(init, key), "/valueFrom/secretKeyRef");
+    CHECK(string_at(ref, "/name") == "aws-credentials");
+    CHECK(string_at(ref, "/key") == key);
+  }
+  const auto& runner = at(d, "/spec/template/spec/containers/0");
+  CHECK(string_at(runner, "/image") == "100xdevs/runner:latest");
+  CHECK(string_at(runner, "/ports/0/name") == "ws");
+  CHECK(at(runner, "/ports/0/containerPort").GetInt64() == 3001);
+  CHECK(string_at(runner, "/ports/1/name") == "user");
+  CHECK(at(runner, "/ports/1/containerPort").GetInt64() == 3000);
+}
+
+TEST_CASE("a suspended Repl's Deployment has zero replicas and is otherwise the same", "[render][repl]") {
+  auto suspended = repl::test::sample_repl();
+  suspended.spec.suspended = true;
+  auto changed = repl::test::render_children(suspended);
+  const auto running = repl::test::render_children(repl::test::sample_repl());
+  auto& replicas = changed[0].object["spec"]["replicas"];
+  REQUIRE(replicas.IsInt64());
+  CHECK(replicas.GetInt64() == 0);
+  replicas.SetInt64(1);
+  for (std::size_t i = 0; i < running.size(); ++i) {
+    CHECK(repl::kube::to_json(changed[i].object) == repl::kube::to_json(running[i].object));
+  }
+}
+
+TEST_CASE("the Service exposes ws 3001 and user 3000 of the repl's pod", "[render][repl]") {
+  const auto children = repl::test::render_children(repl::test::sample_repl());
+  const Child& service = child_of_kind(children, "Service");
+  const auto& s = service.object;
+  CHECK(service.name == "abc123");
+  check_stamped_metadata(s);
+  CHECK(string_at(s, "/spec/selector/peetcode.com~1repl") == "abc123");
+  CHECK(string_at(s, "/spec/ports/0/name") == "ws");
+  CHECK(at(s, "/spec/ports/0/port").GetInt64() == 3001);
+  CHECK(at(s, "/spec/ports/0/targetPort").GetInt64() == 3001);
+  CHECK(string_at(s, "/spec/ports/1/name") == "user");
+  CHECK(at(s, "/spec/ports/1/port").GetInt64() == 3000);
+  CHECK(at(s, "/spec/ports/1/targetPort").GetInt64() == 3000);
+}
+
+TEST_CASE("the Ingress routes the IDE host to 3001 and the preview host to 3000", "[render][repl]") {
+  const auto children = repl::test::render_children(repl::test::sample_repl());
+  const Child& ingress = child_of_kind(children, "Ingress");
+  const auto& i = ingress.object;
+  CHECK(ingress.name == "abc123-ingress");
+  check_stamped_metadata(i);
+  CHECK(string_at(i, "/spec/ingressClassName") == "nginx");
+  CHECK(string_at(i, "/spec/rules/0/host") == "abc123.peetcode.com");
+  CHECK(string_at(i, "/spec/rules/0/http/paths/0/backend/service/name") == "abc123");
+  CHECK(at(i, "/spec/rules/0/http/paths/0/backend/service/port/number").GetInt64() == 3001);
+  CHECK(string_at(i, "/spec/rules/1/host") == "abc123.autogpt-cloud.com");
+  CHECK(string_at(i, "/spec/rules/1/http/paths/0/backend/service/name") == "abc123");
+  CHECK(at(i, "/spec/rules/1/http/paths/0/backend/service/port/number").GetInt64() == 3000);
+}
+
+TEST_CASE("operator settings and spec.image reach the rendered children", "[render][repl]") {
+  ChildSettings settings;
+  settings.runner_image = "runner:v2";
+  settings.init_image = "init:v3";
+  settings.bucket = "other-bucket";
+  settings.ide_domain = "ide.test";
+  settings.preview_domain = "app.test";
+  settings.ingress_class = "traefik";
+  settings.aws_secret_name = "s3-creds";
+  auto r = repl::test::sample_repl();
+  SECTION("the runner image comes from the settings unless the Repl sets one") {
+    CHECK(string_at(repl::test::render_children(r, settings)[0].object,
+                    "/spec/template/spec/containers/0/image") == "runner:v2");
+    r.spec.image = "custom/image:1";
+    CHECK(string_at(repl::test::render_children(r, settings)[0].object,
+                    "/spec/template/spec/containers/0/image") == "custom/image:1");
+  }
+  SECTION("the other settings") {
+    const auto children = repl::test::render_children(r, settings);
+    const auto& init = at(children[0].object, "/spec/template/spec/initContainers/0");
+    CHECK(string_at(init, "/image") == "init:v3");
+    CHECK(string_at(env_var(init, "S3_BUCKET"), "/value") == "other-bucket");
+    CHECK(string_at(env_var(init, "AWS_ACCESS_KEY_ID"), "/valueFrom/secretKeyRef/name") == "s3-creds");
+    CHECK(string_at(children[2].object, "/spec/ingressClassName") == "traefik");
+    CHECK(string_at(children[2].object, "/spec/rules/0/host") == "abc123.ide.test");
+    CHECK(string_at(children[2].object, "/spec/rules/1/host") == "abc123.app.test");
+  }
+}
+
+TEST_CASE("urls_for and template_values follow the Repl and the settings", "[repl]") {
+  ChildSettings settings;
+  settings.url_scheme = "http";
+  const auto urls = repl::urls_for(repl::test::sample_repl(), settings);
+  CHECK(urls.ide == "http://abc123.peetcode.com");
+  CHECK(urls.preview == "http://abc123.autogpt-cloud.com");
+
+  const auto values = repl::template_values(repl::test::sample_repl(), ChildSettings{});
+  CHECK(std::get<std::string>(values.at("replId")) == "abc123");
+  CHECK(std::get<std::string>(values.at("userId")) == "user-42");
+  CHECK(std::get<std::string>(values.at("namespace")) == "team-a");
+  CHECK(std::get<std::string>(values.at("language")) == "python");
+  CHECK(std::get<std::int64_t>(values.at("replicas")) == 1);
+  // Every declared variable has a value, and nothing else does.
+  std::set<std::string, std::less<>> names;
+  for (const auto& [name, _] : values) names.insert(name);
+  CHECK(names == repl::template_variables());
+}
+
+namespace {
+
+// A templates directory holding the repository's service and ingress and the given deployment.
+std::string load_error_with_deployment(const repl::test::TempDir& dir, const std::string& deployment_yaml) {
+  for (const std::string file : {"service.yaml", "ingress.yaml"}) {
+    auto text = repl::kube::read_file(std::string(REPL_SOURCE_DIR) + "/templates/" + file);
+    REQUIRE(text);
+    dir.write(file, *text);
+  }
+  dir.write("deployment.yaml", deployment_yaml);
+  auto loaded = repl::load_child_templates(dir.path());
+  REQUIRE_FALSE(loaded);
+  return loaded.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("load_child_templates refuses templates that cannot work", "[render][repl]") {
+  repl::test::TempDir dir;
+  SECTION("a missing directory") {
+    auto loaded = repl::load_child_templates(dir.path() + "/nope");
+    REQUIRE_FALSE(loaded);
+    CHECK_THAT(loaded.error().message, Catch::Contains("nope/deployment.yaml"));
+  }
+  SECTION("a template of the wrong kind") {
+    CHECK_THAT(load_error_with_deployment(dir, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"),
+               Catch::Contains("must render a Deployment (apps/v1), not ConfigMap (v1)"));
+  }
+  SECTION("a template without a name") {
+    CHECK_THAT(load_error_with_deployment(dir, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {}\n"),
+               Catch::Contains("metadata.name is empty"));
+  }
+  SECTION("a template with an unknown variable") {
+    CHECK_THAT(load_error_with_deployment(
+                   dir, "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: \"{{ replID }}\"\n"),
+               Catch::Contains("unknown variable 'replID'"));
+  }
+}
+
+TEST_CASE("the operator's labels, namespace and owner win over the template's", "[render][repl]") {
+  repl::test::TempDir dir;
+  dir.write("t.yaml", R"(apiVersion: v1
+kind: Service
+metadata:
+  name: "{{ replId }}"
+  namespace: elsewhere
+  labels:
+    app.kubernetes.io/name: not-repl
+    team: blue
+  ownerReferences: [{apiVersion: v1, kind: Thing, name: other, uid: "1"}]
+)");
+  auto text = repl::kube::read_file(dir.path() + "/t.yaml");
+  REQUIRE(text);
+  auto tmpl = repl::render::Template::parse("t.yaml", *text, repl::template_variables());
+  REQUIRE(tmpl);
+  const std::vector<repl::ChildTemplate> templates = {{repl::kube::services(), std::move(*tmpl)}};
+  auto children = repl::desired_children(repl::test::sample_repl(), ChildSettings{}, templates);
+  REQUIRE(children);
+  const auto& s = (*children)[0].object;
+  check_stamped_metadata(s);
+  CHECK(string_at(s, "/metadata/labels/team") == "blue");
+}

@@ -1,0 +1,132 @@
+// A Repl's status from what reconcile observed, and the body that writes it.
+#include "repl/status.hpp"
+
+#include <catch2/catch.hpp>
+#include <regex>
+#include <string>
+
+#include "kube/client.hpp"
+#include "unit/support/json.hpp"
+#include "unit/support/repl_fixtures.hpp"
+
+namespace {
+
+using repl::ChildObservation;
+using repl::ReplStatus;
+
+const repl::ReplUrls kUrls = {"https://abc123.peetcode.com", "https://abc123.autogpt-cloud.com"};
+const std::string kEarlier = "2026-01-01T00:00:00Z";
+const std::string kNow = "2026-01-02T03:04:05Z";
+
+ChildObservation failed(const std::string& reason, const std::string& message) {
+  ChildObservation seen;
+  seen.failure_reason = reason;
+  seen.failure_message = message;
+  return seen;
+}
+
+ChildObservation ready_replicas(std::int64_t n) {
+  ChildObservation seen;
+  seen.deployment_ready_replicas = n;
+  return seen;
+}
+
+void check_ready_condition(const ReplStatus& s, const std::string& status, const std::string& reason) {
+  REQUIRE(s.ready);
+  CHECK(s.ready->type == "Ready");
+  CHECK(s.ready->status == status);
+  CHECK(s.ready->reason == reason);
+  CHECK_FALSE(s.ready->message.empty());
+  CHECK(s.ready->observed_generation == 3);
+}
+
+}  // namespace
+
+TEST_CASE("compute_status: phase and Ready condition", "[repl][status]") {
+  auto repl = repl::test::sample_repl();
+  SECTION("a failure wins over everything") {
+    repl.spec.suspended = true;
+    const auto s = repl::compute_status(
+        repl,
+        [] {
+          auto seen = failed("ApplyFailed", "Deployment abc123: invalid");
+          seen.deployment_ready_replicas = 1;
+          return seen;
+        }(),
+        kUrls, kNow);
+    CHECK(s.phase == "Failed");
+    check_ready_condition(s, "False", "ApplyFailed");
+    CHECK(s.ready->message == "Deployment abc123: invalid");
+  }
+  SECTION("suspended, even with a pod still ready") {
+    repl.spec.suspended = true;
+    const auto s = repl::compute_status(repl, ready_replicas(1), kUrls, kNow);
+    CHECK(s.phase == "Suspended");
+    check_ready_condition(s, "False", "Suspended");
+  }
+  SECTION("ready when the Deployment has a ready replica") {
+    const auto s = repl::compute_status(repl, ready_replicas(1), kUrls, kNow);
+    CHECK(s.phase == "Ready");
+    check_ready_condition(s, "True", "DeploymentReady");
+  }
+  SECTION("starting otherwise") {
+    const auto s = repl::compute_status(repl, ready_replicas(0), kUrls, kNow);
+    CHECK(s.phase == "Starting");
+    check_ready_condition(s, "False", "DeploymentNotReady");
+  }
+}
+
+TEST_CASE("compute_status reports the generation and the URLs", "[repl][status]") {
+  const auto s = repl::compute_status(repl::test::sample_repl(), ready_replicas(1), kUrls, kNow);
+  CHECK(s.observed_generation == 3);
+  CHECK(s.ide_url == kUrls.ide);
+  CHECK(s.preview_url == kUrls.preview);
+}
+
+TEST_CASE("lastTransitionTime changes only when the condition's status does", "[repl][status]") {
+  auto repl = repl::test::sample_repl();
+  SECTION("no previous condition: now") {
+    CHECK(repl::compute_status(repl, ready_replicas(0), kUrls, kNow).ready->last_transition_time == kNow);
+  }
+  repl.status = repl::compute_status(repl, ready_replicas(0), kUrls, kEarlier);  // Starting, False
+  SECTION("same status (False -> False, even with another reason): kept") {
+    const auto s = repl::compute_status(repl, failed("RenderFailed", "x"), kUrls, kNow);
+    CHECK(s.ready->reason == "RenderFailed");
+    CHECK(s.ready->last_transition_time == kEarlier);
+  }
+  SECTION("status changes (False -> True): now") {
+    CHECK(repl::compute_status(repl, ready_replicas(2), kUrls, kNow).ready->last_transition_time == kNow);
+  }
+  SECTION("an unchanged observation computes an equal status, so nothing is written") {
+    CHECK(repl::compute_status(repl, ready_replicas(0), kUrls, kNow) == repl.status);
+  }
+}
+
+TEST_CASE("status_apply_body names the Repl and carries the whole status", "[repl][status]") {
+  const auto repl = repl::test::sample_repl();
+  const auto status = repl::compute_status(repl, ready_replicas(1), kUrls, kNow);
+  const auto body = repl::status_apply_body(repl, status);
+  CHECK(
+      repl::kube::to_json(body) ==
+      R"({"apiVersion":"peetcode.com/v1alpha1","kind":"Repl","metadata":{"name":"abc123","namespace":"team-a"},)"
+      R"("status":{"phase":"Ready","observedGeneration":3,"urls":{"ide":"https://abc123.peetcode.com",)"
+      R"("preview":"https://abc123.autogpt-cloud.com"},"conditions":[{"type":"Ready","status":"True",)"
+      R"("reason":"DeploymentReady","message":"the runner pod is ready","observedGeneration":3,)"
+      R"("lastTransitionTime":"2026-01-02T03:04:05Z"}]}})");
+  CHECK_FALSE(repl::test::has(body, "/spec"));  // the status subresource only
+
+  SECTION("read back by parse_repl it is the same status") {
+    auto parsed = repl::parse_repl(body);
+    REQUIRE(parsed);
+    CHECK(parsed->status == status);
+  }
+  SECTION("without a condition the list is empty") {
+    ReplStatus bare = status;
+    bare.ready.reset();
+    CHECK(repl::test::at(repl::status_apply_body(repl, bare), "/status/conditions").GetArray().Empty());
+  }
+}
+
+TEST_CASE("rfc3339_now is UTC with second precision", "[repl][status]") {
+  CHECK(std::regex_match(repl::rfc3339_now(), std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")));
+}
