@@ -59,6 +59,10 @@ void Controller::work() {
         std::lock_guard lock(failures_mu_);
         failures_.erase(*key);
       }
+    } else {
+      // Deleted: nothing to retry any more.
+      std::lock_guard lock(failures_mu_);
+      failures_.erase(*key);
     }
     queue_.done(*key);
   }

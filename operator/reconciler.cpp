@@ -11,7 +11,8 @@ Reconciler::Reconciler(kube::Client& client, ChildSettings settings, std::vector
     : client_(client), settings_(std::move(settings)), templates_(std::move(templates)) {}
 
 bool is_permanent(const kube::ApiError& e) {
-  return e.kind == kube::ApiError::Kind::kApi && (e.code == 400 || e.code == 403 || e.code == 422);
+  // 403 is not here: a missing RBAC rule is fixed by an administrator, and then a retry succeeds.
+  return e.kind == kube::ApiError::Kind::kApi && (e.code == 400 || e.code == 422);
 }
 
 Result<void, kube::ApiError> Reconciler::reconcile(const Repl& repl) {

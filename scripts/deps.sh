@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, idempotently: Debian packages (compiler toolchain,
-# cpprestsdk, yaml-cpp, RapidJSON, Boost, Catch2, OpenSSL, clang-format, kubectl), and the local control plane's binaries built from the Go module proxy (test/cluster/build.sh,
-# cached under ~/.cache/repl-operator). Safe to run again: it only does what is missing.
+# cpprestsdk, yaml-cpp, RapidJSON, Boost, Catch2, OpenSSL, clang-format), then kube-apiserver,
+# kubectl and etcd built from the Go module proxy (test/cluster/build.sh, cached under
+# ~/.cache/repl-operator/bin). Safe to run again: it only does what is missing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -11,7 +12,6 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-command -v kubectl >/dev/null 2>&1 || missing+=(kubectl)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}" >&2
   sudo_cmd=""

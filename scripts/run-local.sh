@@ -4,6 +4,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
+# kubectl of the same release as the local API server (built by scripts/deps.sh).
+bin=$("$root/test/cluster/build.sh" | tail -n 1)
+export PATH="$bin:$PATH"
 
 if [ "${REPL_USE_KUBECONFIG:-0}" = 1 ] && [ -n "${KUBECONFIG:-}" ]; then
   echo "using the cluster of \$KUBECONFIG ($KUBECONFIG)"
@@ -21,7 +24,7 @@ cat <<MSG
 The operator is starting against $(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}').
 In another shell, try:
 
-  export KUBECONFIG=$KUBECONFIG
+  export KUBECONFIG=$KUBECONFIG PATH=$bin:\$PATH
   kubectl apply -f $root/examples/repl.yaml
   kubectl get repls,deploy,svc,ingress
 
@@ -33,5 +36,11 @@ MSG
 "$build/bin/repl-operator" --templates "$root/templates" &
 operator=$!
 trap 'kill -TERM $operator 2>/dev/null || true' INT TERM
-wait $operator || true
-wait $operator 2>/dev/null || true
+# The first wait returns early when Ctrl-C arrives; the second collects the operator's exit status.
+status=0
+wait $operator || status=$?
+if kill -0 $operator 2>/dev/null; then
+  status=0
+  wait $operator || status=$?
+fi
+exit $status

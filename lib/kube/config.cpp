@@ -78,13 +78,9 @@ Result<std::string, ConfigError> read_file(const std::string& path) {
   return ss.str();
 }
 
-Result<ClusterConfig, ConfigError> parse_kubeconfig(std::string_view yaml, const std::string& base_dir) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    return Fail(ConfigError{std::string("kubeconfig is not valid YAML: ") + e.what()});
-  }
+namespace {
+
+Result<ClusterConfig, ConfigError> config_from(const YAML::Node& root, const std::string& base_dir) {
   if (!root.IsMap()) return Fail(ConfigError{"kubeconfig is not a mapping"});
   const std::string context_name = scalar(root, "current-context");
   if (context_name.empty()) return Fail(ConfigError{"kubeconfig has no current-context"});
@@ -133,6 +129,18 @@ Result<ClusterConfig, ConfigError> parse_kubeconfig(std::string_view yaml, const
     }
   }
   return cfg;
+}
+
+}  // namespace
+
+Result<ClusterConfig, ConfigError> parse_kubeconfig(std::string_view yaml, const std::string& base_dir) {
+  // yaml-cpp reports both syntax errors and subscripts of the wrong node kind (a list where a
+  // mapping belongs) by exception; this is where they become values.
+  try {
+    return config_from(YAML::Load(std::string(yaml)), base_dir);
+  } catch (const YAML::Exception& e) {
+    return Fail(ConfigError{std::string("kubeconfig is not valid: ") + e.what()});
+  }
 }
 
 Result<ClusterConfig, ConfigError> load_kubeconfig(const std::string& path) {

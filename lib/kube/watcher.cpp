@@ -64,10 +64,14 @@ Clock::duration backoff(State& s, Clock::time_point now, double jitter) {
   return std::chrono::duration_cast<Clock::duration>(base * jitter);
 }
 
-Step relist(State s) {
+// After 410 Gone: list again, at once the first time; a server that keeps answering 410 to fresh
+// versions counts as failing, so repeated relists back off instead of spinning.
+Step relist(State s, Clock::time_point now, double jitter) {
   s.phase = Phase::kListing;
   s.resource_version.clear();
-  return {std::move(s), {Kind::kList, {}}};
+  const auto delay = backoff(s, now, jitter);
+  const Action action{Kind::kList, s.failures == 1 ? Clock::duration{} : delay};
+  return {std::move(s), action};
 }
 
 }  // namespace
@@ -85,12 +89,12 @@ Step step(const State& state, const Input& input, Clock::time_point now, double 
           const auto delay = backoff(s, now, jitter);
           return {std::move(s), {Kind::kList, delay}};
         } else if constexpr (std::is_same_v<T, WatchOpenFailed> || std::is_same_v<T, StreamBroken>) {
-          if (in.error.is_gone()) return relist(std::move(s));
+          if (in.error.is_gone()) return relist(std::move(s), now, jitter);
           const auto delay = backoff(s, now, jitter);
           return {std::move(s), {Kind::kWatch, delay}};
         } else if constexpr (std::is_same_v<T, EventReceived>) {
           if (in.type == EventType::kError) {
-            if (in.error.is_gone()) return relist(std::move(s));
+            if (in.error.is_gone()) return relist(std::move(s), now, jitter);
             const auto delay = backoff(s, now, jitter);
             return {std::move(s), {Kind::kWatch, delay}};
           }

@@ -3,7 +3,8 @@
 //
 //   Listing --list ok--> Watching(rv) --event/bookmark--> Watching(rv')
 //      ^                     |  stream ended normally --> watch again from rv'
-//      |                     |  410 Gone (HTTP or ERROR event) --> Listing
+//      |                     |  410 Gone (HTTP or ERROR event) --> Listing (at once, unless
+//      |                     |      failures are already in a row: then after the backoff)
 //      +---------------------+  any other failure --> the same step again after a backoff
 //
 // step() is the whole state machine, a pure function of (state, input, now, jitter); run_watcher()

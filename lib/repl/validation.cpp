@@ -21,10 +21,11 @@ std::optional<FieldError> validate_repl_id(std::string_view id) {
   const char* field = "metadata.name";
   if (id.empty()) return FieldError{field, "replId is required"};
   if (id.size() > kMaxReplIdLength) return FieldError{field, "replId must be at most 63 characters"};
-  if (!is_dns_label_shape(id)) {
+  // DNS-1035, not just DNS-1123: the replId also names the Service, which must start with a letter.
+  if (!is_dns_label_shape(id) || id.front() < 'a' || id.front() > 'z') {
     return FieldError{field,
-                      "replId must consist of lower case alphanumeric characters or '-', and must start "
-                      "and end with an alphanumeric character"};
+                      "replId must consist of lower case alphanumeric characters or '-', start with a "
+                      "letter and end with an alphanumeric character"};
   }
   return std::nullopt;
 }

@@ -23,8 +23,9 @@ inline constexpr std::size_t kMaxUserIdLength = 63;
 inline constexpr std::size_t kMaxLanguageLength = 32;
 inline constexpr std::size_t kMaxImageLength = 512;
 
-// replId = metadata.name: an RFC 1123 DNS label (lower-case alphanumerics and '-', starting and
-// ending alphanumeric), at most 63 characters, because it becomes a host name label.
+// replId = metadata.name: an RFC 1035 DNS label (lower-case alphanumerics and '-', starting with a
+// letter, ending alphanumeric), at most 63 characters: it becomes a host name label and names the
+// Service, whose names must start with a letter.
 std::optional<FieldError> validate_repl_id(std::string_view id);
 
 // userId: a Kubernetes label value (alphanumerics, with '-', '_' or '.' inside), 1..63 characters,

@@ -1,38 +1,48 @@
 #!/usr/bin/env bash
-# Builds the local control plane's binaries (kube-apiserver, etcd) from the Go module proxy, at the
-# versions pinned in go.mod, into a per-version cache outside the clone:
-#   ${REPL_CACHE:-~/.cache/repl-operator}/k8s-<version>/{kube-apiserver,etcd}
-# and links the current ones into ${REPL_CACHE}/bin/. With a warm cache it only checks and returns.
-# Prints the bin directory as its last line.
+# Builds the local control plane's binaries (kube-apiserver, kubectl, etcd) from the Go module
+# proxy, at the versions pinned in go.mod, into a per-version cache outside the clone:
+#   ${REPL_CACHE:-~/.cache/repl-operator}/k8s-<version>/{kube-apiserver,kubectl}
+#   ${REPL_CACHE:-~/.cache/repl-operator}/etcd-<version>/etcd
+# and links the current ones into ${REPL_CACHE}/bin/. kubectl is built from the same release so
+# the tests never depend on whatever kubectl (and version skew) a machine happens to have.
+# With a warm cache it only checks files and returns. Prints the bin directory as its last line.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${REPL_CACHE:-$HOME/.cache/repl-operator}
 
-cd "$here"
-export CGO_ENABLED=0 GOFLAGS=-mod=mod
-# Versions as the module graph resolves them (go.mod's own formatting is go mod tidy's business).
-k8s_version=$(go list -m -f '{{.Version}}' k8s.io/kubernetes)
-etcd_version=$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
+# The pinned versions, read from go.mod's text (no Go, no network needed when the cache is warm).
+module_version() {
+  sed -n -E "s#^[[:space:]]*(require[[:space:]]+)?$1[[:space:]]+(v[^[:space:]]+).*#\\2#p" "$here/go.mod" | head -n 1
+}
+k8s_version=$(module_version k8s.io/kubernetes)
+etcd_version=$(module_version go.etcd.io/etcd/server/v3)
 [ -n "$k8s_version" ] && [ -n "$etcd_version" ] || { echo "build.sh: cannot read versions from $here/go.mod" >&2; exit 1; }
 
 k8s_dir="$cache/k8s-$k8s_version"
 etcd_dir="$cache/etcd-$etcd_version"
 mkdir -p "$k8s_dir" "$etcd_dir" "$cache/bin"
 
-if [ ! -x "$k8s_dir/kube-apiserver" ]; then
-  echo "building kube-apiserver $k8s_version (first time only; cached in $k8s_dir)" >&2
-  minor=${k8s_version#v1.}; minor=${minor%%.*}
-  pkg=k8s.io/component-base/version
-  ldflags="-s -w -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-  ldflags="$ldflags -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  go build -trimpath -ldflags "$ldflags" -o "$k8s_dir/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
-  mv "$k8s_dir/kube-apiserver.tmp" "$k8s_dir/kube-apiserver"
-fi
-if [ ! -x "$etcd_dir/etcd" ]; then
-  echo "building etcd $etcd_version (first time only; cached in $etcd_dir)" >&2
-  go build -trimpath -ldflags "-s -w" -o "$etcd_dir/etcd.tmp" ./cmd/etcd
-  mv "$etcd_dir/etcd.tmp" "$etcd_dir/etcd"
-fi
+# go_build OUT PACKAGE [LDFLAGS]: builds into a temporary name and renames, so two builds at
+# once, or one interrupted, never leave a half-written binary under the final name.
+go_build() {
+  local out=$1 pkg=$2 ldflags=${3:-}
+  [ -x "$out" ] && return 0
+  echo "building $(basename "$out") (first time only; cached in $(dirname "$out"))" >&2
+  local tmp
+  tmp=$(mktemp "$out.XXXXXX")
+  (cd "$here" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg")
+  mv -f "$tmp" "$out"
+}
+
+minor=${k8s_version#v1.}; minor=${minor%%.*}
+pkg=k8s.io/component-base/version
+stamp="-X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+stamp="$stamp -X $pkg.buildDate=1970-01-01T00:00:00Z"
+go_build "$k8s_dir/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$stamp"
+go_build "$k8s_dir/kubectl" k8s.io/kubernetes/cmd/kubectl "$stamp"
+go_build "$etcd_dir/etcd" ./cmd/etcd
+
 ln -sfn "$k8s_dir/kube-apiserver" "$cache/bin/kube-apiserver"
+ln -sfn "$k8s_dir/kubectl" "$cache/bin/kubectl"
 ln -sfn "$etcd_dir/etcd" "$cache/bin/etcd"
 echo "$cache/bin"

@@ -16,8 +16,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+# Three distinct free loopback ports, found while all three are held (so never the same twice).
+free_ports() {
+  python3 -c 'import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))'
 }
 
 cluster_dir() {
@@ -127,18 +131,23 @@ start_apiserver() {
 }
 
 # A killed process whose parent has not reaped it yet (a zombie) counts as gone.
+# (Used right after start, and, via stop_pid_file, only for a process proven to be ours.)
 alive() {
   local state
   state=$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
   [ -n "$state" ] && [ "$state" != Z ]
 }
 
+# stop_pid_file FILE BINARY_NAME [SIGNAL]: stops the process, if it is still that binary (a stale
+# pid file must never kill an unrelated process that reused the number).
 stop_pid_file() {
-  local file=$1 signal=${2:-TERM}
+  local file=$1 name=$2 signal=${3:-TERM}
   [ -f "$file" ] || return 0
-  local pid
+  local pid exe
   pid=$(cat "$file")
-  if alive "$pid"; then
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+  exe=${exe% (deleted)}
+  if [ "$(basename "$exe")" = "$name" ] && alive "$pid"; then
     kill "-$signal" "$pid" 2>/dev/null || true
     for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
@@ -152,16 +161,23 @@ up() {
   dir=${1:-$(mktemp -d "${TMPDIR:-/tmp}/repl-cluster.XXXXXX")}
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  [ ! -f "$dir/etcd.pid" ] || die "$dir already holds a running cluster; run cluster.sh down $dir first"
+  # A directory left by an interrupted run (Ctrl-C, a cancelled CI job) is reclaimed.
+  if [ -f "$dir/cluster.env" ]; then
+    echo "cluster.sh: taking down the cluster left in $dir" >&2
+    down "$dir"
+    mkdir -p "$dir"
+  fi
   # Any failure from here on takes down what was started (the logs stay in $dir).
-  trap 'stop_pid_file "$dir/apiserver.pid" KILL; stop_pid_file "$dir/etcd.pid" KILL' EXIT
+  trap 'stop_pid_file "$dir/apiserver.pid" kube-apiserver KILL; stop_pid_file "$dir/etcd.pid" etcd KILL' EXIT
 
   make_certs "$dir"
+  local ports
+  read -r -a ports <<< "$(free_ports)"
   cat > "$dir/cluster.env" <<ENV
 BIN=$bin
-ETCD_PORT=$(free_port)
-ETCD_PEER_PORT=$(free_port)
-API_PORT=$(free_port)
+ETCD_PORT=${ports[0]}
+ETCD_PEER_PORT=${ports[1]}
+API_PORT=${ports[2]}
 ENV
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
@@ -188,15 +204,15 @@ down() {
   local dir
   dir=$(cluster_dir "$1")
   # Its state is thrown away next, so there is nothing to shut down gracefully.
-  stop_pid_file "$dir/apiserver.pid" KILL
-  stop_pid_file "$dir/etcd.pid" KILL
+  stop_pid_file "$dir/apiserver.pid" kube-apiserver KILL
+  stop_pid_file "$dir/etcd.pid" etcd KILL
   rm -rf "$dir"
 }
 
 restart_apiserver() {
   local dir
   dir=$(cluster_dir "$1")
-  stop_pid_file "$dir/apiserver.pid" KILL
+  stop_pid_file "$dir/apiserver.pid" kube-apiserver KILL
   start_apiserver "$dir"
 }
 

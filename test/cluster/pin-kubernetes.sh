@@ -31,7 +31,10 @@ etcd_version=$(sed -n 's#^\tgo.etcd.io/etcd/server/v3 \(v[^ ]*\).*#\1#p' "$k8s_m
   echo "	k8s.io/kubernetes ${version}"
   echo ")"
   echo
-  echo "tool k8s.io/kubernetes/cmd/kube-apiserver"
+  echo "tool ("
+  echo "	k8s.io/kubernetes/cmd/kube-apiserver"
+  echo "	k8s.io/kubernetes/cmd/kubectl"
+  echo ")"
   echo
   echo "replace ("
   for m in $staging; do echo "	$m => $m ${staging_version}"; done

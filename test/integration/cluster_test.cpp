@@ -57,7 +57,8 @@ TEST_CASE("a second control plane runs beside the first, survives an API server 
   REQUIRE(second.kubectl({"create", "configmap", "before-restart", "--from-literal=k=v"}).exit_code == 0);
 
   // The operator, pointed at the second cluster, through a SIGKILL of its API server.
-  OperatorProcess op({"--kubeconfig", second.kubeconfig, "--namespace", "default"});
+  // No --namespace: it watches every namespace.
+  OperatorProcess op({"--kubeconfig", second.kubeconfig});
   REQUIRE(eventually(5s, [&] { return op.count_log("caches synced") == 1; }));
   const auto restarted = run({kClusterSh, "restart-apiserver", second.dir});
   INFO(restarted.err);
@@ -65,18 +66,24 @@ TEST_CASE("a second control plane runs beside the first, survives an API server 
   CHECK(server_of(second.kubeconfig) == server);
   CHECK(second.kubectl({"get", "configmap", "before-restart", "-o", "jsonpath={.data.k}"}).out == "v");
 
-  REQUIRE(second.kubectl({"apply", "-f", std::string(REPL_SOURCE_DIR) + "/examples/repl.yaml"}).exit_code ==
-          0);
-  CHECK(eventually(30s, [&] {
-    return second
-               .kubectl(
-                   {"get", "deployment/hello-world", "service/hello-world", "ingress/hello-world-ingress"})
-               .exit_code == 0;
-  }));
+  REQUIRE(second.kubectl({"create", "namespace", "other"}).exit_code == 0);
+  for (const std::string ns : {"default", "other"}) {
+    INFO(ns);
+    REQUIRE(second.kubectl({"apply", "-n", ns, "-f", std::string(REPL_SOURCE_DIR) + "/examples/repl.yaml"})
+                .exit_code == 0);
+    CHECK(eventually(30s, [&] {
+      return second
+                 .kubectl({"get", "-n", ns, "deployment/hello-world", "service/hello-world",
+                           "ingress/hello-world-ingress"})
+                 .exit_code == 0;
+    }));
+  }
   CHECK(op.stop() == 0);
 
   // The fixture's cluster was never touched.
-  CHECK(kubectl({"get", "configmap", "before-restart", "-n", "default"}).exit_code != 0);
+  const auto untouched = kubectl({"get", "configmap", "before-restart", "-n", "default"});
+  CHECK(untouched.exit_code != 0);
+  CHECK_THAT(untouched.err, Catch::Contains("NotFound"));
 
   const auto down = run({kClusterSh, "down", second.dir});
   CHECK(down.exit_code == 0);

@@ -57,6 +57,8 @@ TEST_CASE("the API server refuses bad Repls with its own message", "[crd]") {
        "may not be more than 63"},
       {"name longer than 63", repl_yaml(std::string(64, 'n'), "  userId: bob\n"), "at most 63 characters"},
       {"name that is not a DNS label", repl_yaml("a.b", "  userId: bob\n"), "must be a DNS label"},
+      {"name starting with a digit (it names a Service)", repl_yaml("1abc", "  userId: bob\n"),
+       "starting with a letter"},
       {"wrong type for suspended", repl_yaml("r5", "  userId: bob\n  suspended: \"yes\"\n"),
        "spec.suspended: Invalid value: \"string\""},
       {"wrong type for userId", repl_yaml("r6", "  userId: [a, b]\n"),
@@ -74,7 +76,9 @@ TEST_CASE("the API server refuses bad Repls with its own message", "[crd]") {
     CHECK_THAT(r.err, Catch::Contains(c.message));
   }
   // Nothing was created by any of them.
-  CHECK(kubectl({"get", "repls", "-n", ns, "-o", "name"}).out.empty());
+  const auto left = kubectl({"get", "repls", "-n", ns, "-o", "name"});
+  REQUIRE(left.exit_code == 0);
+  CHECK(left.out.empty());
 }
 
 TEST_CASE("userId is immutable and unknown fields are pruned", "[crd]") {

@@ -85,13 +85,16 @@ TEST_CASE("an unreachable server is a transport error, not an exception", "[kube
 TEST_CASE("apply creates, lists page by page, watches and deletes", "[kube-client]") {
   const std::string ns = fresh_namespace("client");
   auto client = client_for(admin_kubeconfig());
+  std::string cm0_version;
   for (int i = 0; i < 7; ++i) {
     const std::string name = "cm-" + std::to_string(i);
     auto applied =
         client.apply(kube::object_path(kConfigMaps, ns, name), config_map(ns, name, "v1"), "repl-test");
     INFO((applied ? "" : applied.error().describe()));
     REQUIRE(applied);
+    if (i == 0) cm0_version = json::string_at(json::member(*applied, "metadata"), "resourceVersion");
   }
+  REQUIRE_FALSE(cm0_version.empty());
 
   // Seven objects through pages of two: every one arrives once, in order.
   std::vector<std::string> names;
@@ -105,23 +108,25 @@ TEST_CASE("apply creates, lists page by page, watches and deletes", "[kube-clien
   // kube-root-ca.crt is not published here (no controller-manager), so only ours are listed.
   CHECK(names == expected);
 
-  // Re-applying the same content is a no-op on the server: the resourceVersion stays.
+  // Re-applying the same content is a no-op on the server: the resourceVersion of the first apply stays.
   auto same =
       client.apply(kube::object_path(kConfigMaps, ns, "cm-0"), config_map(ns, "cm-0", "v1"), "repl-test");
   REQUIRE(same);
-  auto first = client.get(kube::object_path(kConfigMaps, ns, "cm-0"));
-  REQUIRE(first);
-  CHECK(json::string_at(json::member(*same, "metadata"), "resourceVersion") ==
-        json::string_at(json::member(*first, "metadata"), "resourceVersion"));
+  CHECK(json::string_at(json::member(*same, "metadata"), "resourceVersion") == cm0_version);
+  // A real change does get a new one.
+  auto changed =
+      client.apply(kube::object_path(kConfigMaps, ns, "cm-0"), config_map(ns, "cm-0", "v2"), "repl-test");
+  REQUIRE(changed);
+  CHECK(json::string_at(json::member(*changed, "metadata"), "resourceVersion") != cm0_version);
 
-  // A watch from the list's version sees a change and a deletion made after it.
+  // A watch from the list's version sees the changes and the deletion made after it, in order.
   auto stream = client.watch(kube::collection_path(kConfigMaps, ns), {*rv, "", 30, true});
   REQUIRE(stream);
   REQUIRE(
       client.apply(kube::object_path(kConfigMaps, ns, "cm-3"), config_map(ns, "cm-3", "v2"), "repl-test"));
   REQUIRE(client.remove(kube::object_path(kConfigMaps, ns, "cm-4")));
   std::vector<std::string> seen;
-  while (seen.size() < 2) {
+  while (seen.size() < 3) {
     auto line = (*stream)->next();
     REQUIRE(line);
     REQUIRE(line->has_value());
@@ -133,6 +138,6 @@ TEST_CASE("apply creates, lists page by page, watches and deletes", "[kube-clien
                                                             : "OTHER ") +
                    json::string_at(json::member(ev->object, "metadata"), "name"));
   }
-  CHECK(seen == std::vector<std::string>{"MODIFIED cm-3", "DELETED cm-4"});
+  CHECK(seen == std::vector<std::string>{"MODIFIED cm-0", "MODIFIED cm-3", "DELETED cm-4"});
   CHECK(client.get(kube::object_path(kConfigMaps, ns, "cm-4")).error().is_not_found());
 }

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "integration/support.hpp"
 
@@ -171,6 +172,21 @@ TEST_CASE("a suspended Repl keeps its objects with zero replicas, and resumes", 
   REQUIRE(kubectl({"apply", "-n", ns, "-f", "-"}, repl("false")).exit_code == 0);
   REQUIRE(eventually(5s, [&] { return jsonpath(ns, "repl/sleepy", "{.status.phase}") == "Starting"; }));
   CHECK(jsonpath(ns, "deployment/sleepy", "{.spec.replicas}") == "1");
+}
+
+TEST_CASE("--namespace restricts the operator to one namespace", "[operator]") {
+  const std::string mine = fresh_namespace("op-mine");
+  const std::string other = fresh_namespace("op-other");  // no operator watches it
+  OperatorProcess op({"--namespace", mine});
+  for (const auto& ns : {mine, other}) REQUIRE(kubectl({"apply", "-n", ns, "-f", kExample}).exit_code == 0);
+  REQUIRE(eventually(5s, [&] { return children_exist(mine, "hello-world"); }));
+  // Give it the same time again to do something wrong in the other namespace.
+  std::this_thread::sleep_for(1s);
+  const auto others = kubectl({"get", "deployments,services,ingresses", "-n", other, "-o", "name"});
+  REQUIRE(others.exit_code == 0);
+  CHECK(others.out.empty());
+  CHECK(jsonpath(other, "repl/hello-world", "{.status}").empty());
+  CHECK(op.count_log(other + "/") == 0);
 }
 
 TEST_CASE("the operator exits 0 on SIGTERM", "[operator]") {

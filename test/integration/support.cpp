@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+// For the listener below (Catch's reporter interfaces).
+#define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <exception>
@@ -20,6 +22,29 @@ extern char** environ;
 
 namespace repl::test {
 namespace {
+
+// Whether any assertion of the running test case failed, CHECK included: then the operator's log
+// is worth printing.
+bool g_test_failed = false;
+
+struct FailureListener : Catch::TestEventListenerBase {
+  using TestEventListenerBase::TestEventListenerBase;
+  void testCaseStarting(const Catch::TestCaseInfo& info) override {
+    g_test_failed = false;
+    TestEventListenerBase::testCaseStarting(info);
+  }
+  bool assertionEnded(const Catch::AssertionStats& stats) override {
+    if (!stats.assertionResult.isOk()) g_test_failed = true;
+    return TestEventListenerBase::assertionEnded(stats);
+  }
+};
+CATCH_REGISTER_LISTENER(FailureListener)
+
+// A child that exits before reading all its stdin must fail that write, not kill the test binary.
+const bool g_sigpipe_ignored = [] {
+  signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
 
 std::vector<char*> c_argv(const std::vector<std::string>& argv) {
   std::vector<char*> out;
@@ -163,7 +188,7 @@ OperatorProcess::OperatorProcess(std::vector<std::string> extra_args) {
 
 OperatorProcess::~OperatorProcess() {
   stop();
-  if (std::uncaught_exceptions() > 0) {
+  if (g_test_failed || std::uncaught_exceptions() > 0) {
     const std::string text = log();
     const std::size_t keep = 6000;
     std::cerr << "---- operator log (end) ----\n"

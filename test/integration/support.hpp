@@ -41,7 +41,7 @@ bool eventually(std::chrono::milliseconds timeout, const std::function<bool()>& 
 std::string jsonpath(const std::string& ns, const std::string& object, const std::string& path);
 
 // The repl-operator binary as a child process, logging (debug level) to a file. Stopped with
-// SIGTERM on destruction; if the test is failing then, the end of its log is printed.
+// SIGTERM on destruction; if the test has a failed assertion by then, the end of its log is printed.
 class OperatorProcess {
  public:
   explicit OperatorProcess(std::vector<std::string> extra_args);

@@ -168,9 +168,16 @@ TEST_CASE("kubeconfig errors say what is wrong", "[kube][config]") {
              Catch::Contains("exec or auth-provider plugin, which is not supported"));
   CHECK_THAT(parse_error(kubeconfig(kServer, "    auth-provider: {name: gcp}\n")),
              Catch::Contains("not supported"));
-  CHECK_THAT(parse_error("current-context: [unclosed\n"),
-             Catch::StartsWith("kubeconfig is not valid YAML: "));
+  CHECK_THAT(parse_error("current-context: [unclosed\n"), Catch::StartsWith("kubeconfig is not valid: "));
   CHECK_THAT(parse_error("- a list\n"), Catch::Contains("not a mapping"));
+  // Lists and mappings where the other belongs are errors too, not exceptions.
+  for (const char* odd : {"current-context: dev\ncontexts: [dev]\n",
+                          "current-context: dev\ncontexts:\n- name: dev\n  context: dev\n",
+                          "current-context: dev\ncontexts:\n- name: dev\n  context: {cluster: c, user: x}\n"
+                          "clusters:\n- name: c\n  cluster: {server: \"https://h\"}\nusers: [x]\n"}) {
+    INFO(odd);
+    CHECK_FALSE(parse_error(odd).empty());
+  }
 }
 
 TEST_CASE("an unreadable credential file is an error naming the key and the path", "[kube][config]") {

@@ -154,6 +154,20 @@ TEST_CASE("410 Gone, as an ERROR event or when opening the watch, lists again at
   check_relist(step(watching("100"), StreamBroken{gone()}, kT0, 1.0));
 }
 
+TEST_CASE("410 Gone again right after a relist backs off instead of spinning", "[kube][watcher]") {
+  // list -> watch -> 410 -> list -> watch -> 410: the second relist waits.
+  Step st = step(watching("100"), WatchOpenFailed{gone()}, kT0, 1.0);
+  check_action(st, Kind::kList, 0s);
+  st = step(st.state, ListSucceeded{"200"}, kT0 + 1s, 1.0);
+  st = step(st.state, WatchOpenFailed{gone()}, kT0 + 2s, 1.0);
+  CHECK(st.state.phase == Phase::kListing);
+  check_action(st, Kind::kList, 1600ms);
+  // Two minutes of health later, a 410 relists at once again.
+  st = step(st.state, ListSucceeded{"300"}, kT0 + 3s, 1.0);
+  st = step(st.state, EventReceived{EventType::kError, "", gone()}, kT0 + 2s + 2min, 1.0);
+  check_action(st, Kind::kList, 0s);
+}
+
 TEST_CASE("a stream the server ended is watched again from the same version, at once", "[kube][watcher]") {
   const Step st = step(watching("150"), StreamEnded{}, kT0, 1.0);
   CHECK(st.state.phase == Phase::kWatching);

@@ -128,7 +128,7 @@ TEST_CASE("an invalid spec is reported in the status and nothing is applied", "[
 
 TEST_CASE("an apply the server refuses is reported in the status, not retried", "[operator][reconciler]") {
   Fixture f;
-  const int code = GENERATE(400, 403, 422);
+  const int code = GENERATE(400, 422);
   f.transport->respond(200, R"({"kind":"Deployment"})");
   f.transport->respond(code, repl::test::status_json(code, "Invalid", "spec.ports: bad"));
   f.transport->respond(200, "{}");
@@ -146,6 +146,9 @@ TEST_CASE("a transient apply failure is returned for a retry, without a status",
     f.transport->respond(500, repl::test::status_json(500, "InternalError", "etcd"));
   }
   SECTION("conflict") { f.transport->respond(409, repl::test::status_json(409, "Conflict", "modified")); }
+  SECTION("forbidden: an RBAC rule an administrator can add") {
+    f.transport->respond(403, repl::test::status_json(403, "Forbidden", "cannot patch services"));
+  }
   SECTION("transport") { f.transport->fail(repl::kube::transport_error("connection refused")); }
   auto r = f.reconciler.reconcile(repl::test::sample_repl());
   REQUIRE_FALSE(r);
@@ -176,8 +179,8 @@ TEST_CASE("a Repl being deleted is left alone", "[operator][reconciler]") {
 }
 
 TEST_CASE("is_permanent: only API answers saying the request itself is wrong", "[operator][reconciler]") {
-  for (const int code : {400, 403, 422}) CHECK(repl::is_permanent(repl::kube::decode_status(code, "")));
-  for (const int code : {401, 404, 409, 410, 429, 500, 503})
+  for (const int code : {400, 422}) CHECK(repl::is_permanent(repl::kube::decode_status(code, "")));
+  for (const int code : {401, 403, 404, 409, 410, 429, 500, 503})
     CHECK_FALSE(repl::is_permanent(repl::kube::decode_status(code, "")));
   CHECK_FALSE(repl::is_permanent(ApiError{ApiError::Kind::kTransport, 422, "", ""}));
   CHECK_FALSE(repl::is_permanent(repl::kube::decode_error("x")));

@@ -49,7 +49,6 @@ void check_table(const Validator& validate, const std::string& field, const std:
 std::vector<Case> dns_label_cases(std::size_t max) {
   return {{"a", true},
           {"abc123", true},
-          {"0abc", true},
           {"a-b-c", true},
           {"a--b", true},
           {std::string(max, 'a'), true},
@@ -76,12 +75,15 @@ std::vector<Case> dns_label_cases(std::size_t max) {
 
 TEST_CASE("validate_repl_id accepts DNS labels of at most 63 characters", "[repl][validation]") {
   check_table(repl::validate_repl_id, "metadata.name", dns_label_cases(63));
+  // It names a Service too, so it must start with a letter (DNS-1035); a language need not.
+  check_table(repl::validate_repl_id, "metadata.name", {{"0abc", false}, {"9", false}, {"a0", true}});
   CHECK_THAT(repl::validate_repl_id(std::string(64, 'a'))->message, Catch::Contains("63"));
   CHECK_THAT(repl::validate_repl_id("")->message, Catch::Contains("required"));
 }
 
 TEST_CASE("validate_language accepts DNS labels of at most 32 characters", "[repl][validation]") {
   check_table(repl::validate_language, "spec.language", dns_label_cases(32));
+  check_table(repl::validate_language, "spec.language", {{"0abc", true}, {"9", true}});
   CHECK_THAT(repl::validate_language(std::string(33, 'a'))->message, Catch::Contains("32"));
 }
 
