@@ -30,8 +30,13 @@ std::string to_json(const rapidjson::Value& v) {
   return {buf.GetString(), buf.GetSize()};
 }
 
-Result<rapidjson::Document, ApiError> Client::exchange(HttpRequest request) {
+void Client::observe(std::string_view verb, int code) const {
+  if (observer_) observer_(verb, code);
+}
+
+Result<rapidjson::Document, ApiError> Client::exchange(std::string_view verb, HttpRequest request) {
   auto resp = transport_->send(request);
+  observe(verb, resp ? resp->status : 0);
   if (!resp) return Fail(resp.error());
   if (resp->status < 200 || resp->status > 299) return Fail(decode_status(resp->status, resp->body));
   rapidjson::Document doc;
@@ -44,7 +49,7 @@ Result<rapidjson::Document, ApiError> Client::exchange(HttpRequest request) {
 }
 
 Result<rapidjson::Document, ApiError> Client::get(std::string_view path) {
-  return exchange({"GET", std::string(path), "", ""});
+  return exchange("GET", {"GET", std::string(path), "", ""});
 }
 
 Result<std::string, ApiError> Client::list(std::string_view collection, const ListOptions& options,
@@ -55,7 +60,7 @@ Result<std::string, ApiError> Client::list(std::string_view collection, const Li
     add_param(query, "limit", std::to_string(options.page_size));
     if (!options.label_selector.empty()) add_param(query, "labelSelector", options.label_selector);
     if (!continue_token.empty()) add_param(query, "continue", continue_token);
-    auto page = exchange({"GET", with_query(collection, query), "", ""});
+    auto page = exchange("LIST", {"GET", with_query(collection, query), "", ""});
     if (!page) return Fail(page.error());
     const rapidjson::Value* items = member(*page, "items");
     const rapidjson::Value* meta = member(*page, "metadata");
@@ -80,13 +85,21 @@ Result<rapidjson::Document, ApiError> Client::apply(std::string_view path, const
   add_param(query, "fieldManager", field_manager);
   if (force) add_param(query, "force", "true");
   // JSON is YAML, so the apply body can be the object's JSON text.
-  return exchange({"PATCH", with_query(path, query), "application/apply-patch+yaml", to_json(object)});
+  return exchange("PATCH", {"PATCH", with_query(path, query), "application/apply-patch+yaml", to_json(object)});
 }
 
 Result<void, ApiError> Client::remove(std::string_view path) {
-  auto r = exchange({"DELETE", std::string(path), "", ""});
+  auto r = exchange("DELETE", {"DELETE", std::string(path), "", ""});
   if (!r) return Fail(r.error());
   return Ok{};
+}
+
+Result<rapidjson::Document, ApiError> Client::create(std::string_view collection, const rapidjson::Value& object) {
+  return exchange("POST", {"POST", std::string(collection), "application/json", to_json(object)});
+}
+
+Result<rapidjson::Document, ApiError> Client::update(std::string_view path, const rapidjson::Value& object) {
+  return exchange("PUT", {"PUT", std::string(path), "application/json", to_json(object)});
 }
 
 Result<std::unique_ptr<LineStream>, ApiError> Client::watch(std::string_view collection,
@@ -97,7 +110,9 @@ Result<std::unique_ptr<LineStream>, ApiError> Client::watch(std::string_view col
   if (!options.label_selector.empty()) add_param(query, "labelSelector", options.label_selector);
   add_param(query, "timeoutSeconds", std::to_string(options.timeout_seconds));
   if (options.allow_bookmarks) add_param(query, "allowWatchBookmarks", "true");
-  return transport_->open_stream({"GET", with_query(collection, query), "", ""});
+  auto stream = transport_->open_stream({"GET", with_query(collection, query), "", ""});
+  observe("WATCH", stream ? 200 : (stream.error().kind == ApiError::Kind::kApi ? stream.error().code : 0));
+  return stream;
 }
 
 }  // namespace repl::kube

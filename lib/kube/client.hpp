@@ -35,7 +35,12 @@ struct WatchOptions {
 
 class Client final {
  public:
-  explicit Client(std::shared_ptr<Transport> transport) : transport_(std::move(transport)) {}
+  // Told about every finished request: its verb ("GET", "LIST", "WATCH", "PATCH", ...) and the
+  // HTTP status (0 when the server could not be reached). Called on the requesting thread.
+  using Observer = std::function<void(std::string_view verb, int code)>;
+
+  explicit Client(std::shared_ptr<Transport> transport, Observer observer = {})
+      : transport_(std::move(transport)), observer_(std::move(observer)) {}
 
   Result<rapidjson::Document, ApiError> get(std::string_view path);
 
@@ -52,14 +57,21 @@ class Client final {
 
   Result<void, ApiError> remove(std::string_view path);
 
+  // POST `object` to a collection (create); 409 AlreadyExists when the name is taken.
+  Result<rapidjson::Document, ApiError> create(std::string_view collection, const rapidjson::Value& object);
+  // PUT `object` (replace); with metadata.resourceVersion set, 409 Conflict when it changed meanwhile.
+  Result<rapidjson::Document, ApiError> update(std::string_view path, const rapidjson::Value& object);
+
   // Opens a watch on a collection. Each line of the stream is one JSON watch event.
   Result<std::unique_ptr<LineStream>, ApiError> watch(std::string_view collection,
                                                       const WatchOptions& options);
 
  private:
-  Result<rapidjson::Document, ApiError> exchange(HttpRequest request);
+  Result<rapidjson::Document, ApiError> exchange(std::string_view verb, HttpRequest request);
+  void observe(std::string_view verb, int code) const;
 
   std::shared_ptr<Transport> transport_;
+  Observer observer_;
 };
 
 // Serialises a JSON value compactly.
