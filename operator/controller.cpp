@@ -1,83 +1,159 @@
 #include "controller.hpp"
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <thread>
-#include <vector>
-
+#include "common/json.hpp"
 #include "common/log.hpp"
 #include "kube/resource.hpp"
 
 namespace repl {
 
-std::chrono::milliseconds retry_delay(int failures) {
-  constexpr auto kBase = std::chrono::milliseconds(5);
-  constexpr auto kMax = std::chrono::minutes(5);
-  const int doublings = std::min(failures - 1, 20);
-  return std::min<std::chrono::milliseconds>(kBase * (1LL << std::max(doublings, 0)), kMax);
-}
-
 Controller::Controller(kube::Client& client, Reconciler& reconciler, ControllerOptions options)
-    : reconciler_(reconciler),
+    : client_(client),
+      reconciler_(reconciler),
       options_(std::move(options)),
-      store_([this](const ObjectKey& key) { queue_.add(key); }),
-      repl_watcher_(client, {kube::collection_path(kube::repls(), options_.ns), "", 500, "repls"}, store_),
-      timers_guard_(boost::asio::make_work_guard(timers_)) {}
-
-void Controller::stop() {
-  repl_watcher_.stop();
-  store_.cancel_wait();
-  queue_.shut_down();
-  timers_guard_.reset();
-  timers_.stop();
+      io_guard_(boost::asio::make_work_guard(io_)),
+      dispatcher_(io_, options_.workers, [this](const ObjectKey& key) { return reconcile(key); }),
+      repls_([this](const ObjectKey& key) { dispatcher_.add(key); }),
+      deployments_("deployments", child_parser(kube::deployments()),
+                   [this](const ObjectKey& k) { dispatcher_.add(k); }),
+      services_("services", child_parser(kube::services()),
+                [this](const ObjectKey& k) { dispatcher_.add(k); }),
+      ingresses_("ingresses", child_parser(kube::ingresses()),
+                 [this](const ObjectKey& k) { dispatcher_.add(k); }),
+      pods_(
+          "pods",
+          [](const rapidjson::Value& pod) -> std::optional<Store<Problem>::Item> {
+            auto owner = labelled_repl(pod);
+            auto problem = repl::pod_problem(pod);
+            if (!owner) return std::nullopt;
+            const auto* meta = json::member(pod, "metadata");
+            return Store<Problem>::Item{{json::string_at(meta, "namespace"), json::string_at(meta, "name")},
+                                        *owner,
+                                        problem.value_or(Problem{})};
+          },
+          [this](const ObjectKey& k) { dispatcher_.add(k); }),
+      leading_(options_.leading_at_start) {
+  const auto watch = [&](kube::WatchSink& sink, const kube::Resource& r, const char* name,
+                         const std::string& selector) {
+    watchers_.push_back(std::make_unique<kube::WatchRunner>(
+        client_, kube::WatcherOptions{kube::collection_path(r, options_.ns), selector, 500, name}, sink));
+  };
+  watch(repls_, kube::repls(), "repls", "");
+  watch(deployments_, kube::deployments(), "deployments", kManagedSelector);
+  watch(services_, kube::services(), "services", kManagedSelector);
+  watch(ingresses_, kube::ingresses(), "ingresses", kManagedSelector);
+  watch(pods_, kube::Resource{"", "v1", "pods", "Pod"}, "pods", kManagedSelector);
 }
 
-void Controller::retry_later(const ObjectKey& key) {
-  int failures = 0;
-  {
-    std::lock_guard lock(failures_mu_);
-    failures = ++failures_[key];
+Controller::~Controller() { stop(); }
+
+Controller::ChildStore::Parse Controller::child_parser(const kube::Resource& resource) const {
+  const Shape* shape = nullptr;
+  for (const auto& t : reconciler_.templates()) {
+    if (t.resource == resource) shape = &t.shape;
   }
-  auto timer = std::make_shared<boost::asio::steady_timer>(timers_, retry_delay(failures));
-  timer->async_wait([this, key, timer](const boost::system::error_code& ec) {
-    if (!ec) queue_.add(key);
-  });
+  const bool is_deployment = resource == kube::deployments();
+  return [shape, is_deployment](const rapidjson::Value& object) -> std::optional<ChildStore::Item> {
+    auto owner = controlling_repl(object);
+    if (!owner || shape == nullptr) return std::nullopt;
+    const auto* meta = json::member(object, "metadata");
+    LiveChild live{shape->fingerprint(object), std::nullopt};
+    if (is_deployment) live.deployment = deployment_state(object);
+    return ChildStore::Item{
+        {json::string_at(meta, "namespace"), json::string_at(meta, "name")}, *owner, live};
+  };
 }
 
-void Controller::work() {
-  while (auto key = queue_.get()) {
-    if (const auto repl = store_.get(*key)) {
-      const auto started = std::chrono::steady_clock::now();
-      auto result = reconciler_.reconcile(*repl);
-      const auto ms =
-          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
-      if (!result) {
-        log::warn("reconcile failed", {{"repl", key->str()}, {"error", result.error().describe()}});
-        retry_later(*key);
-      } else {
-        log::debug("reconciled", {{"repl", key->str()}, {"ms", std::to_string(ms.count())}});
-        std::lock_guard lock(failures_mu_);
-        failures_.erase(*key);
-      }
-    } else {
-      // Deleted: nothing to retry any more.
-      std::lock_guard lock(failures_mu_);
-      failures_.erase(*key);
-    }
-    queue_.done(*key);
+std::optional<LiveChild> Controller::child(const kube::Resource& resource, const ObjectKey& key) const {
+  if (resource == kube::deployments()) return deployments_.get(key);
+  if (resource == kube::services()) return services_.get(key);
+  if (resource == kube::ingresses()) return ingresses_.get(key);
+  return std::nullopt;
+}
+
+void Controller::wrote(const kube::Resource& resource, const rapidjson::Value& object) {
+  if (resource == kube::repls()) repls_.write_through(object);
+  if (resource == kube::deployments()) deployments_.write_through(object);
+  if (resource == kube::services()) services_.write_through(object);
+  if (resource == kube::ingresses()) ingresses_.write_through(object);
+}
+
+std::optional<Problem> Controller::pod_problem(const ObjectKey& repl) const {
+  std::optional<Problem> found;
+  pods_.for_owner(repl, [&found](const Problem& p) {
+    if (!found && !p.reason.empty()) found = p;
+  });
+  return found;
+}
+
+bool Controller::synced() const {
+  return repls_.synced() && deployments_.synced() && services_.synced() && ingresses_.synced() &&
+         pods_.synced();
+}
+
+ReconcileOutcome Controller::reconcile(const ObjectKey& key) {
+  const auto repl = repls_.get(key);
+  if (!repl) return ReconcileOutcome::done();  // deleted: its children go with it
+  const auto started = std::chrono::steady_clock::now();
+  auto result = reconciler_.reconcile(*repl, *this);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  if (!result) {
+    log::warn("reconcile failed", {{"repl", key.str()}, {"error", result.error().describe()}});
+    return ReconcileOutcome::retry();
+  }
+  log::debug("reconciled", {{"repl", key.str()}, {"ms", std::to_string(ms.count())}});
+  return ReconcileOutcome::done();
+}
+
+void Controller::set_leading(bool leading) {
+  std::lock_guard lock(state_mu_);
+  leading_ = leading;
+  update_dispatching();
+}
+
+void Controller::update_dispatching() {
+  const bool should = synced_all_ && leading_ && !stopping_;
+  if (should == dispatching_) return;
+  dispatching_ = should;
+  if (should) {
+    dispatcher_.start();
+  } else {
+    dispatcher_.stop(options_.shutdown_grace);
   }
 }
 
 void Controller::run() {
-  std::thread watcher([this] { repl_watcher_.run(); });
-  std::thread timer_thread([this] { timers_.run(); });
-  // Workers start only after the first list is stored: until then the cache is partial.
-  if (store_.wait_synced()) log::info("caches synced", {{"repls", std::to_string(store_.size())}});
-  std::vector<std::thread> workers;
-  for (int i = 0; i < options_.workers; ++i) workers.emplace_back([this] { work(); });
-  for (auto& w : workers) w.join();
-  watcher.join();
-  timer_thread.join();
+  std::vector<std::thread> threads;
+  for (auto& w : watchers_) threads.emplace_back([&w] { w->run(); });
+  for (int i = 0; i <= options_.workers; ++i) threads.emplace_back([this] { io_.run(); });
+
+  // Workers start only after every cache holds its first list: until then the view is partial.
+  const bool synced = repls_.wait_synced() && deployments_.wait_synced() && services_.wait_synced() &&
+                      ingresses_.wait_synced() && pods_.wait_synced();
+  if (synced) {
+    log::info("caches synced", {{"repls", std::to_string(repls_.size())},
+                                {"deployments", std::to_string(deployments_.size())}});
+    std::lock_guard lock(state_mu_);
+    synced_all_ = true;
+    update_dispatching();
+  }
+  for (auto& t : threads) t.join();
+}
+
+void Controller::stop() {
+  if (stopping_.exchange(true)) return;
+  {
+    std::lock_guard lock(state_mu_);
+    update_dispatching();  // waits for in-flight reconciles, up to the grace period
+  }
+  for (auto& w : watchers_) w->stop();
+  repls_.cancel_wait();
+  deployments_.cancel_wait();
+  services_.cancel_wait();
+  ingresses_.cancel_wait();
+  pods_.cancel_wait();
+  io_guard_.reset();
+  io_.stop();
 }
 
 }  // namespace repl

@@ -1,56 +1,85 @@
-// The controller: a Repl watcher feeding a ReplStore, whose changes go on a WorkQueue served by N
-// worker threads that call the Reconciler. A failed reconcile is retried after a per-key backoff
-// (5 ms doubling to 5 minutes) on a Boost.Asio timer; success forgets the key's failures.
+// The controller: watchers keep caches of Repls and of the Deployments, Services, Ingresses and
+// runner Pods the operator manages (label-selected, so nothing else is cached); every change maps
+// to the key of the Repl it belongs to and goes to the Dispatcher, whose workers call the
+// Reconciler with this controller as its view of the caches.
 //
-// Workers start once the store has synced (the first list is in), so no reconcile runs against a
-// partial cache.
+// Threads: one per watcher (blocking HTTP streams), and `workers` + 1 running the Boost.Asio
+// io_context on which the Dispatcher runs reconciles and its timer.
 //
-// Thread-safety: run() blocks its caller; stop() may be called from any thread (a signal handler
-// running on an io_context, typically) and makes run() return after in-flight reconciles finish.
+// Lifecycle: run() starts the watchers and blocks until stop(). Reconciles start only after every
+// cache has synced and while set_leading(true) (always, without leader election). stop() may be
+// called from any thread; in-flight reconciles get `grace` to finish.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
-#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "dispatcher.hpp"
 #include "kube/client.hpp"
 #include "kube/watcher.hpp"
 #include "reconciler.hpp"
 #include "repl_store.hpp"
-#include "work_queue.hpp"
+#include "store.hpp"
 
 namespace repl {
 
 struct ControllerOptions {
   std::string ns;  // empty: all namespaces
   int workers = 4;
+  std::chrono::milliseconds shutdown_grace{10000};
+  bool leading_at_start = true;  // false with leader election: reconciles wait for set_leading(true)
 };
 
-// Per-key retry delay after `failures` consecutive failures (1 = first failure).
-std::chrono::milliseconds retry_delay(int failures);
+// The label selector of everything the operator creates.
+inline constexpr const char* kManagedSelector = "app.kubernetes.io/managed-by=repl-operator";
 
-class Controller final {
+class Controller final : public ChildView {
  public:
   Controller(kube::Client& client, Reconciler& reconciler, ControllerOptions options);
+  ~Controller() override;
+
   void run();
   void stop();
+  // Reconciles run only while leading (and synced). Any thread.
+  void set_leading(bool leading);
+
+  bool synced() const;
+  Dispatcher::Stats queue_stats() const { return dispatcher_.stats(); }
+
+  std::optional<LiveChild> child(const kube::Resource& resource, const ObjectKey& key) const override;
+  std::optional<Problem> pod_problem(const ObjectKey& repl) const override;
+  void wrote(const kube::Resource& resource, const rapidjson::Value& object) override;
 
  private:
-  void work();
-  void retry_later(const ObjectKey& key);
+  using ChildStore = Store<LiveChild>;
+  ReconcileOutcome reconcile(const ObjectKey& key);
+  ChildStore::Parse child_parser(const kube::Resource& resource) const;
+  void update_dispatching();
 
+  kube::Client& client_;
   Reconciler& reconciler_;  // not owned
   const ControllerOptions options_;
-  WorkQueue queue_;
-  ReplStore store_;
-  kube::WatchRunner repl_watcher_;
-  boost::asio::io_context timers_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> timers_guard_;
-  std::mutex failures_mu_;
-  std::map<ObjectKey, int> failures_;
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> io_guard_;
+  Dispatcher dispatcher_;
+  ReplStore repls_;
+  ChildStore deployments_;
+  ChildStore services_;
+  ChildStore ingresses_;
+  Store<Problem> pods_;
+  std::vector<std::unique_ptr<kube::WatchRunner>> watchers_;
+  std::mutex state_mu_;
+  bool synced_all_ = false;
+  bool leading_;
+  bool dispatching_ = false;
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace repl

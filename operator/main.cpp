@@ -1,14 +1,18 @@
 // repl-operator: wires flags, the kube client, the templates and the controller, and stops on
 // SIGINT/SIGTERM. No logic lives here.
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include "common/flags.hpp"
 #include "common/log.hpp"
 #include "controller.hpp"
+#include "events.hpp"
 #include "kube/config.hpp"
+#include "kube/leader_election.hpp"
 #include "kube/transport.hpp"
 #include "reconciler.hpp"
 #include "repl/children.hpp"
@@ -24,6 +28,10 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   ControllerOptions controller_options;
   ChildSettings settings;
+  // Leader election is on by default in a cluster (where replicas may run), off on a laptop.
+  bool leader_elect = process_getenv("KUBERNETES_SERVICE_HOST").has_value();
+  std::string election_namespace;
+  std::string election_id = "repl-operator";
 
   Flags flags(
       "repl-operator",
@@ -50,6 +58,11 @@ int main(int argc, char** argv) {
             "ingressClassName of each Ingress");
   flags.add("url-scheme", "REPL_URL_SCHEME", &settings.url_scheme, "scheme of the URLs reported in status");
   flags.add("workers", "REPL_WORKERS", &controller_options.workers, "Repls reconciled in parallel");
+  flags.add("leader-elect", "REPL_LEADER_ELECT", &leader_elect,
+            "only the replica holding the Lease reconciles (default: on when running in a cluster)");
+  flags.add("leader-election-namespace", "REPL_LEADER_ELECTION_NAMESPACE", &election_namespace,
+            "namespace of the Lease (default: the pod's namespace, else the kubeconfig's, else default)");
+  flags.add("leader-election-id", "REPL_LEADER_ELECTION_ID", &election_id, "name of the Lease");
   flags.add("log-level", "REPL_LOG_LEVEL", &log_level, "debug, info, warn or error");
 
   if (auto exit_code = flags.parse_main(argc, argv)) return *exit_code;
@@ -81,25 +94,65 @@ int main(int argc, char** argv) {
   }
 
   kube::Client client(*transport);
-  Reconciler reconciler(client, settings, std::move(*templates));
+  std::atomic<bool> lost_leadership{false};
+  std::atomic<bool> shutting_down{false};
+  const std::string identity = kube::default_leader_identity();
+  ApiEventRecorder events(client, identity);
+  Reconciler reconciler(client, events, settings, std::move(*templates));
+  controller_options.leading_at_start = !leader_elect;
   Controller controller(client, reconciler, controller_options);
+
+  std::unique_ptr<kube::LeaderElector> elector;
+  if (leader_elect) {
+    kube::LeaderElectionConfig election{
+        {election_namespace.empty() ? (config->ns.empty() ? "default" : config->ns) : election_namespace,
+         election_id},
+        identity};
+    if (auto valid = kube::validate(election); !valid) {
+      log::error("bad leader election settings", {{"error", valid.error()}});
+      return 2;
+    }
+    elector = std::make_unique<kube::LeaderElector>(
+        client, election,
+        kube::LeaderCallbacks{[&] {
+                                log::info("became leader", {{"identity", identity}});
+                                controller.set_leading(true);
+                              },
+                              [&] {
+                                if (shutting_down) return;  // our own release at the end
+                                // The controller does not resume after losing the Lease: like
+                                // kube-controller-manager, stop, and let the Deployment restart us.
+                                log::error("lost leadership", {{"identity", identity}});
+                                controller.set_leading(false);
+                                lost_leadership = true;
+                                controller.stop();
+                              }});
+  }
 
   boost::asio::io_context signals_io;
   boost::asio::signal_set signals(signals_io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     log::info("stopping", {{"signal", std::to_string(sig)}});
+    shutting_down = true;
     controller.stop();
   });
   std::thread signal_thread([&] { signals_io.run(); });
+  std::thread election_thread;
+  if (elector) election_thread = std::thread([&] { elector->run(); });
 
   log::info("starting", {{"server", config->server},
                          {"config", config->source},
                          {"namespace", controller_options.ns.empty() ? "(all)" : controller_options.ns},
                          {"templates", templates_dir}});
   controller.run();
+  // In-flight reconciles are done (or past their grace): now the standby may take over.
+  if (elector) {
+    elector->stop();
+    election_thread.join();
+  }
   signals_io.stop();
   signal_thread.join();
   log::info("stopped");
-  return 0;
+  return lost_leadership ? 1 : 0;
 }

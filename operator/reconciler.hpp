@@ -1,19 +1,24 @@
-// Reconcile of one Repl: render its children, server-side apply each, then write the status if it
-// differs from what the Repl already shows. Level-based: it reads the Repl as it is now and never
-// depends on which event brought the key here.
+// Reconcile of one Repl: render its children, apply those whose managed fields differ from the
+// cache (or that are missing), then write the status if it differs from what the Repl shows.
+// Level-based: it reads the Repl and its children as they are now and never depends on which event
+// brought the key here. In steady state it sends nothing at all.
 //
 // Failures the user must fix (an invalid spec, a template that renders an object the API server
-// refuses) are reported in the Repl's status and are not retried; transient ones (the API server
-// cannot be reached, a conflict) are returned so the caller retries later.
+// refuses, a runner pod that cannot start) are reported in the Repl's status and as Events, and are
+// not retried; transient ones (the API server unreachable, a conflict, a 403 an administrator can
+// fix) are returned so the caller retries with backoff.
 //
 // Thread-safety: reconcile() may run on several threads at once, for different Repls.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "common/result.hpp"
+#include "events.hpp"
 #include "kube/client.hpp"
 #include "repl/children.hpp"
+#include "repl/observed.hpp"
 #include "repl/repl.hpp"
 #include "repl/status.hpp"
 
@@ -21,18 +26,40 @@ namespace repl {
 
 inline constexpr const char* kFieldManager = "repl-operator";
 
+// A child as the cache knows it.
+struct LiveChild {
+  std::uint64_t fingerprint = 0;              // of the fields we manage (Shape::fingerprint)
+  std::optional<DeploymentState> deployment;  // Deployments only
+};
+
+// What reconcile reads from the caches.
+class ChildView {
+ public:
+  virtual ~ChildView() = default;
+  virtual std::optional<LiveChild> child(const kube::Resource& resource, const ObjectKey& key) const = 0;
+  // The first problem among the Repl's runner pods, if any.
+  virtual std::optional<Problem> pod_problem(const ObjectKey& repl) const = 0;
+  // What the API server answered to our apply of a child or of a Repl's status, so the next
+  // reconcile does not act on a cache that has not seen our own write yet.
+  virtual void wrote(const kube::Resource& resource, const rapidjson::Value& object) = 0;
+};
+
 class Reconciler final {
  public:
-  Reconciler(kube::Client& client, ChildSettings settings, std::vector<ChildTemplate> templates);
+  Reconciler(kube::Client& client, EventRecorder& events, ChildSettings settings,
+             std::vector<ChildTemplate> templates);
 
-  Result<void, kube::ApiError> reconcile(const Repl& repl);
+  Result<void, kube::ApiError> reconcile(const Repl& repl, ChildView& view);
+
+  const std::vector<ChildTemplate>& templates() const { return templates_; }
 
  private:
-  // Applies the children; fills `seen` with what a status needs. Returns transient errors only.
-  Result<void, kube::ApiError> apply_children(const Repl& repl, ChildObservation& seen);
-  Result<void, kube::ApiError> write_status(const Repl& repl, const ChildObservation& seen);
+  // Applies the children that differ; fills `seen`. Returns transient errors only.
+  Result<void, kube::ApiError> apply_children(const Repl& repl, ChildView& view, ChildObservation& seen);
+  Result<void, kube::ApiError> write_status(const Repl& repl, ChildView& view, const ChildObservation& seen);
 
-  kube::Client& client_;  // not owned; outlives this
+  kube::Client& client_;   // not owned; outlives this
+  EventRecorder& events_;  // not owned; outlives this
   const ChildSettings settings_;
   const std::vector<ChildTemplate> templates_;
 };

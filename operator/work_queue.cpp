@@ -1,45 +1,66 @@
 #include "work_queue.hpp"
 
+#include <algorithm>
+
 namespace repl {
 
-void WorkQueue::add(const ObjectKey& key) {
-  std::lock_guard lock(mu_);
-  if (shutting_down_ || !dirty_.insert(key).second) return;
-  if (processing_.contains(key)) return;  // done() will make it ready
-  ready_.push_back(key);
-  cv_.notify_one();
-}
+WorkQueue::WorkQueue(Options options) : options_(options), tokens_(options.bucket_burst) {}
 
-std::optional<ObjectKey> WorkQueue::get() {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [this] { return shutting_down_ || !ready_.empty(); });
-  if (ready_.empty()) return std::nullopt;
-  ObjectKey key = std::move(ready_.front());
-  ready_.pop_front();
-  dirty_.erase(key);
-  processing_.insert(key);
-  return key;
-}
-
-void WorkQueue::done(const ObjectKey& key) {
-  std::lock_guard lock(mu_);
-  processing_.erase(key);
-  if (dirty_.contains(key) && !shutting_down_) {
-    ready_.push_back(key);
-    cv_.notify_one();
+void WorkQueue::schedule(const ObjectKey& key, TimePoint due) {
+  if (const auto it = by_key_.find(key); it != by_key_.end()) {
+    if (it->second->due <= due) return;  // the earlier one stays
+    by_due_.erase(it->second);
+    by_key_.erase(it);
   }
+  const auto [pos, inserted] = by_due_.insert(Entry{due, seq_++, key});
+  by_key_.emplace(key, pos);
 }
 
-void WorkQueue::shut_down() {
-  std::lock_guard lock(mu_);
-  shutting_down_ = true;
-  ready_.clear();
-  cv_.notify_all();
+WorkQueue::Duration WorkQueue::bucket_delay(TimePoint now) {
+  // Refill since the last reservation, then reserve one token; a negative balance is the wait.
+  if (bucket_time_ && now > *bucket_time_) {
+    const double elapsed = std::chrono::duration<double>(now - *bucket_time_).count();
+    tokens_ = std::min(options_.bucket_burst, tokens_ + elapsed * options_.bucket_qps);
+  }
+  if (!bucket_time_ || now > *bucket_time_) bucket_time_ = now;
+  tokens_ -= 1;
+  if (tokens_ >= 0) return Duration::zero();
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(-tokens_ / options_.bucket_qps));
 }
 
-std::size_t WorkQueue::depth() const {
-  std::lock_guard lock(mu_);
-  return ready_.size();
+WorkQueue::Duration WorkQueue::add_rate_limited(const ObjectKey& key, TimePoint now) {
+  const int n = failures_[key]++;
+  Duration backoff = options_.max_delay;
+  if (n < 40) {  // beyond that 2^n overflows, and the cap has long been reached
+    backoff = std::min(options_.max_delay, options_.base_delay * (std::int64_t{1} << n));
+  }
+  const Duration delay = std::max(backoff, bucket_delay(now));
+  schedule(key, now + delay);
+  return delay;
+}
+
+std::optional<ObjectKey> WorkQueue::pop(TimePoint now) {
+  for (auto it = by_due_.begin(); it != by_due_.end() && it->due <= now; ++it) {
+    if (held_.contains(it->key)) continue;  // at most one worker per key
+    ObjectKey key = it->key;
+    by_key_.erase(key);
+    by_due_.erase(it);
+    held_.insert(key);
+    return key;
+  }
+  return std::nullopt;
+}
+
+std::optional<WorkQueue::TimePoint> WorkQueue::next_due() const {
+  for (const Entry& e : by_due_) {
+    if (!held_.contains(e.key)) return e.due;
+  }
+  return std::nullopt;
+}
+
+int WorkQueue::failures(const ObjectKey& key) const {
+  const auto it = failures_.find(key);
+  return it == failures_.end() ? 0 : it->second;
 }
 
 }  // namespace repl

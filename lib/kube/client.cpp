@@ -85,7 +85,13 @@ Result<rapidjson::Document, ApiError> Client::apply(std::string_view path, const
   add_param(query, "fieldManager", field_manager);
   if (force) add_param(query, "force", "true");
   // JSON is YAML, so the apply body can be the object's JSON text.
-  return exchange("PATCH", {"PATCH", with_query(path, query), "application/apply-patch+yaml", to_json(object)});
+  return exchange("PATCH",
+                  {"PATCH", with_query(path, query), "application/apply-patch+yaml", to_json(object)});
+}
+
+Result<rapidjson::Document, ApiError> Client::merge_patch(std::string_view path,
+                                                          const rapidjson::Value& patch) {
+  return exchange("PATCH", {"PATCH", std::string(path), "application/merge-patch+json", to_json(patch)});
 }
 
 Result<void, ApiError> Client::remove(std::string_view path) {
@@ -94,7 +100,8 @@ Result<void, ApiError> Client::remove(std::string_view path) {
   return Ok{};
 }
 
-Result<rapidjson::Document, ApiError> Client::create(std::string_view collection, const rapidjson::Value& object) {
+Result<rapidjson::Document, ApiError> Client::create(std::string_view collection,
+                                                     const rapidjson::Value& object) {
   return exchange("POST", {"POST", std::string(collection), "application/json", to_json(object)});
 }
 

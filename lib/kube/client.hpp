@@ -55,6 +55,9 @@ class Client final {
   Result<rapidjson::Document, ApiError> apply(std::string_view path, const rapidjson::Value& object,
                                               std::string_view field_manager, bool force = true);
 
+  // JSON merge patch (RFC 7386): maps merge, lists are replaced whole.
+  Result<rapidjson::Document, ApiError> merge_patch(std::string_view path, const rapidjson::Value& patch);
+
   Result<void, ApiError> remove(std::string_view path);
 
   // POST `object` to a collection (create); 409 AlreadyExists when the name is taken.

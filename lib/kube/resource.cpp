@@ -11,6 +11,7 @@ Resource ingresses() { return {"networking.k8s.io", "v1", "ingresses", "Ingress"
 Resource custom_resource_definitions() {
   return {"apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition"};
 }
+Resource leases() { return {"coordination.k8s.io", "v1", "leases", "Lease"}; }
 
 std::optional<Resource> resource_for(std::string_view api_version, std::string_view kind) {
   for (const Resource& r : std::array{repls(), deployments(), services(), ingresses()}) {

@@ -26,6 +26,7 @@ Resource deployments();
 Resource services();
 Resource ingresses();
 Resource custom_resource_definitions();
+Resource leases();  // coordination.k8s.io/v1, for leader election
 
 // The resource for an object's apiVersion and kind, among those above.
 std::optional<Resource> resource_for(std::string_view api_version, std::string_view kind);

@@ -136,6 +136,11 @@ void WatchRunner::run() {
     action = next.action;
   };
   const std::string& name = options_.name;
+  const auto signal = [this](WatchSignal s) {
+    if (options_.on_signal) options_.on_signal(s);
+  };
+  bool listed_once = false;
+  bool watched_once = false;
 
   while (!stopping_) {
     if (action.delay > Clock::duration::zero() && !sleep_for(action.delay)) break;
@@ -145,10 +150,13 @@ void WatchRunner::run() {
                              [this](const rapidjson::Value& item) { sink_.resync_item(item); });
       if (!rv) {
         log::warn("list failed", {{"watcher", name}, {"error", rv.error().describe()}});
+        signal(WatchSignal::kFailed);
         feed(watcher::ListFailed{rv.error()});
         continue;
       }
       sink_.end_resync();
+      signal(listed_once ? WatchSignal::kRelisted : WatchSignal::kListed);
+      listed_once = true;
       log::debug("listed", {{"watcher", name}, {"resourceVersion", *rv}});
       feed(watcher::ListSucceeded{*rv});
       continue;
@@ -158,9 +166,12 @@ void WatchRunner::run() {
                                 {state.resource_version, options_.label_selector, timeout(rng), true});
     if (!stream) {
       log::warn("watch failed", {{"watcher", name}, {"error", stream.error().describe()}});
+      signal(WatchSignal::kFailed);
       feed(watcher::WatchOpenFailed{stream.error()});
       continue;
     }
+    if (watched_once) signal(WatchSignal::kRewatched);
+    watched_once = true;
     {
       std::lock_guard lock(mu_);
       if (stopping_) break;
@@ -171,6 +182,7 @@ void WatchRunner::run() {
       if (stopping_) break;
       if (!line) {
         log::warn("watch stream broke", {{"watcher", name}, {"error", line.error().describe()}});
+        signal(WatchSignal::kFailed);
         feed(watcher::StreamBroken{line.error()});
       } else if (!line->has_value()) {
         feed(watcher::StreamEnded{});

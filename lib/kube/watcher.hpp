@@ -108,11 +108,16 @@ class WatchSink {
   virtual void on_event(EventType type, const rapidjson::Value& object) = 0;
 };
 
+// What a WatchRunner tells its observer (for metrics): a list done (the first, or a relist), a
+// watch opened again after the stream ended or broke, a failed request.
+enum class WatchSignal { kListed, kRelisted, kRewatched, kFailed };
+
 struct WatcherOptions {
   std::string collection;  // e.g. collection_path(repls(), "")
   std::string label_selector;
   int page_size = 500;
-  std::string name;  // for logs
+  std::string name;                                 // for logs
+  std::function<void(WatchSignal)> on_signal = {};  // called on the watcher's thread
 };
 
 // The I/O around step(): lists, watches and feeds the sink until stop() is called.

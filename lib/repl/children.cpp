@@ -132,14 +132,17 @@ Result<std::vector<ChildTemplate>, render::RenderError> load_child_templates(con
     if (!text) return Fail(render::RenderError{text.error().message});
     auto t = render::Template::parse(path, *text, template_variables());
     if (!t) return Fail(t.error());
-    out.push_back({resource, std::move(*t)});
+    out.push_back({resource, std::move(*t), Shape{}});
   }
-  // Render once with sample values, so a template that cannot work fails now, at start-up.
+  // Render once with sample values, so a template that cannot work fails now, at start-up; the
+  // render's structure is every Repl's (values never change structure).
   Repl sample;
   sample.key = {"default", "sample"};
   sample.uid = "00000000-0000-0000-0000-000000000000";
   sample.spec.user_id = "sample";
-  if (auto probe = desired_children(sample, ChildSettings{}, out); !probe) return Fail(probe.error());
+  auto probe = desired_children(sample, ChildSettings{}, out);
+  if (!probe) return Fail(probe.error());
+  for (std::size_t i = 0; i < out.size(); ++i) out[i].shape = Shape::of((*probe)[i].object);
   return out;
 }
 

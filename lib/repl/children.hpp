@@ -15,6 +15,7 @@
 #include "common/result.hpp"
 #include "kube/resource.hpp"
 #include "render/template.hpp"
+#include "repl/fingerprint.hpp"
 #include "repl/repl.hpp"
 
 namespace repl {
@@ -37,10 +38,11 @@ const std::set<std::string, std::less<>>& template_variables();
 struct ChildTemplate {
   kube::Resource resource;  // what the template must render
   render::Template tmpl;
+  Shape shape;  // of what it renders, stamped fields included (see fingerprint.hpp)
 };
 
-// Loads deployment.yaml, service.yaml and ingress.yaml from `dir`, and checks each renders an
-// object of the right kind with a name, using sample values.
+// Loads deployment.yaml, service.yaml and ingress.yaml from `dir`, checks each renders an object
+// of the right kind with a name, using sample values, and takes each one's Shape from that render.
 Result<std::vector<ChildTemplate>, render::RenderError> load_child_templates(const std::string& dir);
 
 struct Child {

@@ -22,11 +22,16 @@ ReplStatus compute_status(const Repl& repl, const ChildObservation& seen, const 
     s.phase = "Suspended";
     ready.reason = "Suspended";
     ready.message = "spec.suspended is true: the Deployment is scaled to zero";
-  } else if (seen.deployment_ready_replicas > 0) {
+  } else if (const auto& d = seen.deployment;
+             d && d->ready_replicas > 0 && d->observed_generation >= d->generation) {
     s.phase = "Ready";
     ready.status = "True";
     ready.reason = "DeploymentReady";
     ready.message = "the runner pod is ready";
+  } else if (const std::optional<Problem>& p = d && d->problem ? d->problem : seen.pod_problem) {
+    s.phase = "Failed";
+    ready.reason = p->reason;
+    ready.message = p->message;
   } else {
     s.phase = "Starting";
     ready.reason = "DeploymentNotReady";

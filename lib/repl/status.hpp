@@ -10,16 +10,18 @@
 #include <string>
 
 #include "repl/children.hpp"
+#include "repl/observed.hpp"
 #include "repl/repl.hpp"
 
 namespace repl {
 
-// What reconcile saw. `failure` is set when the children could not be rendered or applied (or the
-// spec is invalid); otherwise the Deployment's replica counts as the API server returned them.
+// What reconcile saw. `failure_reason` is set when the children could not be rendered or applied
+// (or the spec is invalid); otherwise the Deployment's state and the runner pods' problem decide.
 struct ChildObservation {
   std::optional<std::string> failure_reason;  // CamelCase, e.g. "ApplyFailed"
   std::string failure_message;
-  std::int64_t deployment_ready_replicas = 0;
+  std::optional<DeploymentState> deployment;
+  std::optional<Problem> pod_problem;
 };
 
 // Computes the status. `now` (RFC 3339) becomes the Ready condition's lastTransitionTime only when

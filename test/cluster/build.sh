@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the local control plane's binaries (kube-apiserver, kubectl, etcd) from the Go module
-# proxy, at the versions pinned in go.mod, into a per-version cache outside the clone:
-#   ${REPL_CACHE:-~/.cache/repl-operator}/k8s-<version>/{kube-apiserver,kubectl}
+# Builds the local control plane's binaries (kube-apiserver, kube-controller-manager, kubectl,
+# etcd) from the Go module proxy, at the versions pinned in go.mod, into a per-version cache
+# outside the clone:
+#   ${REPL_CACHE:-~/.cache/repl-operator}/k8s-<version>/{kube-apiserver,kube-controller-manager,kubectl}
 #   ${REPL_CACHE:-~/.cache/repl-operator}/etcd-<version>/etcd
 # and links the current ones into ${REPL_CACHE}/bin/. kubectl is built from the same release so
 # the tests never depend on whatever kubectl (and version skew) a machine happens to have.
@@ -39,10 +40,12 @@ pkg=k8s.io/component-base/version
 stamp="-X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 stamp="$stamp -X $pkg.buildDate=1970-01-01T00:00:00Z"
 go_build "$k8s_dir/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$stamp"
+go_build "$k8s_dir/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager "$stamp"
 go_build "$k8s_dir/kubectl" k8s.io/kubernetes/cmd/kubectl "$stamp"
 go_build "$etcd_dir/etcd" ./cmd/etcd
 
 ln -sfn "$k8s_dir/kube-apiserver" "$cache/bin/kube-apiserver"
+ln -sfn "$k8s_dir/kube-controller-manager" "$cache/bin/kube-controller-manager"
 ln -sfn "$k8s_dir/kubectl" "$cache/bin/kubectl"
 ln -sfn "$etcd_dir/etcd" "$cache/bin/etcd"
 echo "$cache/bin"

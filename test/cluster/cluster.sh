@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # A real, throwaway Kubernetes control plane on loopback (etcd + kube-apiserver), as
-# controller-runtime's envtest starts one: no nodes, no controllers.
+# controller-runtime's envtest starts one, plus kube-controller-manager running only the garbage
+# collector and the namespace controller (so deleting a Repl deletes what it owns). No nodes, no
+# scheduler, no Deployment controller: pods never run here.
 #
 #   cluster.sh up [DIR]             start one; prints the admin kubeconfig path as its last line
 #   cluster.sh down DIR|KUBECONFIG  stop it and remove its files
 #   cluster.sh restart-apiserver DIR|KUBECONFIG
 #                                   SIGKILL the API server and start it again on the same etcd and port
+#   cluster.sh stop-apiserver DIR|KUBECONFIG / start-apiserver DIR|KUBECONFIG
+#                                   the two halves of a restart, for outages of a chosen length
+#
+# CLUSTER_CONTROLLERS overrides the controller-manager's --controllers list.
 #
 # Everything lives in DIR (default: a fresh mktemp directory): certificates, etcd data, logs, pid
 # files, kubeconfigs. Ports are picked free at start, so two clusters on one machine never collide.
@@ -140,6 +146,18 @@ alive() {
 
 # stop_pid_file FILE BINARY_NAME [SIGNAL]: stops the process, if it is still that binary (a stale
 # pid file must never kill an unrelated process that reused the number).
+start_controller_manager() {
+  local dir=$1
+  # shellcheck disable=SC1091
+  . "$dir/cluster.env"
+  setsid "$BIN/kube-controller-manager" --kubeconfig="$dir/admin.kubeconfig" \
+    --controllers="${CLUSTER_CONTROLLERS:-garbagecollector,namespace}" \
+    --leader-elect=false --bind-address=127.0.0.1 --secure-port=0 \
+    > "$dir/controller-manager.log" 2>&1 < /dev/null &
+  echo $! > "$dir/controller-manager.pid"
+  disown
+}
+
 stop_pid_file() {
   local file=$1 name=$2 signal=${3:-TERM}
   [ -f "$file" ] || return 0
@@ -168,7 +186,7 @@ up() {
     mkdir -p "$dir"
   fi
   # Any failure from here on takes down what was started (the logs stay in $dir).
-  trap 'stop_pid_file "$dir/apiserver.pid" kube-apiserver KILL; stop_pid_file "$dir/etcd.pid" etcd KILL' EXIT
+  trap 'stop_all "$dir"' EXIT
 
   make_certs "$dir"
   local ports
@@ -195,30 +213,38 @@ ENV
   fi
   start_apiserver "$dir"
   write_kubeconfigs "$dir" "https://127.0.0.1:$API_PORT"
+  start_controller_manager "$dir"
   trap - EXIT
   echo "cluster up: kube-apiserver $("$bin/kube-apiserver" --version | cut -d' ' -f2) on https://127.0.0.1:$API_PORT" >&2
   echo "$dir/admin.kubeconfig"
 }
 
+# Its state is thrown away next (or it failed to start), so nothing is shut down gracefully.
+stop_all() {
+  stop_pid_file "$1/controller-manager.pid" kube-controller-manager KILL
+  stop_pid_file "$1/apiserver.pid" kube-apiserver KILL
+  stop_pid_file "$1/etcd.pid" etcd KILL
+}
+
 down() {
   local dir
   dir=$(cluster_dir "$1")
-  # Its state is thrown away next, so there is nothing to shut down gracefully.
-  stop_pid_file "$dir/apiserver.pid" kube-apiserver KILL
-  stop_pid_file "$dir/etcd.pid" etcd KILL
+  stop_all "$dir"
   rm -rf "$dir"
-}
-
-restart_apiserver() {
-  local dir
-  dir=$(cluster_dir "$1")
-  stop_pid_file "$dir/apiserver.pid" kube-apiserver KILL
-  start_apiserver "$dir"
 }
 
 case "${1:-}" in
   up) shift; up "$@" ;;
   down) shift; down "$@" ;;
-  restart-apiserver) shift; restart_apiserver "$@" ;;
-  *) echo "usage: cluster.sh up [DIR] | down DIR|KUBECONFIG | restart-apiserver DIR|KUBECONFIG" >&2; exit 2 ;;
+  stop-apiserver) shift; stop_pid_file "$(cluster_dir "$1")/apiserver.pid" kube-apiserver KILL ;;
+  start-apiserver) shift; start_apiserver "$(cluster_dir "$1")" ;;
+  restart-apiserver)
+    shift
+    stop_pid_file "$(cluster_dir "$1")/apiserver.pid" kube-apiserver KILL
+    start_apiserver "$(cluster_dir "$1")"
+    ;;
+  *)
+    echo "usage: cluster.sh up [DIR] | down | restart-apiserver | stop-apiserver | start-apiserver  DIR|KUBECONFIG" >&2
+    exit 2
+    ;;
 esac

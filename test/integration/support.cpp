@@ -162,6 +162,45 @@ std::string jsonpath(const std::string& ns, const std::string& object, const std
   return r.exit_code == 0 ? r.out : std::string();
 }
 
+namespace {
+const std::string kClusterSh = std::string(REPL_SOURCE_DIR) + "/test/cluster/cluster.sh";
+}  // namespace
+
+PrivateCluster::PrivateCluster() {
+  char tmpl[] = "/tmp/repl-private-cluster.XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  dir_ = tmpl;
+  const auto up = run({kClusterSh, "up", dir_});
+  INFO(up.err);
+  REQUIRE(up.exit_code == 0);
+  kubeconfig_ = up.out.substr(0, up.out.find('\n'));
+  REQUIRE(kubectl({"apply", "-f", std::string(REPL_SOURCE_DIR) + "/crd/repls.peetcode.com.yaml"}).exit_code ==
+          0);
+  REQUIRE(
+      kubectl({"wait", "--for=condition=Established", "crd/repls.peetcode.com", "--timeout=60s"}).exit_code ==
+      0);
+}
+
+PrivateCluster::~PrivateCluster() {
+  if (!dir_.empty()) down();
+}
+
+CommandResult PrivateCluster::kubectl(const std::vector<std::string>& args, const std::string& input) const {
+  std::vector<std::string> argv = {"kubectl", "--kubeconfig", kubeconfig_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, input);
+}
+
+CommandResult PrivateCluster::cluster_sh(const std::string& command) const {
+  return run({kClusterSh, command, dir_});
+}
+
+CommandResult PrivateCluster::down() {
+  auto r = run({kClusterSh, "down", dir_});
+  dir_.clear();
+  return r;
+}
+
 OperatorProcess::OperatorProcess(std::vector<std::string> extra_args) {
   char tmpl[] = "/tmp/repl-operator-log.XXXXXX";
   const int fd = mkstemp(tmpl);
@@ -213,6 +252,16 @@ int OperatorProcess::stop() {
   waitpid(pid_, &status, 0);
   pid_ = -1;
   return -1;
+}
+
+void OperatorProcess::pause() { kill(pid_, SIGSTOP); }
+void OperatorProcess::resume() { kill(pid_, SIGCONT); }
+
+void OperatorProcess::kill_hard() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
 }
 
 std::string OperatorProcess::log() const {

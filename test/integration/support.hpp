@@ -40,6 +40,28 @@ bool eventually(std::chrono::milliseconds timeout, const std::function<bool()>& 
 // kubectl get -o jsonpath=<path> for one object; empty when it does not exist.
 std::string jsonpath(const std::string& ns, const std::string& object, const std::string& path);
 
+// A control plane of its own (beside the fixture's), for tests that restart or stop its API
+// server. The Repl CRD is installed; it is taken down on destruction, also when a REQUIRE fails.
+class PrivateCluster {
+ public:
+  PrivateCluster();
+  ~PrivateCluster();
+  PrivateCluster(const PrivateCluster&) = delete;
+  PrivateCluster& operator=(const PrivateCluster&) = delete;
+
+  const std::string& dir() const { return dir_; }
+  const std::string& kubeconfig() const { return kubeconfig_; }
+  CommandResult kubectl(const std::vector<std::string>& args, const std::string& input = "") const;
+  // Runs test/cluster/cluster.sh COMMAND on this cluster (restart-apiserver, stop-apiserver, ...).
+  CommandResult cluster_sh(const std::string& command) const;
+  // Takes it down now; returns cluster.sh's result.
+  CommandResult down();
+
+ private:
+  std::string dir_;
+  std::string kubeconfig_;
+};
+
 // The repl-operator binary as a child process, logging (debug level) to a file. Stopped with
 // SIGTERM on destruction; if the test has a failed assertion by then, the end of its log is printed.
 class OperatorProcess {
@@ -54,6 +76,11 @@ class OperatorProcess {
   int count_log(const std::string& needle) const;
   // Sends SIGTERM and waits; returns the exit status (as from waitpid's WEXITSTATUS, or -1).
   int stop();
+  // SIGKILL: no chance to release anything.
+  void kill_hard();
+  // SIGSTOP / SIGCONT: the process freezes with its connections open, as under a long GC pause.
+  void pause();
+  void resume();
 
  private:
   pid_t pid_ = -1;

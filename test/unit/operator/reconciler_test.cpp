@@ -1,45 +1,127 @@
-// Reconciler over a scripted API server: which requests one reconcile makes, what status it
-// writes, and which failures it reports in the status rather than returning for a retry.
+// Reconciler over a scripted API server, a cache the test fills (FakeView) and a recorder of Events:
+// which requests one reconcile makes, what status it writes, which Events it records, what it tells
+// the cache it wrote, and which failures it reports in the status rather than returning for a retry.
 #include "reconciler.hpp"
 
 #include <catch2/catch.hpp>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "unit/support/fake_transport.hpp"
 #include "unit/support/json.hpp"
+#include "unit/support/object_key.hpp"
 #include "unit/support/quiet_logs.hpp"
 #include "unit/support/repl_fixtures.hpp"
 #include "unit/support/status_json.hpp"
 
 namespace {
 
+using repl::DeploymentState;
+using repl::ObjectKey;
+using repl::Problem;
 using repl::kube::ApiError;
 using repl::test::string_at;
+using Lines = std::vector<std::string>;
 
 const std::string kNs = "/namespaces/team-a/";
 const std::vector<std::string> kChildPaths = {
     "/apis/apps/v1" + kNs + "deployments/abc123", "/api/v1" + kNs + "services/abc123",
     "/apis/networking.k8s.io/v1" + kNs + "ingresses/abc123-ingress"};
 const std::string kStatusPath = "/apis/peetcode.com/v1alpha1" + kNs + "repls/abc123/status";
+const std::string kEarlier = "2026-01-01T00:00:00Z";
+
+// API server answers, told apart by their resourceVersion.
+const std::string kServiceReply = R"({"kind":"Service","metadata":{"resourceVersion":"12"}})";
+const std::string kIngressReply = R"({"kind":"Ingress","metadata":{"resourceVersion":"13"}})";
+const std::string kStatusReply = R"({"kind":"Repl","metadata":{"resourceVersion":"14"}})";
+std::string deployment_reply(int ready) {
+  return R"({"kind":"Deployment","metadata":{"resourceVersion":"11","generation":1},)"
+         R"("status":{"observedGeneration":1,"readyReplicas":)" +
+         std::to_string(ready) + "}}";
+}
+const DeploymentState kReady{1, 1, 1, std::nullopt};
+const DeploymentState kNotReady{1, 1, 0, std::nullopt};
+const Problem kPullFailed{"ImagePullFailed", "container runner: ErrImagePull: not found"};
+
+// Records each Event as "<Type> <reason>: <message>".
+class FakeEvents final : public repl::EventRecorder {
+ public:
+  void record(const repl::Repl& repl, repl::EventType type, const std::string& reason,
+              const std::string& message) override {
+    about.push_back(repl.key);
+    lines.push_back((type == repl::EventType::kWarning ? "Warning " : "Normal ") + reason + ": " + message);
+  }
+  Lines lines;
+  std::vector<ObjectKey> about;  // the Repl of each Event
+};
+
+// The caches as a map the test fills; records what wrote() received as "<kind> <json>".
+class FakeView final : public repl::ChildView {
+ public:
+  std::optional<repl::LiveChild> child(const repl::kube::Resource& resource,
+                                       const ObjectKey& key) const override {
+    const auto it = children.find({resource.kind, key});
+    if (it == children.end()) return std::nullopt;
+    return it->second;
+  }
+  std::optional<Problem> pod_problem(const ObjectKey& repl) const override {
+    const auto it = problems.find(repl);
+    if (it == problems.end()) return std::nullopt;
+    return it->second;
+  }
+  void wrote(const repl::kube::Resource& resource, const rapidjson::Value& object) override {
+    writes.push_back(resource.kind + " " + repl::kube::to_json(object));
+  }
+
+  std::map<std::pair<std::string, ObjectKey>, repl::LiveChild> children;  // by kind and key
+  std::map<ObjectKey, Problem> problems;                                  // by Repl
+  Lines writes;
+};
 
 struct Fixture {
   repl::test::QuietLogs quiet;
   std::shared_ptr<repl::test::FakeTransport> transport = std::make_shared<repl::test::FakeTransport>();
   repl::kube::Client client{transport};
-  repl::Reconciler reconciler{client, repl::ChildSettings{}, repl::test::repo_templates()};
+  FakeEvents events;
+  FakeView view;
+  repl::Reconciler reconciler{client, events, repl::ChildSettings{}, repl::test::repo_templates()};
+  repl::Repl repl = repl::test::sample_repl();
+
+  auto reconcile() { return reconciler.reconcile(repl, view); }
 
   // Scripts successful applies of the three children, the Deployment reporting `ready` replicas.
   void children_applied(int ready) {
-    transport->respond(200,
-                       R"({"kind":"Deployment","status":{"readyReplicas":)" + std::to_string(ready) + "}}");
-    transport->respond(200, R"({"kind":"Service"})");
-    transport->respond(200, R"({"kind":"Ingress"})");
+    transport->respond(200, deployment_reply(ready));
+    transport->respond(200, kServiceReply);
+    transport->respond(200, kIngressReply);
   }
 
-  std::vector<std::string> paths() const {
-    std::vector<std::string> out;
+  // Fills the cache with children holding exactly what the Repl renders; the Deployment in `state`.
+  void cache_desired(const DeploymentState& state) {
+    const auto children = repl::test::render_children(repl);
+    for (std::size_t i = 0; i < children.size(); ++i) {
+      const auto& c = children[i];
+      repl::LiveChild live{reconciler.templates()[i].shape.fingerprint(c.object), std::nullopt};
+      if (c.resource == repl::kube::deployments()) live.deployment = state;
+      view.children[{c.resource.kind, {repl.key.ns, c.name}}] = live;
+    }
+  }
+  repl::LiveChild& cached(const std::string& kind, const std::string& name) {
+    const auto it = view.children.find({kind, {repl.key.ns, name}});
+    REQUIRE(it != view.children.end());
+    return it->second;
+  }
+
+  // Sets the Repl's status to what an earlier reconcile computed from `seen`.
+  void status_from(const repl::ChildObservation& seen) {
+    repl.status = repl::compute_status(repl, seen, repl::urls_for(repl, {}), kEarlier);
+  }
+
+  Lines paths() const {
+    Lines out;
     for (const auto& r : transport->requests) out.push_back(repl::test::path_of(r.target));
     return out;
   }
@@ -53,18 +135,23 @@ struct Fixture {
   }
 };
 
-std::vector<std::string> with_status(std::vector<std::string> paths) {
+repl::ChildObservation observed(std::optional<DeploymentState> deployment, std::optional<Problem> pods = {}) {
+  return {std::nullopt, "", std::move(deployment), std::move(pods)};
+}
+
+Lines with_status(Lines paths) {
   paths.push_back(kStatusPath);
   return paths;
 }
 
 }  // namespace
 
-TEST_CASE("reconcile applies the children, then writes the status", "[operator][reconciler]") {
+TEST_CASE("with nothing cached, reconcile creates the children, then writes the status",
+          "[operator][reconciler]") {
   Fixture f;
   f.children_applied(1);
-  f.transport->respond(200, "{}");
-  REQUIRE(f.reconciler.reconcile(repl::test::sample_repl()));
+  f.transport->respond(200, kStatusReply);
+  REQUIRE(f.reconcile());
   CHECK(f.paths() == with_status(kChildPaths));
   for (const auto& r : f.transport->requests) {
     CHECK(r.method == "PATCH");
@@ -72,72 +159,221 @@ TEST_CASE("reconcile applies the children, then writes the status", "[operator][
     CHECK(repl::test::query_params(r.target) == std::vector<std::pair<std::string, std::string>>{
                                                     {"fieldManager", "repl-operator"}, {"force", "true"}});
   }
-  CHECK(string_at(repl::test::parse_json(f.transport->requests[0].body), "/kind") == "Deployment");
+  const auto desired = repl::test::render_children(f.repl);
+  for (std::size_t i = 0; i < desired.size(); ++i) {
+    CHECK(f.transport->requests[i].body == repl::kube::to_json(desired[i].object));
+  }
   const auto status = f.written_status();
   CHECK(string_at(status, "/status/phase") == "Ready");
   CHECK(string_at(status, "/status/urls/ide") == "https://abc123.peetcode.com");
   CHECK(string_at(status, "/status/conditions/0/reason") == "DeploymentReady");
+  CHECK(f.events.lines == Lines{"Normal Created: created Deployment abc123",
+                                "Normal Created: created Service abc123",
+                                "Normal Created: created Ingress abc123-ingress"});
+  CHECK(f.events.about == std::vector<ObjectKey>(3, f.repl.key));
+  // The cache hears of every answer: the three children, then the Repl's status.
+  CHECK(f.view.writes == Lines{"Deployment " + deployment_reply(1), "Service " + kServiceReply,
+                               "Ingress " + kIngressReply, "Repl " + kStatusReply});
 }
 
 TEST_CASE("a Deployment without ready replicas is Starting", "[operator][reconciler]") {
   Fixture f;
   f.children_applied(0);
-  f.transport->respond(200, "{}");
-  REQUIRE(f.reconciler.reconcile(repl::test::sample_repl()));
+  f.transport->respond(200, kStatusReply);
+  REQUIRE(f.reconcile());
   CHECK(string_at(f.written_status(), "/status/phase") == "Starting");
 }
 
 TEST_CASE("an unchanged status is not written again", "[operator][reconciler]") {
   Fixture f;
-  auto repl = repl::test::sample_repl();
-  repl.status =
-      repl::compute_status(repl, {std::nullopt, "", 1}, repl::urls_for(repl, {}), "2026-01-01T00:00:00Z");
+  f.status_from(observed(kReady));
   f.children_applied(1);
-  REQUIRE(f.reconciler.reconcile(repl));
+  REQUIRE(f.reconcile());
   CHECK(f.paths() == kChildPaths);
+  CHECK(f.view.writes.size() == 3);
+}
+
+TEST_CASE("steady state: children as desired and the status as computed send nothing",
+          "[operator][reconciler]") {
+  Fixture f;
+  f.cache_desired(kReady);
+  f.status_from(observed(kReady));
+  REQUIRE(f.reconcile());
+  CHECK(f.transport->requests.empty());
+  CHECK(f.events.lines.empty());
+  CHECK(f.view.writes.empty());
+  SECTION("also for a Repl that is still starting") {
+    f.cache_desired(kNotReady);
+    f.status_from(observed(kNotReady));
+    REQUIRE(f.reconcile());
+    CHECK(f.transport->requests.empty());
+  }
+}
+
+TEST_CASE("the status follows the cached Deployment without applying anything", "[operator][reconciler]") {
+  Fixture f;
+  f.cache_desired(kReady);
+  f.status_from(observed(kNotReady));  // written while it was starting
+  f.transport->respond(200, kStatusReply);
+  REQUIRE(f.reconcile());
+  CHECK(f.paths() == Lines{kStatusPath});
+  CHECK(string_at(f.written_status(), "/status/phase") == "Ready");
+  CHECK(f.events.lines.empty());
+  CHECK(f.view.writes == Lines{"Repl " + kStatusReply});
+}
+
+TEST_CASE("only a child whose managed fields differ is applied again", "[operator][reconciler]") {
+  Fixture f;
+  f.cache_desired(kReady);
+  f.status_from(observed(kReady));
+  SECTION("the Service") {
+    f.cached("Service", "abc123").fingerprint ^= 1;
+    f.transport->respond(200, kServiceReply);
+    REQUIRE(f.reconcile());
+    CHECK(f.paths() == Lines{kChildPaths[1]});
+    CHECK(f.events.lines == Lines{"Normal Updated: updated Service abc123 to the desired state"});
+    CHECK(f.view.writes == Lines{"Service " + kServiceReply});
+  }
+  SECTION("the Ingress") {
+    f.cached("Ingress", "abc123-ingress").fingerprint = 0;
+    f.transport->respond(200, kIngressReply);
+    REQUIRE(f.reconcile());
+    CHECK(f.paths() == Lines{kChildPaths[2]});
+    CHECK(f.events.lines == Lines{"Normal Updated: updated Ingress abc123-ingress to the desired state"});
+  }
+  SECTION("the Deployment, whose answer then decides the status") {
+    f.cached("Deployment", "abc123").fingerprint ^= 1;
+    f.transport->respond(200, deployment_reply(0));
+    f.transport->respond(200, kStatusReply);
+    REQUIRE(f.reconcile());
+    CHECK(f.paths() == Lines{kChildPaths[0], kStatusPath});
+    CHECK(string_at(f.written_status(), "/status/phase") == "Starting");
+    CHECK(f.events.lines == Lines{"Normal Updated: updated Deployment abc123 to the desired state"});
+    CHECK(f.view.writes == Lines{"Deployment " + deployment_reply(0), "Repl " + kStatusReply});
+  }
+  SECTION("a missing one is created") {
+    f.view.children.erase({"Service", {"team-a", "abc123"}});
+    f.transport->respond(200, kServiceReply);
+    REQUIRE(f.reconcile());
+    CHECK(f.paths() == Lines{kChildPaths[1]});
+    CHECK(f.events.lines == Lines{"Normal Created: created Service abc123"});
+  }
+}
+
+TEST_CASE("a spec change reaches the children even when the cache matched the old one",
+          "[operator][reconciler]") {
+  Fixture f;
+  f.cache_desired(kReady);
+  f.status_from(observed(kReady));
+  f.repl.spec.image = "custom/runner:2";
+  f.transport->respond(200, deployment_reply(1));
+  REQUIRE(f.reconcile());
+  REQUIRE(f.paths() == Lines{kChildPaths[0]});
+  CHECK(string_at(repl::test::parse_json(f.transport->requests[0].body),
+                  "/spec/template/spec/containers/0/image") == "custom/runner:2");
+}
+
+TEST_CASE("a pod problem fails the Repl once, with one Warning", "[operator][reconciler]") {
+  Fixture f;
+  f.cache_desired(kNotReady);
+  f.status_from(observed(kNotReady));
+  f.view.problems[f.repl.key] = kPullFailed;
+  f.transport->respond(200, kStatusReply);
+  REQUIRE(f.reconcile());
+  CHECK(f.paths() == Lines{kStatusPath});
+  const auto status = f.written_status();
+  CHECK(string_at(status, "/status/phase") == "Failed");
+  CHECK(string_at(status, "/status/conditions/0/reason") == "ImagePullFailed");
+  CHECK(string_at(status, "/status/conditions/0/message") == kPullFailed.message);
+  CHECK(f.events.lines == Lines{"Warning ImagePullFailed: " + kPullFailed.message});
+
+  // The Repl now shows that failure.
+  f.status_from(observed(kNotReady, kPullFailed));
+  REQUIRE(f.repl.status.phase == "Failed");
+  f.transport->requests.clear();
+  f.events.lines.clear();
+  SECTION("the same failure again: nothing") {
+    REQUIRE(f.reconcile());
+    CHECK(f.transport->requests.empty());
+    CHECK(f.events.lines.empty());
+  }
+  SECTION("the same failure in a status written for another reason: no new Event") {
+    f.repl.generation += 1;  // observedGeneration must be updated
+    f.transport->respond(200, kStatusReply);
+    REQUIRE(f.reconcile());
+    CHECK(f.paths() == Lines{kStatusPath});
+    CHECK(f.events.lines.empty());
+  }
+  SECTION("another failure: a new Event") {
+    f.view.problems[f.repl.key] = Problem{"CrashLoopBackOff", "container runner keeps exiting"};
+    f.transport->respond(200, kStatusReply);
+    REQUIRE(f.reconcile());
+    CHECK(f.events.lines == Lines{"Warning CrashLoopBackOff: container runner keeps exiting"});
+  }
+  SECTION("recovered: Ready, without a Warning") {
+    f.view.problems.clear();
+    f.cache_desired(kReady);
+    f.transport->respond(200, kStatusReply);
+    REQUIRE(f.reconcile());
+    CHECK(string_at(f.written_status(), "/status/phase") == "Ready");
+    CHECK(f.events.lines.empty());
+  }
+}
+
+TEST_CASE("another Repl's pod problem is not this one's", "[operator][reconciler]") {
+  Fixture f;
+  f.cache_desired(kNotReady);
+  f.status_from(observed(kNotReady));
+  f.view.problems[{"team-a", "other"}] = kPullFailed;
+  REQUIRE(f.reconcile());
+  CHECK(f.transport->requests.empty());
 }
 
 TEST_CASE("an invalid spec is reported in the status and nothing is applied", "[operator][reconciler]") {
   Fixture f;
-  auto repl = repl::test::sample_repl();
   std::string field;
   SECTION("userId") {
-    repl.spec.user_id = "-bad";
+    f.repl.spec.user_id = "-bad";
     field = "spec.userId: ";
   }
   SECTION("language") {
-    repl.spec.language = "Py";
+    f.repl.spec.language = "Py";
     field = "spec.language: ";
   }
   SECTION("image") {
-    repl.spec.image = "a b";
+    f.repl.spec.image = "a b";
     field = "spec.image: ";
   }
   SECTION("replId") {
-    repl.key.name = "ABC";
+    f.repl.key.name = "ABC";
     field = "metadata.name: ";
   }
-  f.transport->respond(200, "{}");
-  REQUIRE(f.reconciler.reconcile(repl));
+  f.transport->respond(200, kStatusReply);
+  REQUIRE(f.reconcile());
   REQUIRE(f.transport->requests.size() == 1);
   const auto status = repl::test::parse_json(f.transport->requests[0].body);
   CHECK(string_at(status, "/status/phase") == "Failed");
   CHECK(string_at(status, "/status/conditions/0/reason") == "InvalidSpec");
   CHECK_THAT(string_at(status, "/status/conditions/0/message"), Catch::StartsWith(field));
+  REQUIRE(f.events.lines.size() == 1);
+  CHECK_THAT(f.events.lines[0], Catch::StartsWith("Warning InvalidSpec: " + field));
 }
 
 TEST_CASE("an apply the server refuses is reported in the status, not retried", "[operator][reconciler]") {
   Fixture f;
   const int code = GENERATE(400, 422);
-  f.transport->respond(200, R"({"kind":"Deployment"})");
+  f.transport->respond(200, deployment_reply(1));
   f.transport->respond(code, repl::test::status_json(code, "Invalid", "spec.ports: bad"));
-  f.transport->respond(200, "{}");
-  REQUIRE(f.reconciler.reconcile(repl::test::sample_repl()));
-  CHECK(f.paths() == std::vector<std::string>{kChildPaths[0], kChildPaths[1], kStatusPath});
+  f.transport->respond(200, kStatusReply);
+  REQUIRE(f.reconcile());
+  CHECK(f.paths() == Lines{kChildPaths[0], kChildPaths[1], kStatusPath});
   const auto status = f.written_status();
   CHECK(string_at(status, "/status/phase") == "Failed");
   CHECK(string_at(status, "/status/conditions/0/reason") == "ApplyFailed");
   CHECK(string_at(status, "/status/conditions/0/message") == "Service abc123: spec.ports: bad");
+  CHECK(f.events.lines == Lines{"Normal Created: created Deployment abc123",
+                                "Warning ApplyFailed: Service abc123: spec.ports: bad"});
+  CHECK(f.view.writes == Lines{"Deployment " + deployment_reply(1), "Repl " + kStatusReply});
 }
 
 TEST_CASE("a transient apply failure is returned for a retry, without a status", "[operator][reconciler]") {
@@ -150,21 +386,36 @@ TEST_CASE("a transient apply failure is returned for a retry, without a status",
     f.transport->respond(403, repl::test::status_json(403, "Forbidden", "cannot patch services"));
   }
   SECTION("transport") { f.transport->fail(repl::kube::transport_error("connection refused")); }
-  auto r = f.reconciler.reconcile(repl::test::sample_repl());
+  auto r = f.reconcile();
   REQUIRE_FALSE(r);
   CHECK_FALSE(repl::is_permanent(r.error()));
   CHECK(f.transport->requests.size() == 1);
+  CHECK(f.events.lines.empty());
+  CHECK(f.view.writes.empty());
+}
+
+TEST_CASE("a transient failure after a child was applied keeps what was done", "[operator][reconciler]") {
+  Fixture f;
+  f.transport->respond(200, deployment_reply(1));
+  f.transport->respond(503, repl::test::status_json(503, "ServiceUnavailable", "later"));
+  auto r = f.reconcile();
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == 503);
+  CHECK(f.paths() == Lines{kChildPaths[0], kChildPaths[1]});
+  CHECK(f.events.lines == Lines{"Normal Created: created Deployment abc123"});
+  CHECK(f.view.writes == Lines{"Deployment " + deployment_reply(1)});
 }
 
 TEST_CASE("writing the status of a Repl deleted meanwhile is not an error", "[operator][reconciler]") {
   Fixture f;
   f.children_applied(1);
   f.transport->respond(404, repl::test::status_json(404, "NotFound", "gone"));
-  CHECK(f.reconciler.reconcile(repl::test::sample_repl()));
+  CHECK(f.reconcile());
+  CHECK(f.view.writes.size() == 3);  // the children only
   SECTION("but other status failures are") {
     f.children_applied(1);
     f.transport->respond(503, "");
-    auto r = f.reconciler.reconcile(repl::test::sample_repl());
+    auto r = f.reconcile();
     REQUIRE_FALSE(r);
     CHECK(r.error().code == 503);
   }
@@ -172,10 +423,11 @@ TEST_CASE("writing the status of a Repl deleted meanwhile is not an error", "[op
 
 TEST_CASE("a Repl being deleted is left alone", "[operator][reconciler]") {
   Fixture f;
-  auto repl = repl::test::sample_repl();
-  repl.deleting = true;
-  CHECK(f.reconciler.reconcile(repl));
+  f.repl.deleting = true;
+  f.view.problems[f.repl.key] = kPullFailed;
+  CHECK(f.reconcile());
   CHECK(f.transport->requests.empty());
+  CHECK(f.events.lines.empty());
 }
 
 TEST_CASE("is_permanent: only API answers saying the request itself is wrong", "[operator][reconciler]") {

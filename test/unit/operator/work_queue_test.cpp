@@ -1,90 +1,258 @@
-// WorkQueue, sequenced on one thread: get() is only called when a key is known to be ready.
+// WorkQueue as a pure scheduler: time is a TimePoint the test passes in, never a clock, so due
+// times, backoff and the token bucket are checked exactly and without sleeping.
 #include "work_queue.hpp"
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "unit/support/object_key.hpp"
 
 namespace {
 
+using namespace std::chrono_literals;
 using repl::ObjectKey;
 using repl::WorkQueue;
+using Keys = std::vector<ObjectKey>;
 
 const ObjectKey kA{"ns", "a"};
 const ObjectKey kB{"ns", "b"};
 const ObjectKey kC{"other", "a"};
+const WorkQueue::TimePoint kT0 = WorkQueue::TimePoint{} + 1h;  // an arbitrary start
 
-// Takes the next key, which the test knows is ready.
-ObjectKey take(WorkQueue& q) {
-  REQUIRE(q.depth() > 0);
-  auto key = q.get();
-  REQUIRE(key);
-  return *key;
+ObjectKey numbered(int i) { return {"ns", "k" + std::to_string(i)}; }
+
+// Pops (and releases) every key due at `now`, in the order handed out.
+Keys drain(WorkQueue& q, WorkQueue::TimePoint now) {
+  Keys out;
+  while (auto key = q.pop(now)) {
+    out.push_back(*key);
+    q.done(*key);
+  }
+  return out;
 }
+
+double millis(WorkQueue::Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 }  // namespace
 
-TEST_CASE("keys are handed out in the order they were added", "[operator][work_queue]") {
+TEST_CASE("keys due at the same time are handed out in the order they were added", "[operator][work_queue]") {
   WorkQueue q;
-  q.add(kA);
-  q.add(kB);
-  q.add(kC);
-  CHECK(q.depth() == 3);
-  CHECK(take(q) == kA);
-  CHECK(take(q) == kB);
-  CHECK(take(q) == kC);
-  CHECK(q.depth() == 0);
+  q.add(kA, kT0);
+  q.add(kB, kT0);
+  q.add(kC, kT0);
+  CHECK(q.waiting() == 3);
+  CHECK(drain(q, kT0) == Keys{kA, kB, kC});
+  CHECK(q.waiting() == 0);
+  CHECK_FALSE(q.pop(kT0 + 1h));
 }
 
-TEST_CASE("adding a waiting key again does nothing", "[operator][work_queue]") {
+TEST_CASE("adding a waiting key again keeps one entry", "[operator][work_queue]") {
   WorkQueue q;
-  q.add(kA);
-  q.add(kB);
-  q.add(kA);
-  CHECK(q.depth() == 2);
-  CHECK(take(q) == kA);
-  CHECK(take(q) == kB);
-  CHECK(q.depth() == 0);
+  q.add(kA, kT0);
+  q.add(kB, kT0);
+  q.add(kA, kT0);
+  q.add_after(kA, 1s, kT0);
+  CHECK(q.waiting() == 2);
+  CHECK(drain(q, kT0 + 1h) == Keys{kA, kB});
 }
 
-TEST_CASE("a key being processed is held back until done, then handed out again", "[operator][work_queue]") {
+TEST_CASE("of two due times for one key, the earlier wins", "[operator][work_queue]") {
   WorkQueue q;
-  q.add(kA);
-  REQUIRE(take(q) == kA);
-  q.add(kA);
-  q.add(kA);
-  CHECK(q.depth() == 0);  // not ready while a worker has it
-  q.add(kB);
-  CHECK(take(q) == kB);  // the second worker gets another key
+  SECTION("later first, then earlier") {
+    q.add_after(kA, 10s, kT0);
+    q.add_after(kA, 2s, kT0);
+  }
+  SECTION("earlier first, then later") {
+    q.add_after(kA, 2s, kT0);
+    q.add_after(kA, 10s, kT0);
+  }
+  CHECK(q.waiting() == 1);
+  CHECK(q.next_due() == kT0 + 2s);
+  CHECK_FALSE(q.pop(kT0 + 2s - 1ns));
+  CHECK(q.pop(kT0 + 2s) == kA);
+  q.done(kA);
+  CHECK(q.waiting() == 0);  // the later one did not stay behind
+  CHECK_FALSE(q.pop(kT0 + 10s));
+}
+
+TEST_CASE("an add now overrides a pending add_after, and not the other way round", "[operator][work_queue]") {
+  WorkQueue q;
+  SECTION("add_after, then add") {
+    q.add_after(kA, 1min, kT0);
+    q.add(kA, kT0);
+  }
+  SECTION("add, then add_after") {
+    q.add(kA, kT0);
+    q.add_after(kA, 1min, kT0);
+  }
+  CHECK(q.pop(kT0) == kA);
+  q.done(kA);
+  CHECK(q.waiting() == 0);
+}
+
+TEST_CASE("pop hands out only keys that are due, earliest first", "[operator][work_queue]") {
+  WorkQueue q;
+  q.add_after(kA, 2s, kT0);
+  q.add_after(kB, 1s, kT0);
+  q.add_after(kC, 100ms, kT0);
+  CHECK_FALSE(q.pop(kT0));
+  CHECK_FALSE(q.pop(kT0 + 99ms));
+  CHECK(q.pop(kT0 + 100ms) == kC);
+  CHECK_FALSE(q.pop(kT0 + 999ms));
+  CHECK(drain(q, kT0 + 5s) == Keys{kB, kA});  // by due time, not by insertion
+}
+
+TEST_CASE("a held key is not handed out again until done", "[operator][work_queue]") {
+  WorkQueue q;
+  q.add(kA, kT0);
+  REQUIRE(q.pop(kT0) == kA);
+  CHECK(q.held() == 1);
+  CHECK(q.waiting() == 0);
+  q.add(kA, kT0);
+  q.add(kA, kT0 + 1s);
+  CHECK(q.waiting() == 1);
+  CHECK_FALSE(q.pop(kT0 + 1h));  // due, but a worker has it
+  q.add(kB, kT0);
+  CHECK(q.pop(kT0 + 1h) == kB);  // another worker gets another key
+  CHECK(q.held() == 2);
   q.done(kB);
-  CHECK(q.depth() == 0);
+  CHECK_FALSE(q.pop(kT0 + 1h));
   q.done(kA);
-  CHECK(q.depth() == 1);  // once, however often it was added
-  CHECK(take(q) == kA);
+  CHECK(q.held() == 0);
+  CHECK(q.pop(kT0 + 1h) == kA);  // once, however often it was added
   q.done(kA);
-  CHECK(q.depth() == 0);
+  CHECK_FALSE(q.pop(kT0 + 1h));
 }
 
 TEST_CASE("done without a new add does not requeue", "[operator][work_queue]") {
   WorkQueue q;
-  q.add(kA);
-  REQUIRE(take(q) == kA);
+  q.add(kA, kT0);
+  REQUIRE(q.pop(kT0) == kA);
   q.done(kA);
-  CHECK(q.depth() == 0);
-  q.add(kA);  // added after done: ready again at once
-  CHECK(take(q) == kA);
+  CHECK(q.waiting() == 0);
+  CHECK(q.held() == 0);
+  CHECK_FALSE(q.pop(kT0 + 1h));
+  q.add(kA, kT0);
+  CHECK(q.pop(kT0) == kA);
 }
 
-TEST_CASE("shut_down makes get return nothing and drops what was waiting", "[operator][work_queue]") {
+TEST_CASE("next_due is the earliest due time among keys no worker holds", "[operator][work_queue]") {
   WorkQueue q;
-  q.add(kA);
-  q.add(kB);
-  REQUIRE(take(q) == kA);
-  q.add(kA);
-  q.shut_down();
-  CHECK(q.depth() == 0);
-  CHECK_FALSE(q.get());
-  CHECK_FALSE(q.get());
-  q.add(kC);
-  q.done(kA);  // was re-added while processing, but the queue is shutting down
-  CHECK(q.depth() == 0);
-  CHECK_FALSE(q.get());
+  CHECK_FALSE(q.next_due());
+  q.add(kA, kT0);
+  REQUIRE(q.pop(kT0) == kA);
+  q.add_after(kA, 1s, kT0);
+  CHECK_FALSE(q.next_due());  // only a held key waits
+  q.add_after(kB, 5s, kT0);
+  CHECK(q.next_due() == kT0 + 5s);
+  q.done(kA);
+  CHECK(q.next_due() == kT0 + 1s);
+}
+
+TEST_CASE("add_rate_limited backs off per key: 5 ms doubling, capped at 5 minutes",
+          "[operator][work_queue]") {
+  WorkQueue q;
+  auto now = kT0;
+  WorkQueue::Duration expected = 5ms;
+  for (int i = 0; i < 45; ++i) {  // well past the cap, and past where 2^n would overflow
+    INFO("failure " << i + 1);
+    const auto delay = q.add_rate_limited(kA, now);
+    CHECK(delay == expected);
+    CHECK(q.failures(kA) == i + 1);
+    CHECK_FALSE(q.pop(now + delay - 1ns));
+    CHECK(q.pop(now + delay) == kA);
+    q.done(kA);
+    now += delay;
+    expected = std::min<WorkQueue::Duration>(expected * 2, 5min);
+  }
+  CHECK(expected == 5min);
+  // Other keys have their own count.
+  CHECK(q.failures(kB) == 0);
+  CHECK(q.add_rate_limited(kB, now) == 5ms);
+  CHECK(q.add_rate_limited(kB, now + 1s) == 10ms);
+  CHECK(q.failures(kB) == 2);
+}
+
+TEST_CASE("forget resets a key's backoff", "[operator][work_queue]") {
+  WorkQueue q;
+  q.add_rate_limited(kA, kT0);
+  q.add_rate_limited(kA, kT0 + 1s);
+  CHECK(q.add_rate_limited(kA, kT0 + 2s) == 20ms);
+  q.add_rate_limited(kB, kT0);
+  q.forget(kA);
+  CHECK(q.failures(kA) == 0);
+  CHECK(q.failures(kB) == 1);  // untouched
+  CHECK(q.add_rate_limited(kA, kT0 + 3s) == 5ms);
+}
+
+TEST_CASE("a rate-limited add does not delay a key that is already due sooner", "[operator][work_queue]") {
+  WorkQueue q;
+  q.add(kA, kT0);
+  CHECK(q.add_rate_limited(kA, kT0) == 5ms);  // the delay chosen...
+  CHECK(q.pop(kT0) == kA);                    // ...but the earlier entry stays
+}
+
+TEST_CASE("the overall token bucket: burst 100, then 10 per second", "[operator][work_queue]") {
+  WorkQueue q;
+  int next = 0;
+  const auto rate_limited = [&](WorkQueue::TimePoint now) {
+    return q.add_rate_limited(numbered(next++), now);
+  };
+  for (int i = 0; i < 100; ++i) {
+    INFO("add " << i + 1);
+    REQUIRE(rate_limited(kT0) == 5ms);  // only the key's own first backoff
+  }
+  const ObjectKey the_101st = numbered(next);
+  CHECK(millis(rate_limited(kT0)) == Approx(100).margin(0.001));
+  CHECK(millis(rate_limited(kT0)) == Approx(200).margin(0.001));
+  CHECK(drain(q, kT0 + 99ms).size() == 100);
+  CHECK(q.pop(kT0 + 100ms) == the_101st);
+
+  SECTION("tokens come back at 10 per second") {
+    // 200 ms later two tokens are back, both already promised to the 101st and 102nd.
+    CHECK(millis(rate_limited(kT0 + 200ms)) == Approx(100).margin(0.001));
+    // A second after that, ten more: nine to spend at once.
+    for (int i = 0; i < 9; ++i) {
+      INFO("add " << i + 1 << " after the refill");
+      CHECK(rate_limited(kT0 + 1200ms) == 5ms);
+    }
+    CHECK(millis(rate_limited(kT0 + 1200ms)) == Approx(100).margin(0.001));
+  }
+  SECTION("refilling stops at the burst size") {
+    const auto later = kT0 + 1h;
+    for (int i = 0; i < 100; ++i) {
+      INFO("add " << i + 1 << " an hour later");
+      REQUIRE(rate_limited(later) == 5ms);
+    }
+    CHECK(millis(rate_limited(later)) == Approx(100).margin(0.001));
+  }
+}
+
+TEST_CASE("the bucket delay applies on top of a shorter per-key backoff", "[operator][work_queue]") {
+  WorkQueue::Options options;
+  options.bucket_burst = 1;
+  options.bucket_qps = 1;
+  WorkQueue q(options);
+  CHECK(q.add_rate_limited(kA, kT0) == 5ms);
+  CHECK(q.add_rate_limited(kB, kT0) == 1s);
+  CHECK(drain(q, kT0 + 999ms) == Keys{kA});
+  CHECK(drain(q, kT0 + 1s) == Keys{kB});
+}
+
+TEST_CASE("waiting and held count keys, not adds", "[operator][work_queue]") {
+  WorkQueue q;
+  q.add(kA, kT0);
+  q.add_after(kB, 1s, kT0);
+  q.add_rate_limited(kC, kT0);
+  q.add(kA, kT0);
+  CHECK(q.waiting() == 3);
+  CHECK(q.held() == 0);
+  REQUIRE(q.pop(kT0) == kA);
+  CHECK(q.waiting() == 2);
+  CHECK(q.held() == 1);
+  q.done(kA);
+  q.done(kA);  // harmless
+  CHECK(q.held() == 0);
 }

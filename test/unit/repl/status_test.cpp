@@ -25,11 +25,24 @@ ChildObservation failed(const std::string& reason, const std::string& message) {
   return seen;
 }
 
+// A Deployment that has seen its latest generation, with `n` ready replicas.
 ChildObservation ready_replicas(std::int64_t n) {
   ChildObservation seen;
-  seen.deployment_ready_replicas = n;
+  seen.deployment = repl::DeploymentState{2, 2, n, std::nullopt};
   return seen;
 }
+
+ChildObservation with_problems(std::optional<repl::Problem> deployment_problem,
+                               std::optional<repl::Problem> pod_problem) {
+  ChildObservation seen = ready_replicas(0);
+  seen.deployment->problem = std::move(deployment_problem);
+  seen.pod_problem = std::move(pod_problem);
+  return seen;
+}
+
+const repl::Problem kPullFailed{"ImagePullFailed", "container runner: ErrImagePull: not found"};
+const repl::Problem kDeadline{"ProgressDeadlineExceeded",
+                              "ReplicaSet \"abc123-5d8f\" has timed out progressing."};
 
 void check_ready_condition(const ReplStatus& s, const std::string& status, const std::string& reason) {
   REQUIRE(s.ready);
@@ -50,7 +63,8 @@ TEST_CASE("compute_status: phase and Ready condition", "[repl][status]") {
         repl,
         [] {
           auto seen = failed("ApplyFailed", "Deployment abc123: invalid");
-          seen.deployment_ready_replicas = 1;
+          seen.deployment = ready_replicas(1).deployment;
+          seen.pod_problem = kPullFailed;
           return seen;
         }(),
         kUrls, kNow);
@@ -73,6 +87,71 @@ TEST_CASE("compute_status: phase and Ready condition", "[repl][status]") {
     const auto s = repl::compute_status(repl, ready_replicas(0), kUrls, kNow);
     CHECK(s.phase == "Starting");
     check_ready_condition(s, "False", "DeploymentNotReady");
+  }
+  SECTION("starting before the Deployment was seen at all") {
+    const auto s = repl::compute_status(repl, ChildObservation{}, kUrls, kNow);
+    CHECK(s.phase == "Starting");
+    check_ready_condition(s, "False", "DeploymentNotReady");
+  }
+}
+
+TEST_CASE("compute_status: Ready needs the Deployment controller to have seen the latest generation",
+          "[repl][status]") {
+  const auto repl = repl::test::sample_repl();
+  auto seen = ready_replicas(1);
+  SECTION("an old ReplicaSet's pod is ready, the new spec not yet observed") {
+    seen.deployment->generation = 3;
+    seen.deployment->observed_generation = 2;
+    CHECK(repl::compute_status(repl, seen, kUrls, kNow).phase == "Starting");
+  }
+  SECTION("observed") {
+    seen.deployment->generation = 3;
+    seen.deployment->observed_generation = 3;
+    CHECK(repl::compute_status(repl, seen, kUrls, kNow).phase == "Ready");
+  }
+  SECTION("observed a newer one still counts") {
+    seen.deployment->generation = 3;
+    seen.deployment->observed_generation = 4;
+    CHECK(repl::compute_status(repl, seen, kUrls, kNow).phase == "Ready");
+  }
+}
+
+TEST_CASE("compute_status: problems of the Deployment and of its pods make the Repl Failed",
+          "[repl][status]") {
+  auto repl = repl::test::sample_repl();
+  SECTION("a pod problem") {
+    const auto s = repl::compute_status(repl, with_problems(std::nullopt, kPullFailed), kUrls, kNow);
+    CHECK(s.phase == "Failed");
+    check_ready_condition(s, "False", "ImagePullFailed");
+    CHECK(s.ready->message == kPullFailed.message);
+  }
+  SECTION("a Deployment problem, which wins over a pod problem") {
+    for (const auto& pod : {std::optional<repl::Problem>(), std::optional<repl::Problem>(kPullFailed)}) {
+      const auto s = repl::compute_status(repl, with_problems(kDeadline, pod), kUrls, kNow);
+      CHECK(s.phase == "Failed");
+      check_ready_condition(s, "False", "ProgressDeadlineExceeded");
+      CHECK(s.ready->message == kDeadline.message);
+    }
+  }
+  SECTION("a pod problem without any Deployment seen") {
+    ChildObservation seen;
+    seen.pod_problem = kPullFailed;
+    CHECK(repl::compute_status(repl, seen, kUrls, kNow).ready->reason == "ImagePullFailed");
+  }
+  SECTION("a failure to apply wins over both") {
+    auto seen = with_problems(kDeadline, kPullFailed);
+    seen.failure_reason = "ApplyFailed";
+    seen.failure_message = "Service abc123: bad";
+    const auto s = repl::compute_status(repl, seen, kUrls, kNow);
+    CHECK(s.phase == "Failed");
+    CHECK(s.ready->reason == "ApplyFailed");
+    CHECK(s.ready->message == "Service abc123: bad");
+  }
+  SECTION("suspended wins over them") {
+    repl.spec.suspended = true;
+    const auto s = repl::compute_status(repl, with_problems(kDeadline, kPullFailed), kUrls, kNow);
+    CHECK(s.phase == "Suspended");
+    check_ready_condition(s, "False", "Suspended");
   }
 }
 

@@ -1,0 +1,225 @@
+// Leader election over a coordination.k8s.io/v1 Lease, as client-go's leaderelection package does
+// it, so that of several operator replicas only one reconciles at a time.
+//
+// Every replica reads the Lease named in the config. A missing Lease is created naming us. A Lease
+// held by someone else is taken over (PUT with the read resourceVersion as precondition,
+// leaseTransitions + 1) only once its record (holder, times, resourceVersion) has not been seen to
+// change for the holder's leaseDurationSeconds *by our own monotonic clock*: the renewTime written
+// by the holder is never compared with our wall clock, so clock skew between nodes cannot make a
+// replica steal a live lease. The leader renews every retry_period (PUT, renewTime = now); when no
+// renewal has succeeded for renew_deadline (< lease_duration) it stops leading before anyone else
+// may start. A 409 on any write means another replica wrote first: we re-read. On stop the leader
+// writes holderIdentity "" and leaseDurationSeconds 1, so a standby takes over at once (client-go's
+// ReleaseOnCancel).
+//
+//   Tick ──> Read ──NotFound──> Create ──ok──> leading ──retry_period──> Update (renew) ──ok──┐
+//             │  ──held by another, seen changing < its duration ago──> wait retry_period·jitter
+//             │  ──free, expired or ours──> Update (acquire) ──409──> Read at once
+//             └─ failure ──> wait; while leading, a failure past renew_deadline ends leadership
+//
+// leader::step() is the whole state machine, a pure function of (config, state, input, monotonic
+// now, wall now, jitter). LeaderElector is the I/O around it: tick() performs the requests the
+// machine asks for until it asks to wait; run() loops tick() and an interruptible wait on its own
+// thread. Time and jitter come from an ElectorClock, so tests drive tick() with virtual time.
+//
+// After losing the lease the elector keeps competing, so on_started_leading and
+// on_stopped_leading alternate, starting with started. Work that cannot be restarted should end the
+// process in on_stopped_leading (kube-controller-manager does).
+//
+// Ownership: LeaderElector borrows the Client, which must outlive it.
+// Thread-safety: leader::* are pure. run() (or tick()) on one thread; the callbacks run on that
+// thread. stop() and is_leader() may be called from any thread, also from the callbacks.
+#pragma once
+
+#include <rapidjson/document.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "common/object_key.hpp"
+#include "common/result.hpp"
+#include "kube/client.hpp"
+#include "kube/error.hpp"
+
+namespace repl::kube {
+
+using MonoTime = std::chrono::steady_clock::time_point;
+using WallTime = std::chrono::system_clock::time_point;
+
+struct LeaderElectionConfig {
+  ObjectKey lease;                          // namespace and name of the Lease
+  std::string identity;                     // unique per replica; see default_leader_identity()
+  std::chrono::seconds lease_duration{15};  // how long a standby waits before taking over
+  std::chrono::seconds renew_deadline{10};  // the leader gives up after failing to renew this long
+  std::chrono::seconds retry_period{2};     // between attempts to acquire or renew
+};
+
+// Checks what client-go checks: lease_duration > renew_deadline > 1.2 · retry_period > 0, a
+// non-empty identity and lease name and namespace. The message names the offending setting.
+Result<void, std::string> validate(const LeaderElectionConfig& config);
+
+// "<hostname>_<16 random hex digits>": unique across restarts of the same pod, as client-go's
+// users make it.
+std::string default_leader_identity();
+
+// "2006-01-02T15:04:05.000000Z": the RFC 3339 microsecond form of a MicroTime field, in UTC.
+std::string format_micro_time(WallTime t);
+
+namespace leader {
+
+// The election fields of a Lease's spec. The times are kept as the holder wrote them: they are
+// written for humans and other tools, never trusted for expiry.
+struct LeaseRecord {
+  std::string holder_identity;  // "" when nobody holds it
+  std::int64_t lease_duration_seconds = 0;
+  std::string acquire_time;
+  std::string renew_time;
+  std::int64_t lease_transitions = 0;
+
+  bool operator==(const LeaseRecord&) const = default;
+};
+
+struct ObservedLease {
+  LeaseRecord record;
+  std::string resource_version;
+
+  bool operator==(const ObservedLease&) const = default;
+};
+
+// Reads the record and metadata.resourceVersion out of a Lease; a decode error when `lease` is not
+// an object or has no resourceVersion. Missing spec fields read as empty / 0.
+Result<ObservedLease, ApiError> parse_lease(const rapidjson::Value& lease);
+
+// The Lease to POST or PUT: `base` (the Lease last read, whose other metadata and spec fields are
+// kept; may be null) with apiVersion, kind, name and namespace set, metadata.resourceVersion set to
+// `resource_version` (dropped when empty) and the record's fields in spec.
+rapidjson::Document lease_json(const ObjectKey& key, const LeaseRecord& record,
+                               std::string_view resource_version, const rapidjson::Value* base = nullptr);
+
+struct State {
+  std::optional<ObservedLease> observed;  // last read or written; none before a read or after 404
+  MonoTime observed_at{};                 // when `observed` was last seen to change, by our clock
+  bool leading = false;
+  MonoTime renewed_at{};     // while leading: when the last successful write was sent
+  MonoTime write_sent_at{};  // when the create/update now in flight was decided (= sent)
+  bool stale = true;         // `observed` may be out of date: read before writing
+  int conflicts = 0;         // consecutive 409s
+};
+
+struct Tick {};  // the wait the machine asked for is over
+struct ReadOk {
+  ObservedLease lease;
+};
+struct ReadNotFound {};
+struct ReadFailed {
+  ApiError error;
+};
+struct WriteOk {  // the create/update succeeded; `lease` is the server's answer
+  ObservedLease lease;
+};
+struct WriteFailed {  // a 409 included: the machine tells it apart
+  ApiError error;
+};
+using Input = std::variant<Tick, ReadOk, ReadNotFound, ReadFailed, WriteOk, WriteFailed>;
+
+struct Action {
+  enum class Kind { kWait, kRead, kCreate, kUpdate };
+  Kind kind = Kind::kWait;
+  MonoTime wake_at{};            // kWait: feed Tick at this time
+  LeaseRecord record;            // kCreate, kUpdate: the spec to write
+  std::string resource_version;  // kUpdate: the precondition
+};
+
+struct Step {
+  State state;
+  Action action;
+  bool started_leading = false;  // this step made us the leader
+  bool stopped_leading = false;  // this step ended our leadership
+};
+
+// Candidates retry after retry_period · (1 + kJitterFactor · jitter), jitter in [0, 1), so that
+// replicas started together spread out; the leader renews every retry_period exactly.
+inline constexpr double kJitterFactor = 1.2;
+
+Step step(const LeaderElectionConfig& config, const State& state, const Input& input, MonoTime now,
+          WallTime wall_now, double jitter);
+
+// The release write when the last observed record names us (holder cleared, duration 1 s,
+// transitions kept, with the observed resourceVersion), else nothing to do.
+std::optional<Action> release(const LeaderElectionConfig& config, const State& state, WallTime wall_now);
+
+}  // namespace leader
+
+// Time and randomness for LeaderElector. The defaults are the system clocks and a random jitter;
+// tests substitute virtual time. Called on the elector's thread, and now() also from is_leader().
+struct ElectorClock {
+  std::function<MonoTime()> now = [] { return std::chrono::steady_clock::now(); };
+  std::function<WallTime()> wall_now = [] { return std::chrono::system_clock::now(); };
+  std::function<double()> jitter;  // in [0, 1); empty: uniformly random
+};
+
+struct LeaderCallbacks {
+  std::function<void()> on_started_leading;  // optional
+  std::function<void()> on_stopped_leading;  // optional; called before the lease is released
+};
+
+class LeaderElector final {
+ public:
+  // `config` must pass validate().
+  LeaderElector(Client& client, LeaderElectionConfig config, LeaderCallbacks callbacks,
+                ElectorClock clock = {});
+  LeaderElector(const LeaderElector&) = delete;
+  LeaderElector& operator=(const LeaderElector&) = delete;
+
+  // Competes for the lease until stop() is called, then stops leading (on_stopped_leading) and
+  // releases the lease if it names us. Returns after at most the request in flight plus the
+  // release request (each bounded by the transport's request timeout).
+  void run();
+  // Any thread, never blocks: makes run() return as described there.
+  void stop();
+  // True while we hold the lease and our last successful renewal is younger than renew_deadline;
+  // turns false at that deadline even while a request blocks the elector's thread.
+  bool is_leader() const;
+
+  // The building blocks of run(), public for tests. tick() is called when the wait it last
+  // returned is over: it performs the requests the machine asks for and returns when to call it
+  // next (the clock's now() when stop() was requested meanwhile). shutdown() is run()'s ending.
+  MonoTime tick();
+  void shutdown();
+
+ private:
+  leader::Input perform(const leader::Action& action);
+  void feed(const leader::Input& input);
+  void publish();
+  double jitter();
+
+  Client& client_;  // not owned
+  const LeaderElectionConfig config_;
+  const LeaderCallbacks callbacks_;
+  const ElectorClock clock_;
+  const std::string path_;  // of the Lease object
+
+  // Touched by the elector's thread only.
+  leader::State state_;
+  leader::Action action_;
+  rapidjson::Document last_lease_;  // the Lease last read or written, the base of the next write
+  std::mt19937_64 rng_;
+
+  // Read by any thread.
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> leading_{false};
+  std::atomic<std::int64_t> leader_until_{0};  // MonoTime ticks: renewed_at + renew_deadline
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+}  // namespace repl::kube

@@ -1,0 +1,116 @@
+#include "repl/observed.hpp"
+
+#include <string_view>
+
+#include "common/json.hpp"
+
+namespace repl {
+namespace {
+
+using json::int_at;
+using json::member;
+using json::string_at;
+
+const rapidjson::Value* condition(const rapidjson::Value* status, std::string_view type) {
+  const rapidjson::Value* conds = member(status, "conditions");
+  if (conds == nullptr || !conds->IsArray()) return nullptr;
+  for (const auto& c : conds->GetArray()) {
+    if (string_at(&c, "type") == type) return &c;
+  }
+  return nullptr;
+}
+
+bool is_image_problem(std::string_view reason) {
+  return reason == "ErrImagePull" || reason == "ImagePullBackOff" || reason == "InvalidImageName" ||
+         reason == "ErrImageNeverPull";
+}
+
+// A problem in one container status (init or not).
+std::optional<Problem> container_problem(const rapidjson::Value& cs, bool init) {
+  const std::string name = string_at(&cs, "name");
+  const rapidjson::Value* state = member(cs, "state");
+  const rapidjson::Value* waiting = member(state, "waiting");
+  const std::string waiting_reason = string_at(waiting, "reason");
+  const std::string waiting_message = string_at(waiting, "message");
+  if (is_image_problem(waiting_reason)) {
+    return Problem{"ImagePullFailed", "container " + name + ": " + waiting_reason +
+                                          (waiting_message.empty() ? "" : ": " + waiting_message)};
+  }
+  if (waiting_reason == "CreateContainerConfigError" || waiting_reason == "CreateContainerError") {
+    return Problem{waiting_reason, "container " + name + ": " + waiting_message};
+  }
+  // A terminated init container with a non-zero code (now, or before the current back-off).
+  const rapidjson::Value* terminated = member(state, "terminated");
+  if (terminated == nullptr) terminated = member(member(cs, "lastState"), "terminated");
+  const std::int64_t exit_code = int_at(terminated, "exitCode");
+  if (init && terminated != nullptr && exit_code != 0) {
+    const std::string msg = string_at(terminated, "message");
+    return Problem{"InitContainerFailed", "init container " + name + " exited with code " +
+                                              std::to_string(exit_code) + (msg.empty() ? "" : ": " + msg)};
+  }
+  if (waiting_reason == "CrashLoopBackOff") {
+    return Problem{"CrashLoopBackOff",
+                   "container " + name + " keeps exiting" +
+                       (exit_code != 0 ? " (last exit code " + std::to_string(exit_code) + ")" : "")};
+  }
+  return std::nullopt;
+}
+
+std::optional<Problem> first_problem(const rapidjson::Value* statuses, bool init) {
+  if (statuses == nullptr || !statuses->IsArray()) return std::nullopt;
+  for (const auto& cs : statuses->GetArray()) {
+    if (auto p = container_problem(cs, init)) return p;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+DeploymentState deployment_state(const rapidjson::Value& d) {
+  const rapidjson::Value* status = member(d, "status");
+  DeploymentState s;
+  s.generation = int_at(member(d, "metadata"), "generation");
+  s.observed_generation = int_at(status, "observedGeneration");
+  s.ready_replicas = int_at(status, "readyReplicas");
+  if (const rapidjson::Value* c = condition(status, "ReplicaFailure");
+      c && string_at(c, "status") == "True") {
+    s.problem = Problem{"ReplicaFailure", string_at(c, "message")};
+  } else if (const rapidjson::Value* p = condition(status, "Progressing");
+             p && string_at(p, "status") == "False") {
+    s.problem = Problem{string_at(p, "reason").empty() ? "NotProgressing" : string_at(p, "reason"),
+                        string_at(p, "message")};
+  }
+  return s;
+}
+
+std::optional<Problem> pod_problem(const rapidjson::Value& pod) {
+  const rapidjson::Value* status = member(pod, "status");
+  if (const rapidjson::Value* c = condition(status, "PodScheduled");
+      c && string_at(c, "status") == "False" && string_at(c, "reason") == "Unschedulable") {
+    return Problem{"Unschedulable", string_at(c, "message")};
+  }
+  if (auto p = first_problem(member(status, "initContainerStatuses"), true)) return p;
+  return first_problem(member(status, "containerStatuses"), false);
+}
+
+std::optional<ObjectKey> controlling_repl(const rapidjson::Value& object) {
+  const rapidjson::Value* meta = member(object, "metadata");
+  const rapidjson::Value* owners = member(meta, "ownerReferences");
+  if (owners == nullptr || !owners->IsArray()) return std::nullopt;
+  for (const auto& o : owners->GetArray()) {
+    if (string_at(&o, "kind") == "Repl" && json::bool_at(&o, "controller") &&
+        string_at(&o, "apiVersion").rfind("peetcode.com/", 0) == 0) {
+      return ObjectKey{string_at(meta, "namespace"), string_at(&o, "name")};
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<ObjectKey> labelled_repl(const rapidjson::Value& object) {
+  const rapidjson::Value* meta = member(object, "metadata");
+  const std::string name = string_at(member(meta, "labels"), "peetcode.com/repl");
+  if (name.empty()) return std::nullopt;
+  return ObjectKey{string_at(meta, "namespace"), name};
+}
+
+}  // namespace repl

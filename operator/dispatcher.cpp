@@ -1,0 +1,86 @@
+#include "dispatcher.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include "common/log.hpp"
+
+namespace repl {
+
+Dispatcher::Dispatcher(boost::asio::io_context& io, int workers, Reconcile reconcile)
+    : io_(io), workers_(workers), reconcile_(std::move(reconcile)), timer_(io) {}
+
+void Dispatcher::add(const ObjectKey& key) {
+  std::lock_guard lock(mu_);
+  ++adds_;
+  queue_.add(key, WorkQueue::Clock::now());
+  pump();
+}
+
+void Dispatcher::start() {
+  std::lock_guard lock(mu_);
+  running_ = true;
+  pump();
+}
+
+bool Dispatcher::stop(std::chrono::milliseconds grace) {
+  std::unique_lock lock(mu_);
+  running_ = false;
+  timer_.cancel();
+  return idle_.wait_for(lock, grace, [this] { return in_flight_ == 0; });
+}
+
+Dispatcher::Stats Dispatcher::stats() const {
+  std::lock_guard lock(mu_);
+  return {adds_, retries_, queue_.waiting(), in_flight_};
+}
+
+void Dispatcher::pump() {
+  if (!running_) return;
+  const auto now = WorkQueue::Clock::now();
+  while (in_flight_ < static_cast<std::size_t>(workers_)) {
+    auto key = queue_.pop(now);
+    if (!key) break;
+    ++in_flight_;
+    boost::asio::post(io_, [this, k = std::move(*key)] { run(k); });
+  }
+  // With a free worker, wake up when the next delayed key is due; a busy pool is pumped by run().
+  const auto next = queue_.next_due();
+  if (next && in_flight_ < static_cast<std::size_t>(workers_)) {
+    timer_.expires_at(*next);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;  // cancelled: re-armed or stopping
+      std::lock_guard lock(mu_);
+      pump();
+    });
+  }
+}
+
+void Dispatcher::run(const ObjectKey& key) {
+  const ReconcileOutcome outcome = reconcile_(key);
+  std::lock_guard lock(mu_);
+  const auto now = WorkQueue::Clock::now();
+  queue_.done(key);
+  switch (outcome.kind) {
+    case ReconcileOutcome::Kind::kDone:
+      queue_.forget(key);
+      break;
+    case ReconcileOutcome::Kind::kRetry: {
+      ++retries_;
+      const auto delay = queue_.add_rate_limited(key, now);
+      log::debug("retrying",
+                 {{"repl", key.str()},
+                  {"after_ms",
+                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(delay).count())}});
+      break;
+    }
+    case ReconcileOutcome::Kind::kRequeueAfter:
+      queue_.forget(key);
+      queue_.add_after(key, outcome.after, now);
+      break;
+  }
+  --in_flight_;
+  if (in_flight_ == 0) idle_.notify_all();
+  pump();
+}
+
+}  // namespace repl

@@ -1,0 +1,71 @@
+// The Dispatcher runs reconciles for the keys of a WorkQueue on a Boost.Asio io_context: at most
+// `workers` at once, never two for one key, each delayed key released by one steady_timer armed at
+// the queue's next due time (no polling). The outcome of a reconcile decides what happens to its
+// key: forgotten (success), retried with backoff (failure), or requeued after a delay.
+//
+// Keys may be added from any thread at any time; they are only handed out between start() and
+// stop(), so the controller can start it once its caches have synced (and it leads).
+//
+// Ownership: the io_context is the caller's and must be run by at least `workers` threads (the
+// reconcile function blocks its thread). Thread-safety: every public method, any thread.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+
+#include "work_queue.hpp"
+
+namespace repl {
+
+struct ReconcileOutcome {
+  enum class Kind { kDone, kRetry, kRequeueAfter };
+  Kind kind = Kind::kDone;
+  WorkQueue::Duration after{};  // kRequeueAfter only
+
+  static ReconcileOutcome done() { return {}; }
+  static ReconcileOutcome retry() { return {Kind::kRetry, {}}; }
+  static ReconcileOutcome requeue_after(WorkQueue::Duration d) { return {Kind::kRequeueAfter, d}; }
+};
+
+class Dispatcher final {
+ public:
+  using Reconcile = std::function<ReconcileOutcome(const ObjectKey&)>;
+
+  struct Stats {
+    std::uint64_t adds = 0;     // add() calls
+    std::uint64_t retries = 0;  // failed reconciles put back with backoff
+    std::size_t depth = 0;      // keys waiting
+    std::size_t in_flight = 0;  // reconciles running
+  };
+
+  Dispatcher(boost::asio::io_context& io, int workers, Reconcile reconcile);
+
+  void add(const ObjectKey& key);
+  void start();
+  // Hands out no more keys and waits (at most `grace`) for running reconciles to finish.
+  // Returns false if some were still running when the grace period ended.
+  bool stop(std::chrono::milliseconds grace);
+  Stats stats() const;
+
+ private:
+  void pump();  // requires mu_
+  void run(const ObjectKey& key);
+
+  boost::asio::io_context& io_;
+  const int workers_;
+  const Reconcile reconcile_;
+  mutable std::mutex mu_;
+  std::condition_variable idle_;
+  WorkQueue queue_;                  // guarded by mu_
+  boost::asio::steady_timer timer_;  // guarded by mu_
+  bool running_ = false;
+  std::size_t in_flight_ = 0;
+  std::uint64_t adds_ = 0;
+  std::uint64_t retries_ = 0;
+};
+
+}  // namespace repl

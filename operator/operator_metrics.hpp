@@ -1,0 +1,44 @@
+// The operator's Prometheus metrics, in one place: reconciles (count, errors, duration), the work
+// queue, watch restarts and relists, API requests by verb and status code, and leadership.
+// Served on --metrics-addr at /metrics (see health.hpp).
+//
+// Thread-safety: every method, any thread (the registry's series are atomic).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "common/metrics.hpp"
+#include "kube/client.hpp"
+#include "kube/watcher.hpp"
+
+namespace repl {
+
+class OperatorMetrics final {
+ public:
+  OperatorMetrics();
+
+  metrics::Registry& registry() { return registry_; }
+
+  void reconciled(bool ok, std::chrono::steady_clock::duration took);
+  // For kube::Client: counts every request by verb and code ("0": the server was not reached).
+  kube::Client::Observer api_observer();
+  // For a WatchRunner named `watcher`.
+  std::function<void(kube::WatchSignal)> watch_observer(const std::string& watcher);
+  // Gauges read when /metrics is scraped.
+  void add_gauge(const std::string& name, const std::string& help, std::function<double()> read);
+
+ private:
+  metrics::Registry registry_;
+  metrics::CounterFamily* reconciles_;
+  metrics::CounterFamily* reconcile_errors_;
+  metrics::HistogramFamily* reconcile_seconds_;
+  metrics::CounterFamily* api_requests_;
+  metrics::CounterFamily* watch_relists_;
+  metrics::CounterFamily* watch_restarts_;
+  metrics::CounterFamily* watch_failures_;
+};
+
+}  // namespace repl

@@ -1,0 +1,185 @@
+// A cache fed by one watcher: a map from an object's key to a small record parsed from it (never
+// the object itself), plus the key of the Repl each object belongs to, which is what gets
+// reported as changed. Events and resyncs are applied as the watcher delivers them; a resync
+// replaces the contents and reports every owner whose objects were listed or have vanished.
+//
+// Thread-safety: the WatchSink methods are called by the one watcher thread; get(), for_owner(),
+// size(), wait_synced() and write_through() by any thread. The change callback runs outside the lock.
+#pragma once
+
+#include <charconv>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/json.hpp"
+#include "common/log.hpp"
+#include "common/object_key.hpp"
+#include "kube/watcher.hpp"
+
+namespace repl {
+
+template <class R>
+class Store : public kube::WatchSink {
+ public:
+  struct Item {
+    ObjectKey key;
+    ObjectKey owner;
+    R record;
+    std::uint64_t version = 0;  // metadata.resourceVersion, set by the store
+  };
+  // Parses an object; std::nullopt when it is unreadable or not one of ours (it is then ignored).
+  using Parse = std::function<std::optional<Item>(const rapidjson::Value&)>;
+  using OnChange = std::function<void(const ObjectKey& owner)>;
+
+  Store(std::string name, Parse parse, OnChange on_change)
+      : name_(std::move(name)), parse_(std::move(parse)), on_change_(std::move(on_change)) {}
+
+  std::optional<R> get(const ObjectKey& key) const {
+    std::lock_guard lock(mu_);
+    const auto it = items_.find(key);
+    if (it == items_.end()) return std::nullopt;
+    return it->second.record;
+  }
+
+  // Calls f(record) for every object owned by `owner`.
+  template <class F>
+  void for_owner(const ObjectKey& owner, F f) const {
+    std::lock_guard lock(mu_);
+    const auto it = by_owner_.find(owner);
+    if (it == by_owner_.end()) return;
+    for (const ObjectKey& key : it->second) f(items_.at(key).record);
+  }
+
+  std::size_t size() const {
+    std::lock_guard lock(mu_);
+    return items_.size();
+  }
+
+  // Blocks until the first list has been stored (true) or cancel_wait() is called (false).
+  bool wait_synced() {
+    std::unique_lock lock(mu_);
+    synced_cv_.wait(lock, [this] { return synced_ || wait_cancelled_; });
+    return synced_;
+  }
+  bool synced() const {
+    std::lock_guard lock(mu_);
+    return synced_;
+  }
+  void cancel_wait() {
+    std::lock_guard lock(mu_);
+    wait_cancelled_ = true;
+    synced_cv_.notify_all();
+  }
+
+  // Stores what our own write returned (the API server's answer to an apply), so a reconcile that
+  // runs before the watch event arrives sees it. An older version never replaces a newer one;
+  // nobody is notified (we know already).
+  void write_through(const rapidjson::Value& object) {
+    auto item = parse(object);
+    if (!item) return;
+    std::lock_guard lock(mu_);
+    const auto old = items_.find(item->key);
+    if (old != items_.end()) {
+      if (old->second.version >= item->version) return;
+      unindex(old->second);
+      items_.erase(old);
+    }
+    by_owner_[item->owner].insert(item->key);
+    const ObjectKey key = item->key;
+    items_.emplace(key, std::move(*item));
+  }
+
+  void begin_resync() override { incoming_.clear(); }
+
+  void resync_item(const rapidjson::Value& object) override {
+    if (auto item = parse(object)) incoming_.insert_or_assign(item->key, std::move(*item));
+  }
+
+  void end_resync() override {
+    std::set<ObjectKey> changed;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [key, item] : items_) {
+        // Vanished while we were not watching, or now owned by another Repl: the old owner must
+        // look again either way.
+        const auto now = incoming_.find(key);
+        if (now == incoming_.end() || now->second.owner != item.owner) changed.insert(item.owner);
+      }
+      items_.clear();
+      by_owner_.clear();
+      for (auto& [key, item] : incoming_) {
+        changed.insert(item.owner);
+        by_owner_[item.owner].insert(key);
+        items_.emplace(key, std::move(item));
+      }
+      incoming_.clear();
+      synced_ = true;
+    }
+    synced_cv_.notify_all();
+    for (const auto& owner : changed) on_change_(owner);
+  }
+
+  void on_event(kube::EventType type, const rapidjson::Value& object) override {
+    auto item = parse(object);
+    if (!item) {
+      log::debug("ignoring object", {{"store", name_}});
+      return;
+    }
+    std::vector<ObjectKey> owners = {item->owner};
+    {
+      std::lock_guard lock(mu_);
+      if (const auto old = items_.find(item->key); old != items_.end()) {
+        // Re-owned (a label changed): the previous owner must look again too.
+        if (old->second.owner != item->owner) owners.push_back(old->second.owner);
+        unindex(old->second);
+        items_.erase(old);
+      }
+      if (type != kube::EventType::kDeleted) {
+        by_owner_[item->owner].insert(item->key);
+        const ObjectKey key = item->key;
+        items_.emplace(key, std::move(*item));
+      }
+    }
+    for (const auto& owner : owners) on_change_(owner);
+  }
+
+ private:
+  std::optional<Item> parse(const rapidjson::Value& object) const {
+    auto item = parse_(object);
+    if (item) {
+      // Versions are opaque strings to clients, but etcd's are decimal revisions; a version that
+      // is not a number counts as 0 and is simply never preferred by write_through().
+      const std::string rv = json::string_at(json::member(object, "metadata"), "resourceVersion");
+      std::from_chars(rv.data(), rv.data() + rv.size(), item->version);
+    }
+    return item;
+  }
+
+  void unindex(const Item& item) {
+    auto it = by_owner_.find(item.owner);
+    if (it == by_owner_.end()) return;
+    it->second.erase(item.key);
+    if (it->second.empty()) by_owner_.erase(it);
+  }
+
+  const std::string name_;
+  const Parse parse_;
+  const OnChange on_change_;
+  mutable std::mutex mu_;
+  std::condition_variable synced_cv_;
+  std::map<ObjectKey, Item> items_;
+  std::map<ObjectKey, std::set<ObjectKey>> by_owner_;
+  std::map<ObjectKey, Item> incoming_;  // a resync in progress; only the watcher thread touches it
+  bool synced_ = false;
+  bool wait_cancelled_ = false;
+};
+
+}  // namespace repl

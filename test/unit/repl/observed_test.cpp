@@ -1,0 +1,244 @@
+// What the operator reads from live children: a Deployment's state, a runner pod's problem, and
+// which Repl an object belongs to. Objects are trimmed to the fields that matter, as the API
+// server would send them.
+#include "repl/observed.hpp"
+
+#include <catch2/catch.hpp>
+#include <optional>
+#include <string>
+
+#include "unit/support/json.hpp"
+#include "unit/support/object_key.hpp"
+
+namespace {
+
+using repl::DeploymentState;
+using repl::ObjectKey;
+using repl::Problem;
+
+DeploymentState deployment(const std::string& status) {
+  return repl::deployment_state(
+      repl::test::parse_json(R"({"metadata":{"name":"abc123","generation":4},"status":)" + status + "}"));
+}
+
+// `s` as a JSON string literal (quotes and backslashes escaped, as the API server sends them).
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string condition(const std::string& type, const std::string& status, const std::string& reason = "",
+                      const std::string& message = "") {
+  return R"({"type":")" + type + R"(","status":")" + status + R"(","reason":)" + quoted(reason) +
+         R"(,"message":)" + quoted(message) + "}";
+}
+
+// A runner pod with the given status members (JSON text without the braces).
+std::optional<Problem> problem_of(const std::string& status_members) {
+  return repl::pod_problem(repl::test::parse_json(
+      R"({"metadata":{"name":"abc123-5d8f-x","namespace":"team-a"},"status":{"phase":"Pending",)" +
+      status_members + "}}"));
+}
+
+// A container status named `name` with the given state members (JSON text).
+std::string container(const std::string& name, const std::string& state,
+                      const std::string& last_state = "{}") {
+  return R"({"name":")" + name + R"(","ready":false,"restartCount":3,"state":)" + state + R"(,"lastState":)" +
+         last_state + "}";
+}
+std::string waiting(const std::string& reason, const std::string& message = "") {
+  return R"({"waiting":{"reason":)" + quoted(reason) + R"(,"message":)" + quoted(message) + "}}";
+}
+std::string terminated(int code, const std::string& reason, const std::string& message = "") {
+  return R"({"terminated":{"exitCode":)" + std::to_string(code) + R"(,"reason":)" + quoted(reason) +
+         R"(,"message":)" + quoted(message) + "}}";
+}
+const std::string kRunning = R"({"running":{"startedAt":"2026-01-01T00:00:00Z"}})";
+
+std::string init_statuses(const std::string& list) { return R"("initContainerStatuses":[)" + list + "]"; }
+std::string main_statuses(const std::string& list) { return R"("containerStatuses":[)" + list + "]"; }
+
+std::optional<ObjectKey> owner_of(const std::string& owner_references) {
+  return repl::controlling_repl(repl::test::parse_json(
+      R"({"metadata":{"name":"abc123-ingress","namespace":"team-a","ownerReferences":)" + owner_references +
+      "}}"));
+}
+
+}  // namespace
+
+TEST_CASE("deployment_state reads generations and ready replicas", "[repl][observed]") {
+  const auto s = deployment(R"({"observedGeneration":3,"replicas":1,"readyReplicas":1})");
+  CHECK(s.generation == 4);
+  CHECK(s.observed_generation == 3);
+  CHECK(s.ready_replicas == 1);
+  CHECK_FALSE(s.problem);
+  SECTION("no status yet: all zero") {
+    const auto fresh = repl::deployment_state(repl::test::parse_json(R"({"metadata":{"generation":1}})"));
+    CHECK(fresh == DeploymentState{1, 0, 0, std::nullopt});
+  }
+  SECTION("readyReplicas absent (none ready)") {
+    CHECK(deployment(R"({"observedGeneration":4,"replicas":1})").ready_replicas == 0);
+  }
+}
+
+TEST_CASE("deployment_state reports the Deployment controller's verdicts", "[repl][observed]") {
+  const std::string quota = "pods \"abc123-x\" is forbidden: exceeded quota";
+  SECTION("ReplicaFailure True") {
+    const auto s =
+        deployment(R"({"conditions":[)" + condition("ReplicaFailure", "True", "FailedCreate", quota) + "]}");
+    CHECK(s.problem == Problem{"ReplicaFailure", quota});
+  }
+  SECTION("Progressing False: the deadline passed") {
+    const auto s = deployment(R"({"conditions":[)" +
+                              condition("Available", "False", "MinimumReplicasUnavailable") + "," +
+                              condition("Progressing", "False", "ProgressDeadlineExceeded",
+                                        "ReplicaSet \"abc123-5d8f\" has timed out progressing.") +
+                              "]}");
+    CHECK(s.problem ==
+          Problem{"ProgressDeadlineExceeded", "ReplicaSet \"abc123-5d8f\" has timed out progressing."});
+  }
+  SECTION("Progressing False without a reason") {
+    CHECK(deployment(R"({"conditions":[)" + condition("Progressing", "False") + "]}").problem->reason ==
+          "NotProgressing");
+  }
+  SECTION("ReplicaFailure wins over Progressing") {
+    const auto s =
+        deployment(R"({"conditions":[)" + condition("Progressing", "False", "ProgressDeadlineExceeded") +
+                   "," + condition("ReplicaFailure", "True", "FailedCreate", quota) + "]}");
+    CHECK(s.problem->reason == "ReplicaFailure");
+  }
+  SECTION("healthy conditions are no problem") {
+    const auto s = deployment(R"({"conditions":[)" + condition("ReplicaFailure", "False") + "," +
+                              condition("Progressing", "True", "NewReplicaSetAvailable") + "," +
+                              condition("Available", "False", "MinimumReplicasUnavailable") + "]}");
+    CHECK_FALSE(s.problem);
+  }
+}
+
+TEST_CASE("pod_problem: an unschedulable pod", "[repl][observed]") {
+  const std::string msg = "0/3 nodes are available: 3 Insufficient memory.";
+  const auto p =
+      problem_of(R"("conditions":[)" + condition("PodScheduled", "False", "Unschedulable", msg) + "]");
+  CHECK(p == Problem{"Unschedulable", msg});
+  CHECK_FALSE(problem_of(R"("conditions":[)" + condition("PodScheduled", "True") + "]"));
+  CHECK_FALSE(problem_of(R"("conditions":[)" + condition("PodScheduled", "False", "SchedulingGated") + "]"));
+}
+
+TEST_CASE("pod_problem: image pulls that fail, in init and main containers", "[repl][observed]") {
+  const std::string reason = GENERATE("ErrImagePull", "ImagePullBackOff", "InvalidImageName");
+  const std::string msg = "Back-off pulling image \"nope:1\"";
+  SECTION("the runner") {
+    const auto p = problem_of(init_statuses(container("copy-s3-resources", terminated(0, "Completed"))) +
+                              "," + main_statuses(container("runner", waiting(reason, msg))));
+    CHECK(p == Problem{"ImagePullFailed", "container runner: " + reason + ": " + msg});
+  }
+  SECTION("the init container") {
+    const auto p = problem_of(init_statuses(container("copy-s3-resources", waiting(reason, msg))) + "," +
+                              main_statuses(container("runner", waiting("PodInitializing"))));
+    CHECK(p == Problem{"ImagePullFailed", "container copy-s3-resources: " + reason + ": " + msg});
+  }
+  SECTION("without a message") {
+    CHECK(problem_of(main_statuses(container("runner", waiting(reason))))->message ==
+          "container runner: " + reason);
+  }
+}
+
+TEST_CASE("pod_problem: the S3 copy init container failing", "[repl][observed]") {
+  SECTION("terminated now") {
+    const auto p =
+        problem_of(init_statuses(container("copy-s3-resources", terminated(1, "Error", "NoSuchBucket"))));
+    CHECK(p == Problem{"InitContainerFailed",
+                       "init container copy-s3-resources exited with code 1: NoSuchBucket"});
+  }
+  SECTION("in back-off after terminating") {
+    const auto p = problem_of(
+        init_statuses(container("copy-s3-resources", waiting("CrashLoopBackOff"), terminated(1, "Error"))));
+    CHECK(p == Problem{"InitContainerFailed", "init container copy-s3-resources exited with code 1"});
+  }
+  SECTION("completed is fine") {
+    CHECK_FALSE(problem_of(init_statuses(container("copy-s3-resources", terminated(0, "Completed")))));
+  }
+}
+
+TEST_CASE("pod_problem: a runner in a crash loop", "[repl][observed]") {
+  const auto p = problem_of(main_statuses(
+      container("runner", waiting("CrashLoopBackOff", "back-off 40s"), terminated(137, "OOMKilled"))));
+  CHECK(p == Problem{"CrashLoopBackOff", "container runner keeps exiting (last exit code 137)"});
+  CHECK(problem_of(main_statuses(container("runner", waiting("CrashLoopBackOff"))))->message ==
+        "container runner keeps exiting");
+}
+
+TEST_CASE("pod_problem: a container that cannot be created", "[repl][observed]") {
+  const std::string reason = GENERATE("CreateContainerConfigError", "CreateContainerError");
+  const auto p = problem_of(init_statuses(
+      container("copy-s3-resources", waiting(reason, R"(secret "aws-credentials" not found)"))));
+  CHECK(p == Problem{reason, R"(container copy-s3-resources: secret "aws-credentials" not found)"});
+}
+
+TEST_CASE("pod_problem: a pod that is merely starting or running has none", "[repl][observed]") {
+  SECTION("no status") { CHECK_FALSE(repl::pod_problem(repl::test::parse_json(R"({"metadata":{}})"))); }
+  SECTION("scheduled, nothing started") {
+    CHECK_FALSE(problem_of(R"("conditions":[)" + condition("PodScheduled", "True") + "]"));
+  }
+  SECTION("init container running") {
+    CHECK_FALSE(problem_of(init_statuses(container("copy-s3-resources", kRunning)) + "," +
+                           main_statuses(container("runner", waiting("PodInitializing")))));
+  }
+  SECTION("ContainerCreating") {
+    CHECK_FALSE(problem_of(init_statuses(container("copy-s3-resources", terminated(0, "Completed"))) + "," +
+                           main_statuses(container("runner", waiting("ContainerCreating")))));
+  }
+  SECTION("Running, after a restart") {
+    CHECK_FALSE(problem_of(init_statuses(container("copy-s3-resources", terminated(0, "Completed"))) + "," +
+                           main_statuses(container("runner", kRunning, terminated(137, "OOMKilled")))));
+  }
+}
+
+TEST_CASE("pod_problem: the first problem wins, init containers before the runner", "[repl][observed]") {
+  const std::string both = init_statuses(container("copy-s3-resources", terminated(1, "Error"))) + "," +
+                           main_statuses(container("runner", waiting("ErrImagePull")));
+  CHECK(problem_of(both)->reason == "InitContainerFailed");
+  const std::string unschedulable =
+      R"("conditions":[)" + condition("PodScheduled", "False", "Unschedulable", "no nodes") + "],";
+  CHECK(problem_of(unschedulable + both)->reason == "Unschedulable");
+}
+
+TEST_CASE("controlling_repl: the controller ownerReference of kind Repl", "[repl][observed]") {
+  const std::string repl_owner =
+      R"({"apiVersion":"peetcode.com/v1alpha1","kind":"Repl","name":"abc123","uid":"u1","controller":true})";
+  CHECK(owner_of("[" + repl_owner + "]") == ObjectKey{"team-a", "abc123"});
+  CHECK(owner_of(R"([{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"rs","controller":false},)" +
+                 repl_owner + "]") == ObjectKey{"team-a", "abc123"});
+  CHECK(owner_of(R"([{"apiVersion":"peetcode.com/v2","kind":"Repl","name":"abc123","controller":true}])") ==
+        ObjectKey{"team-a", "abc123"});  // any version of our group
+
+  CHECK_FALSE(owner_of(R"([{"apiVersion":"peetcode.com/v1alpha1","kind":"Repl","name":"abc123"}])"));
+  CHECK_FALSE(owner_of(
+      R"([{"apiVersion":"peetcode.com/v1alpha1","kind":"Repl","name":"abc123","controller":false}])"));
+  CHECK_FALSE(owner_of(
+      R"([{"apiVersion":"peetcode.com/v1alpha1","kind":"Repl","name":"abc123","controller":"true"}])"));
+  CHECK_FALSE(
+      owner_of(R"([{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"abc123","controller":true}])"));
+  CHECK_FALSE(owner_of(R"([{"apiVersion":"other.io/v1","kind":"Repl","name":"abc123","controller":true}])"));
+  CHECK_FALSE(
+      owner_of(R"([{"apiVersion":"peetcode.com.evil/v1","kind":"Repl","name":"x","controller":true}])"));
+  CHECK_FALSE(owner_of("[]"));
+  CHECK_FALSE(owner_of("{}"));
+  CHECK_FALSE(repl::controlling_repl(repl::test::parse_json(R"({"metadata":{"name":"x"}})")));
+}
+
+TEST_CASE("labelled_repl: the peetcode.com/repl label", "[repl][observed]") {
+  const auto pod = [](const std::string& labels) {
+    return repl::labelled_repl(repl::test::parse_json(
+        R"({"metadata":{"name":"abc123-5d8f-x","namespace":"team-a","labels":)" + labels + "}}"));
+  };
+  CHECK(pod(R"({"peetcode.com/repl":"abc123","pod-template-hash":"5d8f"})") == ObjectKey{"team-a", "abc123"});
+  CHECK_FALSE(pod(R"({"app":"abc123"})"));
+  CHECK_FALSE(pod(R"({"peetcode.com/repl":""})"));
+  CHECK_FALSE(pod("{}"));
+  CHECK_FALSE(repl::labelled_repl(repl::test::parse_json(R"({"metadata":{"name":"x"}})")));
+}
