@@ -6,9 +6,11 @@
 
 namespace repl {
 
-Controller::Controller(kube::Client& client, Reconciler& reconciler, ControllerOptions options)
+Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMetrics& metrics,
+                       ControllerOptions options)
     : client_(client),
       reconciler_(reconciler),
+      metrics_(metrics),
       options_(std::move(options)),
       io_guard_(boost::asio::make_work_guard(io_)),
       dispatcher_(io_, options_.workers, [this](const ObjectKey& key) { return reconcile(key); }),
@@ -35,13 +37,24 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, ControllerO
   const auto watch = [&](kube::WatchSink& sink, const kube::Resource& r, const char* name,
                          const std::string& selector) {
     watchers_.push_back(std::make_unique<kube::WatchRunner>(
-        client_, kube::WatcherOptions{kube::collection_path(r, options_.ns), selector, 500, name}, sink));
+        client_,
+        kube::WatcherOptions{kube::collection_path(r, options_.ns), selector, 500, name, metrics_.watch_observer(name)},
+        sink));
   };
   watch(repls_, kube::repls(), "repls", "");
   watch(deployments_, kube::deployments(), "deployments", kManagedSelector);
   watch(services_, kube::services(), "services", kManagedSelector);
   watch(ingresses_, kube::ingresses(), "ingresses", kManagedSelector);
   watch(pods_, kube::Resource{"", "v1", "pods", "Pod"}, "pods", kManagedSelector);
+
+  const auto queue = [this](auto field) { return [this, field] { return static_cast<double>(dispatcher_.stats().*field); }; };
+  metrics_.add_gauge("repl_operator_workqueue_depth", "Repl keys waiting for a reconcile.", queue(&Dispatcher::Stats::depth));
+  metrics_.add_gauge("repl_operator_workqueue_in_flight", "Reconciles running now.", queue(&Dispatcher::Stats::in_flight));
+  metrics_.add_gauge("repl_operator_workqueue_adds_total", "Keys added to the queue (a counter).",
+                     queue(&Dispatcher::Stats::adds));
+  metrics_.add_gauge("repl_operator_workqueue_retries_total", "Keys put back after a failed reconcile (a counter).",
+                     queue(&Dispatcher::Stats::retries));
+  metrics_.add_gauge("repl_operator_cached_repls", "Repls in the cache.", [this] { return static_cast<double>(repls_.size()); });
 }
 
 Controller::~Controller() { stop(); }
@@ -95,8 +108,9 @@ ReconcileOutcome Controller::reconcile(const ObjectKey& key) {
   if (!repl) return ReconcileOutcome::done();  // deleted: its children go with it
   const auto started = std::chrono::steady_clock::now();
   auto result = reconciler_.reconcile(*repl, *this);
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  const auto took = std::chrono::steady_clock::now() - started;
+  metrics_.reconciled(result.has_value(), took);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(took);
   if (!result) {
     log::warn("reconcile failed", {{"repl", key.str()}, {"error", result.error().describe()}});
     return ReconcileOutcome::retry();

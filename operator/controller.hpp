@@ -24,6 +24,7 @@
 #include "dispatcher.hpp"
 #include "kube/client.hpp"
 #include "kube/watcher.hpp"
+#include "operator_metrics.hpp"
 #include "reconciler.hpp"
 #include "repl_store.hpp"
 #include "store.hpp"
@@ -42,7 +43,7 @@ inline constexpr const char* kManagedSelector = "app.kubernetes.io/managed-by=re
 
 class Controller final : public ChildView {
  public:
-  Controller(kube::Client& client, Reconciler& reconciler, ControllerOptions options);
+  Controller(kube::Client& client, Reconciler& reconciler, OperatorMetrics& metrics, ControllerOptions options);
   ~Controller() override;
 
   void run();
@@ -51,7 +52,6 @@ class Controller final : public ChildView {
   void set_leading(bool leading);
 
   bool synced() const;
-  Dispatcher::Stats queue_stats() const { return dispatcher_.stats(); }
 
   std::optional<LiveChild> child(const kube::Resource& resource, const ObjectKey& key) const override;
   std::optional<Problem> pod_problem(const ObjectKey& repl) const override;
@@ -64,7 +64,8 @@ class Controller final : public ChildView {
   void update_dispatching();
 
   kube::Client& client_;
-  Reconciler& reconciler_;  // not owned
+  Reconciler& reconciler_;     // not owned
+  OperatorMetrics& metrics_;  // not owned
   const ControllerOptions options_;
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> io_guard_;

@@ -11,6 +11,9 @@
 #include "common/log.hpp"
 #include "controller.hpp"
 #include "events.hpp"
+#include "health.hpp"
+#include "kube/http_server.hpp"
+#include "operator_metrics.hpp"
 #include "kube/config.hpp"
 #include "kube/leader_election.hpp"
 #include "kube/transport.hpp"
@@ -32,6 +35,8 @@ int main(int argc, char** argv) {
   bool leader_elect = process_getenv("KUBERNETES_SERVICE_HOST").has_value();
   std::string election_namespace;
   std::string election_id = "repl-operator";
+  std::string metrics_addr = ":8080";
+  std::string health_addr = ":8081";
 
   Flags flags(
       "repl-operator",
@@ -63,6 +68,10 @@ int main(int argc, char** argv) {
   flags.add("leader-election-namespace", "REPL_LEADER_ELECTION_NAMESPACE", &election_namespace,
             "namespace of the Lease (default: the pod's namespace, else the kubeconfig's, else default)");
   flags.add("leader-election-id", "REPL_LEADER_ELECTION_ID", &election_id, "name of the Lease");
+  flags.add("metrics-addr", "REPL_METRICS_ADDR", &metrics_addr,
+            "[host]:port serving /metrics (Prometheus text); empty: off");
+  flags.add("health-addr", "REPL_HEALTH_ADDR", &health_addr,
+            "[host]:port serving /healthz and /readyz (ready once every cache has synced); empty: off");
   flags.add("log-level", "REPL_LOG_LEVEL", &log_level, "debug, info, warn or error");
 
   if (auto exit_code = flags.parse_main(argc, argv)) return *exit_code;
@@ -93,14 +102,15 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  kube::Client client(*transport);
+  OperatorMetrics metrics;
+  kube::Client client(*transport, metrics.api_observer());
   std::atomic<bool> lost_leadership{false};
   std::atomic<bool> shutting_down{false};
   const std::string identity = kube::default_leader_identity();
   ApiEventRecorder events(client, identity);
   Reconciler reconciler(client, events, settings, std::move(*templates));
   controller_options.leading_at_start = !leader_elect;
-  Controller controller(client, reconciler, controller_options);
+  Controller controller(client, reconciler, metrics, controller_options);
 
   std::unique_ptr<kube::LeaderElector> elector;
   if (leader_elect) {
@@ -127,6 +137,27 @@ int main(int argc, char** argv) {
                                 lost_leadership = true;
                                 controller.stop();
                               }});
+  }
+
+  metrics.add_gauge("repl_operator_leader", "1 while this replica reconciles (holds the Lease).",
+                    [&] { return elector ? (elector->is_leader() ? 1.0 : 0.0) : 1.0; });
+  std::unique_ptr<kube::HttpServer> metrics_server;
+  std::unique_ptr<kube::HttpServer> health_server;
+  const auto serve = [](const std::string& what, const std::string& addr, kube::Routes routes,
+                        std::unique_ptr<kube::HttpServer>& server) {
+    if (addr.empty()) return true;
+    auto started = kube::HttpServer::start(addr, std::move(routes));
+    if (!started) {
+      log::error("cannot serve " + what, {{"addr", addr}, {"error", started.error()}});
+      return false;
+    }
+    server = std::move(*started);
+    log::info("serving " + what, {{"addr", server->host() + ":" + std::to_string(server->port())}});
+    return true;
+  };
+  if (!serve("metrics", metrics_addr, metrics_routes(metrics.registry()), metrics_server) ||
+      !serve("health", health_addr, health_routes({{"caches", [&] { return controller.synced(); }}}), health_server)) {
+    return 1;
   }
 
   boost::asio::io_context signals_io;

@@ -122,7 +122,7 @@ start_apiserver() {
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
     --authorization-mode=RBAC \
     --endpoint-reconciler-type=none \
-    --service-cluster-ip-range=10.96.0.0/24 \
+    --service-cluster-ip-range=10.96.0.0/16 \
     --disable-admission-plugins=ServiceAccount \
     --allow-privileged=true \
     ${APISERVER_EXTRA_ARGS:-} \

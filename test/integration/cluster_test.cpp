@@ -86,6 +86,8 @@ TEST_CASE("while the API server is down the operator backs off, and it recovers 
   // each in 8 s. A busy loop would make thousands.
   CHECK(during > 0);
   CHECK(during <= 40);
+  // The same, as the operator counts its own requests: those that reached no server.
+  CHECK(op.metric("repl_operator_api_requests_total{code=\"0\"}") <= 40);
   INFO("failed requests while down: " << during);
 
   REQUIRE(c.cluster_sh("start-apiserver").exit_code == 0);
@@ -115,5 +117,6 @@ TEST_CASE("an expired resourceVersion makes the operator list again, and it miss
     return c.kubectl({"get", "deployment/before", "-o", "jsonpath={.spec.replicas}"}).out == "0";
   }));
   CHECK(op.count_log("too old resource version") >= 1);
+  CHECK(op.metric("repl_operator_watch_relists_total{watcher=\"repls\"}") >= 1);
   CHECK(op.count_log("\"msg\":\"listed\",\"watcher\":\"repls\"") > lists_before);
 }

@@ -314,3 +314,58 @@ TEST_CASE("with leader election only one of two operators writes, and the other 
   CHECK(eventually(5s, [&] { return third.count_log("became leader") == 1; }));
   CHECK(std::stoi("0" + jsonpath(ns, "lease/repl-operator", "{.spec.leaseTransitions}")) >= 2);
 }
+
+TEST_CASE("with 100 Repls in steady state the operator sends no writes; metrics and health tell",
+          "[controller]") {
+  const std::string ns = fresh_namespace("steady");
+  OperatorProcess op({"--namespace", ns});
+  int status = 0;
+  REQUIRE(eventually(5s, [&] {
+    op.get("health", "/readyz", &status);
+    return status == 200;
+  }));
+  CHECK_THAT(op.get("health", "/healthz", &status), Catch::StartsWith("ok"));
+  CHECK(status == 200);
+
+  std::string many;
+  for (int i = 0; i < 100; ++i) many += "---\n" + repl_yaml("s" + std::to_string(i));
+  REQUIRE(kubectl({"apply", "-n", ns, "-f", "-"}, many).exit_code == 0);
+  const auto starting = [&] {
+    const std::string phases = jsonpath(ns, "repls", "{.items[*].status.phase}");
+    std::istringstream in(phases);
+    int n = 0;
+    for (std::string p; in >> p;) n += p == "Starting";
+    return n;
+  };
+  REQUIRE(eventually(30s, [&] { return starting() == 100; }));
+  REQUIRE(eventually(10s, [&] {
+    return op.metric("repl_operator_workqueue_depth") == 0 &&
+           op.metric("repl_operator_workqueue_in_flight") == 0;
+  }));
+
+  const auto writes = [&] {
+    double n = 0;
+    for (const char* verb : {"PATCH", "POST", "PUT", "DELETE"}) {
+      n += op.metric(std::string("repl_operator_api_requests_total{verb=\"") + verb + "\"}");
+    }
+    return n;
+  };
+  const double writes_before = writes();
+  const double reconciles_before = op.metric("repl_operator_reconcile_total");
+  // 3 children + 1 status each, and the Events: at least 400 writes to get here.
+  CHECK(writes_before >= 400);
+  std::this_thread::sleep_for(15s);
+  CHECK(writes() == writes_before);
+  CHECK(op.metric("repl_operator_reconcile_total") == reconciles_before);
+
+  const std::string text = op.get("metrics", "/metrics");
+  for (const char* name :
+       {"repl_operator_reconcile_duration_seconds_bucket", "repl_operator_reconcile_errors_total",
+        "repl_operator_workqueue_adds_total", "repl_operator_workqueue_retries_total",
+        "repl_operator_leader 1", "repl_operator_cached_repls 100"}) {
+    INFO(name);
+    CHECK_THAT(text, Catch::Contains(name));
+  }
+  CHECK(op.metric("repl_operator_reconcile_total{result=\"success\"}") >= 100);
+  CHECK(op.metric("repl_operator_api_requests_total{verb=\"LIST\",code=\"200\"}") >= 5);
+}

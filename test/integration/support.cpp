@@ -206,13 +206,18 @@ OperatorProcess::OperatorProcess(std::vector<std::string> extra_args) {
   const int fd = mkstemp(tmpl);
   REQUIRE(fd >= 0);
   log_path_ = tmpl;
+  // Ports 0: tests run several operators at once; metrics_text() finds the port in the log.
   std::vector<std::string> argv = {REPL_OPERATOR_BIN,
                                    "--kubeconfig",
                                    admin_kubeconfig(),
                                    "--log-level",
                                    "debug",
                                    "--templates",
-                                   std::string(REPL_SOURCE_DIR) + "/templates"};
+                                   std::string(REPL_SOURCE_DIR) + "/templates",
+                                   "--metrics-addr",
+                                   "127.0.0.1:0",
+                                   "--health-addr",
+                                   "127.0.0.1:0"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -262,6 +267,49 @@ void OperatorProcess::kill_hard() {
   kill(pid_, SIGKILL);
   waitpid(pid_, nullptr, 0);
   pid_ = -1;
+}
+
+std::string OperatorProcess::served_addr(const std::string& what) const {
+  const std::string needle = "\"msg\":\"serving " + what + "\",\"addr\":\"";
+  const std::string text = log();
+  const auto at = text.find(needle);
+  if (at == std::string::npos) return "";
+  const auto begin = at + needle.size();
+  return text.substr(begin, text.find('"', begin) - begin);
+}
+
+std::string OperatorProcess::get(const std::string& what, const std::string& path, int* status) const {
+  std::string addr;
+  eventually(std::chrono::seconds(5), [&] { return !(addr = served_addr(what)).empty(); });
+  REQUIRE_FALSE(addr.empty());
+  const auto r = run({"curl", "-s", "-w", "\n%{http_code}", "http://" + addr + path});
+  REQUIRE(r.exit_code == 0);
+  const auto nl = r.out.rfind('\n');
+  if (status != nullptr) *status = std::stoi(r.out.substr(nl + 1));
+  return r.out.substr(0, nl);
+}
+
+double OperatorProcess::metric(const std::string& series) const {
+  std::istringstream in(get("metrics", "/metrics"));
+  double sum = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto space = line.rfind(' ');
+    const std::string name = line.substr(0, space);
+    // "name" alone, or "name{...}" whose labels contain every label given in `series`.
+    const auto brace = series.find('{');
+    const std::string want_name = series.substr(0, brace);
+    if (name.substr(0, name.find('{')) != want_name) continue;
+    bool match = true;
+    if (brace != std::string::npos) {
+      std::string labels = series.substr(brace + 1, series.size() - brace - 2);
+      std::istringstream parts(labels);
+      for (std::string part; std::getline(parts, part, ',');)
+        match = match && name.find(part) != std::string::npos;
+    }
+    if (match) sum += std::stod(line.substr(space + 1));
+  }
+  return sum;
 }
 
 std::string OperatorProcess::log() const {

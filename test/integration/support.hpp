@@ -72,6 +72,13 @@ class OperatorProcess {
   OperatorProcess& operator=(const OperatorProcess&) = delete;
 
   std::string log() const;
+  // "host:port" it serves `what` ("metrics" or "health") on, from its log; empty until it does.
+  std::string served_addr(const std::string& what) const;
+  // GET `path` from the metrics or health server; the body, and the status code in *status.
+  std::string get(const std::string& what, const std::string& path, int* status = nullptr) const;
+  // The sum of the series of a metric in /metrics whose labels include the given ones, e.g.
+  // metric("repl_operator_api_requests_total{verb=\"PATCH\"}").
+  double metric(const std::string& series) const;
   // Count of log lines containing `needle`.
   int count_log(const std::string& needle) const;
   // Sends SIGTERM and waits; returns the exit status (as from waitpid's WEXITSTATUS, or -1).
