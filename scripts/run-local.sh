@@ -28,7 +28,7 @@ In another shell, try:
   kubectl apply -f $root/examples/repl.yaml
   kubectl get repls,deploy,svc,ingress
 
-This local control plane has no nodes and no controllers: the Deployment is created, but no pod
+This local control plane has no nodes and no Deployment controller: the Deployment is created, but no pod
 runs, so the Repl stays in phase Starting. Press Ctrl-C to stop (the control plane goes with it).
 
 MSG

@@ -9,6 +9,7 @@
 // Pure functions except load_*, which read files; all are thread-safe.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -30,9 +31,10 @@ struct ClusterConfig {
   std::string client_cert_pem;
   std::string client_key_pem;
   std::string token;       // a bearer token given inline
-  std::string token_file;  // a bearer token re-read from this file
-  std::string ns;          // the context's namespace (or the pod's, in cluster); may be empty
-  std::string source;      // where this came from, for logs ("kubeconfig /x (context admin)")
+  std::string token_file;  // a bearer token re-read from this file...
+  std::chrono::milliseconds token_refresh{std::chrono::minutes(1)};  // ...this often (as client-go)
+  std::string ns;      // the context's namespace (or the pod's, in cluster); may be empty
+  std::string source;  // where this came from, for logs ("kubeconfig /x (context admin)")
 };
 
 // Parses kubeconfig text. `base_dir` resolves relative file references.

@@ -20,8 +20,6 @@ using web::http::client::http_client_config;
 constexpr auto kRequestTimeout = std::chrono::seconds(30);
 // Watches are ended by the server (timeoutSeconds <= 10 minutes); this only catches a dead peer.
 constexpr auto kStreamTimeout = std::chrono::minutes(11);
-// client-go re-reads a token file at most once a minute; so do we.
-constexpr auto kTokenRefresh = std::chrono::minutes(1);
 
 void load_credentials(boost::asio::ssl::context& ctx, const ClusterConfig& cfg) {
   if (!cfg.ca_pem.empty()) ctx.add_certificate_authority(boost::asio::buffer(cfg.ca_pem));
@@ -33,13 +31,14 @@ void load_credentials(boost::asio::ssl::context& ctx, const ClusterConfig& cfg) 
 
 class TokenSource {
  public:
-  explicit TokenSource(const ClusterConfig& cfg) : inline_token_(cfg.token), file_(cfg.token_file) {}
+  explicit TokenSource(const ClusterConfig& cfg)
+      : inline_token_(cfg.token), file_(cfg.token_file), refresh_(cfg.token_refresh) {}
 
   std::string get() {
     if (file_.empty()) return inline_token_;
     std::lock_guard lock(mu_);
     const auto now = std::chrono::steady_clock::now();
-    if (cached_.empty() || now - read_at_ >= kTokenRefresh) {
+    if (cached_.empty() || now - read_at_ >= refresh_) {
       // A failed re-read keeps the last good token: the file is replaced atomically by the kubelet,
       // so a failure is transient, and the server will say 401 if the old token really expired.
       if (auto text = read_file(file_)) {
@@ -55,6 +54,7 @@ class TokenSource {
  private:
   const std::string inline_token_;
   const std::string file_;
+  const std::chrono::milliseconds refresh_;
   std::mutex mu_;
   std::string cached_;
   std::chrono::steady_clock::time_point read_at_{};

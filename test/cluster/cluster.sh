@@ -22,11 +22,21 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
-# Three distinct free loopback ports, found while all three are held (so never the same twice).
+# Three distinct free loopback ports, found while all three are held (so never the same twice), and
+# outside the kernel's ephemeral range: a restarted API server must be able to bind its port again,
+# and an outgoing connection that was given that port as its source would stop it.
 free_ports() {
-  python3 -c 'import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks: s.bind(("127.0.0.1", 0))
+  python3 -c 'import random, socket
+low, high = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+candidates = [p for p in range(10000, 65000) if not low <= p <= high]
+socks = []
+while len(socks) < 3:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", random.choice(candidates)))
+        socks.append(s)
+    except OSError:
+        s.close()
 print(" ".join(str(s.getsockname()[1]) for s in socks))'
 }
 

@@ -1,7 +1,11 @@
 // The kube client against the real API server: TLS with the kubeconfig's client certificate and
 // CA, bearer tokens, paged LIST, server-side apply, DELETE, watch, and the server's Status decoded
 // into typed errors.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
 
 #include "common/json.hpp"
 #include "integration/support.hpp"
@@ -140,4 +144,32 @@ TEST_CASE("apply creates, lists page by page, watches and deletes", "[kube-clien
   }
   CHECK(seen == std::vector<std::string>{"MODIFIED cm-0", "MODIFIED cm-3", "DELETED cm-4"});
   CHECK(client.get(kube::object_path(kConfigMaps, ns, "cm-4")).error().is_not_found());
+}
+
+TEST_CASE("a rotated token file is read again", "[kube-client]") {
+  auto cfg = kube::load_kubeconfig(nobody_kubeconfig());
+  REQUIRE(cfg);
+  const std::string good = cfg->token;
+  char path[] = "/tmp/repl-token.XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  close(fd);
+  const auto write_token = [&](const std::string& t) { std::ofstream(path, std::ios::trunc) << t << "\n"; };
+  write_token("not-a-valid-token");
+  cfg->token.clear();
+  cfg->token_file = path;
+  cfg->token_refresh = std::chrono::milliseconds(200);
+  auto transport = kube::make_http_transport(*cfg);
+  REQUIRE(transport);
+  kube::Client client(*transport);
+  const auto code = [&] {
+    auto r = client.get("/api/v1/namespaces/default/configmaps");
+    return r ? 200 : r.error().code;
+  };
+  CHECK(code() == 401);  // unknown token: not authenticated
+  write_token(good);
+  // Within the refresh interval the old token is still used; after it, the new one.
+  CHECK(eventually(std::chrono::seconds(3),
+                   [&] { return code() == 403; }));  // "nobody": authenticated, no rights
+  unlink(path);
 }

@@ -272,7 +272,7 @@ metadata:
   REQUIRE(text);
   auto tmpl = repl::render::Template::parse("t.yaml", *text, repl::template_variables());
   REQUIRE(tmpl);
-  const std::vector<repl::ChildTemplate> templates = {{repl::kube::services(), std::move(*tmpl)}};
+  const std::vector<repl::ChildTemplate> templates = {{repl::kube::services(), std::move(*tmpl), {}}};
   auto children = repl::desired_children(repl::test::sample_repl(), ChildSettings{}, templates);
   REQUIRE(children);
   const auto& s = (*children)[0].object;
