@@ -106,6 +106,7 @@ bool Controller::synced() const {
 ReconcileOutcome Controller::reconcile(const ObjectKey& key) {
   const auto repl = repls_.get(key);
   if (!repl) return ReconcileOutcome::done();  // deleted: its children go with it
+  if (!options_.may_write()) return ReconcileOutcome::requeue_after(std::chrono::seconds(1));
   const auto started = std::chrono::steady_clock::now();
   auto result = reconciler_.reconcile(*repl, *this);
   const auto took = std::chrono::steady_clock::now() - started;
@@ -120,19 +121,26 @@ ReconcileOutcome Controller::reconcile(const ObjectKey& key) {
 }
 
 void Controller::set_leading(bool leading) {
-  std::lock_guard lock(state_mu_);
-  leading_ = leading;
-  update_dispatching();
+  Change change = Change::kNone;
+  {
+    std::lock_guard lock(state_mu_);
+    leading_ = leading;
+    change = update_dispatching();
+  }
+  apply(change);
 }
 
-void Controller::update_dispatching() {
+Controller::Change Controller::update_dispatching() {
   const bool should = synced_all_ && leading_ && !stopping_;
-  if (should == dispatching_) return;
+  if (should == dispatching_) return Change::kNone;
   dispatching_ = should;
-  if (should) {
-    dispatcher_.start();
-  } else {
-    dispatcher_.stop(options_.shutdown_grace);
+  return should ? Change::kStart : Change::kStop;
+}
+
+void Controller::apply(Change change) {
+  if (change == Change::kStart) dispatcher_.start();
+  if (change == Change::kStop && !dispatcher_.stop(options_.shutdown_grace)) {
+    log::warn("reconciles still running after the grace period");
   }
 }
 
@@ -147,19 +155,25 @@ void Controller::run() {
   if (synced) {
     log::info("caches synced", {{"repls", std::to_string(repls_.size())},
                                 {"deployments", std::to_string(deployments_.size())}});
-    std::lock_guard lock(state_mu_);
-    synced_all_ = true;
-    update_dispatching();
+    Change change = Change::kNone;
+    {
+      std::lock_guard lock(state_mu_);
+      synced_all_ = true;
+      change = update_dispatching();
+    }
+    apply(change);
   }
   for (auto& t : threads) t.join();
 }
 
 void Controller::stop() {
   if (stopping_.exchange(true)) return;
+  Change change = Change::kNone;
   {
     std::lock_guard lock(state_mu_);
-    update_dispatching();  // waits for in-flight reconciles, up to the grace period
+    change = update_dispatching();
   }
+  apply(change);  // waits for in-flight reconciles, up to the grace period
   for (auto& w : watchers_) w->stop();
   repls_.cancel_wait();
   deployments_.cancel_wait();

@@ -15,6 +15,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -36,6 +37,9 @@ struct ControllerOptions {
   int workers = 4;
   std::chrono::milliseconds shutdown_grace{10000};
   bool leading_at_start = true;  // false with leader election: reconciles wait for set_leading(true)
+  // Asked before every reconcile: false means this replica must not write now (its Lease is about
+  // to expire, even if nobody has said so yet); the key is put back for later.
+  std::function<bool()> may_write = [] { return true; };
 };
 
 // The label selector of everything the operator creates.
@@ -61,7 +65,11 @@ class Controller final : public ChildView {
   using ChildStore = Store<LiveChild>;
   ReconcileOutcome reconcile(const ObjectKey& key);
   ChildStore::Parse child_parser(const kube::Resource& resource) const;
-  void update_dispatching();
+  // Works out whether reconciles should run now (under state_mu_); the caller starts or stops the
+  // dispatcher outside the lock, since stopping waits for in-flight reconciles.
+  enum class Change { kNone, kStart, kStop };
+  Change update_dispatching();
+  void apply(Change change);
 
   kube::Client& client_;
   Reconciler& reconciler_;     // not owned

@@ -1,6 +1,8 @@
 // repl-operator: wires flags, the kube client, the templates and the controller, and stops on
 // SIGINT/SIGTERM. No logic lives here.
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <iostream>
@@ -110,9 +112,12 @@ int main(int argc, char** argv) {
   ApiEventRecorder events(client, identity);
   Reconciler reconciler(client, events, settings, std::move(*templates));
   controller_options.leading_at_start = !leader_elect;
+  std::unique_ptr<kube::LeaderElector> elector;
+  // is_leader() turns false at the renew deadline by itself, before the standby may take over,
+  // even while a slow Lease request still holds the elector's thread.
+  if (leader_elect) controller_options.may_write = [&elector] { return elector && elector->is_leader(); };
   Controller controller(client, reconciler, metrics, controller_options);
 
-  std::unique_ptr<kube::LeaderElector> elector;
   if (leader_elect) {
     kube::LeaderElectionConfig election{
         {election_namespace.empty() ? (config->ns.empty() ? "default" : config->ns) : election_namespace,
@@ -166,6 +171,13 @@ int main(int argc, char** argv) {
     if (ec) return;
     log::info("stopping", {{"signal", std::to_string(sig)}});
     shutting_down = true;
+    // Bounded: in-flight reconciles get their grace, the Lease is released; if a request to a
+    // dead API server still holds us after that, exit anyway rather than wait to be killed.
+    std::thread([] {
+      std::this_thread::sleep_for(std::chrono::seconds(30));
+      log::error("shutdown took too long; exiting");
+      std::_Exit(1);
+    }).detach();
     controller.stop();
   });
   std::thread signal_thread([&] { signals_io.run(); });

@@ -52,10 +52,14 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
     if (!applied && live && applied.error().is_invalid()) {
       // Someone changed the key of a list entry we own (a Service port number, a containerPort):
       // server-side apply merges by that key, so ours would come back beside theirs and clash
-      // ("duplicate name"). A merge patch replaces those lists whole, with exactly ours.
-      log::info("apply refused, replacing lists",
-                {{"repl", repl.key.str()}, {"error", applied.error().message}});
-      applied = client_.merge_patch(path, child.object);
+      // ("duplicate name"). A merge patch of the spec replaces those lists whole, with exactly ours.
+      // Only the spec: metadata lists (ownerReferences) of other managers stay as they are.
+      log::info("apply refused, replacing lists", {{"repl", repl.key.str()}, {"error", applied.error().message}});
+      rapidjson::Document patch(rapidjson::kObjectType);
+      if (const auto* spec = json::member(child.object, "spec")) {
+        patch.AddMember("spec", rapidjson::Value(*spec, patch.GetAllocator()), patch.GetAllocator());
+      }
+      applied = client_.merge_patch(path, patch);
     }
     if (!applied) {
       if (!is_permanent(applied.error())) return Fail(applied.error());

@@ -86,6 +86,8 @@ class Store : public kube::WatchSink {
     auto item = parse(object);
     if (!item) return;
     std::lock_guard lock(mu_);
+    // Our answer may arrive after the watch reported a newer change, or the deletion: never go back.
+    if (const auto gone = deleted_.find(item->key); gone != deleted_.end() && gone->second >= item->version) return;
     const auto old = items_.find(item->key);
     if (old != items_.end()) {
       if (old->second.version >= item->version) return;
@@ -115,6 +117,7 @@ class Store : public kube::WatchSink {
       }
       items_.clear();
       by_owner_.clear();
+      deleted_.clear();  // the list is the truth now
       for (auto& [key, item] : incoming_) {
         changed.insert(item.owner);
         by_owner_[item.owner].insert(key);
@@ -136,13 +139,19 @@ class Store : public kube::WatchSink {
     std::vector<ObjectKey> owners = {item->owner};
     {
       std::lock_guard lock(mu_);
-      if (const auto old = items_.find(item->key); old != items_.end()) {
+      const auto old = items_.find(item->key);
+      // An event older than what our own write already stored changes nothing.
+      if (type != kube::EventType::kDeleted && old != items_.end() && old->second.version > item->version) return;
+      if (old != items_.end()) {
         // Re-owned (a label changed): the previous owner must look again too.
         if (old->second.owner != item->owner) owners.push_back(old->second.owner);
         unindex(old->second);
         items_.erase(old);
       }
-      if (type != kube::EventType::kDeleted) {
+      if (type == kube::EventType::kDeleted) {
+        deleted_[item->key] = item->version;
+      } else {
+        deleted_.erase(item->key);
         by_owner_[item->owner].insert(item->key);
         const ObjectKey key = item->key;
         items_.emplace(key, std::move(*item));
@@ -177,6 +186,9 @@ class Store : public kube::WatchSink {
   std::condition_variable synced_cv_;
   std::map<ObjectKey, Item> items_;
   std::map<ObjectKey, std::set<ObjectKey>> by_owner_;
+  // Deleted since the last list, with the version of the deletion: write_through() must not bring
+  // them back. Cleared by every resync.
+  std::map<ObjectKey, std::uint64_t> deleted_;
   std::map<ObjectKey, Item> incoming_;  // a resync in progress; only the watcher thread touches it
   bool synced_ = false;
   bool wait_cancelled_ = false;

@@ -34,10 +34,11 @@ void Client::observe(std::string_view verb, int code) const {
   if (observer_) observer_(verb, code);
 }
 
-Result<rapidjson::Document, ApiError> Client::exchange(std::string_view verb, HttpRequest request) {
+Result<rapidjson::Document, ApiError> Client::exchange(std::string_view verb, HttpRequest request, int* status) {
   auto resp = transport_->send(request);
   observe(verb, resp ? resp->status : 0);
   if (!resp) return Fail(resp.error());
+  if (status != nullptr) *status = resp->status;
   if (resp->status < 200 || resp->status > 299) return Fail(decode_status(resp->status, resp->body));
   rapidjson::Document doc;
   if (resp->body.empty()) return doc;
@@ -80,13 +81,16 @@ Result<std::string, ApiError> Client::list(std::string_view collection, const Li
 }
 
 Result<rapidjson::Document, ApiError> Client::apply(std::string_view path, const rapidjson::Value& object,
-                                                    std::string_view field_manager, bool force) {
+                                                    std::string_view field_manager, bool force, bool* created) {
   std::string query;
   add_param(query, "fieldManager", field_manager);
   if (force) add_param(query, "force", "true");
   // JSON is YAML, so the apply body can be the object's JSON text.
-  return exchange("PATCH",
-                  {"PATCH", with_query(path, query), "application/apply-patch+yaml", to_json(object)});
+  int status = 0;
+  auto r = exchange("PATCH", {"PATCH", with_query(path, query), "application/apply-patch+yaml", to_json(object)},
+                    &status);
+  if (created != nullptr) *created = status == 201;
+  return r;
 }
 
 Result<rapidjson::Document, ApiError> Client::merge_patch(std::string_view path,
@@ -94,8 +98,19 @@ Result<rapidjson::Document, ApiError> Client::merge_patch(std::string_view path,
   return exchange("PATCH", {"PATCH", std::string(path), "application/merge-patch+json", to_json(patch)});
 }
 
-Result<void, ApiError> Client::remove(std::string_view path) {
-  auto r = exchange("DELETE", {"DELETE", std::string(path), "", ""});
+Result<void, ApiError> Client::remove(std::string_view path, std::string_view uid) {
+  std::string body;
+  if (!uid.empty()) {
+    rapidjson::Document options(rapidjson::kObjectType);
+    auto& a = options.GetAllocator();
+    options.AddMember("kind", "DeleteOptions", a);
+    options.AddMember("apiVersion", "v1", a);
+    rapidjson::Value preconditions(rapidjson::kObjectType);
+    preconditions.AddMember("uid", rapidjson::Value(uid.data(), static_cast<rapidjson::SizeType>(uid.size()), a), a);
+    options.AddMember("preconditions", std::move(preconditions), a);
+    body = to_json(options);
+  }
+  auto r = exchange("DELETE", {"DELETE", std::string(path), body.empty() ? "" : "application/json", body});
   if (!r) return Fail(r.error());
   return Ok{};
 }
@@ -117,6 +132,7 @@ Result<std::unique_ptr<LineStream>, ApiError> Client::watch(std::string_view col
   if (!options.label_selector.empty()) add_param(query, "labelSelector", options.label_selector);
   add_param(query, "timeoutSeconds", std::to_string(options.timeout_seconds));
   if (options.allow_bookmarks) add_param(query, "allowWatchBookmarks", "true");
+  if (!options.field_selector.empty()) add_param(query, "fieldSelector", options.field_selector);
   auto stream = transport_->open_stream({"GET", with_query(collection, query), "", ""});
   observe("WATCH", stream ? 200 : (stream.error().kind == ApiError::Kind::kApi ? stream.error().code : 0));
   return stream;

@@ -31,6 +31,7 @@ struct WatchOptions {
   std::string label_selector;
   int timeout_seconds = 300;  // the server ends the watch after this
   bool allow_bookmarks = true;
+  std::string field_selector;  // e.g. "metadata.name=abc" to watch one object
 };
 
 class Client final {
@@ -52,13 +53,18 @@ class Client final {
 
   // Server-side apply of `object` (which names apiVersion, kind and metadata.name) at `path`, as
   // `field_manager`; force takes ownership of conflicting fields from other managers.
+  // `created`, when given, tells whether the apply created the object (201) or changed or kept an
+  // existing one (200).
   Result<rapidjson::Document, ApiError> apply(std::string_view path, const rapidjson::Value& object,
-                                              std::string_view field_manager, bool force = true);
+                                              std::string_view field_manager, bool force = true,
+                                              bool* created = nullptr);
 
   // JSON merge patch (RFC 7386): maps merge, lists are replaced whole.
   Result<rapidjson::Document, ApiError> merge_patch(std::string_view path, const rapidjson::Value& patch);
 
-  Result<void, ApiError> remove(std::string_view path);
+  // With `uid`, only that incarnation of the object is deleted (409 Conflict if the name now belongs
+  // to another one).
+  Result<void, ApiError> remove(std::string_view path, std::string_view uid = {});
 
   // POST `object` to a collection (create); 409 AlreadyExists when the name is taken.
   Result<rapidjson::Document, ApiError> create(std::string_view collection, const rapidjson::Value& object);
@@ -70,7 +76,7 @@ class Client final {
                                                       const WatchOptions& options);
 
  private:
-  Result<rapidjson::Document, ApiError> exchange(std::string_view verb, HttpRequest request);
+  Result<rapidjson::Document, ApiError> exchange(std::string_view verb, HttpRequest request, int* status = nullptr);
   void observe(std::string_view verb, int code) const;
 
   std::shared_ptr<Transport> transport_;

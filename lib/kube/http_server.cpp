@@ -3,11 +3,13 @@
 #include "kube/http_server.hpp"
 
 #include <arpa/inet.h>
+#include <cpprest/containerstream.h>
 #include <cpprest/http_listener.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -127,10 +129,76 @@ HttpReply route(const Routes& routes, std::string_view method, std::string_view 
   return text_reply(500, "500 internal server error\n");
 }
 
+std::string IncomingRequest::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+namespace {
+
+void send(http_request request, HttpReply reply) {
+  try {
+    http_response response(static_cast<web::http::status_code>(reply.status));
+    for (const auto& [name, value] : reply.headers) response.headers().add(name, value);
+    response.set_body(std::move(reply.body), reply.content_type);
+    // A reply that cannot be written (the client went away) fails its task; pplx terminates
+    // the process when a failed task is never looked at, so look at it.
+    request.reply(response).then([](pplx::task<void> sent) {
+      try {
+        sent.wait();
+      } catch (const std::exception& e) {
+        log::debug("http server: reply not sent", {{"error", e.what()}});
+      } catch (...) {
+        // Nothing escapes a continuation: it would fail that task, unobserved in turn.
+      }
+    });
+  } catch (const std::exception& e) {
+    log::warn("http server: cannot reply", {{"error", e.what()}});
+  } catch (...) {
+    log::warn("http server: cannot reply");
+  }
+}
+
+// Reads the request into an IncomingRequest, the body only up to `max_body` bytes.
+IncomingRequest read_request(http_request& request, std::size_t max_body) {
+  IncomingRequest in;
+  in.method = request.method();
+  in.path = web::uri::decode(request.relative_uri().path());
+  in.query = request.relative_uri().query();
+  for (const auto& [name, value] : request.headers()) {
+    std::string lower = name;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    in.headers.emplace_back(std::move(lower), value);
+  }
+  const auto declared = request.headers().content_length();
+  if (declared > max_body) {
+    in.body_too_large = true;  // not read: the connection is closed after the answer
+    return in;
+  }
+  concurrency::streams::container_buffer<std::string> buf;
+  auto body = request.body();
+  // Chunked bodies declare no length: read at most one byte past the limit to tell.
+  while (buf.collection().size() <= max_body) {
+    const std::size_t got = body.read(buf, max_body + 1 - buf.collection().size()).get();
+    if (got == 0) break;
+  }
+  if (buf.collection().size() > max_body) {
+    in.body_too_large = true;
+    return in;
+  }
+  in.body = std::move(buf.collection());
+  return in;
+}
+
+}  // namespace
+
 struct HttpServer::Impl {
   ListenAddress address;
   std::string where;  // host:port, the key in g_serving
-  Routes routes;
+  RequestHandler handler;
+  ServerLimits limits;
   std::unique_ptr<http_listener> listener;
 };
 
@@ -156,12 +224,22 @@ int HttpServer::port() const { return impl_->address.port; }
 
 Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(std::string_view listen_addr,
                                                                    Routes routes) {
+  auto table = std::make_shared<const Routes>(std::move(routes));
+  return start(
+      listen_addr,
+      [table](IncomingRequest request, Responder respond) { respond(route(*table, request.method, request.path)); },
+      ServerLimits{0});
+}
+
+Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(std::string_view listen_addr,
+                                                                   RequestHandler handler, ServerLimits limits) {
   auto address = parse_listen_address(listen_addr);
   if (!address) return Fail(std::move(address).error());
 
   auto impl = std::make_unique<Impl>();
   impl->address = std::move(*address);
-  impl->routes = std::move(routes);
+  impl->handler = std::move(handler);
+  impl->limits = limits;
 
   // Held until the listener is bound (or failed to): see the header on port 0.
   PortReservation reservation;
@@ -181,33 +259,20 @@ Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(std::string_v
 
   try {
     impl->listener = std::make_unique<http_listener>(web::uri("http://" + where + "/"));
-    const Routes* table = &impl->routes;  // owned by impl, which outlives the listener
-    const auto handle = [table](http_request request) {
+    const Impl* self = impl.get();  // outlives the listener
+    const auto handle = [self](http_request request) {
       try {
-        HttpReply reply = route(*table, request.method(), request.request_uri().path());
-        http_response response(static_cast<web::http::status_code>(reply.status));
-        for (const auto& [name, value] : reply.headers) response.headers().add(name, value);
-        response.set_body(std::move(reply.body), reply.content_type);
-        // A reply that cannot be written (the client went away) fails its task; pplx terminates
-        // the process when a failed task is never looked at, so look at it.
-        request.reply(response).then([](pplx::task<void> sent) {
-          try {
-            sent.wait();
-          } catch (const std::exception& e) {
-            log::debug("http server: reply not sent", {{"error", e.what()}});
-          } catch (...) {
-            // Nothing escapes a continuation: it would fail that task, unobserved in turn.
-          }
-        });
+        IncomingRequest in = read_request(request, self->limits.max_body_bytes);
+        self->handler(std::move(in), [request](HttpReply reply) mutable { send(request, std::move(reply)); });
       } catch (const std::exception& e) {
-        log::warn("http server: cannot reply", {{"error", e.what()}});
-      } catch (...) {
-        log::warn("http server: cannot reply");
+        // Reading the request failed (the client went away mid-body): answer if we still can.
+        log::debug("http server: bad request", {{"error", e.what()}});
+        send(request, text_reply(400, "400 bad request\n"));
       }
     };
     impl->listener->support(handle);
     // http_listener answers OPTIONS and TRACE itself (TRACE echoes the request back) unless a
-    // handler is registered for exactly those methods; send them through route() like the rest.
+    // handler is registered for exactly those methods; send them to the handler like the rest.
     impl->listener->support(web::http::methods::OPTIONS, handle);
     impl->listener->support(web::http::methods::TRCE, handle);
     impl->listener->open().wait();

@@ -1,6 +1,9 @@
-// A minimal HTTP/1.1 server for the operator's own endpoints (/metrics, /healthz, /readyz): exact GET
-// paths mapped to handlers that return a status, a Content-Type and a body. Not a general web server:
-// no TLS, no request bodies, no keep-alive timeouts; serve it on a cluster-internal port.
+// A small HTTP/1.1 server. Two ways to use it:
+//  - Routes: exact GET paths mapped to handlers that return a status, a Content-Type and a body
+//    (the operator's /metrics, /healthz, /readyz);
+//  - a RequestHandler: every request (any method, its headers and a size-limited body) goes to one
+//    function, which answers through a Responder, now or later from another thread (the API shim).
+// No TLS and no keep-alive timeouts; serve it behind an Ingress or on a cluster-internal port.
 //
 //   Routes routes{{"/healthz", [] { return HttpReply{200, "text/plain; charset=utf-8", "ok\n"}; }}};
 //   auto server = HttpServer::start(":8081", std::move(routes));
@@ -61,6 +64,26 @@ using HttpHandler = std::function<HttpReply()>;
 // Exact request path (no query string) -> handler for GET.
 using Routes = std::map<std::string, HttpHandler, std::less<>>;
 
+struct IncomingRequest {
+  std::string method;
+  std::string path;   // decoded path, no query
+  std::string query;  // raw query string, without '?'
+  std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
+  std::string body;
+  bool body_too_large = false;  // the body was over the limit and was not read (body is empty)
+
+  // The first header of that (lower-case) name, or "".
+  std::string header(std::string_view name) const;
+};
+
+// Answers one request, exactly once, from any thread.
+using Responder = std::function<void(HttpReply)>;
+using RequestHandler = std::function<void(IncomingRequest, Responder)>;
+
+struct ServerLimits {
+  std::size_t max_body_bytes = 64 * 1024;
+};
+
 struct ListenAddress {
   std::string host;  // an IPv4 address
   int port = 0;      // 0: any free port
@@ -81,6 +104,11 @@ class HttpServer final {
   // Binds and starts serving. Errors: an unparsable address, an address this host does not have,
   // a port in use by another socket (of this process or another).
   static Result<std::unique_ptr<HttpServer>, std::string> start(std::string_view listen_addr, Routes routes);
+  // Every request to `handler`, which must call its Responder exactly once (a request never
+  // answered holds its connection until the client gives up). The handler itself must return
+  // quickly: it runs on cpprestsdk's shared pool, so blocking work belongs on the caller's threads.
+  static Result<std::unique_ptr<HttpServer>, std::string> start(std::string_view listen_addr, RequestHandler handler,
+                                                                ServerLimits limits = {});
 
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;

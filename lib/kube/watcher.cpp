@@ -163,7 +163,7 @@ void WatchRunner::run() {
     }
     // kWatch
     auto stream = client_.watch(options_.collection,
-                                {state.resource_version, options_.label_selector, timeout(rng), true});
+                                {state.resource_version, options_.label_selector, timeout(rng), true, ""});
     if (!stream) {
       log::warn("watch failed", {{"watcher", name}, {"error", stream.error().describe()}});
       signal(WatchSignal::kFailed);
@@ -177,6 +177,8 @@ void WatchRunner::run() {
       if (stopping_) break;
       stream_ = stream->get();
     }
+    const auto opened = Clock::now();
+    bool got_events = false;
     do {
       auto line = (*stream)->next();
       if (stopping_) break;
@@ -185,11 +187,19 @@ void WatchRunner::run() {
         signal(WatchSignal::kFailed);
         feed(watcher::StreamBroken{line.error()});
       } else if (!line->has_value()) {
-        feed(watcher::StreamEnded{});
+        // A watch that ends at once with nothing in it (a proxy that cuts streams, a server that
+        // refuses them politely) is a failure, or we would spin re-opening it (as client-go does).
+        if (!got_events && Clock::now() - opened < std::chrono::seconds(1)) {
+          signal(WatchSignal::kFailed);
+          feed(watcher::StreamBroken{transport_error("watch ended at once, without events")});
+        } else {
+          feed(watcher::StreamEnded{});
+        }
       } else if (auto ev = parse_watch_event(**line); !ev) {
         log::warn("bad watch event", {{"watcher", name}, {"error", ev.error().describe()}});
         feed(watcher::StreamBroken{ev.error()});
       } else {
+        got_events = true;
         if (ev->type == EventType::kError) {
           log::info("watch error event", {{"watcher", name}, {"error", ev->error.describe()}});
         } else if (ev->type != EventType::kBookmark) {

@@ -1,7 +1,8 @@
 // Fingerprints for "does the live object still carry what we applied?" without keeping objects.
 //
 // A Shape is the structure of what the operator applies for one template: the keys of every
-// object and the length of every array, down to the scalars. Templates only substitute scalars, so
+// object and the length of every array, down to the scalars (top-level apiVersion and kind aside:
+// LIST responses leave them out of their items). Templates only substitute scalars, so
 // every Repl's child of one template has the same shape. Shape::fingerprint(obj) hashes the values
 // of `obj` found at the shape's paths, and nothing else: fields the API server defaults, or that
 // other managers set beside ours, do not count, so the fingerprint of a live object equals that of

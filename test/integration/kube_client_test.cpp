@@ -124,7 +124,7 @@ TEST_CASE("apply creates, lists page by page, watches and deletes", "[kube-clien
   CHECK(json::string_at(json::member(*changed, "metadata"), "resourceVersion") != cm0_version);
 
   // A watch from the list's version sees the changes and the deletion made after it, in order.
-  auto stream = client.watch(kube::collection_path(kConfigMaps, ns), {*rv, "", 30, true});
+  auto stream = client.watch(kube::collection_path(kConfigMaps, ns), {*rv, "", 30, true, ""});
   REQUIRE(stream);
   REQUIRE(
       client.apply(kube::object_path(kConfigMaps, ns, "cm-3"), config_map(ns, "cm-3", "v2"), "repl-test"));

@@ -151,7 +151,14 @@ TEST_CASE("applying unchanged Repls again writes nothing", "[operator]") {
   OperatorProcess op({"--namespace", ns});
   REQUIRE(eventually(10s, [&] { return op.count_log("\"msg\":\"reconciled\"") >= 5; }));
   CHECK(versions(ns) == before);
+  // Not merely no-op writes: no write request at all, after a full list of everything.
   CHECK(op.count_log("\"msg\":\"status\"") == 0);
+  CHECK(op.count_log("\"msg\":\"created\"") == 0);
+  CHECK(op.count_log("\"msg\":\"restored\"") == 0);
+  for (const char* verb : {"PATCH", "POST", "PUT", "DELETE"}) {
+    INFO(verb);
+    CHECK(op.metric(std::string("repl_operator_api_requests_total{verb=\"") + verb + "\"}") == 0);
+  }
 }
 
 TEST_CASE("a suspended Repl keeps its objects with zero replicas, and resumes", "[operator]") {

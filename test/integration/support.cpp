@@ -10,7 +10,9 @@
 // For the listener below (Catch's reporter interfaces).
 #define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <exception>
 #include <fstream>
 #include <iostream>
@@ -317,6 +319,28 @@ std::string OperatorProcess::log() const {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::optional<std::chrono::system_clock::time_point> OperatorProcess::logged_at(
+    const std::string& needle, std::chrono::system_clock::time_point since) const {
+  std::istringstream in(log());
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(needle) == std::string::npos) continue;
+    // {"ts":"2026-11-26T00:05:56.986Z",...
+    const auto at = line.find("\"ts\":\"");
+    if (at == std::string::npos) continue;
+    std::tm tm{};
+    int millis = 0;
+    if (sscanf(line.c_str() + at + 6, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &millis) != 7) {
+      continue;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    const auto t = std::chrono::system_clock::from_time_t(timegm(&tm)) + std::chrono::milliseconds(millis);
+    if (t >= since) return t;
+  }
+  return std::nullopt;
 }
 
 int OperatorProcess::count_log(const std::string& needle) const {

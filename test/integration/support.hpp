@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,9 @@ class OperatorProcess {
   double metric(const std::string& series) const;
   // Count of log lines containing `needle`.
   int count_log(const std::string& needle) const;
+  // The "ts" of the first log line containing `needle` stamped at or after `since`.
+  std::optional<std::chrono::system_clock::time_point> logged_at(
+      const std::string& needle, std::chrono::system_clock::time_point since) const;
   // Sends SIGTERM and waits; returns the exit status (as from waitpid's WEXITSTATUS, or -1).
   int stop();
   // SIGKILL: no chance to release anything.

@@ -196,7 +196,7 @@ TEST_CASE("get and remove send bare GET and DELETE requests", "[kube][client]") 
 TEST_CASE("watch opens a stream with watch, resourceVersion, bookmarks and a timeout", "[kube][client]") {
   Fixture f;
   f.transport->stream({R"({"type":"ADDED","object":{}})"});
-  auto stream = f.client.watch(kRepls, {"100", "app=repl", 321, true});
+  auto stream = f.client.watch(kRepls, {"100", "app=repl", 321, true, "metadata.name=abc"});
   REQUIRE(stream);
   auto line = (*stream)->next();
   REQUIRE(line);
@@ -208,10 +208,11 @@ TEST_CASE("watch opens a stream with watch, resourceVersion, bookmarks and a tim
                                          {"resourceVersion", "100"},
                                          {"labelSelector", "app%3Drepl"},
                                          {"timeoutSeconds", "321"},
-                                         {"allowWatchBookmarks", "true"}});
+                                         {"allowWatchBookmarks", "true"},
+                                         {"fieldSelector", "metadata.name%3Dabc"}});
   SECTION("optional parameters are left out") {
     f.transport->stream({});
-    REQUIRE(f.client.watch(kRepls, {"", "", 300, false}));
+    REQUIRE(f.client.watch(kRepls, {"", "", 300, false, ""}));
     CHECK(query_params(f.transport->requests.at(1).target) ==
           Params{{"watch", "true"}, {"timeoutSeconds", "300"}});
   }
