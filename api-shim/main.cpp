@@ -1,8 +1,21 @@
-// repl-shim: the frontend's door (POST /start and friends). This first version only parses its
-// flags and documents them; the HTTP endpoints arrive with the API shim issue.
+// repl-shim: wires flags, the kube client, the HTTP server and the Shim. Requests are answered on
+// the shim's own worker threads (a Boost.Asio thread pool), so a request that waits (wait=ready)
+// never holds one of the HTTP library's threads. No logic lives here.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <iostream>
+#include <sstream>
 
 #include "common/flags.hpp"
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "kube/config.hpp"
+#include "kube/http_server.hpp"
+#include "kube/transport.hpp"
+#include "repl_api.hpp"
+#include "shim.hpp"
 
 int main(int argc, char** argv) {
   using namespace repl;
@@ -13,13 +26,15 @@ int main(int argc, char** argv) {
   std::string cors_origins;
   std::string default_user;
   int max_body_bytes = 16 * 1024;
+  int workers = 64;
   std::string log_level = "info";
 
   Flags flags(
       "repl-shim",
-      "HTTP front for the Repl API: turns POST /start {userId, replId} into a Repl object and answers\n"
-      "with its status and URLs. (Not serving yet: this build only parses its flags.)");
-  flags.add("listen", "SHIM_LISTEN", &listen, "address to listen on, host:port");
+      "HTTP front for the Repl API: POST /start {userId, replId, language?} creates (or resumes) a Repl and\n"
+      "answers {replId, userId, phase, ready, urls}; GET /repls/{replId}[?wait=ready&timeout=30s];\n"
+      "POST /stop {userId, replId}; DELETE /repls/{replId}?userId=...; GET /healthz, /readyz, /metrics.");
+  flags.add("listen", "SHIM_LISTEN", &listen, "address to listen on, [host]:port");
   flags.add("namespace", "SHIM_NAMESPACE", &ns, "namespace the Repls are created in");
   flags.add("kubeconfig", "", &kubeconfig, "kubeconfig file; without it $KUBECONFIG, then in-cluster config");
   flags.add("auth-token-file", "SHIM_AUTH_TOKEN_FILE", &token_file,
@@ -27,10 +42,83 @@ int main(int argc, char** argv) {
   flags.add("cors-origins", "SHIM_CORS_ORIGINS", &cors_origins, "comma-separated origins allowed by CORS");
   flags.add("default-user", "SHIM_DEFAULT_USER", &default_user,
             "userId for requests that send only a replId");
-  flags.add("max-body-bytes", "SHIM_MAX_BODY_BYTES", &max_body_bytes, "largest request body accepted");
+  flags.add("max-body-bytes", "SHIM_MAX_BODY_BYTES", &max_body_bytes,
+            "largest request body accepted (413 beyond)");
+  flags.add("workers", "SHIM_WORKERS", &workers, "requests handled at once (waiting ones included)");
   flags.add("log-level", "SHIM_LOG_LEVEL", &log_level, "debug, info, warn or error");
-
   if (auto exit_code = flags.parse_main(argc, argv)) return *exit_code;
-  std::cerr << "repl-shim: the HTTP endpoints are not implemented yet; see --help\n";
-  return 1;
+
+  const auto level = log::parse_level(log_level);
+  if (!level || workers < 1 || max_body_bytes < 1) {
+    std::cerr << "repl-shim: --log-level must be debug, info, warn or error; --workers and --max-body-bytes "
+                 "positive\n";
+    return 2;
+  }
+  log::set_level(*level);
+
+  shim::ShimOptions options;
+  options.default_user = default_user;
+  std::stringstream origins(cors_origins);
+  for (std::string o; std::getline(origins, o, ',');) {
+    if (!o.empty()) options.cors_origins.push_back(o);
+  }
+  if (!token_file.empty()) {
+    auto token = kube::read_file(token_file);
+    if (!token) {
+      log::error("cannot read the auth token", {{"error", token.error().message}});
+      return 1;
+    }
+    options.auth_token = *token;
+    while (!options.auth_token.empty() &&
+           std::isspace(static_cast<unsigned char>(options.auth_token.back()))) {
+      options.auth_token.pop_back();
+    }
+    if (options.auth_token.empty()) {
+      log::error("the auth token file is empty", {{"file", token_file}});
+      return 1;
+    }
+  }
+
+  auto config = kube::resolve_config(kubeconfig, process_getenv);
+  if (!config) {
+    log::error("no cluster configuration", {{"error", config.error().message}});
+    return 1;
+  }
+  auto transport = kube::make_http_transport(*config);
+  if (!transport) {
+    log::error("cannot set up the API client", {{"error", transport.error().message}});
+    return 1;
+  }
+  kube::Client client(*transport);
+  shim::KubeReplApi api(client, ns);
+  metrics::Registry registry;
+  shim::Shim shim(options, api, registry);
+
+  boost::asio::thread_pool pool(static_cast<std::size_t>(workers));
+  auto server = kube::HttpServer::start(
+      listen,
+      [&](kube::IncomingRequest request, kube::Responder respond) {
+        boost::asio::post(pool, [&shim, request = std::move(request), respond = std::move(respond)] {
+          respond(shim.handle(request));
+        });
+      },
+      kube::ServerLimits{static_cast<std::size_t>(max_body_bytes)});
+  if (!server) {
+    log::error("cannot listen", {{"addr", listen}, {"error", server.error()}});
+    return 1;
+  }
+  log::info("serving", {{"addr", (*server)->host() + ":" + std::to_string((*server)->port())},
+                        {"namespace", ns},
+                        {"auth", options.auth_token.empty() ? "off" : "bearer token"}});
+
+  boost::asio::io_context signals_io;
+  boost::asio::signal_set signals(signals_io, SIGINT, SIGTERM);
+  signals.async_wait([](const boost::system::error_code&, int sig) {
+    log::info("stopping", {{"signal", std::to_string(sig)}});
+  });
+  signals_io.run();
+  server->reset();  // no new requests; those in flight finish on the pool
+  pool.join();
+  log::info("stopped");
+  return 0;
 }

@@ -34,7 +34,8 @@ void Client::observe(std::string_view verb, int code) const {
   if (observer_) observer_(verb, code);
 }
 
-Result<rapidjson::Document, ApiError> Client::exchange(std::string_view verb, HttpRequest request, int* status) {
+Result<rapidjson::Document, ApiError> Client::exchange(std::string_view verb, HttpRequest request,
+                                                       int* status) {
   auto resp = transport_->send(request);
   observe(verb, resp ? resp->status : 0);
   if (!resp) return Fail(resp.error());
@@ -81,14 +82,15 @@ Result<std::string, ApiError> Client::list(std::string_view collection, const Li
 }
 
 Result<rapidjson::Document, ApiError> Client::apply(std::string_view path, const rapidjson::Value& object,
-                                                    std::string_view field_manager, bool force, bool* created) {
+                                                    std::string_view field_manager, bool force,
+                                                    bool* created) {
   std::string query;
   add_param(query, "fieldManager", field_manager);
   if (force) add_param(query, "force", "true");
   // JSON is YAML, so the apply body can be the object's JSON text.
   int status = 0;
-  auto r = exchange("PATCH", {"PATCH", with_query(path, query), "application/apply-patch+yaml", to_json(object)},
-                    &status);
+  auto r = exchange(
+      "PATCH", {"PATCH", with_query(path, query), "application/apply-patch+yaml", to_json(object)}, &status);
   if (created != nullptr) *created = status == 201;
   return r;
 }
@@ -106,7 +108,8 @@ Result<void, ApiError> Client::remove(std::string_view path, std::string_view ui
     options.AddMember("kind", "DeleteOptions", a);
     options.AddMember("apiVersion", "v1", a);
     rapidjson::Value preconditions(rapidjson::kObjectType);
-    preconditions.AddMember("uid", rapidjson::Value(uid.data(), static_cast<rapidjson::SizeType>(uid.size()), a), a);
+    preconditions.AddMember("uid",
+                            rapidjson::Value(uid.data(), static_cast<rapidjson::SizeType>(uid.size()), a), a);
     options.AddMember("preconditions", std::move(preconditions), a);
     body = to_json(options);
   }

@@ -3,7 +3,6 @@
 #include "kube/http_server.hpp"
 
 #include <arpa/inet.h>
-#include <cpprest/containerstream.h>
 #include <cpprest/http_listener.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -177,18 +176,13 @@ IncomingRequest read_request(http_request& request, std::size_t max_body) {
     in.body_too_large = true;  // not read: the connection is closed after the answer
     return in;
   }
-  concurrency::streams::container_buffer<std::string> buf;
-  auto body = request.body();
-  // Chunked bodies declare no length: read at most one byte past the limit to tell.
-  while (buf.collection().size() <= max_body) {
-    const std::size_t got = body.read(buf, max_body + 1 - buf.collection().size()).get();
-    if (got == 0) break;
-  }
-  if (buf.collection().size() > max_body) {
+  // A body without a declared length (chunked) is only known to be too large once read.
+  std::vector<unsigned char> body = request.extract_vector().get();
+  if (body.size() > max_body) {
     in.body_too_large = true;
     return in;
   }
-  in.body = std::move(buf.collection());
+  in.body.assign(body.begin(), body.end());
   return in;
 }
 
@@ -227,12 +221,15 @@ Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(std::string_v
   auto table = std::make_shared<const Routes>(std::move(routes));
   return start(
       listen_addr,
-      [table](IncomingRequest request, Responder respond) { respond(route(*table, request.method, request.path)); },
+      [table](IncomingRequest request, Responder respond) {
+        respond(route(*table, request.method, request.path));
+      },
       ServerLimits{0});
 }
 
 Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(std::string_view listen_addr,
-                                                                   RequestHandler handler, ServerLimits limits) {
+                                                                   RequestHandler handler,
+                                                                   ServerLimits limits) {
   auto address = parse_listen_address(listen_addr);
   if (!address) return Fail(std::move(address).error());
 

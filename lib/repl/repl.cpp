@@ -16,6 +16,7 @@ Result<Repl, ParseError> parse_repl(const rapidjson::Value& object) {
   r.key = {string_at(meta, "namespace"), string_at(meta, "name")};
   if (r.key.name.empty()) return Fail(ParseError{"Repl has no metadata.name"});
   r.uid = string_at(meta, "uid");
+  r.resource_version = string_at(meta, "resourceVersion");
   r.generation = int_at(meta, "generation");
   r.deleting = member(meta, "deletionTimestamp") != nullptr;
 

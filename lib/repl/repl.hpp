@@ -48,6 +48,7 @@ struct ReplStatus {
 struct Repl {
   ObjectKey key;
   std::string uid;
+  std::string resource_version;
   std::int64_t generation = 0;
   bool deleting = false;  // metadata.deletionTimestamp is set
   ReplSpec spec;

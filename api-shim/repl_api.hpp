@@ -1,0 +1,64 @@
+// What the shim needs from Kubernetes, as an interface: read a Repl, apply one (create or update),
+// delete one, wait for one to become Ready. The real one (KubeReplApi) speaks to the API server
+// through the kube client; tests use a fake.
+//
+// Thread-safety: implementations are called from several request threads at once.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "common/result.hpp"
+#include "kube/client.hpp"
+#include "kube/error.hpp"
+#include "repl/repl.hpp"
+
+namespace repl::shim {
+
+struct StartRequest {
+  std::string repl_id;
+  std::string user_id;
+  std::string language;  // optional
+  bool suspended = false;
+};
+
+struct Applied {
+  Repl repl;
+  bool created = false;
+};
+
+class ReplApi {
+ public:
+  virtual ~ReplApi() = default;
+  virtual Result<std::optional<Repl>, kube::ApiError> get(const std::string& repl_id) = 0;
+  // Server-side apply of the Repl's spec. A userId different from the existing one is refused by
+  // the API server itself (the CRD's immutability rule): 422 "userId is immutable".
+  virtual Result<Applied, kube::ApiError> apply(const StartRequest& request) = 0;
+  // Deletes exactly the Repl with this uid (a Repl re-created meanwhile under the name is kept).
+  virtual Result<void, kube::ApiError> remove(const std::string& repl_id, const std::string& uid) = 0;
+  // Waits, at most until `deadline`, for the Repl to report phase Ready; returns it as last seen
+  // (std::nullopt if it was deleted meanwhile).
+  virtual Result<std::optional<Repl>, kube::ApiError> wait_ready(
+      const std::string& repl_id, std::chrono::steady_clock::time_point deadline) = 0;
+  // Whether the API server answers (for /readyz).
+  virtual bool reachable() = 0;
+};
+
+class KubeReplApi final : public ReplApi {
+ public:
+  KubeReplApi(kube::Client& client, std::string ns) : client_(client), ns_(std::move(ns)) {}
+
+  Result<std::optional<Repl>, kube::ApiError> get(const std::string& repl_id) override;
+  Result<Applied, kube::ApiError> apply(const StartRequest& request) override;
+  Result<void, kube::ApiError> remove(const std::string& repl_id, const std::string& uid) override;
+  Result<std::optional<Repl>, kube::ApiError> wait_ready(
+      const std::string& repl_id, std::chrono::steady_clock::time_point deadline) override;
+  bool reachable() override;
+
+ private:
+  kube::Client& client_;  // not owned
+  const std::string ns_;
+};
+
+}  // namespace repl::shim

@@ -1,0 +1,370 @@
+#include "shim.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstdlib>
+#include <map>
+
+#include "common/json.hpp"
+#include "common/log.hpp"
+#include "repl/validation.hpp"
+
+namespace repl::shim {
+namespace {
+
+using kube::HttpReply;
+using kube::IncomingRequest;
+
+constexpr const char* kJson = "application/json";
+
+std::string json_text(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return {buf.GetString(), buf.GetSize()};
+}
+
+HttpReply json_reply(int status, const rapidjson::Value& body) {
+  return HttpReply{status, kJson, json_text(body), {}};
+}
+
+// {replId, userId, phase, ready, urls: {ide, preview}}
+HttpReply repl_reply(int status, const Repl& r) {
+  rapidjson::Document d(rapidjson::kObjectType);
+  auto& a = d.GetAllocator();
+  const auto str = [&a](const std::string& s) {
+    return rapidjson::Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), a);
+  };
+  d.AddMember("replId", str(r.key.name), a);
+  d.AddMember("userId", str(r.spec.user_id), a);
+  d.AddMember("phase", str(r.status.phase.empty() ? "Pending" : r.status.phase), a);
+  d.AddMember("ready", r.status.phase == "Ready", a);
+  rapidjson::Value urls(rapidjson::kObjectType);
+  urls.AddMember("ide", str(r.status.ide_url), a);
+  urls.AddMember("preview", str(r.status.preview_url), a);
+  d.AddMember("urls", std::move(urls), a);
+  return json_reply(status, d);
+}
+
+// The API server could not be reached, or failed: the client should come back later.
+HttpReply upstream_reply(const kube::ApiError& e) {
+  log::warn("kubernetes request failed", {{"error", e.describe()}});
+  HttpReply r = error_reply(503, "unavailable", "", "the Kubernetes API is not available; try again shortly");
+  r.headers.emplace_back("Retry-After", "2");
+  return r;
+}
+
+// The request body, parsed: a JSON object of string fields only, from a closed set.
+struct Fields {
+  std::map<std::string, std::string> values;
+};
+
+Result<Fields, HttpReply> parse_fields(const IncomingRequest& req, const std::vector<std::string>& allowed) {
+  if (req.body_too_large)
+    return Fail(error_reply(413, "payload_too_large", "", "the request body is too large"));
+  const std::string type = req.header("content-type");
+  const std::string media = type.substr(0, type.find(';'));
+  if (media != kJson) {
+    return Fail(error_reply(415, "unsupported_media_type", "", "send the body as application/json"));
+  }
+  rapidjson::Document doc;
+  // Iterative: deeply nested input cannot exhaust the stack. Validated: invalid UTF-8 is refused.
+  doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(req.body.data(),
+                                                                                    req.body.size());
+  if (doc.HasParseError()) {
+    return Fail(error_reply(
+        400, "bad_request", "",
+        std::string("the body is not valid JSON: ") + rapidjson::GetParseError_En(doc.GetParseError())));
+  }
+  if (!doc.IsObject()) return Fail(error_reply(400, "bad_request", "", "the body must be a JSON object"));
+  Fields f;
+  for (const auto& m : doc.GetObject()) {
+    const std::string name(m.name.GetString(), m.name.GetStringLength());
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
+      return Fail(error_reply(400, "bad_request", name, "unknown field \"" + name + "\""));
+    }
+    if (!m.value.IsString()) return Fail(error_reply(400, "bad_request", name, name + " must be a string"));
+    f.values[name].assign(m.value.GetString(), m.value.GetStringLength());
+  }
+  return f;
+}
+
+std::string field(const Fields& f, const std::string& name) {
+  const auto it = f.values.find(name);
+  return it == f.values.end() ? std::string() : it->second;
+}
+
+// The shared validation rules, reported with the request's own field names.
+std::optional<HttpReply> invalid_ids(const std::string& repl_id, const std::string& user_id,
+                                     const std::string* language) {
+  if (auto e = validate_repl_id(repl_id)) return error_reply(400, "bad_request", "replId", e->message);
+  if (auto e = validate_user_id(user_id)) return error_reply(400, "bad_request", "userId", e->message);
+  if (language != nullptr && !language->empty()) {
+    if (auto e = validate_language(*language)) return error_reply(400, "bad_request", "language", e->message);
+  }
+  return std::nullopt;
+}
+
+std::map<std::string, std::string> parse_query(const std::string& query) {
+  std::map<std::string, std::string> out;
+  std::size_t pos = 0;
+  while (pos <= query.size() && !query.empty()) {
+    const std::size_t amp = query.find('&', pos);
+    const std::string part = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
+    const std::size_t eq = part.find('=');
+    if (!part.empty()) out[part.substr(0, eq)] = eq == std::string::npos ? "" : part.substr(eq + 1);
+    if (amp == std::string::npos) break;
+    pos = amp + 1;
+  }
+  return out;
+}
+
+std::array<unsigned char, SHA256_DIGEST_LENGTH> digest(const std::string& s) {
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> d{};
+  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d.data());
+  return d;
+}
+
+}  // namespace
+
+HttpReply error_reply(int status, const std::string& code, const std::string& field,
+                      const std::string& message) {
+  rapidjson::Document d(rapidjson::kObjectType);
+  auto& a = d.GetAllocator();
+  d.AddMember("error", rapidjson::Value(code.c_str(), a), a);
+  if (field.empty()) {
+    d.AddMember("field", rapidjson::Value(rapidjson::kNullType), a);
+  } else {
+    d.AddMember("field", rapidjson::Value(field.c_str(), static_cast<rapidjson::SizeType>(field.size()), a),
+                a);
+  }
+  d.AddMember("message",
+              rapidjson::Value(message.c_str(), static_cast<rapidjson::SizeType>(message.size()), a), a);
+  return json_reply(status, d);
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  std::int64_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc{} || n < 0) return std::nullopt;
+  const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
+  if (unit.empty() || unit == "s") return std::chrono::seconds(n);
+  if (unit == "ms") return std::chrono::milliseconds(n);
+  if (unit == "m") return std::chrono::minutes(n);
+  return std::nullopt;
+}
+
+Shim::Shim(ShimOptions options, ReplApi& api, metrics::Registry& registry)
+    : options_(std::move(options)), api_(api), registry_(registry) {
+  auto requests = registry_.counter("repl_shim_requests_total", "HTTP requests, by route and status code.",
+                                    {"route", "code"});
+  auto latency = registry_.histogram("repl_shim_request_duration_seconds", "Time to answer, by route.",
+                                     {"route"}, metrics::default_seconds_buckets());
+  if (!requests || !latency) {
+    log::error("bad metric definition");
+    std::abort();  // constants of this file: a bug, not a runtime condition
+  }
+  requests_ = *requests;
+  latency_ = *latency;
+}
+
+bool Shim::origin_allowed(const std::string& origin) const {
+  return !origin.empty() && std::find(options_.cors_origins.begin(), options_.cors_origins.end(), origin) !=
+                                options_.cors_origins.end();
+}
+
+bool Shim::authorized(const IncomingRequest& request) const {
+  if (options_.auth_token.empty()) return true;
+  const std::string header = request.header("authorization");
+  const std::string prefix = "Bearer ";
+  const std::string given = header.rfind(prefix, 0) == 0 ? header.substr(prefix.size()) : std::string();
+  // Compared as digests in constant time: neither the content nor the length of the token leaks.
+  const auto a = digest(given);
+  const auto b = digest(options_.auth_token);
+  return !given.empty() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+HttpReply Shim::handle(const IncomingRequest& request) {
+  const auto started = std::chrono::steady_clock::now();
+  std::string route_name = "other";
+  HttpReply reply = route(request, route_name);
+  const std::string origin = request.header("origin");
+  if (origin_allowed(origin)) {
+    reply.headers.emplace_back("Access-Control-Allow-Origin", origin);
+    reply.headers.emplace_back("Access-Control-Allow-Credentials", "true");
+  }
+  if (!options_.cors_origins.empty()) reply.headers.emplace_back("Vary", "Origin");
+  requests_->with({route_name, std::to_string(reply.status)}).inc();
+  latency_->with({route_name})
+      .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  return reply;
+}
+
+HttpReply Shim::route(const IncomingRequest& req, std::string& route_name) {
+  const std::string& path = req.path;
+  const auto method_not_allowed = [](const char* allow) {
+    HttpReply r = error_reply(405, "method_not_allowed", "", std::string("allowed: ") + allow);
+    r.headers.emplace_back("Allow", allow);
+    return r;
+  };
+  if (req.method == "OPTIONS") {
+    route_name = "preflight";
+    return preflight(req);
+  }
+  if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
+    route_name = path.substr(1);
+    if (req.method != "GET") return method_not_allowed("GET");
+    if (path == "/healthz") return HttpReply{200, kJson, R"({"status":"ok"})", {}};
+    if (path == "/metrics") return HttpReply{200, metrics::kContentType, registry_.render(), {}};
+    return api_.reachable() ? HttpReply{200, kJson, R"({"status":"ok"})", {}}
+                            : error_reply(503, "unavailable", "", "the Kubernetes API does not answer");
+  }
+  const bool is_start = path == "/start";
+  const bool is_stop = path == "/stop";
+  const std::string repls_prefix = "/repls/";
+  const bool is_repl = path.rfind(repls_prefix, 0) == 0 && path.size() > repls_prefix.size() &&
+                       path.find('/', repls_prefix.size()) == std::string::npos;
+  if (!is_start && !is_stop && !is_repl)
+    return error_reply(404, "not_found", "", "no such endpoint: " + path);
+  route_name = is_start ? "start" : is_stop ? "stop" : "repl";
+  if (!authorized(req)) {
+    HttpReply r = error_reply(401, "unauthorized", "", "a valid bearer token is required");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+  }
+  if (is_start) return req.method == "POST" ? start(req) : method_not_allowed("POST");
+  if (is_stop) return req.method == "POST" ? stop(req) : method_not_allowed("POST");
+  const std::string repl_id = path.substr(repls_prefix.size());
+  if (req.method == "GET") return get(req, repl_id);
+  if (req.method == "DELETE") return remove(req, repl_id);
+  return method_not_allowed("GET, DELETE");
+}
+
+HttpReply Shim::preflight(const IncomingRequest& req) {
+  const std::string origin = req.header("origin");
+  const std::string method = req.header("access-control-request-method");
+  if (!origin_allowed(origin)) return error_reply(403, "forbidden", "", "origin not allowed");
+  if (method != "GET" && method != "POST" && method != "DELETE") {
+    return error_reply(403, "forbidden", "", "method not allowed for cross-origin requests");
+  }
+  HttpReply r{204, kJson, "", {}};
+  r.headers.emplace_back("Access-Control-Allow-Methods", "GET, POST, DELETE");
+  r.headers.emplace_back("Access-Control-Allow-Headers", "Authorization, Content-Type");
+  r.headers.emplace_back("Access-Control-Max-Age", "600");
+  return r;
+}
+
+HttpReply Shim::start(const IncomingRequest& req) {
+  auto fields = parse_fields(req, {"userId", "replId", "language"});
+  if (!fields) return fields.error();
+  StartRequest s{field(*fields, "replId"), field(*fields, "userId"), field(*fields, "language"), false};
+  if (!fields->values.contains("userId")) s.user_id = options_.default_user;
+  if (auto bad = invalid_ids(s.repl_id, s.user_id, &s.language)) return *bad;
+  if (s.language.empty()) {
+    // A resume that names no language keeps the one the Repl has (an apply without the field
+    // would remove it).
+    auto existing = api_.get(s.repl_id);
+    if (!existing) return upstream_reply(existing.error());
+    if (*existing) s.language = (*existing)->spec.language;
+  }
+
+  auto applied = api_.apply(s);
+  if (!applied) {
+    const auto& e = applied.error();
+    if (e.is_invalid() && e.message.find("userId is immutable") != std::string::npos) {
+      return error_reply(409, "conflict", "replId", "this replId belongs to another user");
+    }
+    if (e.kind == kube::ApiError::Kind::kApi && e.code >= 400 && e.code < 500) {
+      return error_reply(400, "bad_request", "", e.message);  // refused by the CRD's rules
+    }
+    return upstream_reply(e);
+  }
+  log::info("started",
+            {{"repl", s.repl_id}, {"user", s.user_id}, {"created", applied->created ? "true" : "false"}});
+  return repl_reply(applied->created ? 201 : 200, applied->repl);
+}
+
+HttpReply Shim::stop(const IncomingRequest& req) {
+  auto fields = parse_fields(req, {"userId", "replId"});
+  if (!fields) return fields.error();
+  StartRequest s{field(*fields, "replId"), field(*fields, "userId"), "", true};
+  if (!fields->values.contains("userId")) s.user_id = options_.default_user;
+  if (auto bad = invalid_ids(s.repl_id, s.user_id, nullptr)) return *bad;
+  auto existing = api_.get(s.repl_id);
+  if (!existing) return upstream_reply(existing.error());
+  if (!*existing) return error_reply(404, "not_found", "replId", "no such repl");
+  if ((*existing)->spec.user_id != s.user_id) {
+    return error_reply(409, "conflict", "replId", "this replId belongs to another user");
+  }
+  s.language = (*existing)->spec.language;
+  auto applied = api_.apply(s);
+  if (!applied) return upstream_reply(applied.error());
+  return repl_reply(200, applied->repl);
+}
+
+HttpReply Shim::get(const IncomingRequest& req, const std::string& repl_id) {
+  if (auto e = validate_repl_id(repl_id)) return error_reply(400, "bad_request", "replId", e->message);
+  const auto query = parse_query(req.query);
+  const auto wait = query.find("wait");
+  if (wait != query.end() && wait->second != "ready") {
+    return error_reply(400, "bad_request", "wait", "wait may only be \"ready\"");
+  }
+  if (wait == query.end()) {
+    auto r = api_.get(repl_id);
+    if (!r) return upstream_reply(r.error());
+    if (!*r) return error_reply(404, "not_found", "replId", "no such repl");
+    return repl_reply(200, **r);
+  }
+  std::chrono::milliseconds timeout = std::chrono::seconds(30);
+  if (const auto t = query.find("timeout"); t != query.end()) {
+    const auto parsed = parse_duration(t->second);
+    if (!parsed || *parsed > options_.max_wait) {
+      return error_reply(400, "bad_request", "timeout",
+                         "timeout must be a duration such as 30s, at most " +
+                             std::to_string(options_.max_wait.count()) + "s");
+    }
+    timeout = *parsed;
+  }
+  auto r = api_.wait_ready(repl_id, std::chrono::steady_clock::now() + timeout);
+  if (!r) return upstream_reply(r.error());
+  if (!*r) return error_reply(404, "not_found", "replId", "no such repl");
+  return repl_reply(200, **r);
+}
+
+HttpReply Shim::remove(const IncomingRequest& req, const std::string& repl_id) {
+  if (auto e = validate_repl_id(repl_id)) return error_reply(400, "bad_request", "replId", e->message);
+  std::string user_id;
+  if (!req.body.empty() || req.body_too_large) {
+    auto fields = parse_fields(req, {"userId"});
+    if (!fields) return fields.error();
+    user_id = field(*fields, "userId");
+  } else {
+    user_id = parse_query(req.query)["userId"];
+  }
+  if (user_id.empty()) user_id = options_.default_user;
+  if (auto e = validate_user_id(user_id)) return error_reply(400, "bad_request", "userId", e->message);
+  auto existing = api_.get(repl_id);
+  if (!existing) return upstream_reply(existing.error());
+  if (!*existing) return error_reply(404, "not_found", "replId", "no such repl");
+  if ((*existing)->spec.user_id != user_id) {
+    return error_reply(409, "conflict", "replId", "this replId belongs to another user");
+  }
+  auto removed = api_.remove(repl_id, (*existing)->uid);
+  if (!removed) {
+    if (removed.error().is_not_found()) return error_reply(404, "not_found", "replId", "no such repl");
+    if (removed.error().is_conflict())
+      return error_reply(409, "conflict", "replId", "the repl changed meanwhile");
+    return upstream_reply(removed.error());
+  }
+  log::info("deleted", {{"repl", repl_id}, {"user", user_id}});
+  return HttpReply{200, kJson, R"({"deleted":true})", {}};
+}
+
+}  // namespace repl::shim

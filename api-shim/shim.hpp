@@ -1,0 +1,64 @@
+// The API shim's request handling: POST /start, GET /repls/{replId}[?wait=ready&timeout=30s],
+// POST /stop, DELETE /repls/{replId}?userId=..., GET /healthz, /readyz, /metrics, and CORS
+// preflights. It turns frontend calls into Repl objects (through ReplApi) and never creates
+// Deployments itself.
+//
+// Every answer is JSON. A client's mistake gets a 4xx with {error, field, message} and changes
+// nothing: the body is checked (size, media type, JSON, UTF-8, field types, the same id rules as
+// the CRD, via lib/repl/validation) before any request to Kubernetes. When the API server cannot be
+// reached the answer is 503 with Retry-After, never a 500.
+//
+// handle() blocks (it calls the API server, and wait=ready holds until Ready or the timeout):
+// call it from the shim's own worker threads, not from the HTTP library's.
+//
+// Thread-safety: handle() from any number of threads at once.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "common/metrics.hpp"
+#include "kube/http_server.hpp"
+#include "repl_api.hpp"
+
+namespace repl::shim {
+
+struct ShimOptions {
+  std::string auth_token;                 // empty: no authentication
+  std::vector<std::string> cors_origins;  // exact origins, e.g. "https://app.example.com"
+  std::string default_user;               // userId for requests that send only a replId
+  std::chrono::seconds max_wait{60};      // upper bound of ?timeout=
+};
+
+// The JSON error body: {"error": code, "field": field or null, "message": message}.
+kube::HttpReply error_reply(int status, const std::string& code, const std::string& field,
+                            const std::string& message);
+
+// "30s", "2m", "500ms", or a bare number of seconds; std::nullopt if malformed.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+class Shim final {
+ public:
+  Shim(ShimOptions options, ReplApi& api, metrics::Registry& registry);
+
+  kube::HttpReply handle(const kube::IncomingRequest& request);
+
+ private:
+  kube::HttpReply route(const kube::IncomingRequest& request, std::string& route_name);
+  kube::HttpReply start(const kube::IncomingRequest& request);
+  kube::HttpReply stop(const kube::IncomingRequest& request);
+  kube::HttpReply get(const kube::IncomingRequest& request, const std::string& repl_id);
+  kube::HttpReply remove(const kube::IncomingRequest& request, const std::string& repl_id);
+  kube::HttpReply preflight(const kube::IncomingRequest& request);
+  bool origin_allowed(const std::string& origin) const;
+  bool authorized(const kube::IncomingRequest& request) const;
+
+  const ShimOptions options_;
+  ReplApi& api_;  // not owned
+  metrics::Registry& registry_;
+  metrics::CounterFamily* requests_;
+  metrics::HistogramFamily* latency_;
+};
+
+}  // namespace repl::shim
