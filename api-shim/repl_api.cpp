@@ -68,8 +68,8 @@ Result<std::optional<Repl>, kube::ApiError> KubeReplApi::wait_ready(
   std::string version = (*current)->resource_version;
   std::optional<Repl> last = std::move(*current);
   while (true) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::seconds>(deadline - std::chrono::steady_clock::now());
+    // The server ends the watch after whole seconds: round up, so the wait is never cut short.
+    const auto left = std::chrono::ceil<std::chrono::seconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() < 1) return last;
     auto stream =
         client_.watch(kube::collection_path(kube::repls(), ns_),

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <map>
@@ -69,8 +70,11 @@ struct Fields {
 Result<Fields, HttpReply> parse_fields(const IncomingRequest& req, const std::vector<std::string>& allowed) {
   if (req.body_too_large)
     return Fail(error_reply(413, "payload_too_large", "", "the request body is too large"));
-  const std::string type = req.header("content-type");
-  const std::string media = type.substr(0, type.find(';'));
+  // Media types are case-insensitive (RFC 9110); parameters such as charset may follow.
+  std::string media = req.header("content-type");
+  media = media.substr(0, media.find(';'));
+  while (!media.empty() && media.back() == ' ') media.pop_back();
+  for (char& c : media) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (media != kJson) {
     return Fail(error_reply(415, "unsupported_media_type", "", "send the body as application/json"));
   }
@@ -112,6 +116,24 @@ std::optional<HttpReply> invalid_ids(const std::string& repl_id, const std::stri
   return std::nullopt;
 }
 
+// Decodes %XX and '+' in a query component; a malformed escape is kept as it is (and then fails
+// validation like any other bad character).
+std::string percent_decode(const std::string& in) {
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out.push_back(' ');
+    } else if (in[i] == '%' && i + 2 < in.size() && std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(in.substr(i + 1, 2), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
 std::map<std::string, std::string> parse_query(const std::string& query) {
   std::map<std::string, std::string> out;
   std::size_t pos = 0;
@@ -119,7 +141,10 @@ std::map<std::string, std::string> parse_query(const std::string& query) {
     const std::size_t amp = query.find('&', pos);
     const std::string part = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
     const std::size_t eq = part.find('=');
-    if (!part.empty()) out[part.substr(0, eq)] = eq == std::string::npos ? "" : part.substr(eq + 1);
+    if (!part.empty()) {
+      out[percent_decode(part.substr(0, eq))] =
+          eq == std::string::npos ? "" : percent_decode(part.substr(eq + 1));
+    }
     if (amp == std::string::npos) break;
     pos = amp + 1;
   }
@@ -153,12 +178,22 @@ HttpReply error_reply(int status, const std::string& code, const std::string& fi
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   std::int64_t n = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec != std::errc{} || n < 0) return std::nullopt;
+  // Beyond a day nothing here makes sense, and the bound keeps the conversion below from overflowing.
+  constexpr std::int64_t kMaxMillis = 24LL * 3600 * 1000;
+  if (ec != std::errc{} || n < 0 || n > kMaxMillis) return std::nullopt;
   const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  if (unit.empty() || unit == "s") return std::chrono::seconds(n);
-  if (unit == "ms") return std::chrono::milliseconds(n);
-  if (unit == "m") return std::chrono::minutes(n);
-  return std::nullopt;
+  std::chrono::milliseconds d;
+  if (unit.empty() || unit == "s") {
+    d = std::chrono::seconds(n);
+  } else if (unit == "ms") {
+    d = std::chrono::milliseconds(n);
+  } else if (unit == "m") {
+    d = std::chrono::minutes(n);
+  } else {
+    return std::nullopt;
+  }
+  if (d.count() > kMaxMillis) return std::nullopt;
+  return d;
 }
 
 Shim::Shim(ShimOptions options, ReplApi& api, metrics::Registry& registry)
@@ -183,8 +218,10 @@ bool Shim::origin_allowed(const std::string& origin) const {
 bool Shim::authorized(const IncomingRequest& request) const {
   if (options_.auth_token.empty()) return true;
   const std::string header = request.header("authorization");
-  const std::string prefix = "Bearer ";
-  const std::string given = header.rfind(prefix, 0) == 0 ? header.substr(prefix.size()) : std::string();
+  // The scheme is case-insensitive (RFC 9110); the token is not.
+  std::string scheme = header.substr(0, 7);
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string given = scheme == "bearer " ? header.substr(7) : std::string();
   // Compared as digests in constant time: neither the content nor the length of the token leaks.
   const auto a = digest(given);
   const auto b = digest(options_.auth_token);
@@ -281,8 +318,10 @@ HttpReply Shim::start(const IncomingRequest& req) {
     if (e.is_invalid() && e.message.find("userId is immutable") != std::string::npos) {
       return error_reply(409, "conflict", "replId", "this replId belongs to another user");
     }
-    if (e.kind == kube::ApiError::Kind::kApi && e.code >= 400 && e.code < 500) {
-      return error_reply(400, "bad_request", "", e.message);  // refused by the CRD's rules
+    // The CRD's own rules refused it: the client's input (our checks match the CRD's, so this is
+    // rare). Anything else (429 throttling, 401/403 for the shim's own credentials) is ours.
+    if (e.kind == kube::ApiError::Kind::kApi && (e.code == 400 || e.code == 422)) {
+      return error_reply(400, "bad_request", "", e.message);
     }
     return upstream_reply(e);
   }
@@ -340,15 +379,17 @@ HttpReply Shim::get(const IncomingRequest& req, const std::string& repl_id) {
 
 HttpReply Shim::remove(const IncomingRequest& req, const std::string& repl_id) {
   if (auto e = validate_repl_id(repl_id)) return error_reply(400, "bad_request", "replId", e->message);
-  std::string user_id;
+  // From the body or the query; the default user only when neither names one at all.
+  std::optional<std::string> given;
   if (!req.body.empty() || req.body_too_large) {
     auto fields = parse_fields(req, {"userId"});
     if (!fields) return fields.error();
-    user_id = field(*fields, "userId");
+    if (fields->values.contains("userId")) given = field(*fields, "userId");
   } else {
-    user_id = parse_query(req.query)["userId"];
+    const auto query = parse_query(req.query);
+    if (const auto it = query.find("userId"); it != query.end()) given = it->second;
   }
-  if (user_id.empty()) user_id = options_.default_user;
+  const std::string user_id = given.value_or(options_.default_user);
   if (auto e = validate_user_id(user_id)) return error_reply(400, "bad_request", "userId", e->message);
   auto existing = api_.get(repl_id);
   if (!existing) return upstream_reply(existing.error());

@@ -173,7 +173,7 @@ IncomingRequest read_request(http_request& request, std::size_t max_body) {
   }
   const auto declared = request.headers().content_length();
   if (declared > max_body) {
-    in.body_too_large = true;  // not read: the connection is closed after the answer
+    in.body_too_large = true;  // not read by us (cpprestsdk drains it)
     return in;
   }
   // A body without a declared length (chunked) is only known to be too large once read.
@@ -258,13 +258,20 @@ Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(std::string_v
     impl->listener = std::make_unique<http_listener>(web::uri("http://" + where + "/"));
     const Impl* self = impl.get();  // outlives the listener
     const auto handle = [self](http_request request) {
+      IncomingRequest in;
       try {
-        IncomingRequest in = read_request(request, self->limits.max_body_bytes);
-        self->handler(std::move(in), [request](HttpReply reply) mutable { send(request, std::move(reply)); });
+        in = read_request(request, self->limits.max_body_bytes);
       } catch (const std::exception& e) {
         // Reading the request failed (the client went away mid-body): answer if we still can.
         log::debug("http server: bad request", {{"error", e.what()}});
         send(request, text_reply(400, "400 bad request\n"));
+        return;
+      }
+      try {
+        self->handler(std::move(in), [request](HttpReply reply) mutable { send(request, std::move(reply)); });
+      } catch (const std::exception& e) {
+        log::error("http handler failed", {{"path", request.relative_uri().path()}, {"error", e.what()}});
+        send(request, text_reply(500, "500 internal server error\n"));
       }
     };
     impl->listener->support(handle);

@@ -203,24 +203,33 @@ CommandResult PrivateCluster::down() {
   return r;
 }
 
-OperatorProcess::OperatorProcess(std::vector<std::string> extra_args) {
-  char tmpl[] = "/tmp/repl-operator-log.XXXXXX";
+OperatorProcess::OperatorProcess(std::vector<std::string> extra_args)
+    : OperatorProcess(Spawn{}, [&] {
+        // Ports 0: tests run several operators at once; served_addr() finds the port in the log.
+        std::vector<std::string> argv = {REPL_OPERATOR_BIN,
+                                         "--kubeconfig",
+                                         admin_kubeconfig(),
+                                         "--log-level",
+                                         "debug",
+                                         "--templates",
+                                         std::string(REPL_SOURCE_DIR) + "/templates",
+                                         "--metrics-addr",
+                                         "127.0.0.1:0",
+                                         "--health-addr",
+                                         "127.0.0.1:0"};
+        argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+        return argv;
+      }()) {}
+
+std::unique_ptr<OperatorProcess> OperatorProcess::spawn(std::vector<std::string> argv) {
+  return std::unique_ptr<OperatorProcess>(new OperatorProcess(Spawn{}, std::move(argv)));
+}
+
+OperatorProcess::OperatorProcess(Spawn, std::vector<std::string> argv) {
+  char tmpl[] = "/tmp/repl-daemon-log.XXXXXX";
   const int fd = mkstemp(tmpl);
   REQUIRE(fd >= 0);
   log_path_ = tmpl;
-  // Ports 0: tests run several operators at once; metrics_text() finds the port in the log.
-  std::vector<std::string> argv = {REPL_OPERATOR_BIN,
-                                   "--kubeconfig",
-                                   admin_kubeconfig(),
-                                   "--log-level",
-                                   "debug",
-                                   "--templates",
-                                   std::string(REPL_SOURCE_DIR) + "/templates",
-                                   "--metrics-addr",
-                                   "127.0.0.1:0",
-                                   "--health-addr",
-                                   "127.0.0.1:0"};
-  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, fd, 1);
@@ -230,6 +239,32 @@ OperatorProcess::OperatorProcess(std::vector<std::string> extra_args) {
   posix_spawn_file_actions_destroy(&actions);
   close(fd);
   REQUIRE(rc == 0);
+}
+
+std::unique_ptr<OperatorProcess> start_shim(std::vector<std::string> extra_args) {
+  std::vector<std::string> argv = {REPL_SHIM_BIN, "--kubeconfig", admin_kubeconfig(), "--log-level",
+                                   "debug",       "--listen",     "127.0.0.1:0"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  return OperatorProcess::spawn(std::move(argv));
+}
+
+HttpResult http(const std::string& method, const std::string& url, const std::string& body,
+                const std::vector<std::string>& headers) {
+  std::vector<std::string> argv = {"curl",           "-s",         "-S", "-X", method, "-D", "-", "-w",
+                                   "\n%{http_code}", "--max-time", "60"};
+  for (const auto& h : headers) argv.insert(argv.end(), {"-H", h});
+  if (!body.empty()) argv.insert(argv.end(), {"--data-binary", "@-"});
+  argv.push_back(url);
+  const auto r = run(argv, body);
+  HttpResult out;
+  const auto nl = r.out.rfind('\n');
+  if (nl == std::string::npos) return out;
+  out.status = std::atoi(r.out.c_str() + nl + 1);
+  const std::string response = r.out.substr(0, nl);
+  const auto split = response.find("\r\n\r\n");
+  out.headers = response.substr(0, split);
+  out.body = split == std::string::npos ? "" : response.substr(split + 4);
+  return out;
 }
 
 OperatorProcess::~OperatorProcess() {
@@ -272,7 +307,7 @@ void OperatorProcess::kill_hard() {
 }
 
 std::string OperatorProcess::served_addr(const std::string& what) const {
-  const std::string needle = "\"msg\":\"serving " + what + "\",\"addr\":\"";
+  const std::string needle = "\"msg\":\"serving" + (what.empty() ? "" : " " + what) + "\",\"addr\":\"";
   const std::string text = log();
   const auto at = text.find(needle);
   if (at == std::string::npos) return "";

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,12 +69,15 @@ class PrivateCluster {
 class OperatorProcess {
  public:
   explicit OperatorProcess(std::vector<std::string> extra_args);
+  // Any binary of ours, logging to a file, with exactly these arguments (argv[0] included).
+  static std::unique_ptr<OperatorProcess> spawn(std::vector<std::string> argv);
   ~OperatorProcess();
   OperatorProcess(const OperatorProcess&) = delete;
   OperatorProcess& operator=(const OperatorProcess&) = delete;
 
   std::string log() const;
-  // "host:port" it serves `what` ("metrics" or "health") on, from its log; empty until it does.
+  // "host:port" it serves `what` ("metrics" or "health"; "" for the shim's one server) on, from its
+  // log; empty until it does.
   std::string served_addr(const std::string& what) const;
   // GET `path` from the metrics or health server; the body, and the status code in *status.
   std::string get(const std::string& what, const std::string& path, int* status = nullptr) const;
@@ -94,8 +98,22 @@ class OperatorProcess {
   void resume();
 
  private:
+  struct Spawn {};
+  OperatorProcess(Spawn, std::vector<std::string> argv);
   pid_t pid_ = -1;
   std::string log_path_;
 };
+
+// The repl-shim binary on a free loopback port, against the test cluster.
+std::unique_ptr<OperatorProcess> start_shim(std::vector<std::string> extra_args);
+
+struct HttpResult {
+  int status = 0;
+  std::string body;
+  std::string headers;  // the response's header block, as received
+};
+// One HTTP request with curl. `headers` like {"Content-Type: application/json"}.
+HttpResult http(const std::string& method, const std::string& url, const std::string& body = "",
+                const std::vector<std::string>& headers = {});
 
 }  // namespace repl::test

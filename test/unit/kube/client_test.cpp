@@ -223,3 +223,93 @@ TEST_CASE("watch opens a stream with watch, resourceVersion, bookmarks and a tim
     CHECK(failed.error().is_gone());
   }
 }
+
+TEST_CASE("apply tells whether it created the object", "[kube][client]") {
+  Fixture f;
+  const auto object =
+      repl::test::parse_json(R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"x"}})");
+  const std::string path = repl::kube::object_path(repl::kube::services(), "a", "x");
+  bool created = false;
+  f.transport->respond(201, R"({"kind":"Service"})");
+  REQUIRE(f.client.apply(path, object, "m", true, &created));
+  CHECK(created);
+  f.transport->respond(200, R"({"kind":"Service"})");
+  REQUIRE(f.client.apply(path, object, "m", true, &created));
+  CHECK_FALSE(created);
+  SECTION("a refused apply created nothing") {
+    created = true;
+    f.transport->respond(422, repl::test::status_json(422, "Invalid", "bad"));
+    REQUIRE_FALSE(f.client.apply(path, object, "m", true, &created));
+    CHECK_FALSE(created);
+  }
+  SECTION("nor did one that never reached the server") {
+    created = true;
+    f.transport->fail(repl::kube::transport_error("connection refused"));
+    REQUIRE_FALSE(f.client.apply(path, object, "m", true, &created));
+    CHECK_FALSE(created);
+  }
+  SECTION("the flag is optional") {
+    f.transport->respond(201, "{}");
+    CHECK(f.client.apply(path, object, "m"));
+  }
+}
+
+TEST_CASE("remove with a uid sends DeleteOptions with that precondition", "[kube][client]") {
+  Fixture f;
+  const std::string path = repl::kube::object_path(repl::kube::deployments(), "a", "x");
+  f.transport->respond(200, R"({"kind":"Status","status":"Success"})");
+  REQUIRE(f.client.remove(path, "0d1f7c44-aaaa-\"quoted\""));
+  const auto& r = f.transport->requests.at(0);
+  CHECK(r.method == "DELETE");
+  CHECK(r.target == path);
+  CHECK(r.content_type == "application/json");
+  const auto body = repl::test::parse_json(r.body);
+  CHECK(repl::test::string_at(body, "/kind") == "DeleteOptions");
+  CHECK(repl::test::string_at(body, "/apiVersion") == "v1");
+  CHECK(repl::test::string_at(body, "/preconditions/uid") == "0d1f7c44-aaaa-\"quoted\"");
+  CHECK(body["preconditions"].MemberCount() == 1);
+  SECTION("a 409 says the name now belongs to another object") {
+    f.transport->respond(
+        409, repl::test::status_json(409, "Conflict", "Precondition failed: UID in precondition"));
+    auto r2 = f.client.remove(path, "old-uid");
+    REQUIRE_FALSE(r2);
+    CHECK(r2.error().is_conflict());
+  }
+  SECTION("without a uid there is no body") {
+    f.transport->respond(200, R"({"kind":"Status","status":"Success"})");
+    REQUIRE(f.client.remove(path));
+    f.transport->respond(200, R"({"kind":"Status","status":"Success"})");
+    REQUIRE(f.client.remove(path, ""));
+    for (std::size_t i : {1, 2}) {
+      CHECK(f.transport->requests.at(i).method == "DELETE");
+      CHECK(f.transport->requests.at(i).body.empty());
+      CHECK(f.transport->requests.at(i).content_type.empty());
+    }
+  }
+}
+
+TEST_CASE("merge_patch sends a JSON merge patch", "[kube][client]") {
+  Fixture f;
+  f.transport->respond(200, R"({"kind":"Service","metadata":{"resourceVersion":"9"}})");
+  const auto patch = repl::test::parse_json(R"({"spec":{"ports":[{"name":"ws","port":3001}]}})");
+  const std::string path = repl::kube::object_path(repl::kube::services(), "a", "x");
+  auto patched = f.client.merge_patch(path, patch);
+  REQUIRE(patched);
+  CHECK(repl::test::string_at(*patched, "/metadata/resourceVersion") == "9");
+  const auto& r = f.transport->requests.at(0);
+  CHECK(r.method == "PATCH");
+  CHECK(r.target == path);  // no fieldManager, no force
+  CHECK(r.content_type == "application/merge-patch+json");
+  CHECK(repl::kube::to_json(repl::test::parse_json(r.body)) == repl::kube::to_json(patch));
+}
+
+TEST_CASE("watch URL-escapes the field selector", "[kube][client]") {
+  Fixture f;
+  f.transport->stream({});
+  repl::kube::WatchOptions options;
+  options.field_selector = "metadata.name=a b,metadata.namespace!=x&y";
+  REQUIRE(f.client.watch(kRepls, options));
+  CHECK(query_params(f.transport->requests.at(0).target).back() ==
+        std::pair<std::string, std::string>{"fieldSelector",
+                                            "metadata.name%3Da%20b%2Cmetadata.namespace%21%3Dx%26y"});
+}

@@ -1,5 +1,5 @@
 // HttpServer over loopback, driven by plain POSIX sockets (so the client side is not cpprestsdk too),
-// plus the pure parts: address parsing and routing.
+// with Routes and with a RequestHandler, plus the pure parts: address parsing and routing.
 #include "kube/http_server.hpp"
 
 #include <arpa/inet.h>
@@ -8,10 +8,15 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <chrono>
+#include <cstdio>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -22,7 +27,10 @@
 
 using repl::kube::HttpReply;
 using repl::kube::HttpServer;
+using repl::kube::IncomingRequest;
+using repl::kube::Responder;
 using repl::kube::Routes;
+using repl::kube::ServerLimits;
 
 namespace {
 
@@ -160,11 +168,59 @@ Routes test_routes() {
   return routes;
 }
 
-std::unique_ptr<HttpServer> start_server(Routes routes = test_routes()) {
-  auto server = HttpServer::start("127.0.0.1:0", std::move(routes));
+std::unique_ptr<HttpServer> started(repl::Result<std::unique_ptr<HttpServer>, std::string> server) {
   INFO((server ? std::string() : server.error()));
   REQUIRE(server);
   return std::move(*server);
+}
+
+std::unique_ptr<HttpServer> start_server(Routes routes = test_routes()) {
+  return started(HttpServer::start("127.0.0.1:0", std::move(routes)));
+}
+
+// What a RequestHandler server received, shared with the handler's threads; answers each request
+// with `reply(request)` at once.
+struct Received {
+  std::mutex mu;
+  std::vector<IncomingRequest> requests;
+  std::function<HttpReply(const IncomingRequest&)> reply = [](const IncomingRequest&) {
+    return HttpReply{200, "text/plain", "ok", {}};
+  };
+
+  repl::kube::RequestHandler handler() {
+    return [this](IncomingRequest request, Responder respond) {
+      HttpReply r = reply(request);
+      {
+        std::lock_guard lock(mu);
+        requests.push_back(std::move(request));
+      }
+      respond(std::move(r));
+    };
+  }
+  IncomingRequest only() {
+    std::lock_guard lock(mu);
+    REQUIRE(requests.size() == 1);
+    return requests[0];
+  }
+};
+
+// A raw request with the given extra header lines (each ending in \r\n) and body, on a connection
+// the server is asked to close.
+std::string raw_request(const std::string& method, const std::string& target, const std::string& headers,
+                        const std::string& body = "") {
+  return method + " " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + headers + "\r\n" + body;
+}
+
+// `body` as chunks of at most `chunk` bytes, with the last chunk.
+std::string chunked(const std::string& body, std::size_t chunk) {
+  std::string out;
+  for (std::size_t pos = 0; pos < body.size(); pos += chunk) {
+    const std::string part = body.substr(pos, chunk);
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx", part.size());
+    out += std::string(size) + "\r\n" + part + "\r\n";
+  }
+  return out + "0\r\n\r\n";
 }
 
 }  // namespace
@@ -418,4 +474,199 @@ TEST_CASE("a stopped server's port keeps answering 404 while another server of t
   again.reset();
   alive.reset();
   CHECK_FALSE(accepts_connections(port));
+}
+
+TEST_CASE("a RequestHandler gets the method, decoded path, raw query, headers and body", "[http]") {
+  repl::test::QuietLogs quiet;
+  Received received;
+  received.reply = [](const IncomingRequest& r) {
+    return HttpReply{201, "application/json", "echo:" + r.body, {{"X-Reply", "yes"}, {"Location", "/a/1"}}};
+  };
+  auto server = started(HttpServer::start("127.0.0.1:0", received.handler()));
+  const std::string body = R"({"k":1})";
+  const Response response = parse(
+      exchange_raw(server->port(), raw_request("POST", "/a%20b/c%2Fd?x=1&y=%20z%2B",
+                                               "X-Custom-Header: Some Value\r\n"
+                                               "Content-Type: application/json\r\nContent-Length: 7\r\n",
+                                               body)));
+  CHECK(response.status == 201);
+  CHECK(response.body == "echo:" + body);
+  CHECK(response.header("content-type") == "application/json");
+  CHECK(response.header("x-reply") == "yes");
+  CHECK(response.header("location") == "/a/1");
+
+  const IncomingRequest in = received.only();
+  CHECK(in.method == "POST");
+  CHECK(in.path == "/a b/c/d");
+  CHECK(in.query == "x=1&y=%20z%2B");
+  CHECK(in.body == body);
+  CHECK_FALSE(in.body_too_large);
+  CHECK(in.header("x-custom-header") == "Some Value");
+  CHECK(in.header("content-type") == "application/json");
+  CHECK(in.header("host") == "x");
+  CHECK(in.header("X-Custom-Header").empty());  // names are looked up in lower case
+  CHECK(in.header("missing").empty());
+  for (const auto& [name, value] : in.headers) {
+    INFO(name);
+    CHECK(std::none_of(name.begin(), name.end(), [](unsigned char c) { return std::isupper(c); }));
+  }
+}
+
+TEST_CASE("a RequestHandler gets requests without a body or a query", "[http]") {
+  repl::test::QuietLogs quiet;
+  Received received;
+  auto server = started(HttpServer::start("127.0.0.1:0", received.handler()));
+  CHECK(request(server->port(), "DELETE", "/things/1").status == 200);
+  const IncomingRequest in = received.only();
+  CHECK(in.method == "DELETE");
+  CHECK(in.path == "/things/1");
+  CHECK(in.query.empty());
+  CHECK(in.body.empty());
+  CHECK_FALSE(in.body_too_large);
+}
+
+TEST_CASE("a body over the limit reaches the handler as body_too_large, empty", "[http]") {
+  repl::test::QuietLogs quiet;
+  Received received;
+  received.reply = [](const IncomingRequest& r) {
+    return r.body_too_large ? HttpReply{413, "text/plain", "too large\n", {}}
+                            : HttpReply{200, "text/plain", "got " + std::to_string(r.body.size()), {}};
+  };
+  auto server = started(HttpServer::start("127.0.0.1:0", received.handler(), ServerLimits{16}));
+  const std::string at_limit(16, 'a');
+  const std::string over_limit(17, 'b');
+  const auto length = [](const std::string& body) {
+    return "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  };
+  const std::string chunked_header = "Transfer-Encoding: chunked\r\n";
+  std::string raw;
+  std::size_t size = 0;
+  bool too_large = false;
+  SECTION("Content-Length at the limit") {
+    raw = raw_request("POST", "/", length(at_limit), at_limit);
+    size = 16;
+  }
+  SECTION("Content-Length over the limit") {
+    raw = raw_request("POST", "/", length(over_limit), over_limit);
+    too_large = true;
+  }
+  SECTION("much more than the limit") {
+    const std::string big(256 * 1024, 'c');
+    raw = raw_request("PUT", "/", length(big), big);
+    too_large = true;
+  }
+  SECTION("chunked at the limit") {
+    raw = raw_request("POST", "/", chunked_header, chunked(at_limit, 5));
+    size = 16;
+  }
+  SECTION("chunked over the limit") {
+    raw = raw_request("POST", "/", chunked_header, chunked(over_limit, 5));
+    too_large = true;
+  }
+  SECTION("chunked over the limit in one chunk") {
+    raw = raw_request("POST", "/", chunked_header, chunked(over_limit, 100));
+    too_large = true;
+  }
+  const Response response = parse(exchange_raw(server->port(), raw));
+  const IncomingRequest in = received.only();
+  CHECK(in.body_too_large == too_large);
+  if (too_large) {
+    CHECK(in.body.empty());
+    CHECK(response.status == 413);
+  } else {
+    CHECK(in.body.size() == size);
+    CHECK(response.status == 200);
+    CHECK(response.body == "got " + std::to_string(size));
+  }
+}
+
+// The body is not given to the handler, but it must not be taken for the next request either.
+TEST_CASE("a body over the limit on a kept-alive connection is skipped, not parsed as a request", "[http]") {
+  repl::test::QuietLogs quiet;
+  Received received;
+  received.reply = [](const IncomingRequest& r) {
+    return HttpReply{r.body_too_large ? 413 : 200, "text/plain", r.path, {}};
+  };
+  auto server = started(HttpServer::start("127.0.0.1:0", received.handler(), ServerLimits{16}));
+  Client c(server->port());
+  REQUIRE(c.connected());
+  const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(c.send_all("POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(smuggled.size()) +
+                     "\r\n\r\n" + smuggled));
+  std::string first;
+  REQUIRE(
+      c.receive_until(first, [](const std::string& got) { return got.find("/big") != std::string::npos; }));
+  CHECK(parse(first).status == 413);
+  // Either the connection was closed after the answer or it carries the next request; never /smuggled.
+  std::string rest;
+  if (c.send_all("GET /second HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) {
+    (void)c.receive_until(rest, [](const std::string&) { return false; });
+  }
+  CHECK(rest.find("/smuggled") == std::string::npos);
+  std::lock_guard lock(received.mu);
+  REQUIRE_FALSE(received.requests.empty());
+  CHECK(received.requests[0].path == "/big");
+  for (const auto& r : received.requests) CHECK(r.path != "/smuggled");
+}
+
+TEST_CASE("a Responder may answer later, from another thread", "[http]") {
+  repl::test::QuietLogs quiet;
+  std::mutex mu;
+  std::vector<std::thread> answering;
+  auto server = started(HttpServer::start("127.0.0.1:0", [&](IncomingRequest request, Responder respond) {
+    std::lock_guard lock(mu);
+    answering.emplace_back([path = request.path, respond = std::move(respond)] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      respond(HttpReply{202, "text/plain", "later " + path, {{"X-Thread", "other"}}});
+    });
+  }));
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&, i] {
+      const std::string path = "/job/" + std::to_string(i);
+      const auto raw = try_exchange(server->port(), raw_request("GET", path, ""));
+      if (raw && raw->rfind("HTTP/1.1 202", 0) == 0 &&
+          raw->find("\r\n\r\nlater " + path) != std::string::npos &&
+          raw->find("X-Thread: other") != std::string::npos)
+        ++ok;
+    });
+  }
+  for (auto& c : clients) c.join();
+  {
+    std::lock_guard lock(mu);
+    for (auto& t : answering) t.join();
+    CHECK(answering.size() == 4);
+  }
+  CHECK(ok == 4);
+}
+
+TEST_CASE("OPTIONS and TRACE reach the RequestHandler", "[http]") {
+  repl::test::QuietLogs quiet;
+  Received received;
+  received.reply = [](const IncomingRequest& r) {
+    return HttpReply{204, "text/plain", "", {{"Allow", "GET, POST"}, {"X-Method", r.method}}};
+  };
+  auto server = started(HttpServer::start("127.0.0.1:0", received.handler()));
+  for (const std::string method : {"OPTIONS", "TRACE"}) {
+    INFO(method);
+    const Response r = request(server->port(), method, "/things?x=1");
+    CHECK(r.status == 204);
+    CHECK(r.header("allow") == "GET, POST");
+    CHECK(r.header("x-method") == method);
+    CHECK(r.body.find("Host") == std::string::npos);
+  }
+  std::lock_guard lock(received.mu);
+  REQUIRE(received.requests.size() == 2);
+  CHECK(received.requests[0].method == "OPTIONS");
+  CHECK(received.requests[0].path == "/things");
+  CHECK(received.requests[0].query == "x=1");
+  CHECK(received.requests[1].method == "TRACE");
+}
+
+TEST_CASE("a RequestHandler that throws gets the client a 500", "[http]") {
+  repl::test::QuietLogs quiet;
+  auto server = started(HttpServer::start(
+      "127.0.0.1:0", [](IncomingRequest, Responder) { throw std::runtime_error("handler bug"); }));
+  CHECK(request(server->port(), "GET", "/x").status == 500);
 }

@@ -1,10 +1,16 @@
 // WatchRunner, the I/O around the watcher's state machine, driven by a scripted transport on the
-// test's own thread: the sink stops the runner once the script is played, and every step of the
-// script needs no backoff, so nothing sleeps.
+// test's own thread: the sink (or the observer) stops the runner once the script is played. Most
+// scripts need no backoff, so nothing sleeps; the few that test a backoff or a slow stream say so.
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "kube/watcher.hpp"
@@ -14,8 +20,13 @@
 
 namespace {
 
+using repl::kube::Clock;
 using repl::kube::EventType;
+using repl::kube::WatchSignal;
 using repl::test::query_params;
+using Strings = std::vector<std::string>;
+
+const std::string kCollection = "/apis/peetcode.com/v1alpha1/repls";
 
 const char* type_name(EventType t) {
   switch (t) {
@@ -33,12 +44,27 @@ const char* type_name(EventType t) {
   return "?";
 }
 
+const char* signal_name(WatchSignal s) {
+  switch (s) {
+    case WatchSignal::kListed:
+      return "listed";
+    case WatchSignal::kRelisted:
+      return "relisted";
+    case WatchSignal::kRewatched:
+      return "rewatched";
+    case WatchSignal::kFailed:
+      return "failed";
+  }
+  return "?";
+}
+
 // Records what it is told as short strings; calls `stop` once `calls_before_stop` were recorded.
 class RecordingSink final : public repl::kube::WatchSink {
  public:
   std::function<void()> stop;
   std::size_t calls_before_stop = 0;
   std::vector<std::string> calls;
+  std::vector<Clock::time_point> times;  // of each call
 
   void begin_resync() override { record("begin"); }
   void resync_item(const rapidjson::Value& o) override {
@@ -52,6 +78,7 @@ class RecordingSink final : public repl::kube::WatchSink {
  private:
   void record(std::string call) {
     calls.push_back(std::move(call));
+    times.push_back(Clock::now());
     if (calls.size() == calls_before_stop) stop();
   }
 };
@@ -73,28 +100,93 @@ std::string param(const std::string& target, const std::string& name) {
   return "(absent)";
 }
 
+// A watch stream whose next() is the test's function.
+class FuncStream final : public repl::kube::LineStream {
+ public:
+  using Line = repl::Result<std::optional<std::string>, repl::kube::ApiError>;
+  using Next = std::function<Line()>;
+  explicit FuncStream(Next next) : next_(std::move(next)) {}
+  Line next() override { return next_(); }
+  void cancel() override {}
+
+ private:
+  Next next_;
+};
+
+// The shortest backoff there is: the first one, with the smallest jitter.
+constexpr auto kShortestBackoff = repl::kube::watcher::kInitialBackoff / 2;
+
+// A scripted transport, a recording sink and the signals the runner reports, with their times.
+struct Harness {
+  repl::test::QuietLogs quiet;
+  std::shared_ptr<repl::test::FakeTransport> transport = std::make_shared<repl::test::FakeTransport>();
+  repl::kube::Client client{transport};
+  RecordingSink sink;
+  Strings signals;
+  std::vector<Clock::time_point> signal_times;
+
+  // Runs until the sink has recorded `calls_before_stop` calls, or the runner signals `stop_on`;
+  // a runner still going after 10 s is stopped and fails the test.
+  void run(std::size_t calls_before_stop, std::optional<WatchSignal> stop_on = std::nullopt) {
+    repl::kube::WatchRunner* self = nullptr;
+    repl::kube::WatcherOptions options{kCollection, "app=repl", 50, "test", [&](WatchSignal s) {
+                                         signals.emplace_back(signal_name(s));
+                                         signal_times.push_back(Clock::now());
+                                         if (s == stop_on) self->stop();
+                                       }};
+    repl::kube::WatchRunner runner(client, std::move(options), sink);
+    self = &runner;
+    sink.stop = [&runner] { runner.stop(); };
+    sink.calls_before_stop = calls_before_stop;
+    std::promise<void> done;
+    std::atomic<bool> timed_out{false};
+    std::thread watchdog([&runner, &timed_out, finished = done.get_future()] {
+      if (finished.wait_for(std::chrono::seconds(10)) == std::future_status::timeout) {
+        timed_out = true;
+        runner.stop();
+      }
+    });
+    runner.run();
+    done.set_value();
+    watchdog.join();
+    INFO("sink calls: " << sink.calls.size() << ", signals: " << signals.size());
+    REQUIRE_FALSE(timed_out);
+  }
+
+  // When the runner first signalled `name`.
+  Clock::time_point signalled(const std::string& name) const {
+    for (std::size_t i = 0; i < signals.size(); ++i) {
+      if (signals[i] == name) return signal_times[i];
+    }
+    FAIL("no signal " << name);
+    return {};
+  }
+  // When the sink was first told `call`.
+  Clock::time_point told(const std::string& call) const {
+    for (std::size_t i = 0; i < sink.calls.size(); ++i) {
+      if (sink.calls[i] == call) return sink.times[i];
+    }
+    FAIL("no sink call " << call);
+    return {};
+  }
+};
+
 }  // namespace
 
 TEST_CASE("WatchRunner lists, watches from the list's version, re-watches and relists on 410",
           "[kube][watcher]") {
-  repl::test::QuietLogs quiet;
-  auto transport = std::make_shared<repl::test::FakeTransport>();
-  transport->respond(200, page(object("a", "90") + "," + object("b", "95"), "100"));
-  transport->stream({event("ADDED", object("c", "101")), event("BOOKMARK", object("", "150"))});  // then ends
-  transport->stream({event("MODIFIED", object("c", "151")),
-                     event("ERROR", repl::test::status_json(410, "Expired", "too old resource version"))});
-  transport->respond(200, page(object("c", "151"), "200"));
+  Harness h;
+  h.transport->respond(200, page(object("a", "90") + "," + object("b", "95"), "100"));
+  h.transport->stream(
+      {event("ADDED", object("c", "101")), event("BOOKMARK", object("", "150"))});  // then ends
+  h.transport->stream({event("MODIFIED", object("c", "151")),
+                       event("ERROR", repl::test::status_json(410, "Expired", "too old resource version"))});
+  h.transport->respond(200, page(object("c", "151"), "200"));
+  h.run(9);
 
-  repl::kube::Client client(transport);
-  RecordingSink sink;
-  repl::kube::WatchRunner runner(client, {"/apis/peetcode.com/v1alpha1/repls", "app=repl", 50, "test"}, sink);
-  sink.stop = [&runner] { runner.stop(); };
-  sink.calls_before_stop = 9;
-  runner.run();  // returns once the sink has stopped it
-
-  CHECK(sink.calls == std::vector<std::string>{"begin", "item:a", "item:b", "end", "ADDED:c", "MODIFIED:c",
-                                               "begin", "item:c", "end"});
-  const auto& requests = transport->requests;
+  CHECK(h.sink.calls ==
+        Strings{"begin", "item:a", "item:b", "end", "ADDED:c", "MODIFIED:c", "begin", "item:c", "end"});
+  const auto& requests = h.transport->requests;
   REQUIRE(requests.size() == 4);
   CHECK(param(requests[0].target, "limit") == "50");
   CHECK(param(requests[0].target, "labelSelector") == "app%3Drepl");
@@ -103,10 +195,103 @@ TEST_CASE("WatchRunner lists, watches from the list's version, re-watches and re
   CHECK(param(requests[1].target, "resourceVersion") == "100");
   CHECK(param(requests[1].target, "labelSelector") == "app%3Drepl");
   CHECK(param(requests[1].target, "allowWatchBookmarks") == "true");
+  CHECK(param(requests[1].target, "fieldSelector") == "(absent)");
   const int timeout = std::stoi(param(requests[1].target, "timeoutSeconds"));
   CHECK(timeout >= 300);
   CHECK(timeout <= 600);
   CHECK(param(requests[2].target, "resourceVersion") == "150");  // from the bookmark
   CHECK(param(requests[3].target, "watch") == "(absent)");
-  CHECK(transport->unused_responses() == 0);
+  CHECK(h.transport->unused_responses() == 0);
+  // The ERROR 410 event is not a failed request: it relists at once.
+  CHECK(h.signals == Strings{"listed", "rewatched", "relisted"});
+}
+
+// Sleeps for the shortest backoff (0.4 s or more).
+TEST_CASE("a watch that ends at once without events is a failure and backs off", "[kube][watcher]") {
+  Harness h;
+  h.transport->respond(200, page(object("a", "90"), "100"));
+  h.transport->stream({});  // ends at once, empty
+  h.transport->stream({event("ADDED", object("c", "101"))});
+  h.run(4);
+
+  CHECK(h.sink.calls == Strings{"begin", "item:a", "end", "ADDED:c"});
+  CHECK(h.signals == Strings{"listed", "failed", "rewatched"});
+  const auto& requests = h.transport->requests;
+  REQUIRE(requests.size() == 3);
+  CHECK(param(requests[1].target, "resourceVersion") == "100");
+  CHECK(param(requests[2].target, "resourceVersion") == "100");  // watched again, not relisted
+  CHECK(h.told("ADDED:c") - h.signalled("failed") >= kShortestBackoff);
+}
+
+TEST_CASE("a watch that delivered events and then ended re-watches at once from the last version",
+          "[kube][watcher]") {
+  Harness h;
+  h.transport->respond(200, page(object("a", "90"), "100"));
+  Strings calls{"begin", "item:a", "end"};
+  std::string version;
+  SECTION("events") {
+    h.transport->stream({event("ADDED", object("c", "101")), event("MODIFIED", object("c", "102"))});
+    calls.insert(calls.end(), {"ADDED:c", "MODIFIED:c"});
+    version = "102";
+  }
+  SECTION("a bookmark only") {
+    h.transport->stream({event("BOOKMARK", object("", "150"))});
+    version = "150";
+  }
+  const std::string ended_after = calls.back();
+  h.transport->stream({event("DELETED", object("c", "160"))});
+  calls.emplace_back("DELETED:c");
+  h.run(calls.size());
+
+  CHECK(h.sink.calls == calls);
+  CHECK(h.signals == Strings{"listed", "rewatched"});
+  const auto& requests = h.transport->requests;
+  REQUIRE(requests.size() == 3);
+  CHECK(param(requests[2].target, "resourceVersion") == version);
+  CHECK(h.told("DELETED:c") - h.told(ended_after) < kShortestBackoff);
+}
+
+// Sleeps for a little over a second: a quiet collection's watch ends at its timeoutSeconds
+// without events, and that is no failure.
+TEST_CASE("a watch that ends without events after a while re-watches at once", "[kube][watcher]") {
+  Harness h;
+  h.transport->respond(200, page(object("a", "90"), "100"));
+  h.transport->custom_stream(std::make_unique<FuncStream>([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+    return std::optional<std::string>();
+  }));
+  h.transport->stream({event("ADDED", object("c", "101"))});
+  h.run(4);
+
+  CHECK(h.sink.calls == Strings{"begin", "item:a", "end", "ADDED:c"});
+  CHECK(h.signals == Strings{"listed", "rewatched"});
+  REQUIRE(h.transport->requests.size() == 3);
+  CHECK(param(h.transport->requests[2].target, "resourceVersion") == "100");
+}
+
+TEST_CASE("WatcherOptions.on_signal hears of lists, relists, re-watches and failures", "[kube][watcher]") {
+  Harness h;
+  SECTION("a failed list") {
+    h.transport->respond(500, repl::test::status_json(500, "InternalError", "etcd"));
+    h.run(0, WatchSignal::kFailed);
+    CHECK(h.signals == Strings{"failed"});
+    CHECK(h.sink.calls == Strings{"begin"});  // never ended: the contents stay as they were
+  }
+  SECTION("the first list, a re-watch, a relist after 410, a watch that cannot be opened") {
+    h.transport->respond(200, page(object("a", "90"), "100"));
+    h.transport->stream({event("ADDED", object("b", "101"))});
+    h.transport->stream({event("ERROR", repl::test::status_json(410, "Expired", "too old"))});
+    h.transport->respond(200, page(object("b", "101"), "200"));
+    h.transport->fail_stream(repl::kube::transport_error("connection refused"));
+    h.run(0, WatchSignal::kFailed);
+    CHECK(h.signals == Strings{"listed", "rewatched", "relisted", "failed"});
+    CHECK(h.transport->unused_responses() == 0);
+  }
+  SECTION("a stream that breaks") {
+    h.transport->respond(200, page(object("a", "90"), "100"));
+    h.transport->custom_stream(std::make_unique<FuncStream>(
+        []() -> FuncStream::Line { return repl::Fail(repl::kube::transport_error("reset")); }));
+    h.run(0, WatchSignal::kFailed);
+    CHECK(h.signals == Strings{"listed", "failed"});
+  }
 }

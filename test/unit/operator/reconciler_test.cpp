@@ -437,3 +437,98 @@ TEST_CASE("is_permanent: only API answers saying the request itself is wrong", "
   CHECK_FALSE(repl::is_permanent(ApiError{ApiError::Kind::kTransport, 422, "", ""}));
   CHECK_FALSE(repl::is_permanent(repl::kube::decode_error("x")));
 }
+
+TEST_CASE("an apply of a cached child refused as Invalid falls back to a merge patch of its spec",
+          "[operator][reconciler]") {
+  Fixture f;
+  f.cache_desired(kReady);
+  f.status_from(observed(kReady));
+  f.cached("Service", "abc123").fingerprint ^= 1;  // someone changed a port number
+  f.transport->respond(422, repl::test::status_json(422, "Invalid", "spec.ports[1].name: Duplicate value"));
+  const auto desired = repl::test::render_children(f.repl);
+  const auto& service = desired[1].object;
+  REQUIRE(desired[1].resource == repl::kube::services());
+
+  const auto check_patch = [&f, &service] {
+    REQUIRE(f.transport->requests.size() >= 2);
+    const auto& apply = f.transport->requests[0];
+    CHECK(apply.content_type == "application/apply-patch+yaml");
+    const auto& patch = f.transport->requests[1];
+    CHECK(patch.method == "PATCH");
+    CHECK(patch.content_type == "application/merge-patch+json");
+    CHECK(patch.target == kChildPaths[1]);  // no fieldManager: a merge patch is no apply
+    const auto body = repl::test::parse_json(patch.body);
+    REQUIRE(body.IsObject());
+    CHECK(body.MemberCount() == 1);  // neither metadata (ownerReferences, labels) nor apiVersion/kind
+    CHECK(repl::kube::to_json(repl::test::at(body, "/spec")) == repl::kube::to_json(service["spec"]));
+  };
+
+  SECTION("a patch that succeeds restores the child") {
+    f.transport->respond(200, kServiceReply);
+    REQUIRE(f.reconcile());
+    CHECK(f.paths() == Lines{kChildPaths[1], kChildPaths[1]});
+    check_patch();
+    CHECK(f.events.lines == Lines{"Normal Updated: updated Service abc123 to the desired state"});
+    CHECK(f.view.writes == Lines{"Service " + kServiceReply});
+  }
+  SECTION("a patch refused too is reported in the status") {
+    f.transport->respond(422, repl::test::status_json(422, "Invalid", "spec.ports: still bad"));
+    f.transport->respond(200, kStatusReply);
+    REQUIRE(f.reconcile());
+    CHECK(f.paths() == Lines{kChildPaths[1], kChildPaths[1], kStatusPath});
+    check_patch();
+    const auto status = f.written_status();
+    CHECK(string_at(status, "/status/conditions/0/reason") == "ApplyFailed");
+    CHECK(string_at(status, "/status/conditions/0/message") == "Service abc123: spec.ports: still bad");
+    CHECK(f.events.lines == Lines{"Warning ApplyFailed: Service abc123: spec.ports: still bad"});
+  }
+  SECTION("a patch that fails for a while is retried") {
+    f.transport->respond(503, repl::test::status_json(503, "ServiceUnavailable", "later"));
+    auto r = f.reconcile();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == 503);
+    check_patch();
+    CHECK(f.events.lines.empty());
+    CHECK(f.view.writes.empty());
+  }
+}
+
+TEST_CASE("a Deployment restored by a merge patch reports its state from the patch's answer",
+          "[operator][reconciler]") {
+  Fixture f;
+  f.cache_desired(kReady);
+  f.status_from(observed(kReady));
+  f.cached("Deployment", "abc123").fingerprint ^= 1;
+  f.transport->respond(422, repl::test::status_json(422, "Invalid", "containerPort: Duplicate value"));
+  f.transport->respond(200, deployment_reply(0));
+  f.transport->respond(200, kStatusReply);
+  REQUIRE(f.reconcile());
+  CHECK(f.paths() == Lines{kChildPaths[0], kChildPaths[0], kStatusPath});
+  CHECK(f.transport->requests[1].content_type == "application/merge-patch+json");
+  const auto body = repl::test::parse_json(f.transport->requests[1].body);
+  CHECK(body.MemberCount() == 1);
+  CHECK(repl::test::has(body, "/spec/template/spec/containers/0/ports"));
+  CHECK(string_at(f.written_status(), "/status/phase") == "Starting");
+  CHECK(f.events.lines == Lines{"Normal Updated: updated Deployment abc123 to the desired state"});
+}
+
+TEST_CASE("a refused apply of a child not in the cache is ApplyFailed, without a merge patch",
+          "[operator][reconciler]") {
+  Fixture f;
+  f.cache_desired(kReady);
+  f.status_from(observed(kReady));
+  int code = 422;
+  SECTION("absent: 422") { f.view.children.erase({"Service", {"team-a", "abc123"}}); }
+  SECTION("present, but 400 is not the clash a merge patch mends") {
+    f.cached("Service", "abc123").fingerprint ^= 1;
+    code = 400;
+  }
+  f.transport->respond(code, repl::test::status_json(code, "Invalid", "spec.ports: bad"));
+  f.transport->respond(200, kStatusReply);
+  REQUIRE(f.reconcile());
+  CHECK(f.paths() == Lines{kChildPaths[1], kStatusPath});
+  for (const auto& r : f.transport->requests) CHECK(r.content_type == "application/apply-patch+yaml");
+  const auto status = f.written_status();
+  CHECK(string_at(status, "/status/conditions/0/reason") == "ApplyFailed");
+  CHECK(string_at(status, "/status/conditions/0/message") == "Service abc123: spec.ports: bad");
+}

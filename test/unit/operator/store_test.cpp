@@ -241,3 +241,75 @@ TEST_CASE("objects the parser refuses are ignored", "[operator][store]") {
   CHECK(f.value_of(kZ) == "z");
   CHECK(f.sorted_changes() == Keys{kOwner1, kOwner2});  // y vanished, z listed
 }
+
+TEST_CASE("a DELETED event leaves a tombstone that write_through respects", "[operator][store]") {
+  Fixture f;
+  f.write(kX, kOwner1, "ours", "5");
+  f.event(EventType::kDeleted, kX, kOwner1, "ours", "8");
+  REQUIRE_FALSE(f.store.get(kX));
+  f.changes.clear();
+  SECTION("an older write does not bring the object back") {
+    f.write(kX, kOwner1, "late answer", "7");
+    CHECK_FALSE(f.store.get(kX));
+    CHECK(f.owned_by(kOwner1).empty());
+    CHECK(f.store.size() == 0);
+  }
+  SECTION("nor does a write of the deletion's own version") {
+    f.write(kX, kOwner1, "late answer", "8");
+    CHECK_FALSE(f.store.get(kX));
+    CHECK(f.store.size() == 0);
+  }
+  SECTION("a newer write does: the object was created again") {
+    f.write(kX, kOwner1, "recreated", "9");
+    CHECK(f.value_of(kX) == "recreated");
+    CHECK(f.owned_by(kOwner1) == Values{"recreated"});
+  }
+  SECTION("a resync clears tombstones") {
+    f.resync({{kY, kOwner2}});
+    f.changes.clear();
+    f.write(kX, kOwner1, "after the list", "7");
+    CHECK(f.value_of(kX) == "after the list");
+  }
+  SECTION("the tombstone is per key") {
+    f.write(kY, kOwner1, "another", "7");
+    CHECK(f.value_of(kY) == "another");
+  }
+  SECTION("a tombstone for an object never stored works as well") {
+    f.event(EventType::kDeleted, kZ, kOwner2, "z", "20");
+    f.write(kZ, kOwner2, "late", "19");
+    CHECK_FALSE(f.store.get(kZ));
+  }
+}
+
+TEST_CASE("a watch event older than the stored version is ignored", "[operator][store]") {
+  Fixture f;
+  f.event(EventType::kAdded, kX, kOwner1, "watched", "10");
+  f.write(kX, kOwner1, "ours", "12");  // our write's answer came before its event
+  f.changes.clear();
+  SECTION("an older MODIFIED event neither replaces it nor notifies") {
+    f.event(EventType::kModified, kX, kOwner1, "stale", "11");
+    CHECK(f.value_of(kX) == "ours");
+    CHECK(f.changes.empty());
+  }
+  SECTION("nor does an older event that would re-own it") {
+    f.event(EventType::kModified, kX, kOwner2, "stale", "11");
+    CHECK(f.owned_by(kOwner1) == Values{"ours"});
+    CHECK(f.owned_by(kOwner2).empty());
+    CHECK(f.changes.empty());
+  }
+  SECTION("the event of the same version replaces it and notifies") {
+    f.event(EventType::kModified, kX, kOwner1, "the event", "12");
+    CHECK(f.value_of(kX) == "the event");
+    CHECK(f.changes == Keys{kOwner1});
+  }
+  SECTION("a newer event replaces it and notifies") {
+    f.event(EventType::kModified, kX, kOwner2, "someone else's", "13");
+    CHECK(f.value_of(kX) == "someone else's");
+    CHECK(f.sorted_changes() == Keys{kOwner1, kOwner2});
+  }
+  SECTION("a DELETED event removes it whatever its version") {
+    f.event(EventType::kDeleted, kX, kOwner1, "ours", "11");
+    CHECK_FALSE(f.store.get(kX));
+    CHECK(f.changes == Keys{kOwner1});
+  }
+}

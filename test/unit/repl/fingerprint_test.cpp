@@ -240,3 +240,52 @@ TEST_CASE("a live Ingress with another host does not match", "[repl][fingerprint
   CHECK(shape.fingerprint(
             edited(desired, "/spec/rules/1/http/paths/0/backend/service/port/number", "3001")) != want);
 }
+
+// LIST responses of built-in types leave apiVersion and kind out of their items.
+TEST_CASE("top-level apiVersion and kind do not count", "[repl][fingerprint]") {
+  Fixture f;
+  auto listed = edited(edited(f.desired, "/apiVersion"), "/kind");
+  CHECK(f.same(listed));
+  CHECK(f.same_after("/apiVersion"));
+  CHECK(f.same_after("/kind"));
+  CHECK(f.same_after("/apiVersion", R"("v2")"));
+  CHECK(f.same_after("/kind", R"("Endpoints")"));
+  CHECK(f.same_after("/kind", "42"));  // not even its type
+  SECTION("everything else still does") {
+    CHECK_FALSE(f.same(edited(listed, "/metadata/name", R"("abc124")")));
+    CHECK_FALSE(f.same(edited(listed, "/spec/ports/0/port", "3002")));
+    CHECK_FALSE(f.same(edited(listed, "/spec")));
+  }
+  SECTION("a desired object without them has the same shape") {
+    CHECK(Shape::of(listed).fingerprint(listed) == f.shape.fingerprint(f.desired));
+    CHECK(Shape::of(listed).fingerprint(f.desired) == f.shape.fingerprint(f.desired));
+  }
+}
+
+TEST_CASE("apiVersion and kind below the top level still count", "[repl][fingerprint]") {
+  const auto desired = repl::test::parse_json(R"({
+    "apiVersion": "apps/v1", "kind": "Deployment",
+    "metadata": {"name": "x", "ownerReferences": [{"apiVersion": "peetcode.com/v1alpha1", "kind": "Repl",
+                                                   "name": "x", "uid": "u"}]},
+    "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment"}}})");
+  const Shape shape = Shape::of(desired);
+  const auto want = shape.fingerprint(desired);
+  CHECK(shape.fingerprint(edited(desired, "/metadata/ownerReferences/0/kind", R"("Other")")) != want);
+  CHECK(shape.fingerprint(edited(desired, "/metadata/ownerReferences/0/apiVersion", R"("v1")")) != want);
+  CHECK(shape.fingerprint(edited(desired, "/metadata/ownerReferences/0/kind")) != want);
+  CHECK(shape.fingerprint(edited(desired, "/spec/scaleTargetRef/kind", R"("StatefulSet")")) != want);
+  CHECK(shape.fingerprint(edited(desired, "/spec/scaleTargetRef/apiVersion")) != want);
+}
+
+TEST_CASE("a listed child of each template matches the desired one", "[repl][fingerprint]") {
+  const auto templates = repl::test::repo_templates();
+  const auto children = repl::test::render_children(repl::test::sample_repl());
+  for (std::size_t i = 0; i < children.size(); ++i) {
+    INFO(children[i].resource.kind);
+    const auto& desired = children[i].object;
+    REQUIRE(desired.HasMember("apiVersion"));
+    REQUIRE(desired.HasMember("kind"));
+    const auto listed = edited(edited(desired, "/apiVersion"), "/kind");
+    CHECK(templates[i].shape.fingerprint(listed) == templates[i].shape.fingerprint(desired));
+  }
+}

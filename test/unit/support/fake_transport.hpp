@@ -45,6 +45,8 @@ class FakeTransport final : public kube::Transport {
         std::unique_ptr<kube::LineStream>(std::make_unique<FakeLineStream>(std::move(lines))));
   }
   void fail_stream(kube::ApiError error) { streams_.emplace_back(Fail(std::move(error))); }
+  // Scripts a stream of the test's own making as the answer to the next open_stream().
+  void custom_stream(std::unique_ptr<kube::LineStream> stream) { streams_.emplace_back(std::move(stream)); }
 
   SendResult send(const kube::HttpRequest& request) override {
     requests.push_back(request);

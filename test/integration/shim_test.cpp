@@ -1,0 +1,195 @@
+// The API shim against the real API server, with the operator running: /start leads to the three
+// children, the answers carry the status, users cannot touch each other's Repls, stop / resume /
+// delete work, bad input creates nothing, 50 simultaneous /start calls make one Repl, and
+// wait=ready is released by the Deployment becoming ready.
+#include <catch2/catch.hpp>
+#include <set>
+#include <thread>
+
+#include "integration/support.hpp"
+
+using namespace repl::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::vector<std::string> kJson = {"Content-Type: application/json"};
+
+struct Setup {
+  std::string ns;
+  std::unique_ptr<OperatorProcess> shim;
+  std::unique_ptr<OperatorProcess> op;
+  std::string url;
+
+  explicit Setup(const std::string& prefix, std::vector<std::string> shim_args = {})
+      : ns(fresh_namespace(prefix)) {
+    op = std::make_unique<OperatorProcess>(std::vector<std::string>{"--namespace", ns});
+    shim_args.insert(shim_args.end(), {"--namespace", ns});
+    shim = start_shim(shim_args);
+    std::string addr;
+    REQUIRE(eventually(5s, [&] { return !(addr = shim->served_addr("")).empty(); }));
+    url = "http://" + addr;
+  }
+  HttpResult post(const std::string& path, const std::string& body) const {
+    return http("POST", url + path, body, kJson);
+  }
+  HttpResult get(const std::string& path) const { return http("GET", url + path); }
+  std::string repl_names() const {
+    const auto r = kubectl({"get", "repls", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}"});
+    REQUIRE(r.exit_code == 0);
+    return r.out;
+  }
+};
+
+std::string start_body(const std::string& user, const std::string& repl) {
+  return R"({"userId":")" + user + R"(","replId":")" + repl + R"("})";
+}
+
+bool has_children(const std::string& ns, const std::string& id) {
+  return kubectl({"get", "-n", ns, "deployment/" + id, "service/" + id, "ingress/" + id + "-ingress"})
+             .exit_code == 0;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "/start creates a Repl that gets its children; users cannot touch each other's; stop, resume, delete",
+    "[shim]") {
+  Setup s("shim-flow");
+  const auto created = s.post("/start", start_body("alice", "alpha"));
+  INFO(created.body);
+  REQUIRE(created.status == 201);
+  CHECK_THAT(created.body, Catch::Contains(R"("replId":"alpha")") && Catch::Contains(R"("userId":"alice")") &&
+                               Catch::Contains(R"("ready":false)"));
+  REQUIRE(eventually(5s, [&] { return has_children(s.ns, "alpha"); }));
+
+  // Again, same user: 200, and the status the operator wrote, URLs included.
+  REQUIRE(eventually(5s, [&] { return jsonpath(s.ns, "repl/alpha", "{.status.phase}") == "Starting"; }));
+  const auto again = s.post("/start", start_body("alice", "alpha"));
+  CHECK(again.status == 200);
+  CHECK_THAT(again.body, Catch::Contains(R"("phase":"Starting")") &&
+                             Catch::Contains(R"("ide":"https://alpha.peetcode.com")") &&
+                             Catch::Contains(R"("preview":"https://alpha.autogpt-cloud.com")"));
+  const auto status = s.get("/repls/alpha");
+  CHECK(status.status == 200);
+  CHECK_THAT(status.body, Catch::Contains(R"("phase":"Starting")"));
+  CHECK(s.get("/repls/nope").status == 404);
+
+  // Another user: 409, and the Repl is untouched.
+  const std::string version = jsonpath(s.ns, "repl/alpha", "{.metadata.resourceVersion}");
+  const auto stolen = s.post("/start", start_body("mallory", "alpha"));
+  CHECK(stolen.status == 409);
+  CHECK_THAT(stolen.body, Catch::Contains(R"("error":"conflict")"));
+  CHECK(s.post("/stop", start_body("mallory", "alpha")).status == 409);
+  CHECK(http("DELETE", s.url + "/repls/alpha?userId=mallory").status == 409);
+  CHECK(jsonpath(s.ns, "repl/alpha", "{.metadata.resourceVersion}") == version);
+  CHECK(jsonpath(s.ns, "repl/alpha", "{.spec.userId}") == "alice");
+
+  // Stop suspends (objects kept, no replicas); /start resumes.
+  const auto stopped = s.post("/stop", start_body("alice", "alpha"));
+  CHECK(stopped.status == 200);
+  CHECK(eventually(5s, [&] { return jsonpath(s.ns, "deployment/alpha", "{.spec.replicas}") == "0"; }));
+  CHECK(eventually(5s, [&] { return jsonpath(s.ns, "repl/alpha", "{.status.phase}") == "Suspended"; }));
+  CHECK(s.post("/start", start_body("alice", "alpha")).status == 200);
+  CHECK(eventually(5s, [&] { return jsonpath(s.ns, "deployment/alpha", "{.spec.replicas}") == "1"; }));
+
+  // Delete, by the owner.
+  const auto deleted = http("DELETE", s.url + "/repls/alpha?userId=alice");
+  CHECK(deleted.status == 200);
+  CHECK(eventually(5s, [&] { return s.repl_names().empty(); }));
+  CHECK(http("DELETE", s.url + "/repls/alpha?userId=alice").status == 404);
+}
+
+TEST_CASE("bad input gets a clear 4xx over HTTP and creates nothing", "[shim]") {
+  Setup s("shim-bad", {"--max-body-bytes", "4096"});
+  struct Case {
+    const char* what;
+    std::string body;
+    std::vector<std::string> headers;
+    int status;
+    const char* field;  // "" for null
+  };
+  std::string nested;
+  for (int i = 0; i < 50000; ++i) nested += R"({"a":)";
+  const std::vector<Case> cases = {
+      {"malformed JSON", "{\"userId\":", kJson, 400, ""},
+      {"not an object", "[1,2]", kJson, 400, ""},
+      {"missing replId", R"({"userId":"u"})", kJson, 400, "replId"},
+      {"wrong type", R"({"userId":"u","replId":7})", kJson, 400, "replId"},
+      {"unknown field", R"({"userId":"u","replId":"a","image":"evil"})", kJson, 400, "image"},
+      {"replId with a shell injection", R"x({"userId":"u","replId":"$(rm -rf /)"})x", kJson, 400, "replId"},
+      {"replId with YAML", R"({"userId":"u","replId":"a: {b"})", kJson, 400, "replId"},
+      {"replId too long", start_body("u", std::string(64, 'a')), kJson, 400, "replId"},
+      {"userId with a newline", R"({"userId":"u\nx","replId":"a"})", kJson, 400, "userId"},
+      {"invalid UTF-8", "{\"userId\":\"u\",\"replId\":\"a\xff\"}", kJson, 400, ""},
+      {"deeply nested", nested, kJson, 413, ""},
+      {"oversized", R"({"userId":")" + std::string(5000, 'u') + R"(","replId":"a"})", kJson, 413, ""},
+      {"not JSON", "userId=u&replId=a", {"Content-Type: application/x-www-form-urlencoded"}, 415, ""},
+  };
+  for (const auto& c : cases) {
+    INFO(c.what);
+    const auto r = http("POST", s.url + "/start", c.body, c.headers);
+    INFO(r.body);
+    CHECK(r.status == c.status);
+    CHECK_THAT(r.body, Catch::Contains(std::string(R"("field":)") +
+                                       (*c.field ? "\"" + std::string(c.field) + "\"" : "null")));
+  }
+  CHECK(http("GET", s.url + "/start").status == 405);
+  CHECK(http("GET", s.url + "/nowhere").status == 404);
+  CHECK(s.repl_names().empty());
+}
+
+TEST_CASE("50 simultaneous /start calls for one replId create exactly one Repl", "[shim]") {
+  Setup s("shim-race");
+  std::vector<int> codes(50);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 50; ++i) {
+    callers.emplace_back([&, i] { codes[i] = s.post("/start", start_body("racer", "contested")).status; });
+  }
+  for (auto& t : callers) t.join();
+  CHECK(std::count(codes.begin(), codes.end(), 201) == 1);
+  CHECK(std::count(codes.begin(), codes.end(), 200) == 49);
+  CHECK(s.repl_names() == "contested");
+}
+
+TEST_CASE("?wait=ready holds the request until the Repl is Ready", "[shim]") {
+  Setup s("shim-wait");
+  REQUIRE(s.post("/start", start_body("waiter", "patient")).status == 201);
+  REQUIRE(eventually(5s, [&] { return has_children(s.ns, "patient"); }));
+
+  // Nothing becomes ready here: the wait ends at its timeout with ready false.
+  const auto started = std::chrono::steady_clock::now();
+  const auto timed_out = s.get("/repls/patient?wait=ready&timeout=2s");
+  CHECK(timed_out.status == 200);
+  CHECK_THAT(timed_out.body, Catch::Contains(R"("ready":false)"));
+  CHECK(std::chrono::steady_clock::now() - started >= 2s);
+
+  HttpResult waited;
+  std::thread waiter([&] { waited = s.get("/repls/patient?wait=ready&timeout=30s"); });
+  std::this_thread::sleep_for(1s);
+  const std::string generation = jsonpath(s.ns, "deployment/patient", "{.metadata.generation}");
+  const auto patched =
+      kubectl({"patch", "-n", s.ns, "deployment/patient", "--subresource=status", "--type=merge", "-p",
+               R"({"status":{"replicas":1,"readyReplicas":1,"availableReplicas":1,"observedGeneration":)" +
+                   generation + "}}"});
+  REQUIRE(patched.exit_code == 0);
+  const auto released = std::chrono::steady_clock::now();
+  waiter.join();
+  CHECK(waited.status == 200);
+  CHECK_THAT(waited.body, Catch::Contains(R"("ready":true)") && Catch::Contains(R"("phase":"Ready")"));
+  CHECK(std::chrono::steady_clock::now() - released < 10s);
+}
+
+TEST_CASE("the shim's health and metrics endpoints; an empty token file is refused", "[shim]") {
+  Setup s("shim-ops");
+  CHECK(http("GET", s.url + "/healthz").status == 200);
+  CHECK(http("GET", s.url + "/readyz").status == 200);
+  CHECK(http("GET", s.url + "/repls/absent").status == 404);
+  const auto metrics = http("GET", s.url + "/metrics");
+  CHECK_THAT(metrics.body, Catch::Contains(R"(repl_shim_requests_total{route="repl",code="404"} 1)") &&
+                               Catch::Contains("repl_shim_request_duration_seconds_bucket"));
+
+  // Auth must not be off by accident: an empty token file stops the shim at start.
+  auto refused = start_shim({"--namespace", s.ns, "--auth-token-file", "/dev/null"});
+  CHECK(eventually(5s, [&] { return refused->count_log("the auth token file is empty") == 1; }));
+}
