@@ -79,17 +79,12 @@ int main(int argc, char** argv) {
     }
   }
 
-  auto config = kube::resolve_config(kubeconfig, process_getenv);
-  if (!config) {
-    log::error("no cluster configuration", {{"error", config.error().message}});
+  auto connection = kube::connect(kubeconfig);
+  if (!connection) {
+    log::error("cannot connect", {{"error", connection.error()}});
     return 1;
   }
-  auto transport = kube::make_http_transport(*config);
-  if (!transport) {
-    log::error("cannot set up the API client", {{"error", transport.error().message}});
-    return 1;
-  }
-  kube::Client client(*transport);
+  kube::Client client(connection->transport);
   shim::KubeReplApi api(client, ns);
   metrics::Registry registry;
   shim::Shim shim(options, api, registry);

@@ -1,5 +1,6 @@
 #include "repl_api.hpp"
 
+#include "common/json.hpp"
 #include "kube/resource.hpp"
 #include "kube/watcher.hpp"
 
@@ -29,18 +30,10 @@ Result<std::optional<Repl>, kube::ApiError> KubeReplApi::get(const std::string& 
 
 Result<Applied, kube::ApiError> KubeReplApi::apply(const StartRequest& request) {
   using rapidjson::Value;
-  rapidjson::Document doc(rapidjson::kObjectType);
-  auto& a = doc.GetAllocator();
-  const auto str = [&a](const std::string& s) {
-    return Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), a);
-  };
   const kube::Resource r = kube::repls();
-  doc.AddMember("apiVersion", str(r.api_version()), a);
-  doc.AddMember("kind", str(r.kind), a);
-  Value meta(rapidjson::kObjectType);
-  meta.AddMember("name", str(request.repl_id), a);
-  meta.AddMember("namespace", str(ns_), a);
-  doc.AddMember("metadata", std::move(meta), a);
+  rapidjson::Document doc = kube::new_object(r, ns_, request.repl_id);
+  auto& a = doc.GetAllocator();
+  const auto str = [&a](const std::string& s) { return json::string_value(s, a); };
   Value spec(rapidjson::kObjectType);
   spec.AddMember("userId", str(request.user_id), a);
   if (!request.language.empty()) spec.AddMember("language", str(request.language), a);

@@ -38,7 +38,8 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
                          const std::string& selector) {
     watchers_.push_back(std::make_unique<kube::WatchRunner>(
         client_,
-        kube::WatcherOptions{kube::collection_path(r, options_.ns), selector, 500, name, metrics_.watch_observer(name)},
+        kube::WatcherOptions{kube::collection_path(r, options_.ns), selector, 500, name,
+                             metrics_.watch_observer(name)},
         sink));
   };
   watch(repls_, kube::repls(), "repls", "");
@@ -47,14 +48,20 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
   watch(ingresses_, kube::ingresses(), "ingresses", kManagedSelector);
   watch(pods_, kube::Resource{"", "v1", "pods", "Pod"}, "pods", kManagedSelector);
 
-  const auto queue = [this](auto field) { return [this, field] { return static_cast<double>(dispatcher_.stats().*field); }; };
-  metrics_.add_gauge("repl_operator_workqueue_depth", "Repl keys waiting for a reconcile.", queue(&Dispatcher::Stats::depth));
-  metrics_.add_gauge("repl_operator_workqueue_in_flight", "Reconciles running now.", queue(&Dispatcher::Stats::in_flight));
+  const auto queue = [this](auto field) {
+    return [this, field] { return static_cast<double>(dispatcher_.stats().*field); };
+  };
+  metrics_.add_gauge("repl_operator_workqueue_depth", "Repl keys waiting for a reconcile.",
+                     queue(&Dispatcher::Stats::depth));
+  metrics_.add_gauge("repl_operator_workqueue_in_flight", "Reconciles running now.",
+                     queue(&Dispatcher::Stats::in_flight));
   metrics_.add_gauge("repl_operator_workqueue_adds_total", "Keys added to the queue (a counter).",
                      queue(&Dispatcher::Stats::adds));
-  metrics_.add_gauge("repl_operator_workqueue_retries_total", "Keys put back after a failed reconcile (a counter).",
+  metrics_.add_gauge("repl_operator_workqueue_retries_total",
+                     "Keys put back after a failed reconcile (a counter).",
                      queue(&Dispatcher::Stats::retries));
-  metrics_.add_gauge("repl_operator_cached_repls", "Repls in the cache.", [this] { return static_cast<double>(repls_.size()); });
+  metrics_.add_gauge("repl_operator_cached_repls", "Repls in the cache.",
+                     [this] { return static_cast<double>(repls_.size()); });
 }
 
 Controller::~Controller() { stop(); }

@@ -1,5 +1,6 @@
 #include "events.hpp"
 
+#include "common/json.hpp"
 #include "common/log.hpp"
 #include "kube/resource.hpp"
 #include "repl/status.hpp"
@@ -12,9 +13,7 @@ rapidjson::Document event_object(const Repl& repl, EventType type, const std::st
   using rapidjson::Value;
   rapidjson::Document doc(rapidjson::kObjectType);
   auto& a = doc.GetAllocator();
-  const auto str = [&a](const std::string& s) {
-    return Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), a);
-  };
+  const auto str = [&a](const std::string& s) { return json::string_value(s, a); };
   const kube::Resource r = kube::repls();
   doc.AddMember("apiVersion", "v1", a);
   doc.AddMember("kind", "Event", a);

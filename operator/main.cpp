@@ -1,10 +1,10 @@
 // repl-operator: wires flags, the kube client, the templates and the controller, and stops on
 // SIGINT/SIGTERM. No logic lives here.
 #include <atomic>
-#include <chrono>
-#include <cstdlib>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -14,11 +14,11 @@
 #include "controller.hpp"
 #include "events.hpp"
 #include "health.hpp"
-#include "kube/http_server.hpp"
-#include "operator_metrics.hpp"
 #include "kube/config.hpp"
+#include "kube/http_server.hpp"
 #include "kube/leader_election.hpp"
 #include "kube/transport.hpp"
+#include "operator_metrics.hpp"
 #include "reconciler.hpp"
 #include "repl/children.hpp"
 
@@ -88,14 +88,9 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  auto config = kube::resolve_config(kubeconfig, process_getenv);
-  if (!config) {
-    log::error("no cluster configuration", {{"error", config.error().message}});
-    return 1;
-  }
-  auto transport = kube::make_http_transport(*config);
-  if (!transport) {
-    log::error("cannot set up the API client", {{"error", transport.error().message}});
+  auto connection = kube::connect(kubeconfig);
+  if (!connection) {
+    log::error("cannot connect", {{"error", connection.error()}});
     return 1;
   }
   auto templates = load_child_templates(templates_dir);
@@ -105,7 +100,7 @@ int main(int argc, char** argv) {
   }
 
   OperatorMetrics metrics;
-  kube::Client client(*transport, metrics.api_observer());
+  kube::Client client(connection->transport, metrics.api_observer());
   std::atomic<bool> lost_leadership{false};
   std::atomic<bool> shutting_down{false};
   const std::string identity = kube::default_leader_identity();
@@ -120,7 +115,8 @@ int main(int argc, char** argv) {
 
   if (leader_elect) {
     kube::LeaderElectionConfig election{
-        {election_namespace.empty() ? (config->ns.empty() ? "default" : config->ns) : election_namespace,
+        {election_namespace.empty() ? (connection->config.ns.empty() ? "default" : connection->config.ns)
+                                    : election_namespace,
          election_id},
         identity};
     if (auto valid = kube::validate(election); !valid) {
@@ -161,7 +157,8 @@ int main(int argc, char** argv) {
     return true;
   };
   if (!serve("metrics", metrics_addr, metrics_routes(metrics.registry()), metrics_server) ||
-      !serve("health", health_addr, health_routes({{"caches", [&] { return controller.synced(); }}}), health_server)) {
+      !serve("health", health_addr, health_routes({{"caches", [&] { return controller.synced(); }}}),
+             health_server)) {
     return 1;
   }
 
@@ -184,8 +181,8 @@ int main(int argc, char** argv) {
   std::thread election_thread;
   if (elector) election_thread = std::thread([&] { elector->run(); });
 
-  log::info("starting", {{"server", config->server},
-                         {"config", config->source},
+  log::info("starting", {{"server", connection->config.server},
+                         {"config", connection->config.source},
                          {"namespace", controller_options.ns.empty() ? "(all)" : controller_options.ns},
                          {"templates", templates_dir}});
   controller.run();

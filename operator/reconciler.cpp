@@ -54,7 +54,8 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
       // server-side apply merges by that key, so ours would come back beside theirs and clash
       // ("duplicate name"). A merge patch of the spec replaces those lists whole, with exactly ours.
       // Only the spec: metadata lists (ownerReferences) of other managers stay as they are.
-      log::info("apply refused, replacing lists", {{"repl", repl.key.str()}, {"error", applied.error().message}});
+      log::info("apply refused, replacing lists",
+                {{"repl", repl.key.str()}, {"error", applied.error().message}});
       rapidjson::Document patch(rapidjson::kObjectType);
       if (const auto* spec = json::member(child.object, "spec")) {
         patch.AddMember("spec", rapidjson::Value(*spec, patch.GetAllocator()), patch.GetAllocator());

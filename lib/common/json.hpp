@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace repl::json {
 
@@ -29,6 +30,11 @@ inline std::string string_at(const rapidjson::Value* v, const char* name) {
 inline std::int64_t int_at(const rapidjson::Value* v, const char* name) {
   const rapidjson::Value* m = member(v, name);
   return m != nullptr && m->IsInt64() ? m->GetInt64() : 0;
+}
+
+// A string value copied into `allocator` (RapidJSON's own constructor, without the casts).
+inline rapidjson::Value string_value(std::string_view s, rapidjson::Document::AllocatorType& allocator) {
+  return rapidjson::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), allocator);
 }
 
 inline bool bool_at(const rapidjson::Value* v, const char* name) {

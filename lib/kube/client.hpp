@@ -76,7 +76,8 @@ class Client final {
                                                       const WatchOptions& options);
 
  private:
-  Result<rapidjson::Document, ApiError> exchange(std::string_view verb, HttpRequest request, int* status = nullptr);
+  Result<rapidjson::Document, ApiError> exchange(std::string_view verb, HttpRequest request,
+                                                 int* status = nullptr);
   void observe(std::string_view verb, int code) const;
 
   std::shared_ptr<Transport> transport_;

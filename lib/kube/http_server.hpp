@@ -66,8 +66,8 @@ using Routes = std::map<std::string, HttpHandler, std::less<>>;
 
 struct IncomingRequest {
   std::string method;
-  std::string path;   // decoded path, no query
-  std::string query;  // raw query string, without '?'
+  std::string path;                                          // decoded path, no query
+  std::string query;                                         // raw query string, without '?'
   std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
   std::string body;
   bool body_too_large = false;  // the body was over the limit and was not read (body is empty)
@@ -107,7 +107,8 @@ class HttpServer final {
   // Every request to `handler`, which must call its Responder exactly once (a request never
   // answered holds its connection until the client gives up). The handler itself must return
   // quickly: it runs on cpprestsdk's shared pool, so blocking work belongs on the caller's threads.
-  static Result<std::unique_ptr<HttpServer>, std::string> start(std::string_view listen_addr, RequestHandler handler,
+  static Result<std::unique_ptr<HttpServer>, std::string> start(std::string_view listen_addr,
+                                                                RequestHandler handler,
                                                                 ServerLimits limits = {});
 
   ~HttpServer();

@@ -167,3 +167,15 @@ Result<std::shared_ptr<Transport>, ConfigError> make_http_transport(const Cluste
 }
 
 }  // namespace repl::kube
+
+namespace repl::kube {
+
+Result<Connection, std::string> connect(const std::string& kubeconfig_flag) {
+  auto config = resolve_config(kubeconfig_flag, process_getenv);
+  if (!config) return Fail("no cluster configuration: " + config.error().message);
+  auto transport = make_http_transport(*config);
+  if (!transport) return Fail("cannot set up the API client: " + transport.error().message);
+  return Connection{std::move(*config), std::move(*transport)};
+}
+
+}  // namespace repl::kube

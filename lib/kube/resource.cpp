@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "common/json.hpp"
+
 namespace repl::kube {
 
 Resource repls() { return {"peetcode.com", "v1alpha1", "repls", "Repl"}; }
@@ -28,6 +30,18 @@ std::string collection_path(const Resource& r, std::string_view ns) {
 
 std::string object_path(const Resource& r, std::string_view ns, std::string_view name) {
   return collection_path(r, ns) + "/" + std::string(name);
+}
+
+rapidjson::Document new_object(const Resource& r, std::string_view ns, std::string_view name) {
+  rapidjson::Document doc(rapidjson::kObjectType);
+  auto& a = doc.GetAllocator();
+  doc.AddMember("apiVersion", json::string_value(r.api_version(), a), a);
+  doc.AddMember("kind", json::string_value(r.kind, a), a);
+  rapidjson::Value meta(rapidjson::kObjectType);
+  meta.AddMember("name", json::string_value(name, a), a);
+  meta.AddMember("namespace", json::string_value(ns, a), a);
+  doc.AddMember("metadata", std::move(meta), a);
+  return doc;
 }
 
 std::string query_escape(std::string_view s) {

@@ -4,6 +4,8 @@
 // Pure value types and functions; thread-safe.
 #pragma once
 
+#include <rapidjson/document.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +37,10 @@ std::optional<Resource> resource_for(std::string_view api_version, std::string_v
 std::string collection_path(const Resource& r, std::string_view ns);
 // .../<plural>/<name>
 std::string object_path(const Resource& r, std::string_view ns, std::string_view name);
+
+// {"apiVersion", "kind", "metadata": {"name", "namespace"}} of a new object of `r`: the start of
+// every body the project sends.
+rapidjson::Document new_object(const Resource& r, std::string_view ns, std::string_view name);
 
 // Percent-encodes a query parameter value (RFC 3986 unreserved characters pass through).
 std::string query_escape(std::string_view s);

@@ -46,6 +46,15 @@ class Transport {
   virtual Result<std::unique_ptr<LineStream>, ApiError> open_stream(const HttpRequest& request) = 0;
 };
 
+// What a binary's main() needs to talk to the cluster: the configuration from --kubeconfig,
+// $KUBECONFIG or the in-cluster service account (resolve_config), and a transport for it. The
+// error says which step failed.
+struct Connection {
+  ClusterConfig config;
+  std::shared_ptr<Transport> transport;
+};
+Result<Connection, std::string> connect(const std::string& kubeconfig_flag);
+
 // HTTPS (or HTTP) to cfg.server with the configured CA, client certificate and bearer token.
 // Fails when the credentials cannot be loaded (bad PEM, unreadable token file).
 Result<std::shared_ptr<Transport>, ConfigError> make_http_transport(const ClusterConfig& cfg);

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "common/json.hpp"
 #include "kube/resource.hpp"
 
 namespace repl {
@@ -45,18 +46,9 @@ ReplStatus compute_status(const Repl& repl, const ChildObservation& seen, const 
 
 rapidjson::Document status_apply_body(const Repl& repl, const ReplStatus& st) {
   using rapidjson::Value;
-  rapidjson::Document doc(rapidjson::kObjectType);
+  rapidjson::Document doc = kube::new_object(kube::repls(), repl.key.ns, repl.key.name);
   auto& a = doc.GetAllocator();
-  const auto str = [&a](const std::string& s) {
-    return Value(s.c_str(), static_cast<rapidjson::SizeType>(s.size()), a);
-  };
-  const kube::Resource r = kube::repls();
-  doc.AddMember("apiVersion", str(r.api_version()), a);
-  doc.AddMember("kind", str(r.kind), a);
-  Value meta(rapidjson::kObjectType);
-  meta.AddMember("name", str(repl.key.name), a);
-  meta.AddMember("namespace", str(repl.key.ns), a);
-  doc.AddMember("metadata", std::move(meta), a);
+  const auto str = [&a](const std::string& s) { return json::string_value(s, a); };
 
   Value status(rapidjson::kObjectType);
   status.AddMember("phase", str(st.phase), a);
