@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <condition_variable>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -160,8 +161,8 @@ void send(http_request request, HttpReply reply) {
   }
 }
 
-// Reads the request into an IncomingRequest, the body only up to `max_body` bytes.
-IncomingRequest read_request(http_request& request, std::size_t max_body) {
+// The request line and headers (names in lower case); the body is read separately.
+IncomingRequest request_head(const http_request& request) {
   IncomingRequest in;
   in.method = request.method();
   in.path = web::uri::decode(request.relative_uri().path());
@@ -171,28 +172,40 @@ IncomingRequest read_request(http_request& request, std::size_t max_body) {
     for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     in.headers.emplace_back(std::move(lower), value);
   }
-  const auto declared = request.headers().content_length();
-  if (declared > max_body) {
-    in.body_too_large = true;  // not read by us (cpprestsdk drains it)
-    return in;
-  }
-  // A body without a declared length (chunked) is only known to be too large once read.
-  std::vector<unsigned char> body = request.extract_vector().get();
-  if (body.size() > max_body) {
-    in.body_too_large = true;
-    return in;
-  }
-  in.body.assign(body.begin(), body.end());
   return in;
 }
 
 }  // namespace
+
+// Counts requests between their arrival and the handler's return (which may happen in a task
+// continuation, after the listener's own callback has returned), so the destructor can wait.
+class InFlight {
+ public:
+  void enter() {
+    std::lock_guard lock(mu_);
+    ++count_;
+  }
+  void leave() {
+    std::lock_guard lock(mu_);
+    if (--count_ == 0) idle_.notify_all();
+  }
+  void wait_idle() {
+    std::unique_lock lock(mu_);
+    idle_.wait(lock, [this] { return count_ == 0; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int count_ = 0;
+};
 
 struct HttpServer::Impl {
   ListenAddress address;
   std::string where;  // host:port, the key in g_serving
   RequestHandler handler;
   ServerLimits limits;
+  InFlight in_flight;
   std::unique_ptr<http_listener> listener;
 };
 
@@ -204,6 +217,7 @@ HttpServer::~HttpServer() {
     // Unregistering takes the listener's write lock, which waits for handlers in flight; once
     // close() is done no handler of ours runs again, so the routes may go.
     impl_->listener->close().wait();
+    impl_->in_flight.wait_idle();  // handlers running in body-read continuations
   } catch (const std::exception& e) {
     log::warn("http server: close failed",
               {{"port", std::to_string(impl_->address.port)}, {"error", e.what()}});
@@ -256,23 +270,50 @@ Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(std::string_v
 
   try {
     impl->listener = std::make_unique<http_listener>(web::uri("http://" + where + "/"));
-    const Impl* self = impl.get();  // outlives the listener
+    Impl* self = impl.get();  // outlives the listener
     const auto handle = [self](http_request request) {
-      IncomingRequest in;
-      try {
-        in = read_request(request, self->limits.max_body_bytes);
-      } catch (const std::exception& e) {
-        // Reading the request failed (the client went away mid-body): answer if we still can.
-        log::debug("http server: bad request", {{"error", e.what()}});
-        send(request, text_reply(400, "400 bad request\n"));
+      self->in_flight.enter();
+      // Runs the handler once, then lets the destructor go on.
+      const auto deliver = [self, request](IncomingRequest in) {
+        struct Leave {
+          InFlight& f;
+          ~Leave() { f.leave(); }
+        } leave{self->in_flight};
+        try {
+          self->handler(std::move(in),
+                        [request](HttpReply reply) mutable { send(request, std::move(reply)); });
+        } catch (const std::exception& e) {
+          log::error("http handler failed", {{"path", request.relative_uri().path()}, {"error", e.what()}});
+          send(request, text_reply(500, "500 internal server error\n"));
+        }
+      };
+      IncomingRequest in = request_head(request);
+      if (request.headers().content_length() > self->limits.max_body_bytes) {
+        in.body_too_large = true;  // not read by us (cpprestsdk drains it)
+        deliver(std::move(in));
         return;
       }
-      try {
-        self->handler(std::move(in), [request](HttpReply reply) mutable { send(request, std::move(reply)); });
-      } catch (const std::exception& e) {
-        log::error("http handler failed", {{"path", request.relative_uri().path()}, {"error", e.what()}});
-        send(request, text_reply(500, "500 internal server error\n"));
-      }
+      // The body arrives as a task: continue when it is in, never block this (shared pool) thread
+      // on it, or enough simultaneous requests would hold every thread the reads need.
+      request.extract_vector().then(
+          [deliver, in = std::move(in), request,
+           limit = self->limits.max_body_bytes](pplx::task<std::vector<unsigned char>> body) mutable {
+            try {
+              const std::vector<unsigned char> bytes = body.get();
+              // A body without a declared length (chunked) is only known to be too large once read.
+              if (bytes.size() > limit) {
+                in.body_too_large = true;
+              } else {
+                in.body.assign(bytes.begin(), bytes.end());
+              }
+            } catch (const std::exception& e) {
+              // Reading the request failed (the client went away mid-body): answer if we still can.
+              log::debug("http server: bad request", {{"error", e.what()}});
+              send(request, text_reply(400, "400 bad request\n"));
+              return;
+            }
+            deliver(std::move(in));
+          });
     };
     impl->listener->support(handle);
     // http_listener answers OPTIONS and TRACE itself (TRACE echoes the request back) unless a

@@ -66,10 +66,12 @@ std::string random_suffix() {
 }  // namespace
 
 CommandResult run(const std::vector<std::string>& argv, const std::string& input) {
+  // Close-on-exec: a child spawned by another thread at the same moment must not inherit these
+  // ends (it would hold this child's stdin open, and this child would wait for EOF forever).
   int in[2], out[2], err[2];
-  REQUIRE(pipe(in) == 0);
-  REQUIRE(pipe(out) == 0);
-  REQUIRE(pipe(err) == 0);
+  REQUIRE(pipe2(in, O_CLOEXEC) == 0);
+  REQUIRE(pipe2(out, O_CLOEXEC) == 0);
+  REQUIRE(pipe2(err, O_CLOEXEC) == 0);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, in[0], 0);
