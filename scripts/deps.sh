@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, idempotently: Debian packages (compiler toolchain,
-# cpprestsdk, yaml-cpp, RapidJSON, Boost, Catch2, OpenSSL, clang-format), then kube-apiserver,
-# kubectl and etcd built from the Go module proxy (test/cluster/build.sh, cached under
-# ~/.cache/repl-operator/bin). Safe to run again: it only does what is missing.
+# cpprestsdk, yaml-cpp, RapidJSON, Boost, Catch2, OpenSSL, clang-format, Chromium for the browser
+# test), then kube-apiserver, kubectl and etcd built from the Go module proxy (test/cluster/build.sh,
+# cached under ~/.cache/repl-operator/bin). Safe to run again: it only does what is missing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(build-essential cmake ninja-build pkg-config libcpprest-dev libyaml-cpp-dev rapidjson-dev
-  libboost-dev libboost-system-dev catch2 libssl-dev openssl curl python3 clang-format)
+  libboost-dev libboost-system-dev catch2 libssl-dev openssl curl python3 clang-format chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

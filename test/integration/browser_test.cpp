@@ -1,0 +1,178 @@
+// CORS as a real browser enforces it: headless Chromium loads a page from one loopback origin whose
+// script POSTs /start to the shim on another (a cross-origin request with a JSON body, so the
+// browser sends a preflight first). From the origin in --cors-origins the call succeeds and the Repl
+// exists; from any other origin the preflight is refused, the browser never sends the POST, the
+// script sees a TypeError and no Repl is created.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "integration/support.hpp"
+
+using namespace repl::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A mkdtemp directory, removed with everything in it on destruction.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/repl-browser-test.XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
+
+std::string which(const std::string& program) {
+  const auto r = run({"sh", "-c", "command -v " + program});
+  std::string path = r.out.substr(0, r.out.find('\n'));
+  INFO(program << " is not installed (scripts/deps.sh installs it)");
+  REQUIRE((r.exit_code == 0 && !path.empty()));
+  return path;
+}
+
+// A static file server for `dir` on a free loopback port (python3 -m http.server), stopped on
+// destruction. Its origin is http://127.0.0.1:<port>.
+struct PageServer {
+  std::unique_ptr<OperatorProcess> process;
+  std::string origin;
+
+  explicit PageServer(const std::string& dir) {
+    // The interpreter itself, not a wrapper script: stopping the server signals this very process.
+    const auto python = run({which("python3"), "-c", "import sys; print(sys.executable)"});
+    REQUIRE(python.exit_code == 0);
+    process = OperatorProcess::spawn({python.out.substr(0, python.out.find('\n')), "-u", "-m", "http.server",
+                                      "0", "--bind", "127.0.0.1", "--directory", dir});
+    // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
+    const std::regex serving(R"(Serving HTTP on 127\.0\.0\.1 port (\d+))");
+    std::smatch m;
+    REQUIRE(eventually(30s, [&] {
+      const std::string log = process->log();
+      return std::regex_search(log, m, serving);
+    }));
+    origin = "http://127.0.0.1:" + m[1].str();
+  }
+};
+
+// The page: POST /start to `shim` with the ids, and the outcome written into <pre id=out>.
+std::string page(const std::string& shim, const std::string& user, const std::string& repl) {
+  return R"(<!doctype html>
+<meta charset="utf-8">
+<title>repl-shim CORS</title>
+<pre id="out">pending</pre>
+<script>
+const out = document.getElementById("out");
+fetch(")" +
+         shim + R"(/start", {
+  method: "POST",
+  headers: {"Content-Type": "application/json"},
+  body: JSON.stringify({userId: ")" +
+         user + R"(", replId: ")" + repl + R"("}),
+}).then(r => r.text().then(t => { out.textContent = "status=" + r.status + " body=" + t; }),
+        e => { out.textContent = "error=" + e.name + " message=" + e.message; });
+</script>
+)";
+}
+
+// Loads `url` in headless Chromium and answers the text of <pre id=out> once the page settled;
+// the whole DOM when there is no such element.
+std::string load_in_chromium(const TempDir& tmp, const std::string& url) {
+  static int runs = 0;
+  const std::string profile = tmp.path + "/profile-" + std::to_string(++runs);
+  // HOME and the XDG directories too: Chromium writes an NSS database and caches under them.
+  const auto r = run({"env", "HOME=" + tmp.path, "XDG_CONFIG_HOME=" + tmp.path + "/config",
+                      "XDG_CACHE_HOME=" + tmp.path + "/cache",
+                      // timeout kills the whole process group: the browser and its helpers.
+                      "timeout", "-k", "10", "240", which("chromium"), "--headless", "--no-sandbox",
+                      "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--user-data-dir=" + profile,
+                      "--virtual-time-budget=10000", "--dump-dom", url});
+  INFO("chromium stderr (end): " << r.err.substr(r.err.size() > 3000 ? r.err.size() - 3000 : 0));
+  REQUIRE(r.exit_code == 0);
+  const std::regex out(R"(<pre id="out">([^<]*)</pre>)");
+  std::smatch m;
+  if (!std::regex_search(r.out, m, out)) return r.out;
+  return m[1].str();
+}
+
+// The sum of the samples of `name` in a Prometheus text exposition whose labels include `labels`
+// (e.g. `route="start"`; a comma-separated subset, each label as written).
+double metric_sum(const std::string& text, const std::string& name, const std::string& labels) {
+  std::istringstream in(text);
+  double sum = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + "{", 0) != 0 && line.rfind(name + " ", 0) != 0) continue;
+    bool match = true;
+    std::istringstream parts(labels);
+    for (std::string part; std::getline(parts, part, ',');)
+      match = match && line.find(part) != std::string::npos;
+    if (match) sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+  REQUIRE(f.good());
+}
+
+}  // namespace
+
+TEST_CASE("a browser may call the shim from an allowed origin only; a refused preflight creates nothing",
+          "[browser]") {
+  TempDir tmp;  // first: removed last, after the servers below are stopped
+  const std::string allowed_dir = tmp.path + "/allowed", other_dir = tmp.path + "/other";
+  std::filesystem::create_directories(allowed_dir);
+  std::filesystem::create_directories(other_dir);
+  PageServer allowed(allowed_dir), other(other_dir);
+  REQUIRE(allowed.origin != other.origin);
+
+  const std::string ns = fresh_namespace("browser-cors");
+  auto shim = start_shim({"--namespace", ns, "--cors-origins", allowed.origin});
+  std::string addr;
+  REQUIRE(eventually(30s, [&] { return !(addr = shim->served_addr("")).empty(); }));
+  const std::string shim_url = "http://" + addr;
+  write_file(allowed_dir + "/index.html", page(shim_url, "alice", "from-allowed"));
+  write_file(other_dir + "/index.html", page(shim_url, "mallory", "from-other"));
+  const auto requests = [&](const std::string& labels) {
+    return metric_sum(http("GET", shim_url + "/metrics").body, "repl_shim_requests_total", labels);
+  };
+
+  {
+    INFO("from the other origin " << other.origin);
+    const std::string outcome = load_in_chromium(tmp, other.origin + "/index.html");
+    INFO(outcome);
+    CHECK_THAT(outcome, Catch::StartsWith("error=TypeError") && Catch::Contains("Failed to fetch"));
+    // The preflight was refused, so the POST never reached the shim, and nothing was created.
+    CHECK(requests(R"(route="preflight",code="403")") == 1);
+    CHECK(requests(R"(route="start")") == 0);
+    CHECK(kubectl({"get", "-n", ns, "repl/from-other"}).exit_code != 0);
+  }
+  {
+    INFO("from the allowed origin " << allowed.origin);
+    const std::string outcome = load_in_chromium(tmp, allowed.origin + "/index.html");
+    INFO(outcome);
+    CHECK_THAT(outcome, Catch::StartsWith("status=201 body=") &&
+                            Catch::Contains(R"("replId":"from-allowed")") &&
+                            Catch::Contains(R"("userId":"alice")"));
+    CHECK(jsonpath(ns, "repl/from-allowed", "{.spec.userId}") == "alice");
+    // The browser asked first (the preflight), then sent the POST.
+    CHECK(requests(R"(route="preflight",code="204")") == 1);
+    CHECK(requests(R"(route="start",code="201")") == 1);
+  }
+  const auto repls = kubectl({"get", "repls", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}"});
+  REQUIRE(repls.exit_code == 0);
+  CHECK(repls.out == "from-allowed");
+}
