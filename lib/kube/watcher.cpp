@@ -56,21 +56,26 @@ using Kind = Action::Kind;
 
 // Counts a failure and returns the delay before the next attempt.
 Clock::duration backoff(State& s, Clock::time_point now, double jitter) {
-  if (s.last_failure && now - *s.last_failure >= kBackoffReset) s.failures = 0;
+  if (s.last_failure && now - *s.last_failure >= kBackoffReset) {
+    s.failures = 0;
+    s.gone_in_a_row = 0;
+  }
   s.last_failure = now;
   const int doublings = std::min(s.failures, 16);
   ++s.failures;
   const auto base = std::min<Clock::duration>(kInitialBackoff * (1LL << doublings), kMaxBackoff);
-  return std::chrono::duration_cast<Clock::duration>(base * jitter);
+  return std::min<Clock::duration>(std::chrono::duration_cast<Clock::duration>(base * jitter), kMaxBackoff);
 }
 
-// After 410 Gone: list again, at once the first time; a server that keeps answering 410 to fresh
-// versions counts as failing, so repeated relists back off instead of spinning.
+// After 410 Gone: list again, at once, as after an outage, when the old version has been compacted.
+// A server that keeps answering 410 to fresh versions (no healthy event in between) is failing, so
+// the second 410 in a row waits for the backoff instead of spinning.
 Step relist(State s, Clock::time_point now, double jitter) {
   s.phase = Phase::kListing;
   s.resource_version.clear();
   const auto delay = backoff(s, now, jitter);
-  const Action action{Kind::kList, s.failures == 1 ? Clock::duration{} : delay};
+  ++s.gone_in_a_row;
+  const Action action{Kind::kList, s.gone_in_a_row == 1 ? Clock::duration{} : delay};
   return {std::move(s), action};
 }
 
@@ -99,8 +104,10 @@ Step step(const State& state, const Input& input, Clock::time_point now, double 
             return {std::move(s), {Kind::kWatch, delay}};
           }
           if (!in.resource_version.empty()) s.resource_version = in.resource_version;
+          s.gone_in_a_row = 0;  // a healthy event
           return {std::move(s), {Kind::kKeepReading, {}}};
         } else {  // StreamEnded: the server's timeoutSeconds passed; carry on from where we are.
+          s.gone_in_a_row = 0;
           return {std::move(s), {Kind::kWatch, {}}};
         }
       },

@@ -3,13 +3,13 @@
 //
 //   Listing --list ok--> Watching(rv) --event/bookmark--> Watching(rv')
 //      ^                     |  stream ended normally --> watch again from rv'
-//      |                     |  410 Gone (HTTP or ERROR event) --> Listing (at once, unless
-//      |                     |      failures are already in a row: then after the backoff)
+//      |                     |  410 Gone (HTTP or ERROR event) --> Listing (at once, unless the
+//      |                     |      last answer was a 410 too: then after the backoff)
 //      +---------------------+  any other failure --> the same step again after a backoff
 //
 // step() is the whole state machine, a pure function of (state, input, now, jitter); run_watcher()
-// is the I/O that drives it. Backoff: 0.8 s doubling to 30 s, scaled by a jitter in [0.5, 1.5),
-// reset after 2 minutes without failures.
+// is the I/O that drives it. Backoff: 0.8 s doubling, scaled by a jitter in [0.5, 1.5), at most
+// 30 s, reset after 2 minutes without failures.
 //
 // Thread-safety: step() is pure. run_watcher() blocks the calling thread until stop is requested;
 // the sink is called on that thread.
@@ -54,6 +54,7 @@ struct State {
   std::string resource_version;  // meaningful while watching
   int failures = 0;              // consecutive, for the backoff
   std::optional<Clock::time_point> last_failure;
+  int gone_in_a_row = 0;  // 410s with no healthy event between them
 };
 
 struct ListSucceeded {

@@ -154,6 +154,23 @@ TEST_CASE("410 Gone, as an ERROR event or when opening the watch, lists again at
   check_relist(step(watching("100"), StreamBroken{gone()}, kT0, 1.0));
 }
 
+TEST_CASE("a 410 after an outage relists at once, however many failures came before", "[kube][watcher]") {
+  State s = watching("100");
+  for (int i = 0; i < 6; ++i)
+    s = step(s, WatchOpenFailed{repl::kube::transport_error("refused")}, kT0 + i * 1s, 1.0).state;
+  const Step st = step(s, EventReceived{EventType::kError, "", gone()}, kT0 + 10s, 1.0);
+  CHECK(st.state.phase == Phase::kListing);
+  check_action(st, Kind::kList, 0s);
+}
+
+TEST_CASE("the backoff never exceeds 30 s, jitter included", "[kube][watcher]") {
+  State s = watching("100");
+  Step st{s, {}};
+  for (int i = 0; i < 12; ++i)
+    st = step(st.state, WatchOpenFailed{repl::kube::transport_error("refused")}, kT0 + i * 1s, 1.49);
+  CHECK(st.action.delay == std::chrono::duration_cast<repl::kube::Clock::duration>(30s));
+}
+
 TEST_CASE("410 Gone again right after a relist backs off instead of spinning", "[kube][watcher]") {
   // list -> watch -> 410 -> list -> watch -> 410: the second relist waits.
   Step st = step(watching("100"), WatchOpenFailed{gone()}, kT0, 1.0);
