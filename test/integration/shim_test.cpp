@@ -2,6 +2,8 @@
 // children, the answers carry the status, users cannot touch each other's Repls, stop / resume /
 // delete work, bad input creates nothing, 50 simultaneous /start calls make one Repl, and
 // wait=ready is released by the Deployment becoming ready.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <set>
 #include <thread>
@@ -211,4 +213,28 @@ TEST_CASE("the shim's health and metrics endpoints; an empty token file is refus
   // Auth must not be off by accident: an empty token file stops the shim at start.
   auto refused = start_shim({"--namespace", s.ns, "--auth-token-file", "/dev/null"});
   CHECK(eventually(5s, [&] { return refused->count_log("the auth token file is empty") == 1; }));
+}
+
+TEST_CASE("with a bearer token, only callers that send it may start Repls", "[shim]") {
+  char path[] = "/tmp/repl-shim-token.XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, "s3cret-token\n", 13) == 13);
+  close(fd);
+  Setup s("shim-auth", {"--auth-token-file", path});
+  const std::string body = start_body("carol", "guarded");
+  CHECK(http("POST", s.url + "/start", body, kJson).status == 401);
+  CHECK(
+      http("POST", s.url + "/start", body, {"Content-Type: application/json", "Authorization: Bearer wrong"})
+          .status == 401);
+  CHECK(http("POST", s.url + "/start", body,
+             {"Content-Type: application/json", "Authorization: Bearer s3cret-token2"})
+            .status == 401);
+  CHECK(s.repl_names().empty());
+  CHECK(http("GET", s.url + "/healthz").status == 200);  // probes need no token
+  CHECK(http("POST", s.url + "/start", body,
+             {"Content-Type: application/json", "Authorization: Bearer s3cret-token"})
+            .status == 201);
+  CHECK(s.repl_names() == "guarded");
+  unlink(path);
 }
