@@ -47,7 +47,8 @@ inline constexpr const char* kManagedSelector = "app.kubernetes.io/managed-by=re
 
 class Controller final : public ChildView {
  public:
-  Controller(kube::Client& client, Reconciler& reconciler, OperatorMetrics& metrics, ControllerOptions options);
+  Controller(kube::Client& client, Reconciler& reconciler, OperatorMetrics& metrics,
+             ControllerOptions options);
   ~Controller() override;
 
   void run();
@@ -72,7 +73,7 @@ class Controller final : public ChildView {
   void apply(Change change);
 
   kube::Client& client_;
-  Reconciler& reconciler_;     // not owned
+  Reconciler& reconciler_;    // not owned
   OperatorMetrics& metrics_;  // not owned
   const ControllerOptions options_;
   boost::asio::io_context io_;

@@ -87,7 +87,8 @@ class Store : public kube::WatchSink {
     if (!item) return;
     std::lock_guard lock(mu_);
     // Our answer may arrive after the watch reported a newer change, or the deletion: never go back.
-    if (const auto gone = deleted_.find(item->key); gone != deleted_.end() && gone->second >= item->version) return;
+    if (const auto gone = deleted_.find(item->key); gone != deleted_.end() && gone->second >= item->version)
+      return;
     const auto old = items_.find(item->key);
     if (old != items_.end()) {
       if (old->second.version >= item->version) return;
@@ -141,7 +142,8 @@ class Store : public kube::WatchSink {
       std::lock_guard lock(mu_);
       const auto old = items_.find(item->key);
       // An event older than what our own write already stored changes nothing.
-      if (type != kube::EventType::kDeleted && old != items_.end() && old->second.version > item->version) return;
+      if (type != kube::EventType::kDeleted && old != items_.end() && old->second.version > item->version)
+        return;
       if (old != items_.end()) {
         // Re-owned (a label changed): the previous owner must look again too.
         if (old->second.owner != item->owner) owners.push_back(old->second.owner);
