@@ -8,8 +8,7 @@ namespace repl {
 
 Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMetrics& metrics,
                        ControllerOptions options)
-    : client_(client),
-      reconciler_(reconciler),
+    : reconciler_(reconciler),
       metrics_(metrics),
       options_(std::move(options)),
       io_guard_(boost::asio::make_work_guard(io_)),
@@ -37,7 +36,7 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
   const auto watch = [&](kube::WatchSink& sink, const kube::Resource& r, const char* name,
                          const std::string& selector) {
     watchers_.push_back(std::make_unique<kube::WatchRunner>(
-        client_,
+        client,
         kube::WatcherOptions{kube::collection_path(r, options_.ns), selector, 500, name,
                              metrics_.watch_observer(name)},
         sink));

@@ -72,7 +72,6 @@ class Controller final : public ChildView {
   Change update_dispatching();
   void apply(Change change);
 
-  kube::Client& client_;
   Reconciler& reconciler_;    // not owned
   OperatorMetrics& metrics_;  // not owned
   const ControllerOptions options_;
