@@ -71,7 +71,9 @@ void Shape::hash(const Node& shape, const rapidjson::Value* v, std::uint64_t& h)
     case Node::Kind::kLeaf:
       break;
   }
-  if (v->IsString()) {
+  if (v->IsString() && v->GetStringLength() == 0) {
+    mix_tag(h, 'M');  // the API server omits empty strings (Go's omitempty): "" and absent are one
+  } else if (v->IsString()) {
     mix_tag(h, 's');
     mix(h, v->GetString(), v->GetStringLength() + 1);
   } else if (v->IsBool()) {

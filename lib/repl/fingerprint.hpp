@@ -9,6 +9,9 @@
 // the desired one exactly when every field we manage holds our value. The store keeps 8 bytes per
 // child instead of the object; reconcile compares two numbers.
 //
+// An empty string and a missing value count as the same: the API server drops empty strings
+// (e.g. an env var's `value: ""`) from what it stores.
+//
 // Arrays are compared index by index up to the shape's length (extra live elements, such as a
 // sidecar someone else added, are theirs). Values the server rewrites into another form (e.g. a
 // quantity "0.5" stored as "500m") never compare equal: write templates in canonical form, or

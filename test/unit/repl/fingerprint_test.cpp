@@ -110,6 +110,23 @@ TEST_CASE("a managed key that is missing changes the fingerprint", "[repl][finge
   CHECK_FALSE(f.same_after("/spec"));
 }
 
+TEST_CASE("an empty string and a missing value are the same (the API server omits empty strings)",
+          "[repl][fingerprint]") {
+  const auto desired = repl::test::parse_json(
+      R"({"env": [{"name": "S3_ENDPOINT", "value": ""}, {"name": "A", "value": "x"}]})");
+  const Shape shape = Shape::of(desired);
+  const auto stored =
+      repl::test::parse_json(R"({"env": [{"name": "S3_ENDPOINT"}, {"name": "A", "value": "x"}]})");
+  CHECK(shape.fingerprint(stored) == shape.fingerprint(desired));
+  // A value where ours is empty, or an empty one where ours is not, still differs.
+  CHECK(shape.fingerprint(repl::test::parse_json(
+            R"({"env": [{"name": "S3_ENDPOINT", "value": "http://x"}, {"name": "A", "value": "x"}]})")) !=
+        shape.fingerprint(desired));
+  CHECK(shape.fingerprint(
+            repl::test::parse_json(R"({"env": [{"name": "S3_ENDPOINT"}, {"name": "A", "value": ""}]})")) !=
+        shape.fingerprint(desired));
+}
+
 TEST_CASE("a value of another type changes the fingerprint", "[repl][fingerprint]") {
   Fixture f;
   CHECK_FALSE(f.same_after("/spec/ports/0/port", R"("3001")"));  // string vs number
@@ -188,16 +205,22 @@ TEST_CASE("a live Deployment as the API server returns it matches the desired on
                 R"([{"manager": "repl-operator", "operation": "Apply", "fieldsType": "FieldsV1"}])");
   live = edited(live, "/spec/progressDeadlineSeconds", "600");
   live = edited(live, "/spec/revisionHistoryLimit", "10");
-  live = edited(live, "/spec/strategy", R"({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}})");
   live = edited(live, "/spec/template/metadata/creationTimestamp", "null");
   live = edited(live, "/spec/template/spec/restartPolicy", R"("Always")");
   live = edited(live, "/spec/template/spec/dnsPolicy", R"("ClusterFirst")");
-  live = edited(live, "/spec/template/spec/securityContext", "{}");
+  live = edited(live, "/spec/template/spec/schedulerName", R"("default-scheduler")");
+  live = edited(live, "/spec/template/spec/terminationGracePeriodSeconds", "30");
+  live = edited(live, "/spec/template/spec/volumes/0/emptyDir/medium", R"("")");
   live = edited(live, "/spec/template/spec/containers/0/imagePullPolicy", R"("Always")");
   live = edited(live, "/spec/template/spec/containers/0/terminationMessagePath", R"("/dev/termination-log")");
+  live = edited(live, "/spec/template/spec/containers/0/terminationMessagePolicy", R"("File")");
   live = edited(live, "/spec/template/spec/containers/0/ports/0/protocol", R"("TCP")");
   live = edited(live, "/spec/template/spec/containers/0/ports/1/protocol", R"("TCP")");
+  live = edited(live, "/spec/template/spec/containers/0/readinessProbe/timeoutSeconds", "1");
+  live = edited(live, "/spec/template/spec/containers/0/readinessProbe/successThreshold", "1");
   live = edited(live, "/spec/template/spec/initContainers/0/imagePullPolicy", R"("Always")");
+  live = edited(live, "/spec/template/spec/initContainers/0/terminationMessagePath",
+                R"("/dev/termination-log")");
   live = edited(live, "/status", R"({"observedGeneration": 2, "replicas": 1, "readyReplicas": 1,
                                      "conditions": [{"type": "Available", "status": "True"}]})");
   CHECK(shape.fingerprint(live) == want);
@@ -225,6 +248,26 @@ TEST_CASE("a live Deployment as the API server returns it matches the desired on
   }
   SECTION("a dropped ownerReference does") {
     CHECK(shape.fingerprint(edited(live, "/metadata/ownerReferences", "[]")) != want);
+  }
+  SECTION("a strategy switched to RollingUpdate does") {
+    CHECK(shape.fingerprint(edited(live, "/spec/strategy",
+                                   R"({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}})")) !=
+          want);
+  }
+  SECTION("a pod securityContext without the seccomp profile does") {
+    CHECK(shape.fingerprint(edited(live, "/spec/template/spec/securityContext", "{}")) != want);
+  }
+  SECTION("a runner allowed to escalate privileges does") {
+    CHECK(shape.fingerprint(edited(
+              live, "/spec/template/spec/containers/0/securityContext/allowPrivilegeEscalation", "true")) !=
+          want);
+  }
+  SECTION("a raised runner memory limit does") {
+    CHECK(shape.fingerprint(
+              edited(live, "/spec/template/spec/containers/0/resources/limits/memory", R"("64Gi")")) != want);
+  }
+  SECTION("a removed envFrom does") {
+    CHECK(shape.fingerprint(edited(live, "/spec/template/spec/initContainers/0/envFrom")) != want);
   }
 }
 
