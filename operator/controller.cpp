@@ -14,12 +14,6 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
       io_guard_(boost::asio::make_work_guard(io_)),
       dispatcher_(io_, options_.workers, [this](const ObjectKey& key) { return reconcile(key); }),
       repls_([this](const ObjectKey& key) { dispatcher_.add(key); }),
-      deployments_("deployments", child_parser(kube::deployments()),
-                   [this](const ObjectKey& k) { dispatcher_.add(k); }),
-      services_("services", child_parser(kube::services()),
-                [this](const ObjectKey& k) { dispatcher_.add(k); }),
-      ingresses_("ingresses", child_parser(kube::ingresses()),
-                 [this](const ObjectKey& k) { dispatcher_.add(k); }),
       pods_(
           "pods",
           [](const rapidjson::Value& pod) -> std::optional<Store<Problem>::Item> {
@@ -42,9 +36,12 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
         sink));
   };
   watch(repls_, kube::repls(), "repls", "");
-  watch(deployments_, kube::deployments(), "deployments", kManagedSelector);
-  watch(services_, kube::services(), "services", kManagedSelector);
-  watch(ingresses_, kube::ingresses(), "ingresses", kManagedSelector);
+  for (const auto& t : reconciler_.templates()) {
+    auto store = std::make_unique<ChildStore>(t.resource.plural, child_parser(t),
+                                              [this](const ObjectKey& k) { dispatcher_.add(k); });
+    watch(*store, t.resource, t.resource.plural.c_str(), kManagedSelector);
+    children_.push_back({t.resource, std::move(store)});
+  }
   watch(pods_, kube::Resource{"", "v1", "pods", "Pod"}, "pods", kManagedSelector);
 
   const auto queue = [this](auto field) {
@@ -65,15 +62,12 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
 
 Controller::~Controller() { stop(); }
 
-Controller::ChildStore::Parse Controller::child_parser(const kube::Resource& resource) const {
-  const Shape* shape = nullptr;
-  for (const auto& t : reconciler_.templates()) {
-    if (t.resource == resource) shape = &t.shape;
-  }
-  const bool is_deployment = resource == kube::deployments();
+Controller::ChildStore::Parse Controller::child_parser(const ChildTemplate& t) {
+  const Shape* shape = &t.shape;
+  const bool is_deployment = t.resource == kube::deployments();
   return [shape, is_deployment](const rapidjson::Value& object) -> std::optional<ChildStore::Item> {
     auto owner = controlling_repl(object);
-    if (!owner || shape == nullptr) return std::nullopt;
+    if (!owner) return std::nullopt;
     const auto* meta = json::member(object, "metadata");
     LiveChild live{shape->fingerprint(object), std::nullopt};
     if (is_deployment) live.deployment = deployment_state(object);
@@ -82,18 +76,21 @@ Controller::ChildStore::Parse Controller::child_parser(const kube::Resource& res
   };
 }
 
+Controller::ChildStore* Controller::child_store(const kube::Resource& resource) const {
+  for (const auto& c : children_) {
+    if (c.resource == resource) return c.store.get();
+  }
+  return nullptr;
+}
+
 std::optional<LiveChild> Controller::child(const kube::Resource& resource, const ObjectKey& key) const {
-  if (resource == kube::deployments()) return deployments_.get(key);
-  if (resource == kube::services()) return services_.get(key);
-  if (resource == kube::ingresses()) return ingresses_.get(key);
-  return std::nullopt;
+  const ChildStore* store = child_store(resource);
+  return store != nullptr ? store->get(key) : std::nullopt;
 }
 
 void Controller::wrote(const kube::Resource& resource, const rapidjson::Value& object) {
   if (resource == kube::repls()) repls_.write_through(object);
-  if (resource == kube::deployments()) deployments_.write_through(object);
-  if (resource == kube::services()) services_.write_through(object);
-  if (resource == kube::ingresses()) ingresses_.write_through(object);
+  if (ChildStore* store = child_store(resource)) store->write_through(object);
 }
 
 std::optional<Problem> Controller::pod_problem(const ObjectKey& repl) const {
@@ -105,8 +102,10 @@ std::optional<Problem> Controller::pod_problem(const ObjectKey& repl) const {
 }
 
 bool Controller::synced() const {
-  return repls_.synced() && deployments_.synced() && services_.synced() && ingresses_.synced() &&
-         pods_.synced();
+  for (const auto& c : children_) {
+    if (!c.store->synced()) return false;
+  }
+  return repls_.synced() && pods_.synced();
 }
 
 ReconcileOutcome Controller::reconcile(const ObjectKey& key) {
@@ -156,11 +155,13 @@ void Controller::run() {
   for (int i = 0; i <= options_.workers; ++i) threads.emplace_back([this] { io_.run(); });
 
   // Workers start only after every cache holds its first list: until then the view is partial.
-  const bool synced = repls_.wait_synced() && deployments_.wait_synced() && services_.wait_synced() &&
-                      ingresses_.wait_synced() && pods_.wait_synced();
+  bool synced = repls_.wait_synced() && pods_.wait_synced();
+  for (const auto& c : children_) synced = synced && c.store->wait_synced();
   if (synced) {
-    log::info("caches synced", {{"repls", std::to_string(repls_.size())},
-                                {"deployments", std::to_string(deployments_.size())}});
+    std::size_t children = 0;
+    for (const auto& c : children_) children += c.store->size();
+    log::info("caches synced",
+              {{"repls", std::to_string(repls_.size())}, {"children", std::to_string(children)}});
     Change change = Change::kNone;
     {
       std::lock_guard lock(state_mu_);
@@ -182,9 +183,7 @@ void Controller::stop() {
   apply(change);  // waits for in-flight reconciles, up to the grace period
   for (auto& w : watchers_) w->stop();
   repls_.cancel_wait();
-  deployments_.cancel_wait();
-  services_.cancel_wait();
-  ingresses_.cancel_wait();
+  for (const auto& c : children_) c.store->cancel_wait();
   pods_.cancel_wait();
   io_guard_.reset();
   io_.stop();

@@ -1,7 +1,7 @@
-// The controller: watchers keep caches of Repls and of the Deployments, Services, Ingresses and
-// runner Pods the operator manages (label-selected, so nothing else is cached); every change maps
-// to the key of the Repl it belongs to and goes to the Dispatcher, whose workers call the
-// Reconciler with this controller as its view of the caches.
+// The controller: watchers keep caches of Repls, of each kind of child the templates render
+// (Deployments, Services, Ingresses, NetworkPolicies) and of the runner Pods the operator manages
+// (label-selected, so nothing else is cached); every change maps to the key of the Repl it belongs to and
+// goes to the Dispatcher, whose workers call the Reconciler with this controller as its view of the caches.
 //
 // Threads: one per watcher (blocking HTTP streams), and `workers` + 1 running the Boost.Asio
 // io_context on which the Dispatcher runs reconciles and its timer.
@@ -64,8 +64,13 @@ class Controller final : public ChildView {
 
  private:
   using ChildStore = Store<LiveChild>;
+  struct ChildCache {
+    kube::Resource resource;
+    std::unique_ptr<ChildStore> store;
+  };
+  ChildStore* child_store(const kube::Resource& resource) const;
   ReconcileOutcome reconcile(const ObjectKey& key);
-  ChildStore::Parse child_parser(const kube::Resource& resource) const;
+  static ChildStore::Parse child_parser(const ChildTemplate& t);
   // Works out whether reconciles should run now (under state_mu_); the caller starts or stops the
   // dispatcher outside the lock, since stopping waits for in-flight reconciles.
   enum class Change { kNone, kStart, kStop };
@@ -79,9 +84,7 @@ class Controller final : public ChildView {
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> io_guard_;
   Dispatcher dispatcher_;
   ReplStore repls_;
-  ChildStore deployments_;
-  ChildStore services_;
-  ChildStore ingresses_;
+  std::vector<ChildCache> children_;  // one per template, in template order
   Store<Problem> pods_;
   std::vector<std::unique_ptr<kube::WatchRunner>> watchers_;
   std::mutex state_mu_;

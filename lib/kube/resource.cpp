@@ -10,13 +10,16 @@ Resource repls() { return {"peetcode.com", "v1alpha1", "repls", "Repl"}; }
 Resource deployments() { return {"apps", "v1", "deployments", "Deployment"}; }
 Resource services() { return {"", "v1", "services", "Service"}; }
 Resource ingresses() { return {"networking.k8s.io", "v1", "ingresses", "Ingress"}; }
+Resource network_policies() {
+  return {"networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"};
+}
 Resource custom_resource_definitions() {
   return {"apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition"};
 }
 Resource leases() { return {"coordination.k8s.io", "v1", "leases", "Lease"}; }
 
 std::optional<Resource> resource_for(std::string_view api_version, std::string_view kind) {
-  for (const Resource& r : std::array{repls(), deployments(), services(), ingresses()}) {
+  for (const Resource& r : std::array{repls(), deployments(), services(), ingresses(), network_policies()}) {
     if (r.api_version() == api_version && r.kind == kind) return r;
   }
   return std::nullopt;

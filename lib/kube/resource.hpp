@@ -27,6 +27,7 @@ Resource repls();
 Resource deployments();
 Resource services();
 Resource ingresses();
+Resource network_policies();
 Resource custom_resource_definitions();
 Resource leases();  // coordination.k8s.io/v1, for leader election
 

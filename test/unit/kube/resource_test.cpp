@@ -14,6 +14,8 @@ TEST_CASE("core resources live under /api, grouped ones under /apis/<group>", "[
   CHECK(collection_path(repl::kube::deployments(), "") == "/apis/apps/v1/deployments");
   CHECK(collection_path(repl::kube::repls(), "") == "/apis/peetcode.com/v1alpha1/repls");
   CHECK(collection_path(repl::kube::ingresses(), "x") == "/apis/networking.k8s.io/v1/namespaces/x/ingresses");
+  CHECK(collection_path(repl::kube::network_policies(), "x") ==
+        "/apis/networking.k8s.io/v1/namespaces/x/networkpolicies");
   CHECK(collection_path(repl::kube::custom_resource_definitions(), "") ==
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions");
   CHECK(object_path(repl::kube::repls(), "team-a", "abc") ==
@@ -28,6 +30,7 @@ TEST_CASE("api_version and resource_for", "[kube][resource]") {
   CHECK(repl::kube::resource_for("apps/v1", "Deployment") == repl::kube::deployments());
   CHECK(repl::kube::resource_for("v1", "Service") == repl::kube::services());
   CHECK(repl::kube::resource_for("networking.k8s.io/v1", "Ingress") == repl::kube::ingresses());
+  CHECK(repl::kube::resource_for("networking.k8s.io/v1", "NetworkPolicy") == repl::kube::network_policies());
   CHECK(repl::kube::resource_for("peetcode.com/v1alpha1", "Repl") == repl::kube::repls());
   CHECK_FALSE(repl::kube::resource_for("v1", "Deployment"));
   CHECK_FALSE(repl::kube::resource_for("apps/v1beta1", "Deployment"));
