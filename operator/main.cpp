@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   using namespace repl;
   std::string kubeconfig;
   std::string templates_dir = REPL_DEFAULT_TEMPLATES;
+  bool network_policy = true;
   std::string log_level = "info";
   ControllerOptions controller_options;
   ChildSettings settings;
@@ -49,12 +50,23 @@ int main(int argc, char** argv) {
   flags.add("namespace", "REPL_NAMESPACE", &controller_options.ns,
             "watch Repls in this namespace only (empty: all)");
   flags.add("templates", "REPL_TEMPLATES", &templates_dir,
-            "directory holding deployment.yaml, service.yaml and ingress.yaml");
+            "directory holding deployment.yaml, service.yaml, ingress.yaml (and networkpolicy.yaml)");
+  flags.add("network-policy", "REPL_NETWORK_POLICY", &network_policy,
+            "give each Repl a NetworkPolicy from networkpolicy.yaml");
   flags.add("runner-image", "REPL_RUNNER_IMAGE", &settings.runner_image,
             "runner image, unless a Repl sets spec.image");
   flags.add("init-image", "REPL_INIT_IMAGE", &settings.init_image,
             "image of the init container that copies code from S3");
-  flags.add("bucket", "REPL_BUCKET", &settings.bucket, "S3 bucket holding code/<replId>/");
+  flags.add("bucket", "REPL_BUCKET", &settings.bucket, "S3 bucket holding <code-prefix>/<replId>/");
+  flags.add("s3-endpoint", "REPL_S3_ENDPOINT", &settings.s3_endpoint,
+            "URL of an S3-compatible store (empty: AWS)");
+  flags.add("s3-region", "REPL_S3_REGION", &settings.s3_region, "region of the bucket");
+  flags.add("code-prefix", "REPL_CODE_PREFIX", &settings.code_prefix,
+            "a repl's code is s3://<bucket>/<code-prefix>/<replId>/");
+  flags.add("base-prefix", "REPL_BASE_PREFIX", &settings.base_prefix,
+            "a repl without code starts from s3://<bucket>/<base-prefix>/<language>/");
+  flags.add("s3-credentials", "REPL_S3_CREDENTIALS", &settings.s3_credentials,
+            "secret (keys from --aws-secret) or ambient (the platform's workload identity)");
   flags.add("aws-secret", "REPL_AWS_SECRET", &settings.aws_secret_name,
             "Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, in each Repl's namespace");
   flags.add("ide-domain", "REPL_IDE_DOMAIN", &settings.ide_domain,
@@ -63,6 +75,20 @@ int main(int argc, char** argv) {
             "preview host is <replId>.<preview-domain> (port 3000)");
   flags.add("ingress-class", "REPL_INGRESS_CLASS", &settings.ingress_class,
             "ingressClassName of each Ingress");
+  flags.add("ingress-namespace", "REPL_INGRESS_NAMESPACE", &settings.ingress_namespace,
+            "namespace of the ingress controller, the only one a repl's NetworkPolicy lets in");
+  flags.add("runner-cpu-request", "REPL_RUNNER_CPU_REQUEST", &settings.runner_cpu_request,
+            "runner CPU request");
+  flags.add("runner-cpu-limit", "REPL_RUNNER_CPU_LIMIT", &settings.runner_cpu_limit, "runner CPU limit");
+  flags.add("runner-memory-request", "REPL_RUNNER_MEMORY_REQUEST", &settings.runner_memory_request,
+            "runner memory request");
+  flags.add("runner-memory-limit", "REPL_RUNNER_MEMORY_LIMIT", &settings.runner_memory_limit,
+            "runner memory limit");
+  flags.add("runner-ephemeral-storage-request", "REPL_RUNNER_EPHEMERAL_STORAGE_REQUEST",
+            &settings.runner_ephemeral_storage_request, "runner scratch disk request");
+  flags.add("runner-ephemeral-storage-limit", "REPL_RUNNER_EPHEMERAL_STORAGE_LIMIT",
+            &settings.runner_ephemeral_storage_limit,
+            "runner scratch disk limit (also the workspace's size)");
   flags.add("url-scheme", "REPL_URL_SCHEME", &settings.url_scheme, "scheme of the URLs reported in status");
   flags.add("workers", "REPL_WORKERS", &controller_options.workers, "Repls reconciled in parallel");
   flags.add("leader-elect", "REPL_LEADER_ELECT", &leader_elect,
@@ -87,13 +113,17 @@ int main(int argc, char** argv) {
     std::cerr << "repl-operator: --workers must be at least 1\n";
     return 2;
   }
+  if (const auto problems = settings_problems(settings); !problems.empty()) {
+    for (const auto& p : problems) std::cerr << "repl-operator: " << p << "\n";
+    return 2;
+  }
 
   auto connection = kube::connect(kubeconfig);
   if (!connection) {
     log::error("cannot connect", {{"error", connection.error()}});
     return 1;
   }
-  auto templates = load_child_templates(templates_dir);
+  auto templates = load_child_templates(templates_dir, network_policy);
   if (!templates) {
     log::error("cannot load templates", {{"error", templates.error().message}});
     return 1;

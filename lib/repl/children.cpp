@@ -1,5 +1,9 @@
 #include "repl/children.hpp"
 
+#include <cmath>
+#include <optional>
+#include <regex>
+
 #include "common/json.hpp"
 #include "kube/config.hpp"
 
@@ -84,13 +88,124 @@ Result<Child, render::RenderError> render_child(const ChildTemplate& t, const Re
   return Child{t.resource, name, std::move(*doc)};
 }
 
+// The value of a quantity written the way the API server stores it (an integer without leading
+// zeros and the largest suffix that keeps it whole: 500m, 1, 1500m, 256Mi, 2Gi, 1k); nullopt for
+// any other form. A form the server rewrites ("0.5" is stored as "500m", "1024Mi" as "1Gi")
+// would make every live Deployment differ from the desired one, and be applied again each time.
+std::optional<long double> canonical_quantity(const std::string& q) {
+  static const std::regex form("(0|[1-9][0-9]{0,17})(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?");
+  std::smatch m;
+  if (!std::regex_match(q, m, form)) return std::nullopt;
+  const long double n = std::stold(m[1].str());
+  const std::string suffix = m[2].str();
+  static const std::vector<std::pair<std::string, long double>> decimal = {
+      {"m", 1e-3L}, {"", 1}, {"k", 1e3L}, {"M", 1e6L}, {"G", 1e9L}, {"T", 1e12L}, {"P", 1e15L}, {"E", 1e18L}};
+  static const std::vector<std::string> binary = {"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"};
+  const auto whole_in_next = [&n](long double base) { return n != 0 && std::fmod(n, base) == 0; };
+  for (std::size_t i = 0; i < decimal.size(); ++i) {
+    if (decimal[i].first != suffix) continue;
+    if (i + 1 < decimal.size() && whole_in_next(1000)) return std::nullopt;  // 1000m is 1, 2000 is 2k
+    return n * decimal[i].second;
+  }
+  for (std::size_t i = 0; i < binary.size(); ++i) {
+    if (binary[i] != suffix) continue;
+    if (i + 1 < binary.size() && whole_in_next(1024)) return std::nullopt;  // 1024Mi is 1Gi
+    return n * std::pow(1024.0L, static_cast<long double>(i + 1));
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 const std::set<std::string, std::less<>>& template_variables() {
-  static const std::set<std::string, std::less<>> kVars = {
-      "replId", "userId",    "namespace",     "language",     "image",         "initImage",
-      "bucket", "ideDomain", "previewDomain", "ingressClass", "awsSecretName", "replicas"};
+  static const std::set<std::string, std::less<>> kVars = {"replId",
+                                                           "userId",
+                                                           "namespace",
+                                                           "language",
+                                                           "image",
+                                                           "initImage",
+                                                           "bucket",
+                                                           "s3Endpoint",
+                                                           "s3Region",
+                                                           "codePrefix",
+                                                           "basePrefix",
+                                                           "s3Credentials",
+                                                           "awsSecretName",
+                                                           "ideDomain",
+                                                           "previewDomain",
+                                                           "ingressClass",
+                                                           "ingressNamespace",
+                                                           "replicas",
+                                                           "runnerCpuRequest",
+                                                           "runnerCpuLimit",
+                                                           "runnerMemoryRequest",
+                                                           "runnerMemoryLimit",
+                                                           "runnerEphemeralStorageRequest",
+                                                           "runnerEphemeralStorageLimit"};
   return kVars;
+}
+
+std::vector<std::string> settings_problems(const ChildSettings& s) {
+  std::vector<std::string> problems;
+  const auto check = [&problems](bool ok, const std::string& what) {
+    if (!ok) problems.push_back(what);
+  };
+  const auto matches = [](const std::string& value, const char* pattern) {
+    return std::regex_match(value, std::regex(pattern));
+  };
+  const char* dns_label = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+  const char* dns_name = "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*";
+  // S3 key prefixes: no leading or trailing slash (the operator adds them), no empty segment.
+  const char* prefix = "[^/]+(/[^/]+)*";
+
+  check(!s.runner_image.empty(), "the runner image is empty");
+  check(!s.init_image.empty(), "the init image is empty");
+  check(s.bucket.size() >= 3 && s.bucket.size() <= 63 && matches(s.bucket, "[a-z0-9][-.a-z0-9]*[a-z0-9]"),
+        "bucket \"" + s.bucket + "\" is not an S3 bucket name (3-63 of a-z, 0-9, '.', '-')");
+  check(s.s3_endpoint.empty() || matches(s.s3_endpoint, "https?://[^\\s/]+(/\\S*)?"),
+        "S3 endpoint \"" + s.s3_endpoint + "\" must be an http:// or https:// URL");
+  check(matches(s.s3_region, "[a-z0-9]+(-[a-z0-9]+)*"),
+        "S3 region \"" + s.s3_region + "\" is not a region name");
+  check(matches(s.code_prefix, prefix),
+        "code prefix \"" + s.code_prefix + "\" must be a/b/c: no leading, trailing or double '/'");
+  check(matches(s.base_prefix, prefix),
+        "base prefix \"" + s.base_prefix + "\" must be a/b/c: no leading, trailing or double '/'");
+  check(s.s3_credentials == "secret" || s.s3_credentials == "ambient",
+        "S3 credentials must be \"secret\" or \"ambient\", not \"" + s.s3_credentials + "\"");
+  check(s.aws_secret_name.size() <= 253 && matches(s.aws_secret_name, dns_name),
+        "AWS Secret name \"" + s.aws_secret_name + "\" is not a Secret name");
+  check(s.ide_domain.size() <= 253 && matches(s.ide_domain, dns_name),
+        "IDE domain \"" + s.ide_domain + "\" is not a DNS name");
+  check(s.preview_domain.size() <= 253 && matches(s.preview_domain, dns_name),
+        "preview domain \"" + s.preview_domain + "\" is not a DNS name");
+  check(!s.ingress_class.empty(), "the ingress class is empty");
+  check(s.ingress_namespace.size() <= 63 && matches(s.ingress_namespace, dns_label),
+        "ingress namespace \"" + s.ingress_namespace + "\" is not a namespace name");
+  check(s.url_scheme == "http" || s.url_scheme == "https",
+        "URL scheme \"" + s.url_scheme + "\" must be http or https");
+  struct Bounds {
+    const char* what;
+    const std::string& request;
+    const std::string& limit;
+  };
+  for (const Bounds& b :
+       {Bounds{"CPU", s.runner_cpu_request, s.runner_cpu_limit},
+        Bounds{"memory", s.runner_memory_request, s.runner_memory_limit},
+        Bounds{"ephemeral storage", s.runner_ephemeral_storage_request, s.runner_ephemeral_storage_limit}}) {
+    const auto request = canonical_quantity(b.request);
+    const auto limit = canonical_quantity(b.limit);
+    for (const auto& [kind, text, value] :
+         {std::tuple{"request", &b.request, &request}, std::tuple{"limit", &b.limit, &limit}}) {
+      check(value->has_value(),
+            std::string("runner ") + b.what + " " + kind + " \"" + *text +
+                "\" is not a quantity in the API server's form (e.g. 500m, 1, 1500m, 256Mi, 2Gi)");
+    }
+    if (request && limit) {
+      check(*request <= *limit, std::string("runner ") + b.what + " request \"" + b.request +
+                                    "\" exceeds its limit \"" + b.limit + "\"");
+    }
+  }
+  return problems;
 }
 
 ReplUrls urls_for(const Repl& repl, const ChildSettings& s) {
@@ -114,18 +229,32 @@ render::Values template_values(const Repl& repl, const ChildSettings& s) {
           {"image", repl.spec.image.empty() ? s.runner_image : repl.spec.image},
           {"initImage", s.init_image},
           {"bucket", s.bucket},
+          {"s3Endpoint", s.s3_endpoint},
+          {"s3Region", s.s3_region},
+          {"codePrefix", s.code_prefix},
+          {"basePrefix", s.base_prefix},
+          {"s3Credentials", s.s3_credentials},
+          {"awsSecretName", s.aws_secret_name},
           {"ideDomain", s.ide_domain},
           {"previewDomain", s.preview_domain},
           {"ingressClass", s.ingress_class},
-          {"awsSecretName", s.aws_secret_name},
-          {"replicas", std::int64_t{repl.spec.suspended ? 0 : 1}}};
+          {"ingressNamespace", s.ingress_namespace},
+          {"replicas", std::int64_t{repl.spec.suspended ? 0 : 1}},
+          {"runnerCpuRequest", s.runner_cpu_request},
+          {"runnerCpuLimit", s.runner_cpu_limit},
+          {"runnerMemoryRequest", s.runner_memory_request},
+          {"runnerMemoryLimit", s.runner_memory_limit},
+          {"runnerEphemeralStorageRequest", s.runner_ephemeral_storage_request},
+          {"runnerEphemeralStorageLimit", s.runner_ephemeral_storage_limit}};
 }
 
-Result<std::vector<ChildTemplate>, render::RenderError> load_child_templates(const std::string& dir) {
+Result<std::vector<ChildTemplate>, render::RenderError> load_child_templates(const std::string& dir,
+                                                                             bool network_policy) {
   std::vector<ChildTemplate> out;
-  const std::pair<const char*, kube::Resource> files[] = {{"deployment.yaml", kube::deployments()},
-                                                          {"service.yaml", kube::services()},
-                                                          {"ingress.yaml", kube::ingresses()}};
+  std::vector<std::pair<const char*, kube::Resource>> files = {{"deployment.yaml", kube::deployments()},
+                                                               {"service.yaml", kube::services()},
+                                                               {"ingress.yaml", kube::ingresses()}};
+  if (network_policy) files.emplace_back("networkpolicy.yaml", kube::network_policies());
   for (const auto& [file, resource] : files) {
     const std::string path = dir + "/" + file;
     auto text = kube::read_file(path);

@@ -23,14 +23,31 @@ namespace repl {
 // Operator-wide settings that reach the templates.
 struct ChildSettings {
   std::string runner_image = "100xdevs/runner:latest";
-  std::string init_image = "amazon/aws-cli:latest";
+  std::string init_image = "amazon/aws-cli:2.17.0";
   std::string bucket = "repl";
+  std::string s3_endpoint;  // empty: AWS's own endpoints
+  std::string s3_region = "us-east-1";
+  std::string code_prefix = "code";  // a repl's code is <code_prefix>/<replId>/
+  std::string base_prefix = "base";  // a new repl starts from <base_prefix>/<language>/
+  // "secret": keys from the Secret aws_secret_name; "ambient": the platform's workload identity.
+  std::string s3_credentials = "secret";
+  std::string aws_secret_name = "aws-credentials";
   std::string ide_domain = "peetcode.com";
   std::string preview_domain = "autogpt-cloud.com";
   std::string ingress_class = "nginx";
-  std::string aws_secret_name = "aws-credentials";
+  std::string ingress_namespace = "ingress-nginx";  // the only source the NetworkPolicy admits
   std::string url_scheme = "https";
+  std::string runner_cpu_request = "100m";
+  std::string runner_cpu_limit = "1";
+  std::string runner_memory_request = "256Mi";
+  std::string runner_memory_limit = "1Gi";
+  std::string runner_ephemeral_storage_request = "256Mi";
+  std::string runner_ephemeral_storage_limit = "2Gi";
 };
+
+// Every problem with `settings` (an empty list when they can work): checked at start-up, so a
+// typo fails there and not in every apply.
+std::vector<std::string> settings_problems(const ChildSettings& settings);
 
 // The variables a template may use ("{{ name }}").
 const std::set<std::string, std::less<>>& template_variables();
@@ -41,9 +58,11 @@ struct ChildTemplate {
   Shape shape;  // of what it renders, stamped fields included (see fingerprint.hpp)
 };
 
-// Loads deployment.yaml, service.yaml and ingress.yaml from `dir`, checks each renders an object
-// of the right kind with a name, using sample values, and takes each one's Shape from that render.
-Result<std::vector<ChildTemplate>, render::RenderError> load_child_templates(const std::string& dir);
+// Loads deployment.yaml, service.yaml, ingress.yaml and, with `network_policy`,
+// networkpolicy.yaml from `dir`, checks each renders an object of the right kind with a name,
+// using sample values, and takes each one's Shape from that render.
+Result<std::vector<ChildTemplate>, render::RenderError> load_child_templates(const std::string& dir,
+                                                                             bool network_policy = true);
 
 struct Child {
   kube::Resource resource;

@@ -94,7 +94,8 @@ TEST_CASE("a deleted child comes back and changed managed fields are restored; o
   };
 
   SECTION("deleted children") {
-    for (const std::string child : {"service/drifty", "ingress/drifty-ingress", "deployment/drifty"}) {
+    for (const std::string child :
+         {"service/drifty", "ingress/drifty-ingress", "networkpolicy/drifty", "deployment/drifty"}) {
       INFO(child);
       const std::string uid = jsonpath(ns, child, "{.metadata.uid}");
       const auto since = std::chrono::system_clock::now();
@@ -105,9 +106,10 @@ TEST_CASE("a deleted child comes back and changed managed fields are restored; o
       }));
       const std::string kind = child.substr(0, child.find('/'));
       const std::string name = child.substr(child.find('/') + 1);
-      const std::string kind_name = (kind == "service"   ? "Service "
-                                     : kind == "ingress" ? "Ingress "
-                                                         : "Deployment ") +
+      const std::string kind_name = (kind == "service"         ? "Service "
+                                     : kind == "ingress"       ? "Ingress "
+                                     : kind == "networkpolicy" ? "NetworkPolicy "
+                                                               : "Deployment ") +
                                     name;
       repaired_within("\"msg\":\"created\",\"repl\":\"" + ns + "/drifty\",\"child\":\"" + kind_name, since);
     }
@@ -237,14 +239,15 @@ TEST_CASE("Events on the Repl tell which children were created", "[controller]")
     const std::string e = events_of(ns, "told");
     return std::count(e.begin(), e.end(), '\n');
   };
-  REQUIRE(eventually(10s, [&] { return lines() >= 3; }));
+  REQUIRE(eventually(10s, [&] { return lines() >= 4; }));
   std::this_thread::sleep_for(1s);  // duplicates, if any, would come right after
   const std::string events = events_of(ns, "told");
   CHECK_THAT(events, Catch::Contains("Normal Created: created Deployment told") &&
                          Catch::Contains("Normal Created: created Service told") &&
-                         Catch::Contains("Normal Created: created Ingress told-ingress"));
+                         Catch::Contains("Normal Created: created Ingress told-ingress") &&
+                         Catch::Contains("Normal Created: created NetworkPolicy told"));
   // Exactly one each: a reconcile racing the watch does not create (or announce) them twice.
-  CHECK(std::count(events.begin(), events.end(), '\n') == 3);
+  CHECK(std::count(events.begin(), events.end(), '\n') == 4);
 }
 
 TEST_CASE("churn: 200 Repls created and deleted in an interleaved burst end with matching children",
@@ -302,6 +305,7 @@ TEST_CASE("churn: 200 Repls created and deleted in an interleaved burst end with
   std::set<std::string> ingresses;
   for (const auto& n : final_repls) ingresses.insert(n + "-ingress");
   CHECK(eventually(10s, [&] { return names("ingresses", managed) == ingresses; }));
+  CHECK(eventually(10s, [&] { return names("networkpolicies", managed) == final_repls; }));
 }
 
 TEST_CASE("with leader election only one of two operators writes, and the other takes over", "[controller]") {
@@ -316,7 +320,7 @@ TEST_CASE("with leader election only one of two operators writes, and the other 
 
   apply_repl(ns, "one");
   REQUIRE(eventually(5s, [&] { return has_children(ns, "one"); }));
-  CHECK(first->count_log("\"msg\":\"created\"") == 3);
+  CHECK(first->count_log("\"msg\":\"created\"") == 4);
   CHECK(second.count_log("became leader") == 0);
   CHECK(second.count_log("\"msg\":\"created\"") == 0);
   CHECK(second.count_log("\"msg\":\"status\"") == 0);

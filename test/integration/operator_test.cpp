@@ -58,8 +58,8 @@ TEST_CASE("kubectl apply of the example leads to its Deployment, Service and Ing
 
   const std::string uid = jsonpath(ns, "repl/hello-world", "{.metadata.uid}");
   REQUIRE_FALSE(uid.empty());
-  for (const std::string object :
-       {"deployment/hello-world", "service/hello-world", "ingress/hello-world-ingress"}) {
+  for (const std::string object : {"deployment/hello-world", "service/hello-world",
+                                   "ingress/hello-world-ingress", "networkpolicy/hello-world"}) {
     INFO(object);
     CHECK(jsonpath(ns, object, "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}") ==
           "Repl/hello-world");
@@ -76,12 +76,11 @@ TEST_CASE("kubectl apply of the example leads to its Deployment, Service and Ing
   CHECK(jsonpath(ns, deploy, "{.spec.replicas}") == "1");
   CHECK(jsonpath(ns, deploy, "{.spec.template.metadata.labels.peetcode\\.com/user}") == "user123");
   CHECK(jsonpath(ns, deploy, "{.spec.selector.matchLabels.peetcode\\.com/repl}") == "hello-world");
-  CHECK(jsonpath(ns, deploy, "{.spec.template.spec.initContainers[0].image}") == "amazon/aws-cli:latest");
+  CHECK(jsonpath(ns, deploy, "{.spec.template.spec.initContainers[0].image}") == "amazon/aws-cli:2.17.0");
   CHECK(jsonpath(ns, deploy, "{.spec.template.spec.initContainers[0].env[?(@.name==\"REPL_ID\")].value}") ==
         "hello-world");
-  CHECK(jsonpath(ns, deploy,
-                 "{.spec.template.spec.initContainers[0].env[?(@.name==\"AWS_SECRET_ACCESS_KEY\")].valueFrom."
-                 "secretKeyRef.name}") == "aws-credentials");
+  CHECK(jsonpath(ns, deploy, "{.spec.template.spec.initContainers[0].envFrom[0].secretRef.name}") ==
+        "aws-credentials");
   CHECK(jsonpath(ns, deploy, "{.spec.template.spec.initContainers[0].volumeMounts[0].mountPath}") ==
         "/workspace");
   CHECK(jsonpath(ns, deploy, "{.spec.template.spec.containers[0].image}") == "100xdevs/runner:latest");

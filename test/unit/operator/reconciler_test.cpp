@@ -27,9 +27,10 @@ using repl::test::string_at;
 using Lines = std::vector<std::string>;
 
 const std::string kNs = "/namespaces/team-a/";
-const std::vector<std::string> kChildPaths = {
-    "/apis/apps/v1" + kNs + "deployments/abc123", "/api/v1" + kNs + "services/abc123",
-    "/apis/networking.k8s.io/v1" + kNs + "ingresses/abc123-ingress"};
+const std::vector<std::string> kChildPaths = {"/apis/apps/v1" + kNs + "deployments/abc123",
+                                              "/api/v1" + kNs + "services/abc123",
+                                              "/apis/networking.k8s.io/v1" + kNs + "ingresses/abc123-ingress",
+                                              "/apis/networking.k8s.io/v1" + kNs + "networkpolicies/abc123"};
 const std::string kStatusPath = "/apis/peetcode.com/v1alpha1" + kNs + "repls/abc123/status";
 const std::string kEarlier = "2026-01-01T00:00:00Z";
 
@@ -37,6 +38,7 @@ const std::string kEarlier = "2026-01-01T00:00:00Z";
 const std::string kServiceReply = R"({"kind":"Service","metadata":{"resourceVersion":"12"}})";
 const std::string kIngressReply = R"({"kind":"Ingress","metadata":{"resourceVersion":"13"}})";
 const std::string kStatusReply = R"({"kind":"Repl","metadata":{"resourceVersion":"14"}})";
+const std::string kNetworkPolicyReply = R"({"kind":"NetworkPolicy","metadata":{"resourceVersion":"15"}})";
 std::string deployment_reply(int ready) {
   return R"({"kind":"Deployment","metadata":{"resourceVersion":"11","generation":1},)"
          R"("status":{"observedGeneration":1,"readyReplicas":)" +
@@ -92,11 +94,12 @@ struct Fixture {
 
   auto reconcile() { return reconciler.reconcile(repl, view); }
 
-  // Scripts successful applies of the three children, the Deployment reporting `ready` replicas.
+  // Scripts successful applies of the four children, the Deployment reporting `ready` replicas.
   void children_applied(int ready) {
     transport->respond(200, deployment_reply(ready));
     transport->respond(200, kServiceReply);
     transport->respond(200, kIngressReply);
+    transport->respond(200, kNetworkPolicyReply);
   }
 
   // Fills the cache with children holding exactly what the Repl renders; the Deployment in `state`.
@@ -169,11 +172,36 @@ TEST_CASE("with nothing cached, reconcile creates the children, then writes the 
   CHECK(string_at(status, "/status/conditions/0/reason") == "DeploymentReady");
   CHECK(f.events.lines == Lines{"Normal Created: created Deployment abc123",
                                 "Normal Created: created Service abc123",
-                                "Normal Created: created Ingress abc123-ingress"});
-  CHECK(f.events.about == std::vector<ObjectKey>(3, f.repl.key));
-  // The cache hears of every answer: the three children, then the Repl's status.
+                                "Normal Created: created Ingress abc123-ingress",
+                                "Normal Created: created NetworkPolicy abc123"});
+  CHECK(f.events.about == std::vector<ObjectKey>(4, f.repl.key));
+  // The cache hears of every answer: the four children, then the Repl's status.
   CHECK(f.view.writes == Lines{"Deployment " + deployment_reply(1), "Service " + kServiceReply,
-                               "Ingress " + kIngressReply, "Repl " + kStatusReply});
+                               "Ingress " + kIngressReply, "NetworkPolicy " + kNetworkPolicyReply,
+                               "Repl " + kStatusReply});
+}
+
+TEST_CASE("without the NetworkPolicy template, reconcile applies the other three children only",
+          "[operator][reconciler]") {
+  repl::test::QuietLogs quiet;
+  auto transport = std::make_shared<repl::test::FakeTransport>();
+  repl::kube::Client client{transport};
+  FakeEvents events;
+  FakeView view;
+  auto templates = repl::load_child_templates(std::string(REPL_SOURCE_DIR) + "/templates", false);
+  REQUIRE(templates);
+  repl::Reconciler reconciler{client, events, repl::ChildSettings{}, std::move(*templates)};
+  transport->respond(200, deployment_reply(1));
+  transport->respond(200, kServiceReply);
+  transport->respond(200, kIngressReply);
+  transport->respond(200, kStatusReply);
+  REQUIRE(reconciler.reconcile(repl::test::sample_repl(), view));
+  Lines paths;
+  for (const auto& r : transport->requests) paths.push_back(repl::test::path_of(r.target));
+  CHECK(paths == with_status({kChildPaths[0], kChildPaths[1], kChildPaths[2]}));
+  CHECK(events.lines == Lines{"Normal Created: created Deployment abc123",
+                              "Normal Created: created Service abc123",
+                              "Normal Created: created Ingress abc123-ingress"});
 }
 
 TEST_CASE("a Deployment without ready replicas is Starting", "[operator][reconciler]") {
@@ -190,7 +218,7 @@ TEST_CASE("an unchanged status is not written again", "[operator][reconciler]") 
   f.children_applied(1);
   REQUIRE(f.reconcile());
   CHECK(f.paths() == kChildPaths);
-  CHECK(f.view.writes.size() == 3);
+  CHECK(f.view.writes.size() == 4);
 }
 
 TEST_CASE("steady state: children as desired and the status as computed send nothing",
@@ -241,6 +269,14 @@ TEST_CASE("only a child whose managed fields differ is applied again", "[operato
     CHECK(f.paths() == Lines{kChildPaths[2]});
     CHECK(f.events.lines == Lines{"Normal Updated: updated Ingress abc123-ingress to the desired state"});
   }
+  SECTION("the NetworkPolicy") {
+    f.cached("NetworkPolicy", "abc123").fingerprint ^= 1;
+    f.transport->respond(200, kNetworkPolicyReply);
+    REQUIRE(f.reconcile());
+    CHECK(f.paths() == Lines{kChildPaths[3]});
+    CHECK(f.events.lines == Lines{"Normal Updated: updated NetworkPolicy abc123 to the desired state"});
+    CHECK(f.view.writes == Lines{"NetworkPolicy " + kNetworkPolicyReply});
+  }
   SECTION("the Deployment, whose answer then decides the status") {
     f.cached("Deployment", "abc123").fingerprint ^= 1;
     f.transport->respond(200, deployment_reply(0));
@@ -257,6 +293,13 @@ TEST_CASE("only a child whose managed fields differ is applied again", "[operato
     REQUIRE(f.reconcile());
     CHECK(f.paths() == Lines{kChildPaths[1]});
     CHECK(f.events.lines == Lines{"Normal Created: created Service abc123"});
+  }
+  SECTION("a missing NetworkPolicy is created") {
+    f.view.children.erase({"NetworkPolicy", {"team-a", "abc123"}});
+    f.transport->respond(200, kNetworkPolicyReply);
+    REQUIRE(f.reconcile());
+    CHECK(f.paths() == Lines{kChildPaths[3]});
+    CHECK(f.events.lines == Lines{"Normal Created: created NetworkPolicy abc123"});
   }
 }
 
@@ -411,7 +454,7 @@ TEST_CASE("writing the status of a Repl deleted meanwhile is not an error", "[op
   f.children_applied(1);
   f.transport->respond(404, repl::test::status_json(404, "NotFound", "gone"));
   CHECK(f.reconcile());
-  CHECK(f.view.writes.size() == 3);  // the children only
+  CHECK(f.view.writes.size() == 4);  // the children only
   SECTION("but other status failures are") {
     f.children_applied(1);
     f.transport->respond(503, "");

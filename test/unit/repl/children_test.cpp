@@ -12,6 +12,7 @@
 
 #include "kube/client.hpp"
 #include "kube/config.hpp"
+#include "unit/support/child_checks.hpp"
 #include "unit/support/json.hpp"
 #include "unit/support/repl_fixtures.hpp"
 #include "unit/support/temp_dir.hpp"
@@ -21,6 +22,11 @@ namespace {
 using repl::Child;
 using repl::ChildSettings;
 using repl::test::at;
+using repl::test::check_common_labels;
+using repl::test::check_stamped_metadata;
+using repl::test::child_of_kind;
+using repl::test::env_var;
+using repl::test::has;
 using repl::test::string_at;
 
 bool updating_golden() {
@@ -44,56 +50,19 @@ void check_golden(const std::string& name, const rapidjson::Value& actual) {
   CHECK(repl::kube::to_json(actual) == repl::kube::to_json(expected));
 }
 
-const Child& child_of_kind(const std::vector<Child>& children, const std::string& kind) {
-  for (const auto& c : children) {
-    if (c.resource.kind == kind) return c;
-  }
-  FAIL("no " << kind << " among the children");
-  throw;  // unreachable
-}
-
-// The labels every child carries, for the sample Repl.
-void check_common_labels(const rapidjson::Value& labels) {
-  CHECK(string_at(labels, "/app.kubernetes.io~1name") == "repl");
-  CHECK(string_at(labels, "/app.kubernetes.io~1managed-by") == "repl-operator");
-  CHECK(string_at(labels, "/app.kubernetes.io~1instance") == "abc123");
-  CHECK(string_at(labels, "/peetcode.com~1repl") == "abc123");
-  CHECK(string_at(labels, "/peetcode.com~1user") == "user-42");
-}
-
-void check_stamped_metadata(const rapidjson::Value& object) {
-  CHECK(string_at(object, "/metadata/namespace") == "team-a");
-  check_common_labels(at(object, "/metadata/labels"));
-  const auto& owners = at(object, "/metadata/ownerReferences");
-  REQUIRE(owners.IsArray());
-  REQUIRE(owners.Size() == 1);
-  CHECK(string_at(owners[0], "/apiVersion") == "peetcode.com/v1alpha1");
-  CHECK(string_at(owners[0], "/kind") == "Repl");
-  CHECK(string_at(owners[0], "/name") == "abc123");
-  CHECK(string_at(owners[0], "/uid") == "6f1c2b4e-0d3a-4c55-9e8f-1a2b3c4d5e6f");
-  CHECK(at(owners[0], "/controller").IsTrue());
-  CHECK(at(owners[0], "/blockOwnerDeletion").IsTrue());
-}
-
-// An env var of a container, by name.
-const rapidjson::Value& env_var(const rapidjson::Value& container, const std::string& name) {
-  for (const auto& e : at(container, "/env").GetArray()) {
-    if (string_at(e, "/name") == name) return e;
-  }
-  FAIL("no env var " << name);
-  throw;  // unreachable
-}
-
 }  // namespace
 
-TEST_CASE("the sample Repl renders the golden Deployment, Service and Ingress", "[render][repl][golden]") {
+TEST_CASE("the sample Repl renders the golden Deployment, Service, Ingress and NetworkPolicy",
+          "[render][repl][golden]") {
   const auto children = repl::test::render_children(repl::test::sample_repl());
   CHECK(children[0].resource == repl::kube::deployments());
   CHECK(children[1].resource == repl::kube::services());
   CHECK(children[2].resource == repl::kube::ingresses());
+  CHECK(children[3].resource == repl::kube::network_policies());
   check_golden("deployment", children[0].object);
   check_golden("service", children[1].object);
   check_golden("ingress", children[2].object);
+  check_golden("networkpolicy", children[3].object);
 }
 
 TEST_CASE("the Deployment runs the runner with its code copied from S3", "[render][repl]") {
@@ -108,17 +77,34 @@ TEST_CASE("the Deployment runs the runner with its code copied from S3", "[rende
   CHECK(string_at(d, "/spec/selector/matchLabels/peetcode.com~1repl") == "abc123");
   check_common_labels(at(d, "/spec/template/metadata/labels"));
 
+  REQUIRE(at(d, "/spec/template/spec/initContainers").Size() == 1);
   const auto& init = at(d, "/spec/template/spec/initContainers/0");
-  CHECK(string_at(init, "/image") == "amazon/aws-cli:latest");
+  CHECK(string_at(init, "/image") == "amazon/aws-cli:2.17.0");
   CHECK(string_at(env_var(init, "REPL_ID"), "/value") == "abc123");
   CHECK(string_at(env_var(init, "S3_BUCKET"), "/value") == "repl");
-  for (const std::string key : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}) {
-    const auto& ref = at(env_var(init, key), "/valueFrom/secretKeyRef");
-    CHECK(string_at(ref, "/name") == "aws-credentials");
-    CHECK(string_at(ref, "/key") == key);
+  CHECK(string_at(env_var(init, "S3_SECRET_NAME"), "/value") == "aws-credentials");
+  // The credentials come from the Secret, whole (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+  // AWS_SESSION_TOKEN if present), and only into the init container; no env value holds a key.
+  const auto& env_from = at(init, "/envFrom");
+  REQUIRE(env_from.IsArray());
+  REQUIRE(env_from.Size() == 1);
+  CHECK(string_at(env_from[0], "/secretRef/name") == "aws-credentials");
+  CHECK(at(env_from[0], "/secretRef/optional").IsTrue());
+  CHECK_FALSE(has(env_from[0], "/prefix"));
+  for (const auto& e : at(init, "/env").GetArray()) {
+    INFO("env var " << string_at(e, "/name"));
+    CHECK_FALSE(has(e, "/valueFrom"));
+    const std::string name = string_at(e, "/name");
+    CHECK(name != "AWS_ACCESS_KEY_ID");
+    CHECK(name != "AWS_SECRET_ACCESS_KEY");
+    CHECK(name != "AWS_SESSION_TOKEN");
   }
+  REQUIRE(at(d, "/spec/template/spec/containers").Size() == 1);
   const auto& runner = at(d, "/spec/template/spec/containers/0");
   CHECK(string_at(runner, "/image") == "100xdevs/runner:latest");
+  // The runner executes user code: nothing from the Secret, nor any other env, reaches it.
+  CHECK_FALSE(has(runner, "/env"));
+  CHECK_FALSE(has(runner, "/envFrom"));
   CHECK(string_at(runner, "/ports/0/name") == "ws");
   CHECK(at(runner, "/ports/0/containerPort").GetInt64() == 3001);
   CHECK(string_at(runner, "/ports/1/name") == "user");
@@ -178,6 +164,7 @@ TEST_CASE("operator settings and spec.image reach the rendered children", "[rend
   settings.preview_domain = "app.test";
   settings.ingress_class = "traefik";
   settings.aws_secret_name = "s3-creds";
+  settings.ingress_namespace = "traefik-system";
   auto r = repl::test::sample_repl();
   SECTION("the runner image comes from the settings unless the Repl sets one") {
     CHECK(string_at(repl::test::render_children(r, settings)[0].object,
@@ -191,10 +178,14 @@ TEST_CASE("operator settings and spec.image reach the rendered children", "[rend
     const auto& init = at(children[0].object, "/spec/template/spec/initContainers/0");
     CHECK(string_at(init, "/image") == "init:v3");
     CHECK(string_at(env_var(init, "S3_BUCKET"), "/value") == "other-bucket");
-    CHECK(string_at(env_var(init, "AWS_ACCESS_KEY_ID"), "/valueFrom/secretKeyRef/name") == "s3-creds");
+    CHECK(string_at(init, "/envFrom/0/secretRef/name") == "s3-creds");
+    CHECK(string_at(env_var(init, "S3_SECRET_NAME"), "/value") == "s3-creds");
     CHECK(string_at(children[2].object, "/spec/ingressClassName") == "traefik");
     CHECK(string_at(children[2].object, "/spec/rules/0/host") == "abc123.ide.test");
     CHECK(string_at(children[2].object, "/spec/rules/1/host") == "abc123.app.test");
+    CHECK(string_at(children[3].object,
+                    "/spec/ingress/0/from/0/namespaceSelector/matchLabels/kubernetes.io~1metadata.name") ==
+          "traefik-system");
   }
 }
 
@@ -219,9 +210,10 @@ TEST_CASE("urls_for and template_values follow the Repl and the settings", "[rep
 
 namespace {
 
-// A templates directory holding the repository's service and ingress and the given deployment.
+// A templates directory holding the repository's service, ingress and networkpolicy and the given
+// deployment.
 std::string load_error_with_deployment(const repl::test::TempDir& dir, const std::string& deployment_yaml) {
-  for (const std::string file : {"service.yaml", "ingress.yaml"}) {
+  for (const std::string file : {"service.yaml", "ingress.yaml", "networkpolicy.yaml"}) {
     auto text = repl::kube::read_file(std::string(REPL_SOURCE_DIR) + "/templates/" + file);
     REQUIRE(text);
     dir.write(file, *text);

@@ -61,10 +61,38 @@ std::set<std::string> paths_containing(const rapidjson::Value& v, const std::str
   return out;
 }
 
-const std::string kScript =
-    "set -eu\n"
-    "aws s3 cp \"s3://${S3_BUCKET}/code/${REPL_ID}/\" /workspace/ --recursive\n"
-    "echo \"Resources copied from S3\"\n";
+// The init container's script, exactly as templates/deployment.yaml has it: every value reaches it
+// as an environment variable, none is pasted into it.
+const std::string kScript = R"sh(set -u
+fail() { echo "copy-s3-resources: $*" >&2; exit 1; }
+err=$(mktemp)
+s3() {
+  if [ -n "$S3_ENDPOINT" ]; then aws --endpoint-url "$S3_ENDPOINT" "$@"; else aws "$@"; fi 2>"$err"
+}
+# The key of the first object under a prefix, "None" when there is none.
+first_key() {
+  s3 s3api list-objects-v2 --bucket "$S3_BUCKET" --prefix "$1" --max-items 1 \
+    --query 'Contents[0].Key' --output text ||
+    fail "cannot list s3://$S3_BUCKET/$1: $(tail -n 1 "$err")"
+}
+if [ "$S3_CREDENTIALS" = secret ] && [ -z "${AWS_ACCESS_KEY_ID:-}" ]; then
+  fail "no AWS_ACCESS_KEY_ID: the Secret $S3_SECRET_NAME is missing or lacks the key"
+fi
+code="$CODE_PREFIX/$REPL_ID/"
+found=$(first_key "$code") || exit 1
+if [ "$found" = None ]; then
+  [ -n "$LANGUAGE" ] || fail "s3://$S3_BUCKET/$code is empty and the Repl names no language to start from"
+  base="$BASE_PREFIX/$LANGUAGE/"
+  found=$(first_key "$base") || exit 1
+  [ "$found" != None ] || fail "s3://$S3_BUCKET/$base is empty: nothing to start $REPL_ID from"
+  s3 s3 cp --recursive --only-show-errors "s3://$S3_BUCKET/$base" "s3://$S3_BUCKET/$code" ||
+    fail "cannot copy s3://$S3_BUCKET/$base to s3://$S3_BUCKET/$code: $(tail -n 1 "$err")"
+  echo "seeded s3://$S3_BUCKET/$code from s3://$S3_BUCKET/$base"
+fi
+s3 s3 cp --recursive --only-show-errors "s3://$S3_BUCKET/$code" "$WORKSPACE/" ||
+  fail "cannot copy s3://$S3_BUCKET/$code to $WORKSPACE: $(tail -n 1 "$err")"
+echo "copied s3://$S3_BUCKET/$code to $WORKSPACE"
+)sh";
 
 std::vector<std::string> hostile_values() {
   return {"a\"b'c",
@@ -115,6 +143,8 @@ TEST_CASE("a hostile replId cannot change the structure of the children", "[rend
     CHECK(string_at(children[0].object, "/spec/template/spec/initContainers/0/env/0/value") == value);
     CHECK(string_at(children[2].object, "/metadata/name") == value + "-ingress");
     CHECK(string_at(children[2].object, "/spec/rules/0/host") == value + ".peetcode.com");
+    CHECK(string_at(children[3].object, "/metadata/name") == value);
+    CHECK(string_at(children[3].object, "/spec/podSelector/matchLabels/peetcode.com~1repl") == value);
   }
 }
 
@@ -128,6 +158,25 @@ TEST_CASE("a hostile userId cannot change the structure of the children", "[rend
     for (const auto& child : children) {
       CHECK(string_at(child.object, "/metadata/labels/peetcode.com~1user") == value);
     }
+  }
+}
+
+TEST_CASE("a hostile language cannot change the structure of the children", "[render][repl][security]") {
+  for (const std::string& value : hostile_values()) {
+    INFO("language = \"" << value << "\"");
+    auto hostile = repl::test::sample_repl();
+    hostile.spec.language = value;
+    check_same_structure(hostile, value, "python");
+    const auto children = repl::test::render_children(hostile);
+    const auto& env = children[0].object["spec"]["template"]["spec"]["initContainers"][0]["env"];
+    bool found = false;
+    for (const auto& e : env.GetArray()) {
+      if (string_at(e, "/name") == "LANGUAGE") {
+        CHECK(string_at(e, "/value") == value);
+        found = true;
+      }
+    }
+    CHECK(found);
   }
 }
 

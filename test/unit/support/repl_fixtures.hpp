@@ -20,7 +20,8 @@ inline Repl sample_repl() {
   return r;
 }
 
-// templates/*.yaml of this repository, parsed and checked as the operator does at start-up.
+// templates/*.yaml of this repository, parsed and checked as the operator does at start-up (with the
+// NetworkPolicy, the default): Deployment, Service, Ingress, NetworkPolicy, in that order.
 inline std::vector<ChildTemplate> repo_templates() {
   auto loaded = load_child_templates(std::string(REPL_SOURCE_DIR) + "/templates");
   INFO((loaded ? "" : loaded.error().message));
@@ -33,7 +34,7 @@ inline std::vector<Child> render_children(const Repl& repl, const ChildSettings&
   auto children = desired_children(repl, settings, templates);
   INFO((children ? "" : children.error().message));
   REQUIRE(children);
-  REQUIRE(children->size() == 3);
+  REQUIRE(children->size() == 4);
   return std::move(*children);
 }
 

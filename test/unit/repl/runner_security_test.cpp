@@ -1,0 +1,161 @@
+// The Deployment's secure defaults: the runner executes user code, so its pod gets no API token and
+// no service links, runs under the runtime's seccomp profile, never escalates privileges, holds no
+// Linux capabilities, is bounded in CPU, memory and scratch disk (from the operator's settings), and
+// sees no environment at all: S3 settings and credentials reach the init container only.
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "repl/children.hpp"
+#include "unit/support/child_checks.hpp"
+#include "unit/support/json.hpp"
+#include "unit/support/repl_fixtures.hpp"
+
+namespace {
+
+using repl::ChildSettings;
+using repl::test::at;
+using repl::test::env_var;
+using repl::test::has;
+using repl::test::string_at;
+
+// Settings that differ from every default, so each value seen below came from them.
+ChildSettings custom_settings() {
+  ChildSettings s;
+  s.s3_endpoint = "http://127.0.0.1:9000";
+  s.s3_region = "eu-central-1";
+  s.code_prefix = "tenants/code";
+  s.base_prefix = "templates/base";
+  s.s3_credentials = "ambient";
+  s.aws_secret_name = "minio-creds";
+  s.runner_cpu_request = "250m";
+  s.runner_cpu_limit = "2";
+  s.runner_memory_request = "512Mi";
+  s.runner_memory_limit = "3Gi";
+  s.runner_ephemeral_storage_request = "1Gi";
+  s.runner_ephemeral_storage_limit = "5Gi";
+  return s;
+}
+
+rapidjson::Document deployment_for(const repl::Repl& repl, const ChildSettings& settings) {
+  const auto children = repl::test::render_children(repl, settings);
+  rapidjson::Document d;
+  d.CopyFrom(repl::test::child_of_kind(children, "Deployment").object, d.GetAllocator());
+  return d;
+}
+
+// Every container of the pod, init containers first, each with a label for failure messages.
+std::vector<std::pair<std::string, const rapidjson::Value*>> all_containers(const rapidjson::Value& d) {
+  std::vector<std::pair<std::string, const rapidjson::Value*>> out;
+  for (const char* list : {"initContainers", "containers"}) {
+    const auto& array = at(d, (std::string("/spec/template/spec/") + list).c_str());
+    REQUIRE(array.IsArray());
+    for (const auto& c : array.GetArray())
+      out.emplace_back(std::string(list) + " " + string_at(c, "/name"), &c);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the settings used below are valid", "[render][repl][security]") {
+  CHECK(repl::settings_problems(custom_settings()).empty());
+}
+
+TEST_CASE("the runner's pod has no API token, no service links, a seccomp profile and one pod at a time",
+          "[render][repl][security]") {
+  const auto d = deployment_for(repl::test::sample_repl(), custom_settings());
+  const auto& pod = at(d, "/spec/template/spec");
+  CHECK(at(pod, "/automountServiceAccountToken").IsFalse());
+  CHECK(at(pod, "/enableServiceLinks").IsFalse());
+  CHECK(string_at(pod, "/securityContext/seccompProfile/type") == "RuntimeDefault");
+  for (const char* host : {"/hostNetwork", "/hostPID", "/hostIPC"}) {
+    INFO(host);
+    CHECK_FALSE(has(pod, host));
+  }
+  // Recreate: the old pod is gone before the new one starts, so two never share a repl's code.
+  CHECK(string_at(d, "/spec/strategy/type") == "Recreate");
+  CHECK_FALSE(has(d, "/spec/strategy/rollingUpdate"));
+}
+
+TEST_CASE("every container drops all capabilities and cannot escalate privileges",
+          "[render][repl][security]") {
+  const auto d = deployment_for(repl::test::sample_repl(), custom_settings());
+  const auto containers = all_containers(d);
+  REQUIRE(containers.size() == 2);
+  CHECK(containers[0].first == "initContainers copy-s3-resources");
+  CHECK(containers[1].first == "containers runner");
+  for (const auto& [label, c] : containers) {
+    INFO(label);
+    CHECK(at(*c, "/securityContext/allowPrivilegeEscalation").IsFalse());
+    const auto& drop = at(*c, "/securityContext/capabilities/drop");
+    REQUIRE(drop.IsArray());
+    REQUIRE(drop.Size() == 1);
+    CHECK(std::string(drop[0].GetString()) == "ALL");
+    CHECK_FALSE(has(*c, "/securityContext/capabilities/add"));
+    CHECK_FALSE(has(*c, "/securityContext/privileged"));
+  }
+}
+
+TEST_CASE("the runner's requests and limits come from the settings", "[render][repl][security]") {
+  const ChildSettings s = custom_settings();
+  const auto d = deployment_for(repl::test::sample_repl(), s);
+  const auto& resources = at(d, "/spec/template/spec/containers/0/resources");
+  CHECK(string_at(resources, "/requests/cpu") == s.runner_cpu_request);
+  CHECK(string_at(resources, "/requests/memory") == s.runner_memory_request);
+  CHECK(string_at(resources, "/requests/ephemeral-storage") == s.runner_ephemeral_storage_request);
+  CHECK(string_at(resources, "/limits/cpu") == s.runner_cpu_limit);
+  CHECK(string_at(resources, "/limits/memory") == s.runner_memory_limit);
+  CHECK(string_at(resources, "/limits/ephemeral-storage") == s.runner_ephemeral_storage_limit);
+  // The workspace volume is bounded by the same scratch-disk limit.
+  CHECK(string_at(d, "/spec/template/spec/volumes/0/name") == "workspace-volume");
+  CHECK(string_at(d, "/spec/template/spec/volumes/0/emptyDir/sizeLimit") == s.runner_ephemeral_storage_limit);
+  // The init container is bounded too (by the template).
+  const auto& init = at(d, "/spec/template/spec/initContainers/0/resources");
+  CHECK(has(init, "/limits/memory"));
+  CHECK(has(init, "/limits/ephemeral-storage"));
+}
+
+TEST_CASE("the runner is ready once its IDE port listens", "[render][repl]") {
+  const auto d = deployment_for(repl::test::sample_repl(), ChildSettings{});
+  const auto& port = at(d, "/spec/template/spec/containers/0/readinessProbe/tcpSocket/port");
+  REQUIRE(port.IsInt64());
+  CHECK(port.GetInt64() == 3001);
+}
+
+TEST_CASE("S3 settings reach the init container's env, and the runner has no env at all",
+          "[render][repl][security]") {
+  const ChildSettings s = custom_settings();
+  auto r = repl::test::sample_repl();
+  r.spec.language = "node";
+  const auto d = deployment_for(r, s);
+  const auto& init = at(d, "/spec/template/spec/initContainers/0");
+  CHECK(string_at(env_var(init, "S3_ENDPOINT"), "/value") == "http://127.0.0.1:9000");
+  CHECK(string_at(env_var(init, "AWS_DEFAULT_REGION"), "/value") == "eu-central-1");
+  CHECK(string_at(env_var(init, "CODE_PREFIX"), "/value") == "tenants/code");
+  CHECK(string_at(env_var(init, "BASE_PREFIX"), "/value") == "templates/base");
+  CHECK(string_at(env_var(init, "S3_CREDENTIALS"), "/value") == "ambient");
+  CHECK(string_at(env_var(init, "LANGUAGE"), "/value") == "node");
+  CHECK(string_at(env_var(init, "REPL_ID"), "/value") == "abc123");
+  CHECK(string_at(env_var(init, "S3_SECRET_NAME"), "/value") == "minio-creds");
+  CHECK(string_at(init, "/envFrom/0/secretRef/name") == "minio-creds");
+  // A failing copy says why in the pod's termination message (and so in the Repl's status).
+  CHECK(string_at(init, "/terminationMessagePolicy") == "FallbackToLogsOnError");
+
+  const auto& runner = at(d, "/spec/template/spec/containers/0");
+  CHECK_FALSE(has(runner, "/env"));
+  CHECK_FALSE(has(runner, "/envFrom"));
+
+  SECTION("the defaults: AWS's endpoint, us-east-1, code/ and base/, keys from the Secret") {
+    const auto defaults = deployment_for(repl::test::sample_repl(), ChildSettings{});
+    const auto& i = at(defaults, "/spec/template/spec/initContainers/0");
+    CHECK(string_at(env_var(i, "S3_ENDPOINT"), "/value").empty());
+    CHECK(string_at(env_var(i, "AWS_DEFAULT_REGION"), "/value") == "us-east-1");
+    CHECK(string_at(env_var(i, "CODE_PREFIX"), "/value") == "code");
+    CHECK(string_at(env_var(i, "BASE_PREFIX"), "/value") == "base");
+    CHECK(string_at(env_var(i, "S3_CREDENTIALS"), "/value") == "secret");
+    CHECK(string_at(env_var(i, "LANGUAGE"), "/value") == "python");
+    CHECK_FALSE(has(defaults, "/spec/template/spec/containers/0/env"));
+    CHECK_FALSE(has(defaults, "/spec/template/spec/containers/0/envFrom"));
+  }
+}
