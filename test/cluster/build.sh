@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds the local control plane's binaries (kube-apiserver, kube-controller-manager, kubectl,
-# etcd) from the Go module proxy, at the versions pinned in go.mod, into a per-version cache
-# outside the clone:
-#   ${REPL_CACHE:-~/.cache/repl-operator}/k8s-<version>/{kube-apiserver,kube-controller-manager,kubectl}
-#   ${REPL_CACHE:-~/.cache/repl-operator}/etcd-<version>/etcd
-# and links the current ones into ${REPL_CACHE}/bin/. kubectl is built from the same release so
-# the tests never depend on whatever kubectl (and version skew) a machine happens to have.
+# Builds the test tooling into a per-version cache outside the clone, and links the current ones
+# into ${REPL_CACHE:-~/.cache/repl-operator}/bin/:
+#   k8s-<version>/{kube-apiserver,kube-controller-manager,kubectl}  from the Go module proxy, at
+#   etcd-<version>/etcd                                             the versions pinned in go.mod
+#   helm-<version>/helm                                             from the Go module proxy
+#   moto-<version>/bin/moto_server                                  an S3 server, from PyPI
+# kubectl is built from the same release so the tests never depend on whatever kubectl (and
+# version skew) a machine happens to have.
 # With a warm cache it only checks files and returns. Prints the bin directory as its last line.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -44,6 +45,32 @@ go_build "$k8s_dir/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controlle
 go_build "$k8s_dir/kubectl" k8s.io/kubernetes/cmd/kubectl "$stamp"
 go_build "$etcd_dir/etcd" ./cmd/etcd
 
+# helm, as users install it; built like the control plane (its own go.mod, no replaces).
+helm_version=v4.3.1
+helm_dir="$cache/helm-$helm_version"
+if [ ! -x "$helm_dir/helm" ]; then
+  echo "building helm $helm_version (first time only; cached in $helm_dir)" >&2
+  mkdir -p "$helm_dir"
+  tmp=$(mktemp -d "$helm_dir/gobin.XXXXXX")
+  GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@$helm_version"
+  mv -f "$tmp/helm" "$helm_dir/helm"
+  rm -rf "$tmp"
+fi
+
+# moto's S3 server (Apache-2.0) for the init container's test, in a virtualenv of its own. A venv
+# cannot be moved, so it is built in place and marked complete last; an unmarked one is redone.
+moto_version=5.2.5
+moto_dir="$cache/moto-$moto_version"
+if [ ! -f "$moto_dir/.complete" ]; then
+  echo "installing moto $moto_version (first time only; cached in $moto_dir)" >&2
+  rm -rf "$moto_dir"
+  python3 -m venv "$moto_dir"
+  "$moto_dir/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version"
+  touch "$moto_dir/.complete"
+fi
+
+ln -sfn "$helm_dir/helm" "$cache/bin/helm"
+ln -sfn "$moto_dir/bin/moto_server" "$cache/bin/moto_server"
 ln -sfn "$k8s_dir/kube-apiserver" "$cache/bin/kube-apiserver"
 ln -sfn "$k8s_dir/kube-controller-manager" "$cache/bin/kube-controller-manager"
 ln -sfn "$k8s_dir/kubectl" "$cache/bin/kubectl"
