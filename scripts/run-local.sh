@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: starts a local control plane (unless REPL_USE_KUBECONFIG=1 and $KUBECONFIG is set),
-# installs the CRD, runs the operator in the foreground, and takes everything down on Ctrl-C.
+# installs the CRD, runs the operator and the API shim (on $SHIM_LISTEN, default 127.0.0.1:3002), and
+# takes everything down on Ctrl-C.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -19,23 +20,27 @@ fi
 kubectl apply -f "$root/crd/repls.peetcode.com.yaml" >/dev/null
 kubectl wait --for condition=established crd/repls.peetcode.com --timeout=60s >/dev/null
 
+shim_addr=${SHIM_LISTEN:-127.0.0.1:3002}
 cat <<MSG
 
-The operator is starting against $(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}').
-In another shell, try:
+The operator and the API shim (http://$shim_addr) are starting against
+$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}'). In another shell, try:
 
+  curl -H 'Content-Type: application/json' -d '{"userId":"u1","replId":"hello"}' http://$shim_addr/start
   export KUBECONFIG=$KUBECONFIG PATH=$bin:\$PATH
+  kubectl get repls,deploy,svc,ingress,networkpolicy
   kubectl apply -f $root/examples/repl.yaml
-  kubectl get repls,deploy,svc,ingress
 
 This local control plane has no nodes and no Deployment controller: the Deployment is created, but no pod
 runs, so the Repl stays in phase Starting. Press Ctrl-C to stop (the control plane goes with it).
 
 MSG
-# Not exec: the EXIT trap must run after the operator stops.
+# Not exec: the EXIT trap must run after both stop.
+"$build/bin/repl-shim" --listen "$shim_addr" --namespace default &
+shim=$!
 "$build/bin/repl-operator" --templates "$root/templates" &
 operator=$!
-trap 'kill -TERM $operator 2>/dev/null || true' INT TERM
+trap 'kill -TERM $operator $shim 2>/dev/null || true' INT TERM
 # The first wait returns early when Ctrl-C arrives; the second collects the operator's exit status.
 status=0
 wait $operator || status=$?
@@ -43,4 +48,6 @@ if kill -0 $operator 2>/dev/null; then
   status=0
   wait $operator || status=$?
 fi
+kill -TERM $shim 2>/dev/null || true
+wait $shim 2>/dev/null || true
 exit $status

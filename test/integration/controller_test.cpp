@@ -211,7 +211,8 @@ TEST_CASE("a runner pod's failure shows in the Ready condition and as a Warning 
         R"({"status":{"phase":"Pending","initContainerStatuses":[)" +
             container_status(
                 "copy-s3-resources", "amazon/aws-cli",
-                R"({"terminated":{"exitCode":1,"reason":"Error","message":"NoSuchBucket: The specified bucket does not exist"}})") +
+                // The script's own last line, which the kubelet keeps (FallbackToLogsOnError).
+                R"({"terminated":{"exitCode":1,"reason":"Error","message":"copy-s3-resources: cannot list s3://repl/code/broken/: An error occurred (NoSuchBucket) when calling the ListObjectsV2 operation: The specified bucket does not exist\n"}})") +
             "]}}");
     REQUIRE(eventually(10s, [&] { return ready_condition(ns, "broken") == "False/InitContainerFailed"; }));
     CHECK_THAT(jsonpath(ns, "repl/broken", "{.status.conditions[0].message}"),
