@@ -14,7 +14,8 @@ if [ "${REPL_USE_KUBECONFIG:-0}" = 1 ] && [ -n "${KUBECONFIG:-}" ]; then
 else
   dir=$(mktemp -d "${TMPDIR:-/tmp}/repl-run.XXXXXX")
   trap '"$root/test/cluster/cluster.sh" down "$dir" 2>/dev/null || rm -rf "$dir"' EXIT
-  KUBECONFIG=$("$root/test/cluster/cluster.sh" up "$dir" | tail -n 1)
+  # The simulated cluster: controllers, scheduler and two kwok nodes, so Repls become Ready.
+  KUBECONFIG=$("$root/test/cluster/cluster.sh" up "$dir" --nodes 2 --crds "$root/crd/repls.peetcode.com.yaml" | tail -n 1)
   export KUBECONFIG
 fi
 kubectl apply -f "$root/crd/repls.peetcode.com.yaml" >/dev/null
@@ -28,11 +29,12 @@ $(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}'). In 
 
   curl -H 'Content-Type: application/json' -d '{"userId":"u1","replId":"hello"}' http://$shim_addr/start
   export KUBECONFIG=$KUBECONFIG PATH=$bin:\$PATH
-  kubectl get repls,deploy,svc,ingress,networkpolicy
-  kubectl apply -f $root/examples/repl.yaml
+  kubectl wait --for=condition=Ready repl/hello
+  kubectl get repls,deploy,pods,svc,ingress,networkpolicy
 
-This local control plane has no nodes and no Deployment controller: the Deployment is created, but no pod
-runs, so the Repl stays in phase Starting. Press Ctrl-C to stop (the control plane goes with it).
+The local cluster is simulated: kube-controller-manager, kube-scheduler and two fake nodes (kwok) whose
+pods become Running and Ready without containers (no image is pulled), so a Repl is Ready in about a
+second. Press Ctrl-C to stop (the cluster goes with it).
 
 MSG
 # Not exec: the EXIT trap must run after both stop.

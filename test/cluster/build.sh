@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds the test tooling into a per-version cache outside the clone, and links the current ones
 # into ${REPL_CACHE:-~/.cache/repl-operator}/bin/:
-#   k8s-<version>/{kube-apiserver,kube-controller-manager,kubectl}  from the Go module proxy, at
-#   etcd-<version>/etcd                                             the versions pinned in go.mod
-#   helm-<version>/helm                                             from the Go module proxy
-#   moto-<version>/bin/moto_server                                  an S3 server, from PyPI
+#   k8s-<version>/{kube-apiserver,kube-controller-manager,    from the Go module proxy, at the
+#                  kube-scheduler,kubectl}                   versions pinned in go.mod
+#   etcd-<version>/etcd
+#   helm-<version>/helm                                       from the Go module proxy (each
+#   kwok-<version>/kwok  (fake nodes for the e2e tier)        module's own go.mod, no replaces)
+#   moto-<version>/bin/moto_server                            an S3 server, from PyPI
 # kubectl is built from the same release so the tests never depend on whatever kubectl (and
 # version skew) a machine happens to have.
 # With a warm cache it only checks files and returns. Prints the bin directory as its last line.
@@ -42,20 +44,50 @@ stamp="-X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$mino
 stamp="$stamp -X $pkg.buildDate=1970-01-01T00:00:00Z"
 go_build "$k8s_dir/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$stamp"
 go_build "$k8s_dir/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager "$stamp"
+go_build "$k8s_dir/kube-scheduler" k8s.io/kubernetes/cmd/kube-scheduler "$stamp"
 go_build "$k8s_dir/kubectl" k8s.io/kubernetes/cmd/kubectl "$stamp"
 go_build "$etcd_dir/etcd" ./cmd/etcd
 
-# helm, as users install it; built like the control plane (its own go.mod, no replaces).
-helm_version=v4.3.1
-helm_dir="$cache/helm-$helm_version"
-if [ ! -x "$helm_dir/helm" ]; then
-  echo "building helm $helm_version (first time only; cached in $helm_dir)" >&2
-  mkdir -p "$helm_dir"
-  tmp=$(mktemp -d "$helm_dir/gobin.XXXXXX")
-  GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@$helm_version"
-  mv -f "$tmp/helm" "$helm_dir/helm"
-  rm -rf "$tmp"
-fi
+# go_install NAME PACKAGE VERSION: `go install PACKAGE@VERSION` (the module's own go.mod decides
+# its dependencies) into $cache/NAME-VERSION/NAME, through a temporary GOBIN renamed when complete.
+go_install() {
+  local name=$1 pkg=$2 version=$3
+  local dir="$cache/$name-$version"
+  [ -x "$dir/$name" ] || {
+    echo "building $name $version (first time only; cached in $dir)" >&2
+    mkdir -p "$dir"
+    local tmp
+    tmp=$(mktemp -d "$dir/gobin.XXXXXX")
+    GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "$pkg@$version"
+    mv -f "$tmp/$name" "$dir/$name"
+    rm -rf "$tmp"
+  }
+  ln -sfn "$dir/$name" "$cache/bin/$name"
+}
+go_install helm helm.sh/helm/v4/cmd/helm v4.3.1
+kwok_version=v0.8.0
+go_install kwok sigs.k8s.io/kwok/cmd/kwok "$kwok_version"
+# kwok plays the kubelet by "stages" (status changes of nodes and pods), which the kwok binary does
+# not carry: take the release's own from its module. Nodes: initialize, heartbeat with a Lease.
+# Pods: the "general" stages (created, init containers running, then completed, then ready and
+# running, each after a delay cluster.sh sets), and the immediate delete of the "fast" ones (the
+# general one waits out the whole grace period).
+kwok_stages="$cache/kwok-$kwok_version/stages"
+[ -f "$kwok_stages/.complete" ] || {
+  kwok_src=$(cd "$cache" && go mod download -json "sigs.k8s.io/kwok@$kwok_version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$kwok_src/kustomize/stage" ] || { echo "build.sh: no stages in the kwok module ($kwok_src)" >&2; exit 1; }
+  rm -rf "$kwok_stages"
+  mkdir -p "$kwok_stages/node" "$kwok_stages/pod"
+  cp "$kwok_src/kustomize/stage/node/fast/node-initialize.yaml" \
+    "$kwok_src/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" "$kwok_stages/node/"
+  for f in pod-create pod-init-container-running pod-init-container-completed pod-ready pod-complete; do
+    cp "$kwok_src/kustomize/stage/pod/general/$f.yaml" "$kwok_stages/pod/"
+  done
+  cp "$kwok_src/kustomize/stage/pod/fast/pod-delete.yaml" "$kwok_stages/pod/"
+  chmod -R u+w "$kwok_stages"
+  touch "$kwok_stages/.complete"
+}
+ln -sfn "$kwok_stages" "$cache/bin/kwok-stages"
 
 # moto's S3 server (Apache-2.0) for the init container's test, in a virtualenv of its own. A venv
 # cannot be moved, so it is built in place and marked complete last; an unmarked one is redone.
@@ -69,10 +101,10 @@ if [ ! -f "$moto_dir/.complete" ]; then
   touch "$moto_dir/.complete"
 fi
 
-ln -sfn "$helm_dir/helm" "$cache/bin/helm"
 ln -sfn "$moto_dir/bin/moto_server" "$cache/bin/moto_server"
 ln -sfn "$k8s_dir/kube-apiserver" "$cache/bin/kube-apiserver"
 ln -sfn "$k8s_dir/kube-controller-manager" "$cache/bin/kube-controller-manager"
+ln -sfn "$k8s_dir/kube-scheduler" "$cache/bin/kube-scheduler"
 ln -sfn "$k8s_dir/kubectl" "$cache/bin/kubectl"
 ln -sfn "$etcd_dir/etcd" "$cache/bin/etcd"
 echo "$cache/bin"

@@ -4,7 +4,17 @@
 # collector and the namespace controller (so deleting a Repl deletes what it owns). No nodes, no
 # scheduler, no Deployment controller: pods never run here.
 #
-#   cluster.sh up [DIR]             start one; prints the admin kubeconfig path as its last line
+# With --nodes N (the simulated cluster, for end-to-end tests): kube-controller-manager runs every
+# default controller, kube-scheduler schedules, and kwok (sigs.k8s.io/kwok) keeps N fake nodes
+# (node-1..node-N, 4 CPUs, 16Gi, 110 pods each) alive and plays their kubelets: a bound pod gets
+# its init containers completed, then its containers running and ready, without any container.
+# Images are never pulled.
+#
+#   cluster.sh up [DIR] [--nodes N] [--crds FILE]
+#                                   start one; prints the admin kubeconfig path as its last line.
+#                                   --crds installs CRDs before the controllers start, as in a real
+#                                   cluster (the garbage collector only learns of a CRD created later
+#                                   at its next discovery, up to 30 s on)
 #   cluster.sh down DIR|KUBECONFIG  stop it and remove its files
 #   cluster.sh restart-apiserver DIR|KUBECONFIG
 #                                   SIGKILL the API server and start it again on the same etcd and port
@@ -160,12 +170,75 @@ start_controller_manager() {
   local dir=$1
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
+  local controllers=garbagecollector,namespace
+  [ "$NODES" -eq 0 ] || controllers='*'
   setsid "$BIN/kube-controller-manager" --kubeconfig="$dir/admin.kubeconfig" \
-    --controllers="${CLUSTER_CONTROLLERS:-garbagecollector,namespace}" \
+    --controllers="${CLUSTER_CONTROLLERS:-$controllers}" \
+    --service-account-private-key-file="$dir/pki/sa.key" --root-ca-file="$dir/pki/ca.crt" \
     --leader-elect=false --bind-address=127.0.0.1 --secure-port=0 \
     > "$dir/controller-manager.log" 2>&1 < /dev/null &
   echo $! > "$dir/controller-manager.pid"
   disown
+}
+
+# The simulated nodes: the scheduler, kwok, and N Node objects that kwok manages.
+start_nodes() {
+  local dir=$1
+  # shellcheck disable=SC1091
+  . "$dir/cluster.env"
+  setsid "$BIN/kube-scheduler" --kubeconfig="$dir/admin.kubeconfig" \
+    --authentication-kubeconfig="$dir/admin.kubeconfig" --authorization-kubeconfig="$dir/admin.kubeconfig" \
+    --leader-elect=false --bind-address=127.0.0.1 --secure-port=0 \
+    > "$dir/scheduler.log" 2>&1 < /dev/null &
+  echo $! > "$dir/scheduler.pid"
+  disown
+  # The pod stages' delays (kwok's own: 1 s, up to 6 s with jitter) shortened to
+  # KWOK_POD_DELAY_MS, up to KWOK_POD_JITTER_MS: a simulated pod is ready in about a second.
+  local f stages="$dir/kwok-stages.yaml"
+  : > "$stages"
+  for f in "$BIN"/kwok-stages/node/*.yaml "$BIN"/kwok-stages/pod/*.yaml; do
+    { echo "---"; sed -e "s/durationMilliseconds: 1000$/durationMilliseconds: ${KWOK_POD_DELAY_MS:-100}/" \
+        -e "s/jitterDurationMilliseconds: 5000$/jitterDurationMilliseconds: ${KWOK_POD_JITTER_MS:-300}/" "$f"; } >> "$stages"
+  done
+  setsid "$BIN/kwok" --kubeconfig="$dir/admin.kubeconfig" --config="$stages" \
+    --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --manage-nodes-with-label-selector= --cidr=10.244.0.0/16 --node-ip=10.0.0.1 \
+    --node-lease-duration-seconds=40 \
+    > "$dir/kwok.log" 2>&1 < /dev/null &
+  echo $! > "$dir/kwok.pid"
+  disown
+  local i nodes=""
+  for i in $(seq 1 "$NODES"); do
+    nodes+="---
+apiVersion: v1
+kind: Node
+metadata:
+  name: node-$i
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: \"0\"
+  labels:
+    kubernetes.io/hostname: node-$i
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    type: kwok
+status:
+  capacity: {cpu: \"4\", memory: 16Gi, pods: \"110\", ephemeral-storage: 100Gi}
+  allocatable: {cpu: \"4\", memory: 16Gi, pods: \"110\", ephemeral-storage: 100Gi}
+"
+  done
+  printf '%s' "$nodes" | "$BIN/kubectl" --kubeconfig="$dir/admin.kubeconfig" apply -f - > /dev/null
+  if ! wait_for "$dir/kwok.pid" 60 node_ready "$dir" "$NODES"; then
+    tail -n 30 "$dir/kwok.log" >&2
+    die "the $NODES fake nodes did not become Ready (log: $dir/kwok.log)"
+  fi
+}
+
+node_ready() {
+  local ready
+  ready=$("$BIN/kubectl" --kubeconfig="$1/admin.kubeconfig" get nodes \
+    -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null | grep -c True)
+  [ "$ready" -eq "$2" ]
 }
 
 stop_pid_file() {
@@ -184,9 +257,20 @@ stop_pid_file() {
 }
 
 up() {
-  local bin dir
+  local bin dir="" nodes=0 crds=()
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --nodes) nodes=${2:?--nodes needs a number}; shift 2 ;;
+      --nodes=*) nodes=${1#--nodes=}; shift ;;
+      --crds) crds+=("${2:?--crds needs a file}"); shift 2 ;;
+      --crds=*) crds+=("${1#--crds=}"); shift ;;
+      -*) die "unknown option $1" ;;
+      *) dir=$1; shift ;;
+    esac
+  done
+  [[ "$nodes" =~ ^[0-9]+$ ]] || die "--nodes must be a number, not '$nodes'"
   bin=$("$here/build.sh" | tail -n 1)
-  dir=${1:-$(mktemp -d "${TMPDIR:-/tmp}/repl-cluster.XXXXXX")}
+  dir=${dir:-$(mktemp -d "${TMPDIR:-/tmp}/repl-cluster.XXXXXX")}
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   # A directory left by an interrupted run (Ctrl-C, a cancelled CI job) is reclaimed.
@@ -206,6 +290,7 @@ BIN=$bin
 ETCD_PORT=${ports[0]}
 ETCD_PEER_PORT=${ports[1]}
 API_PORT=${ports[2]}
+NODES=$nodes
 ENV
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
@@ -223,7 +308,13 @@ ENV
   fi
   start_apiserver "$dir"
   write_kubeconfigs "$dir" "https://127.0.0.1:$API_PORT"
+  local crd
+  for crd in "${crds[@]}"; do
+    "$bin/kubectl" --kubeconfig="$dir/admin.kubeconfig" apply -f "$crd" > /dev/null
+    "$bin/kubectl" --kubeconfig="$dir/admin.kubeconfig" wait --for condition=established -f "$crd" --timeout=60s > /dev/null
+  done
   start_controller_manager "$dir"
+  [ "$nodes" -eq 0 ] || start_nodes "$dir"
   trap - EXIT
   echo "cluster up: kube-apiserver $("$bin/kube-apiserver" --version | cut -d' ' -f2) on https://127.0.0.1:$API_PORT" >&2
   echo "$dir/admin.kubeconfig"
@@ -231,6 +322,8 @@ ENV
 
 # Its state is thrown away next (or it failed to start), so nothing is shut down gracefully.
 stop_all() {
+  stop_pid_file "$1/kwok.pid" kwok KILL
+  stop_pid_file "$1/scheduler.pid" kube-scheduler KILL
   stop_pid_file "$1/controller-manager.pid" kube-controller-manager KILL
   stop_pid_file "$1/apiserver.pid" kube-apiserver KILL
   stop_pid_file "$1/etcd.pid" etcd KILL
@@ -254,7 +347,7 @@ case "${1:-}" in
     start_apiserver "$(cluster_dir "$1")"
     ;;
   *)
-    echo "usage: cluster.sh up [DIR] | down | restart-apiserver | stop-apiserver | start-apiserver  DIR|KUBECONFIG" >&2
+    echo "usage: cluster.sh up [DIR] [--nodes N] | down | restart-apiserver | stop-apiserver | start-apiserver  DIR|KUBECONFIG" >&2
     exit 2
     ;;
 esac
