@@ -1,5 +1,7 @@
 #include "reconciler.hpp"
 
+#include <future>
+
 #include "common/json.hpp"
 #include "common/log.hpp"
 #include "repl/validation.hpp"
@@ -7,8 +9,12 @@
 namespace repl {
 
 Reconciler::Reconciler(kube::Client& client, EventRecorder& events, ChildSettings settings,
-                       std::vector<ChildTemplate> templates)
-    : client_(client), events_(events), settings_(std::move(settings)), templates_(std::move(templates)) {}
+                       std::vector<ChildTemplate> templates, ApplyConcurrency concurrency)
+    : client_(client),
+      events_(events),
+      settings_(std::move(settings)),
+      templates_(std::move(templates)),
+      concurrency_(concurrency) {}
 
 bool is_permanent(const kube::ApiError& e) {
   // 403 is not here: a missing RBAC rule is fixed by an administrator, and then a retry succeeds.
@@ -39,48 +45,89 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
     seen.failure_message = children.error().message;
     return Ok{};
   }
+  // Which children differ from what they should be (read from the caches, on this thread).
+  std::vector<std::size_t> todo;
+  std::vector<bool> live(children->size(), false);
   for (std::size_t i = 0; i < children->size(); ++i) {
     const Child& child = (*children)[i];
-    const auto live = view.child(child.resource, {repl.key.ns, child.name});
-    const bool is_deployment = child.resource == kube::deployments();
-    if (live && live->fingerprint == templates_[i].shape.fingerprint(child.object)) {
-      if (is_deployment) seen.deployment = live->deployment;
+    const auto cached = view.child(child.resource, {repl.key.ns, child.name});
+    live[i] = cached.has_value();
+    if (cached && cached->fingerprint == templates_[i].shape.fingerprint(child.object)) {
+      if (child.resource == kube::deployments()) seen.deployment = cached->deployment;
       continue;  // every field we manage already holds our value
     }
-    const std::string path = kube::object_path(child.resource, repl.key.ns, child.name);
-    auto applied = client_.apply(path, child.object, kFieldManager);
-    if (!applied && live && applied.error().is_invalid()) {
-      // Someone changed the key of a list entry we own (a Service port number, a containerPort):
-      // server-side apply merges by that key, so ours would come back beside theirs and clash
-      // ("duplicate name"). A merge patch of the spec replaces those lists whole, with exactly ours.
-      // Only the spec: metadata lists (ownerReferences) of other managers stay as they are.
-      log::info("apply refused, replacing lists",
-                {{"repl", repl.key.str()}, {"error", applied.error().message}});
-      rapidjson::Document patch(rapidjson::kObjectType);
-      if (const auto* spec = json::member(child.object, "spec")) {
-        patch.AddMember("spec", rapidjson::Value(*spec, patch.GetAllocator()), patch.GetAllocator());
-      }
-      applied = client_.merge_patch(path, patch);
+    todo.push_back(i);
+  }
+  // Their applies, all at once (or in order); then the answers, in template order, on this thread.
+  using Applied = Result<rapidjson::Document, kube::ApiError>;
+  std::vector<std::optional<Applied>> answers(todo.size());
+  if (concurrency_ == ApplyConcurrency::kParallel && todo.size() > 1) {
+    std::vector<std::future<Applied>> running;
+    for (std::size_t k = 1; k < todo.size(); ++k) {
+      running.push_back(std::async(std::launch::async, [this, &repl, &children, &live, i = todo[k]] {
+        return apply_child(repl, (*children)[i], live[i]);
+      }));
     }
+    answers[0] = apply_child(repl, (*children)[todo[0]], live[todo[0]]);
+    for (std::size_t k = 1; k < todo.size(); ++k) answers[k] = running[k - 1].get();
+  } else {
+    for (std::size_t k = 0; k < todo.size(); ++k) {
+      answers[k] = apply_child(repl, (*children)[todo[k]], live[todo[k]]);
+      if (!*answers[k]) break;  // the rest stays unapplied, as after a parallel failure it is unknown
+    }
+  }
+  // Every apply that succeeded is taken in; then the first failure, if any, decides. One Event
+  // says what was created and one what was restored (not one per child: Events are writes too).
+  std::optional<std::size_t> failed;
+  std::string created, restored;
+  for (std::size_t k = 0; k < todo.size() && answers[k]; ++k) {
+    const Child& child = (*children)[todo[k]];
+    Applied& applied = *answers[k];
     if (!applied) {
-      if (!is_permanent(applied.error())) return Fail(applied.error());
-      seen.failure_reason = "ApplyFailed";
-      seen.failure_message = child.resource.kind + " " + child.name + ": " + applied.error().message;
-      return Ok{};
+      if (!failed) failed = k;
+      continue;
     }
     view.wrote(child.resource, *applied);
     const std::string what = child.resource.kind + " " + child.name;
-    if (live) {
-      log::info("restored", {{"repl", repl.key.str()}, {"child", what}});
-      events_.record(repl, EventType::kNormal, "Updated", "updated " + what + " to the desired state");
-    } else {
-      log::info("created", {{"repl", repl.key.str()}, {"child", what}});
-      events_.record(repl, EventType::kNormal, "Created", "created " + what);
-    }
-    if (is_deployment) seen.deployment = deployment_state(*applied);
+    std::string& list = live[todo[k]] ? restored : created;
+    list += (list.empty() ? "" : ", ") + what;
+    log::info(live[todo[k]] ? "restored" : "created", {{"repl", repl.key.str()}, {"child", what}});
+    if (child.resource == kube::deployments()) seen.deployment = deployment_state(*applied);
+  }
+  if (!created.empty()) events_.record(repl, EventType::kNormal, "Created", "created " + created);
+  if (!restored.empty()) {
+    events_.record(repl, EventType::kNormal, "Updated", "updated " + restored + " to the desired state");
+  }
+  if (failed) {
+    const Child& child = (*children)[todo[*failed]];
+    const kube::ApiError& error = answers[*failed]->error();
+    if (!is_permanent(error)) return Fail(error);
+    seen.failure_reason = "ApplyFailed";
+    seen.failure_message = child.resource.kind + " " + child.name + ": " + error.message;
+    return Ok{};
   }
   seen.pod_problem = view.pod_problem(repl.key);
   return Ok{};
+}
+
+Result<rapidjson::Document, kube::ApiError> Reconciler::apply_child(const Repl& repl, const Child& child,
+                                                                    bool live) {
+  const std::string path = kube::object_path(child.resource, repl.key.ns, child.name);
+  auto applied = client_.apply(path, child.object, kFieldManager);
+  if (!applied && live && applied.error().is_invalid()) {
+    // Someone changed the key of a list entry we own (a Service port number, a containerPort):
+    // server-side apply merges by that key, so ours would come back beside theirs and clash
+    // ("duplicate name"). A merge patch of the spec replaces those lists whole, with exactly ours.
+    // Only the spec: metadata lists (ownerReferences) of other managers stay as they are.
+    log::info("apply refused, replacing lists",
+              {{"repl", repl.key.str()}, {"error", applied.error().message}});
+    rapidjson::Document patch(rapidjson::kObjectType);
+    if (const auto* spec = json::member(child.object, "spec")) {
+      patch.AddMember("spec", rapidjson::Value(*spec, patch.GetAllocator()), patch.GetAllocator());
+    }
+    applied = client_.merge_patch(path, patch);
+  }
+  return applied;
 }
 
 Result<void, kube::ApiError> Reconciler::write_status(const Repl& repl, ChildView& view,

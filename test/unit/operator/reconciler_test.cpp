@@ -89,7 +89,8 @@ struct Fixture {
   repl::kube::Client client{transport};
   FakeEvents events;
   FakeView view;
-  repl::Reconciler reconciler{client, events, repl::ChildSettings{}, repl::test::repo_templates()};
+  repl::Reconciler reconciler{client, events, repl::ChildSettings{}, repl::test::repo_templates(),
+                              repl::ApplyConcurrency::kSequential};
   repl::Repl repl = repl::test::sample_repl();
 
   auto reconcile() { return reconciler.reconcile(repl, view); }
@@ -170,11 +171,10 @@ TEST_CASE("with nothing cached, reconcile creates the children, then writes the 
   CHECK(string_at(status, "/status/phase") == "Ready");
   CHECK(string_at(status, "/status/urls/ide") == "https://abc123.peetcode.com");
   CHECK(string_at(status, "/status/conditions/0/reason") == "DeploymentReady");
-  CHECK(f.events.lines == Lines{"Normal Created: created Deployment abc123",
-                                "Normal Created: created Service abc123",
-                                "Normal Created: created Ingress abc123-ingress",
-                                "Normal Created: created NetworkPolicy abc123"});
-  CHECK(f.events.about == std::vector<ObjectKey>(4, f.repl.key));
+  // One Event for the four (Events are writes too).
+  CHECK(f.events.lines == Lines{"Normal Created: created Deployment abc123, Service abc123, Ingress "
+                                "abc123-ingress, NetworkPolicy abc123"});
+  CHECK(f.events.about == std::vector<ObjectKey>(1, f.repl.key));
   // The cache hears of every answer: the four children, then the Repl's status.
   CHECK(f.view.writes == Lines{"Deployment " + deployment_reply(1), "Service " + kServiceReply,
                                "Ingress " + kIngressReply, "NetworkPolicy " + kNetworkPolicyReply,
@@ -190,7 +190,8 @@ TEST_CASE("without the NetworkPolicy template, reconcile applies the other three
   FakeView view;
   auto templates = repl::load_child_templates(std::string(REPL_SOURCE_DIR) + "/templates", false);
   REQUIRE(templates);
-  repl::Reconciler reconciler{client, events, repl::ChildSettings{}, std::move(*templates)};
+  repl::Reconciler reconciler{client, events, repl::ChildSettings{}, std::move(*templates),
+                              repl::ApplyConcurrency::kSequential};
   transport->respond(200, deployment_reply(1));
   transport->respond(200, kServiceReply);
   transport->respond(200, kIngressReply);
@@ -199,9 +200,8 @@ TEST_CASE("without the NetworkPolicy template, reconcile applies the other three
   Lines paths;
   for (const auto& r : transport->requests) paths.push_back(repl::test::path_of(r.target));
   CHECK(paths == with_status({kChildPaths[0], kChildPaths[1], kChildPaths[2]}));
-  CHECK(events.lines == Lines{"Normal Created: created Deployment abc123",
-                              "Normal Created: created Service abc123",
-                              "Normal Created: created Ingress abc123-ingress"});
+  CHECK(events.lines ==
+        Lines{"Normal Created: created Deployment abc123, Service abc123, Ingress abc123-ingress"});
 }
 
 TEST_CASE("a Deployment without ready replicas is Starting", "[operator][reconciler]") {
