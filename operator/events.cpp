@@ -52,4 +52,55 @@ void ApiEventRecorder::record(const Repl& repl, EventType type, const std::strin
   }
 }
 
+AsyncEventRecorder::AsyncEventRecorder(EventRecorder& target, std::size_t capacity,
+                                       std::chrono::milliseconds drain)
+    : target_(target), capacity_(capacity), drain_(drain), thread_([this] { run(); }) {}
+
+AsyncEventRecorder::~AsyncEventRecorder() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    deadline_ = std::chrono::steady_clock::now() + drain_;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void AsyncEventRecorder::record(const Repl& repl, EventType type, const std::string& reason,
+                                const std::string& message) {
+  {
+    std::lock_guard lock(mu_);
+    if (queue_.size() >= capacity_) {
+      ++dropped_;
+      return;
+    }
+    queue_.push_back({repl, type, reason, message});
+  }
+  cv_.notify_one();
+}
+
+std::size_t AsyncEventRecorder::dropped() const {
+  std::lock_guard lock(mu_);
+  return dropped_;
+}
+
+void AsyncEventRecorder::run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty() || (stopping_ && std::chrono::steady_clock::now() >= deadline_)) {
+      if (stopping_) break;
+      continue;
+    }
+    Pending next = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    target_.record(next.repl, next.type, next.reason, next.message);
+    lock.lock();
+  }
+  if (!queue_.empty()) {
+    log::warn("events not recorded at shutdown", {{"count", std::to_string(queue_.size())}});
+  }
+}
+
 }  // namespace repl

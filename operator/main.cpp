@@ -134,7 +134,8 @@ int main(int argc, char** argv) {
   std::atomic<bool> lost_leadership{false};
   std::atomic<bool> shutting_down{false};
   const std::string identity = kube::default_leader_identity();
-  ApiEventRecorder events(client, identity);
+  ApiEventRecorder api_events(client, identity);
+  AsyncEventRecorder events(api_events);
   Reconciler reconciler(client, events, settings, std::move(*templates));
   controller_options.leading_at_start = !leader_elect;
   std::unique_ptr<kube::LeaderElector> elector;

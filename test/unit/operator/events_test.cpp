@@ -2,9 +2,12 @@
 #include "events.hpp"
 
 #include <catch2/catch.hpp>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <string>
+#include <vector>
 
 #include "unit/support/fake_transport.hpp"
 #include "unit/support/json.hpp"
@@ -86,4 +89,74 @@ TEST_CASE("ApiEventRecorder posts the Event to the Repl's namespace", "[operator
   CHECK(
       std::regex_match(string_at(body, "/firstTimestamp"), std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")));
   CHECK(transport->unused_responses() == 0);
+}
+
+namespace {
+
+// Collects what reaches it; `gate` (when set) holds each record() until opened.
+class CollectingRecorder final : public repl::EventRecorder {
+ public:
+  void record(const repl::Repl& repl, repl::EventType, const std::string& reason,
+              const std::string&) override {
+    std::unique_lock lock(mu_);
+    ++entered_;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return open_; });
+    seen_.push_back(repl.key.name + ":" + reason);
+    cv_.notify_all();
+  }
+  void set_open(bool open) {
+    std::lock_guard lock(mu_);
+    open_ = open;
+    cv_.notify_all();
+  }
+  void wait_entered(std::size_t n) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(5), [&] { return entered_ >= n; });
+  }
+  std::vector<std::string> wait_for(std::size_t n) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(5), [&] { return seen_.size() >= n; });
+    return seen_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = true;
+  std::size_t entered_ = 0;
+  std::vector<std::string> seen_;
+};
+
+}  // namespace
+
+TEST_CASE("AsyncEventRecorder sends Events in order, off the caller's thread", "[operator][events]") {
+  CollectingRecorder target;
+  target.set_open(false);  // the caller must not wait for a blocked target
+  repl::AsyncEventRecorder async(target);
+  auto r = repl::test::sample_repl();
+  async.record(r, repl::EventType::kNormal, "Created", "");
+  async.record(r, repl::EventType::kNormal, "Updated", "");
+  async.record(r, repl::EventType::kWarning, "Failed", "");
+  target.set_open(true);
+  CHECK(target.wait_for(3) == std::vector<std::string>{"abc123:Created", "abc123:Updated", "abc123:Failed"});
+  CHECK(async.dropped() == 0);
+}
+
+TEST_CASE("AsyncEventRecorder drops beyond its capacity and sends the rest at shutdown",
+          "[operator][events]") {
+  CollectingRecorder target;
+  target.set_open(false);
+  auto r = repl::test::sample_repl();
+  {
+    repl::AsyncEventRecorder async(target, 2, std::chrono::milliseconds(5000));
+    async.record(r, repl::EventType::kNormal, "a", "");  // taken by the thread, blocked in the target
+    target.wait_entered(1);
+    async.record(r, repl::EventType::kNormal, "b", "");
+    async.record(r, repl::EventType::kNormal, "c", "");
+    async.record(r, repl::EventType::kNormal, "d", "");  // the queue holds 2: dropped
+    CHECK(async.dropped() == 1);
+    target.set_open(true);
+  }  // the destructor drains what is queued
+  CHECK(target.wait_for(3) == std::vector<std::string>{"abc123:a", "abc123:b", "abc123:c"});
 }
