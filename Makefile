@@ -4,7 +4,7 @@ CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build test unit integration e2e run format clean
+.PHONY: deps build test unit integration e2e run bench format clean
 
 deps:
 	scripts/deps.sh
@@ -30,6 +30,12 @@ e2e: build
 # The operator against a local control plane (or the cluster $KUBECONFIG names, with REPL_USE_KUBECONFIG=1).
 run: build
 	scripts/run-local.sh $(BUILD_DIR)
+
+# Benchmarks on the simulated cluster (not part of `test`): a table on stdout, JSON and a PNG chart
+# under bench/results/. Takes 15-25 minutes (BENCH_SCALE="1000" for a shorter run).
+bench: build
+	cmake --build $(BUILD_DIR) --target repl-bench
+	bench/run.sh $(abspath $(BUILD_DIR))
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

@@ -6,7 +6,7 @@
 #
 # With --nodes N (the simulated cluster, for end-to-end tests): kube-controller-manager runs every
 # default controller, kube-scheduler schedules, and kwok (sigs.k8s.io/kwok) keeps N fake nodes
-# (node-1..node-N, 4 CPUs, 16Gi, 110 pods each) alive and plays their kubelets: a bound pod gets
+# (node-1..node-N, 4 CPUs, 16Gi, $KWOK_NODE_PODS or 110 pods each) alive and plays their kubelets: a bound pod gets
 # its init containers completed, then its containers running and ready, without any container.
 # Images are never pulled.
 #
@@ -207,7 +207,7 @@ start_nodes() {
     > "$dir/kwok.log" 2>&1 < /dev/null &
   echo $! > "$dir/kwok.pid"
   disown
-  local i nodes=""
+  local i nodes="" pods=${KWOK_NODE_PODS:-110}
   for i in $(seq 1 "$NODES"); do
     nodes+="---
 apiVersion: v1
@@ -223,8 +223,8 @@ metadata:
     kubernetes.io/arch: amd64
     type: kwok
 status:
-  capacity: {cpu: \"4\", memory: 16Gi, pods: \"110\", ephemeral-storage: 100Gi}
-  allocatable: {cpu: \"4\", memory: 16Gi, pods: \"110\", ephemeral-storage: 100Gi}
+  capacity: {cpu: \"4\", memory: 16Gi, pods: \"$pods\", ephemeral-storage: 100Gi}
+  allocatable: {cpu: \"4\", memory: 16Gi, pods: \"$pods\", ephemeral-storage: 100Gi}
 "
   done
   printf '%s' "$nodes" | "$BIN/kubectl" --kubeconfig="$dir/admin.kubeconfig" apply -f - > /dev/null

@@ -1,0 +1,428 @@
+// repl-bench: the measuring half of `make bench` (bench/run.sh starts the cluster, the operator and
+// the shim, and calls this). It creates Repls and watches, with the project's own client, for the
+// moment each child appears and each status is written, so every figure is "observed by a watch",
+// as a user's `kubectl get -w` would see it.
+//
+//   repl-bench latency  --namespace NS --count 200 [--shim URL]   one Repl after another
+//   repl-bench burst    --namespace NS --baseline-namespace NS2 --count 1000 --concurrency 32
+//   repl-bench populate --namespace NS --count N [--suspended]    create N, wait for every status
+//
+// Each prints one JSON object on stdout; progress goes to stderr.
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/flags.hpp"
+#include "common/json.hpp"
+#include "kube/client.hpp"
+#include "kube/config.hpp"
+#include "kube/resource.hpp"
+#include "kube/transport.hpp"
+#include "kube/watcher.hpp"
+#include "repl/children.hpp"
+
+namespace {
+
+using namespace repl;
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+
+// The kinds of child a Repl gets with the default templates.
+const std::array<kube::Resource, 4> kChildren = {kube::deployments(), kube::services(), kube::ingresses(),
+                                                 kube::network_policies()};
+
+struct Timeline {
+  std::array<std::optional<TimePoint>, kChildren.size()> child;
+  std::optional<TimePoint> status;  // first status with a phase
+  std::optional<TimePoint> ready;   // first Ready=True
+
+  std::optional<TimePoint> last_child() const {
+    TimePoint last{};
+    for (const auto& c : child) {
+      if (!c) return std::nullopt;
+      last = std::max(last, *c);
+    }
+    return last;
+  }
+};
+
+// What the watches saw, by Repl name.
+class Recorder {
+ public:
+  void child(std::size_t kind, const std::string& repl) {
+    update(repl, [kind](Timeline& t, TimePoint now) {
+      if (!t.child[kind]) t.child[kind] = now;
+    });
+  }
+  void repl(const rapidjson::Value& object) {
+    const std::string name = json::string_at(json::member(object, "metadata"), "name");
+    const auto* status = json::member(object, "status");
+    const bool has_phase = !json::string_at(status, "phase").empty();
+    bool ready = false;
+    if (const auto* conditions = json::member(status, "conditions"); conditions && conditions->IsArray()) {
+      for (const auto& c : conditions->GetArray()) {
+        ready = ready || (json::string_at(&c, "type") == "Ready" && json::string_at(&c, "status") == "True");
+      }
+    }
+    update(name, [has_phase, ready](Timeline& t, TimePoint now) {
+      if (has_phase && !t.status) t.status = now;
+      if (ready && !t.ready) t.ready = now;
+    });
+  }
+  // Waits until `done(timeline)` holds for `repl`; false on timeout.
+  template <class Pred>
+  bool wait(const std::string& repl, Pred done, std::chrono::seconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return done(timelines_[repl]); });
+  }
+  // Waits until `done` holds for every one of `repls`.
+  template <class Pred>
+  bool wait_all(const std::vector<std::string>& repls, Pred done, std::chrono::seconds timeout) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] {
+      return std::all_of(repls.begin(), repls.end(),
+                         [&](const std::string& r) { return done(timelines_[r]); });
+    });
+  }
+  Timeline get(const std::string& repl) {
+    std::lock_guard lock(mu_);
+    return timelines_[repl];
+  }
+
+ private:
+  template <class F>
+  void update(const std::string& repl, F f) {
+    {
+      std::lock_guard lock(mu_);
+      f(timelines_[repl], Clock::now());
+    }
+    cv_.notify_all();
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, Timeline> timelines_;
+};
+
+class ChildSink final : public kube::WatchSink {
+ public:
+  ChildSink(Recorder& r, std::size_t kind) : recorder_(r), kind_(kind) {}
+  void begin_resync() override {}
+  void resync_item(const rapidjson::Value& o) override { seen(o); }
+  void end_resync() override {}
+  void on_event(kube::EventType type, const rapidjson::Value& o) override {
+    if (type != kube::EventType::kDeleted) seen(o);
+  }
+
+ private:
+  void seen(const rapidjson::Value& o) {
+    const auto* labels = json::member(json::member(o, "metadata"), "labels");
+    const std::string repl = json::string_at(labels, "peetcode.com/repl");
+    if (!repl.empty()) recorder_.child(kind_, repl);
+  }
+  Recorder& recorder_;
+  std::size_t kind_;
+};
+
+class ReplSink final : public kube::WatchSink {
+ public:
+  explicit ReplSink(Recorder& r) : recorder_(r) {}
+  void begin_resync() override {}
+  void resync_item(const rapidjson::Value& o) override { recorder_.repl(o); }
+  void end_resync() override {}
+  void on_event(kube::EventType type, const rapidjson::Value& o) override {
+    if (type != kube::EventType::kDeleted) recorder_.repl(o);
+  }
+
+ private:
+  Recorder& recorder_;
+};
+
+// Watches of one namespace's Repls and managed children, feeding a Recorder, for the process's life.
+class Watches {
+ public:
+  Watches(kube::Client& client, const std::string& ns, Recorder& recorder) : repls_(recorder) {
+    for (std::size_t i = 0; i < kChildren.size(); ++i)
+      children_.push_back(std::make_unique<ChildSink>(recorder, i));
+    add(client, kube::repls(), ns, "", repls_);
+    for (std::size_t i = 0; i < kChildren.size(); ++i) {
+      add(client, kChildren[i], ns, "app.kubernetes.io/managed-by=repl-operator", *children_[i]);
+    }
+    for (auto& r : runners_) threads_.emplace_back([&r] { r->run(); });
+  }
+  ~Watches() {
+    for (auto& r : runners_) r->stop();
+    for (auto& t : threads_) t.join();
+  }
+
+ private:
+  void add(kube::Client& client, const kube::Resource& r, const std::string& ns, const std::string& selector,
+           kube::WatchSink& sink) {
+    runners_.push_back(std::make_unique<kube::WatchRunner>(
+        client, kube::WatcherOptions{kube::collection_path(r, ns), selector, 500, r.plural}, sink));
+  }
+  ReplSink repls_;
+  std::vector<std::unique_ptr<ChildSink>> children_;
+  std::vector<std::unique_ptr<kube::WatchRunner>> runners_;
+  std::vector<std::thread> threads_;
+};
+
+double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+// {"p50":..,"p90":..,"p99":..,"max":..} of `v` (nearest rank).
+std::string percentiles(std::vector<double> v) {
+  if (v.empty()) return "null";
+  std::sort(v.begin(), v.end());
+  const auto at = [&v](double p) {
+    const auto rank = static_cast<std::size_t>(std::max(1.0, std::ceil(p * static_cast<double>(v.size()))));
+    return v[std::min(rank, v.size()) - 1];
+  };
+  char buf[200];
+  std::snprintf(buf, sizeof buf, R"({"p50":%.2f,"p90":%.2f,"p99":%.2f,"max":%.2f,"n":%zu})", at(0.5), at(0.9),
+                at(0.99), v.back(), v.size());
+  return buf;
+}
+
+std::string series(const std::vector<double>& v) {
+  std::ostringstream out;
+  out << "[";
+  for (std::size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << v[i];
+  out << "]";
+  return out.str();
+}
+
+rapidjson::Document repl_object(const std::string& ns, const std::string& name, bool suspended) {
+  auto doc = kube::new_object(kube::repls(), ns, name);
+  auto& a = doc.GetAllocator();
+  rapidjson::Value spec(rapidjson::kObjectType);
+  spec.AddMember("userId", "bench", a);
+  spec.AddMember("language", "node-js", a);
+  if (suspended) spec.AddMember("suspended", true, a);
+  doc.AddMember("spec", std::move(spec), a);
+  return doc;
+}
+
+struct Options {
+  std::string kubeconfig;
+  std::string ns = "bench";
+  std::string baseline_ns = "bench-baseline";
+  std::string shim;
+  std::string templates = "templates";
+  std::string prefix = "r";
+  int count = 200;
+  int concurrency = 32;
+  bool suspended = false;
+};
+
+// Runs `work(i)` for i in [0, count) on `concurrency` threads.
+template <class F>
+void parallel(int count, int concurrency, F work) {
+  std::atomic<int> next{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < concurrency; ++t) {
+    threads.emplace_back([&] {
+      for (int i; (i = next++) < count;) work(i);
+    });
+  }
+  for (auto& t : threads) t.join();
+}
+
+int latency(kube::Client& client, const Options& o) {
+  Recorder recorder;
+  Watches watches(client, o.ns, recorder);
+  std::shared_ptr<kube::Transport> shim;
+  if (!o.shim.empty()) {
+    kube::ClusterConfig cfg;
+    cfg.server = o.shim;
+    auto t = kube::make_http_transport(cfg);
+    if (!t) {
+      std::cerr << "repl-bench: " << t.error().message << "\n";
+      return 1;
+    }
+    shim = *t;
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // the watches have listed
+  std::vector<double> to_children, to_ready, call;
+  std::array<std::vector<double>, kChildren.size()> by_kind;
+  for (int i = 0; i < o.count; ++i) {
+    const std::string name = o.prefix + std::to_string(i);
+    const auto t0 = Clock::now();
+    if (shim) {
+      const auto r = shim->send({"POST", "/start", "application/json",
+                                 R"({"userId":"bench","replId":")" + name + R"(","language":"node-js"})"});
+      if (!r || r->status != 201) {
+        std::cerr << "repl-bench: /start " << name << " failed\n";
+        return 1;
+      }
+    } else if (auto r =
+                   client.create(kube::collection_path(kube::repls(), o.ns), repl_object(o.ns, name, false));
+               !r) {
+      std::cerr << "repl-bench: create " << name << ": " << r.error().describe() << "\n";
+      return 1;
+    }
+    call.push_back(ms(Clock::now() - t0));
+    if (!recorder.wait(
+            name, [](const Timeline& t) { return t.last_child() && t.ready; }, std::chrono::seconds(60))) {
+      std::cerr << "repl-bench: " << name << " not Ready within 60 s\n";
+      return 1;
+    }
+    const auto t = recorder.get(name);
+    to_children.push_back(ms(*t.last_child() - t0));
+    for (std::size_t k = 0; k < kChildren.size(); ++k) by_kind[k].push_back(ms(*t.child[k] - t0));
+    to_ready.push_back(ms(*t.ready - t0));
+    if ((i + 1) % 50 == 0) std::cerr << "  " << (i + 1) << "/" << o.count << "\n";
+  }
+  std::cout << R"({"via":")" << (shim ? "start" : "create") << R"(","call":)" << percentiles(call)
+            << R"(,"children":)" << percentiles(to_children) << R"(,"ready":)" << percentiles(to_ready);
+  for (std::size_t k = 0; k < kChildren.size(); ++k) {
+    std::cout << R"(,")" << kChildren[k].plural << R"(":)" << percentiles(by_kind[k]);
+  }
+  std::cout << R"(,"children_series":)" << series(to_children) << R"(,"ready_series":)" << series(to_ready)
+            << "}\n";
+  return 0;
+}
+
+int burst(kube::Client& client, const Options& o) {
+  // The operator: `count` Repls created at once; done when every child exists and every status is written.
+  double operator_ms = 0;
+  {
+    Recorder recorder;
+    Watches watches(client, o.ns, recorder);
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    std::vector<std::string> names;
+    for (int i = 0; i < o.count; ++i) names.push_back(o.prefix + std::to_string(i));
+    std::atomic<int> failed{0};
+    const auto t0 = Clock::now();
+    parallel(o.count, o.concurrency, [&](int i) {
+      if (!client.create(kube::collection_path(kube::repls(), o.ns), repl_object(o.ns, names[i], false)))
+        ++failed;
+    });
+    if (failed > 0) {
+      std::cerr << "repl-bench: " << failed << " creates failed\n";
+      return 1;
+    }
+    if (!recorder.wait_all(
+            names, [](const Timeline& t) { return t.last_child() && t.status; }, std::chrono::seconds(600))) {
+      std::cerr << "repl-bench: the burst did not complete within 600 s\n";
+      return 1;
+    }
+    TimePoint end{};
+    for (const auto& n : names) {
+      const auto t = recorder.get(n);
+      end = std::max({end, *t.last_child(), *t.status});
+    }
+    operator_ms = ms(end - t0);
+    std::cerr << "  operator: " << operator_ms << " ms\n";
+  }
+
+  // The baseline: the same child objects (rendered by the same templates, without the owner, in a
+  // namespace no operator watches) created directly at the same concurrency.
+  auto templates = load_child_templates(o.templates);
+  if (!templates) {
+    std::cerr << "repl-bench: " << templates.error().message << "\n";
+    return 1;
+  }
+  std::vector<kube::Resource> kinds;
+  std::vector<rapidjson::Document> objects;
+  for (int i = 0; i < o.count; ++i) {
+    Repl r;
+    r.key = {o.baseline_ns, o.prefix + std::to_string(i)};
+    r.uid = "00000000-0000-0000-0000-000000000000";
+    r.spec.user_id = "bench";
+    r.spec.language = "node-js";
+    auto children = desired_children(r, ChildSettings{}, *templates);
+    if (!children) return 1;
+    for (auto& c : *children) {
+      c.object["metadata"].RemoveMember("ownerReferences");
+      kinds.push_back(c.resource);
+      objects.push_back(std::move(c.object));
+    }
+  }
+  std::atomic<int> failed{0};
+  const auto t0 = Clock::now();
+  parallel(static_cast<int>(objects.size()), o.concurrency, [&](int i) {
+    if (!client.create(kube::collection_path(kinds[i], o.baseline_ns), objects[i])) ++failed;
+  });
+  const double baseline_ms = ms(Clock::now() - t0);
+  if (failed > 0) {
+    std::cerr << "repl-bench: " << failed << " baseline creates failed\n";
+    return 1;
+  }
+  std::cerr << "  baseline: " << baseline_ms << " ms for " << objects.size() << " objects\n";
+  std::printf(
+      R"({"repls":%d,"concurrency":%d,"operator_ms":%.1f,"baseline_objects":%zu,"baseline_ms":%.1f,"ratio":%.3f})"
+      "\n",
+      o.count, o.concurrency, operator_ms, objects.size(), baseline_ms, operator_ms / baseline_ms);
+  return 0;
+}
+
+int populate(kube::Client& client, const Options& o) {
+  Recorder recorder;
+  Watches watches(client, o.ns, recorder);
+  std::vector<std::string> names;
+  for (int i = 0; i < o.count; ++i) names.push_back(o.prefix + std::to_string(i));
+  const auto t0 = Clock::now();
+  std::atomic<int> failed{0};
+  parallel(o.count, o.concurrency, [&](int i) {
+    if (!client.create(kube::collection_path(kube::repls(), o.ns),
+                       repl_object(o.ns, names[i], o.suspended))) {
+      ++failed;
+    }
+  });
+  const double created_ms = ms(Clock::now() - t0);
+  std::cerr << "  created " << o.count << " in " << created_ms << " ms (" << failed << " failed)\n";
+  if (!recorder.wait_all(
+          names, [](const Timeline& t) { return t.last_child() && t.status; }, std::chrono::seconds(1800))) {
+    std::cerr << "repl-bench: not every Repl got its children and status within 30 min\n";
+    return 1;
+  }
+  std::printf(R"({"repls":%d,"created_ms":%.1f,"settled_ms":%.1f})"
+              "\n",
+              o.count, created_ms, ms(Clock::now() - t0));
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "usage: repl-bench latency|burst|populate [flags] (--help for flags)\n";
+    return 2;
+  }
+  const std::string command = argv[1];
+  Options o;
+  Flags flags("repl-bench " + command, "Measures the operator; see bench/run.sh.");
+  flags.add("kubeconfig", "", &o.kubeconfig, "kubeconfig file (default $KUBECONFIG)");
+  flags.add("namespace", "", &o.ns, "namespace the operator watches");
+  flags.add("baseline-namespace", "", &o.baseline_ns, "burst: namespace of the baseline's objects");
+  flags.add("shim", "", &o.shim, "latency: create through POST <shim>/start instead of the API");
+  flags.add("templates", "", &o.templates, "burst: the templates the baseline renders");
+  flags.add("prefix", "", &o.prefix, "Repl names are <prefix><n>");
+  flags.add("count", "", &o.count, "Repls");
+  flags.add("concurrency", "", &o.concurrency, "creates in flight (burst, populate)");
+  flags.add("suspended", "", &o.suspended, "populate: create suspended Repls (no pods)");
+  if (auto exit_code = flags.parse_main(argc - 1, argv + 1)) return *exit_code;
+
+  auto connection = kube::connect(o.kubeconfig);
+  if (!connection) {
+    std::cerr << "repl-bench: " << connection.error() << "\n";
+    return 1;
+  }
+  kube::Client client(connection->transport);
+  if (command == "latency") return latency(client, o);
+  if (command == "burst") return burst(client, o);
+  if (command == "populate") return populate(client, o);
+  std::cerr << "repl-bench: unknown command " << command << "\n";
+  return 2;
+}

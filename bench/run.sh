@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# `make bench`: measures the operator on the simulated cluster (test/cluster/cluster.sh up --nodes)
+# and writes bench/results/<stamp>.json, bench/results/<stamp>-latency.png and a table on stdout.
+#
+#   latency  200 Repls one after another, created through the API and then through the shim's
+#            /start: time to all four children seen by a watch, and to Ready (p50/p90/p99)
+#   burst    1,000 Repls created at once (32 in flight): time until every child exists and every
+#            status is written; then the same child objects created directly by a minimal client at
+#            the same concurrency (the baseline), and the ratio
+#   scale    the operator restarted with 1,000 and with 10,000 Repls in the cluster: time from start
+#            to caches synced, peak RSS after sync, CPU and write requests over an idle minute
+#   shim     wrk against /start (a new replId per request) while the operator runs
+#
+# BENCH_SCALE="1000 10000", BENCH_LATENCY=200, BENCH_BURST=1000, BENCH_IDLE=60 change the sizes.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$root/build}
+results=$root/bench/results
+mkdir -p "$results"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+work=$(mktemp -d "${TMPDIR:-/tmp}/repl-bench.XXXXXX")
+bin=$("$root/test/cluster/build.sh" | tail -n 1)
+export PATH="$bin:$PATH"
+latency_n=${BENCH_LATENCY:-200}
+burst_n=${BENCH_BURST:-1000}
+scale_ns=${BENCH_SCALE:-1000 10000}
+idle=${BENCH_IDLE:-60}
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  "$root/test/cluster/cluster.sh" down "$work/cluster" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+say() { echo "bench: $*" >&2; }
+
+# Pods become ready after kwok's stages (20-50 ms each here): the figures to Ready include them.
+say "starting the simulated cluster (4 nodes)"
+KWOK_POD_DELAY_MS=20 KWOK_POD_JITTER_MS=50 KWOK_NODE_PODS=2000 \
+  "$root/test/cluster/cluster.sh" up "$work/cluster" --nodes 4 --crds "$root/crd/repls.peetcode.com.yaml" >/dev/null
+export KUBECONFIG=$work/cluster/admin.kubeconfig
+for ns in bench bench-start bench-burst bench-baseline bench-scale; do kubectl create namespace "$ns" >/dev/null; done
+
+operator_pid=""
+# start_operator LOG [ARGS...]: the operator (all namespaces unless ARGS say), metrics on a free port
+# written to $work/metrics.
+start_operator() {
+  local log=$1
+  shift
+  "$build/bin/repl-operator" --templates "$root/templates" --metrics-addr 127.0.0.1:0 --health-addr 127.0.0.1:0 \
+    "$@" > "$log" 2>&1 &
+  operator_pid=$!
+  pids+=("$operator_pid")
+  local addr=""
+  for _ in $(seq 1 100); do
+    addr=$(sed -n 's/.*"msg":"serving metrics","addr":"\([^"]*\)".*/\1/p' "$log" | head -n 1)
+    [ -n "$addr" ] && break
+    sleep 0.1
+  done
+  echo "$addr" > "$work/metrics"
+}
+stop_operator() {
+  kill -TERM "$operator_pid"
+  wait "$operator_pid" 2>/dev/null || true
+}
+metric() {  # metric NAME_REGEX: the sum of the series whose line matches
+  curl -s "http://$(cat "$work/metrics")/metrics" | awk -v re="$1" '$0 ~ re && $1 !~ /^#/ {s += $NF} END {printf "%d\n", s}'
+}
+writes() { metric '^repl_operator_api_requests_total\{.*verb="(POST|PUT|PATCH|DELETE)"'; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$operator_pid/stat"; }
+settle() {  # until the queue is empty and nothing is in flight, twice in a row
+  local quiet=0
+  while [ $quiet -lt 2 ]; do
+    if [ "$(metric '^repl_operator_workqueue_depth')" = 0 ] && [ "$(metric '^repl_operator_workqueue_in_flight')" = 0 ]; then
+      quiet=$((quiet + 1))
+    else
+      quiet=0
+    fi
+    sleep 1
+  done
+}
+
+start_operator "$work/operator.log"
+"$build/bin/repl-shim" --listen 127.0.0.1:0 --namespace bench-start --workers 64 > "$work/shim.log" 2>&1 &
+pids+=($!)
+shim_addr=""
+for _ in $(seq 1 100); do
+  shim_addr=$(sed -n 's/.*"msg":"serving","addr":"\([^"]*\)".*/\1/p' "$work/shim.log" | head -n 1)
+  [ -n "$shim_addr" ] && break
+  sleep 0.1
+done
+
+say "latency: $latency_n Repls one after another, through the API"
+"$build/bin/repl-bench" latency --namespace bench --count "$latency_n" > "$work/latency-create.json"
+say "latency: $latency_n Repls one after another, through the shim's /start"
+"$build/bin/repl-bench" latency --namespace bench-start --count "$latency_n" --shim "http://$shim_addr" \
+  > "$work/latency-start.json"
+
+say "burst: $burst_n Repls at once, then the baseline"
+"$build/bin/repl-bench" burst --namespace bench-burst --baseline-namespace bench-baseline --count "$burst_n" \
+  --concurrency 32 --templates "$root/templates" > "$work/burst.json"
+
+stop_operator
+
+# Scale: suspended Repls (no pods: the figures are the operator's own), added up to each size, in a
+# namespace of their own that the operator is limited to.
+: > "$work/scale.jsonl"
+have=0
+for n in $scale_ns; do
+  say "scale: $n Repls"
+  start_operator "$work/operator-populate-$n.log" --namespace bench-scale
+  "$build/bin/repl-bench" populate --namespace bench-scale --prefix "s" --count "$n" --concurrency 32 --suspended \
+    > "$work/populate-$n.json"
+  settle
+  stop_operator
+  have=$n
+  # A fresh operator: the time to sync is from its start to its "caches synced" line.
+  started=$(date +%s%3N)
+  start_operator "$work/operator-scale-$n.log" --namespace bench-scale
+  synced=""
+  for _ in $(seq 1 1200); do
+    synced=$(sed -n 's/^{"ts":"\([^"]*\)","level":"info","msg":"caches synced".*/\1/p' "$work/operator-scale-$n.log")
+    [ -n "$synced" ] && break
+    sleep 0.05
+  done
+  sync_ms=$(( $(date -d "$synced" +%s%3N) - started ))
+  settle
+  rss_after_sync=$(awk '/VmHWM/ {print $2}' "/proc/$operator_pid/status")
+  ticks0=$(cpu_ticks); writes0=$(writes); requests0=$(metric '^repl_operator_api_requests_total')
+  sleep "$idle"
+  ticks1=$(cpu_ticks); writes1=$(writes); requests1=$(metric '^repl_operator_api_requests_total')
+  rss_peak=$(awk '/VmHWM/ {print $2}' "/proc/$operator_pid/status")
+  rss_now=$(awk '/VmRSS/ {print $2}' "/proc/$operator_pid/status")
+  stop_operator
+  echo "{\"repls\":$have,\"sync_ms\":$sync_ms,\"peak_rss_kb\":$rss_peak,\"peak_rss_after_sync_kb\":$rss_after_sync,\"rss_kb\":$rss_now,\"idle_seconds\":$idle,\"idle_cpu_ticks\":$((ticks1 - ticks0)),\"clk_tck\":$(getconf CLK_TCK),\"idle_writes\":$((writes1 - writes0)),\"idle_requests\":$((requests1 - requests0))}" \
+    >> "$work/scale.jsonl"
+done
+
+# Last, as it leaves thousands of new Repls (and pods) behind.
+say "shim: wrk -t2 -c64 -d30s against /start, the operator running"
+start_operator "$work/operator-wrk.log"
+wrk -t2 -c64 -d30s --latency -s "$root/bench/start.lua" "http://$shim_addr" > "$work/wrk.txt" 2>&1
+stop_operator
+
+python3 "$root/bench/report.py" "$work" "$results/$stamp"
+cp "$work"/*.log "$results/" 2>/dev/null || true
+say "results: $results/$stamp.json, $results/$stamp-latency.png"
