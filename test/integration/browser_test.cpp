@@ -18,22 +18,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A mkdtemp directory, removed with everything in it on destruction.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/repl-browser-test.XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
-
 std::string which(const std::string& program) {
   const auto r = run({"sh", "-c", "command -v " + program});
   std::string path = r.out.substr(0, r.out.find('\n'));
@@ -89,10 +73,10 @@ fetch(")" +
 // the whole DOM when there is no such element.
 std::string load_in_chromium(const TempDir& tmp, const std::string& url) {
   static int runs = 0;
-  const std::string profile = tmp.path + "/profile-" + std::to_string(++runs);
+  const std::string profile = tmp.path.string() + "/profile-" + std::to_string(++runs);
   // HOME and the XDG directories too: Chromium writes an NSS database and caches under them.
-  const auto r = run({"env", "HOME=" + tmp.path, "XDG_CONFIG_HOME=" + tmp.path + "/config",
-                      "XDG_CACHE_HOME=" + tmp.path + "/cache",
+  const auto r = run({"env", "HOME=" + tmp.path.string(), "XDG_CONFIG_HOME=" + tmp.path.string() + "/config",
+                      "XDG_CACHE_HOME=" + tmp.path.string() + "/cache",
                       // timeout kills the whole process group: the browser and its helpers.
                       "timeout", "-k", "10", "240", which("chromium"), "--headless", "--no-sandbox",
                       "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -133,7 +117,7 @@ void write_file(const std::string& path, const std::string& text) {
 TEST_CASE("a browser may call the shim from an allowed origin only; a refused preflight creates nothing",
           "[browser]") {
   TempDir tmp;  // first: removed last, after the servers below are stopped
-  const std::string allowed_dir = tmp.path + "/allowed", other_dir = tmp.path + "/other";
+  const std::string allowed_dir = tmp.path.string() + "/allowed", other_dir = tmp.path.string() + "/other";
   std::filesystem::create_directories(allowed_dir);
   std::filesystem::create_directories(other_dir);
   PageServer allowed(allowed_dir), other(other_dir);

@@ -244,8 +244,9 @@ TEST_CASE("Events on the Repl tell which children were created", "[controller]")
   std::this_thread::sleep_for(1s);  // duplicates, if any, would come right after
   const std::string events = events_of(ns, "told");
   // One Event names the four children created together.
-  CHECK_THAT(events, Catch::Contains("Normal Created: created Deployment told, Service told, Ingress told-ingress, "
-                                     "NetworkPolicy told"));
+  CHECK_THAT(events,
+             Catch::Contains("Normal Created: created Deployment told, Service told, Ingress told-ingress, "
+                             "NetworkPolicy told"));
   // Exactly one: a reconcile racing the watch does not create (or announce) them twice.
   CHECK(std::count(events.begin(), events.end(), '\n') == 1);
 }

@@ -15,22 +15,9 @@ namespace {
 
 const std::vector<std::string> kJson = {"Content-Type: application/json"};
 
-// The operator and the shim for one namespace.
-struct Setup {
-  std::string ns;
-  std::unique_ptr<OperatorProcess> op;
-  std::unique_ptr<OperatorProcess> shim;
-  std::string url;
-
+struct Setup : OperatorAndShim {
   explicit Setup(const std::string& prefix, std::vector<std::string> operator_args = {})
-      : ns(fresh_namespace(prefix)) {
-    operator_args.insert(operator_args.end(), {"--namespace", ns});
-    op = std::make_unique<OperatorProcess>(operator_args);
-    shim = start_shim({"--namespace", ns});
-    std::string addr;
-    REQUIRE(eventually(10s, [&] { return !(addr = shim->served_addr("")).empty(); }));
-    url = "http://" + addr;
-  }
+      : OperatorAndShim(prefix, std::move(operator_args)) {}
   HttpResult start(const std::string& repl) const {
     return http("POST", url + "/start", R"({"userId":"u1","replId":")" + repl + R"("})", kJson);
   }

@@ -25,23 +25,6 @@ using Secrets = std::map<std::string, SecretData>;  // by name, as in the Repl's
 
 const char* kAws = "/usr/bin/aws";  // Debian's awscli
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/repl-s3-test.XXXXXX";
-    REQUIRE(mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // moto's S3 (and IAM) on a free loopback port. IAM auth is enforced after the first three
 // requests, which create the user "init" with an access key allowed s3:* and nothing else.
 struct S3Server {

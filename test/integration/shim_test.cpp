@@ -17,21 +17,9 @@ namespace {
 
 const std::vector<std::string> kJson = {"Content-Type: application/json"};
 
-struct Setup {
-  std::string ns;
-  std::unique_ptr<OperatorProcess> shim;
-  std::unique_ptr<OperatorProcess> op;
-  std::string url;
-
+struct Setup : OperatorAndShim {
   explicit Setup(const std::string& prefix, std::vector<std::string> shim_args = {})
-      : ns(fresh_namespace(prefix)) {
-    op = std::make_unique<OperatorProcess>(std::vector<std::string>{"--namespace", ns});
-    shim_args.insert(shim_args.end(), {"--namespace", ns});
-    shim = start_shim(shim_args);
-    std::string addr;
-    REQUIRE(eventually(5s, [&] { return !(addr = shim->served_addr("")).empty(); }));
-    url = "http://" + addr;
-  }
+      : OperatorAndShim(prefix, {}, std::move(shim_args)) {}
   HttpResult post(const std::string& path, const std::string& body) const {
     return http("POST", url + path, body, kJson);
   }

@@ -65,6 +65,24 @@ std::string random_suffix() {
 
 }  // namespace
 
+TempDir::TempDir() {
+  char tmpl[] = "/tmp/repl-test.XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  path = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path, ignored);
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
 CommandResult run(const std::vector<std::string>& argv, const std::string& input) {
   // Close-on-exec: a child spawned by another thread at the same moment must not inherit these
   // ends (it would hold this child's stdin open, and this child would wait for EOF forever).
@@ -248,6 +266,18 @@ std::unique_ptr<OperatorProcess> start_shim(std::vector<std::string> extra_args)
                                    "debug",       "--listen",     "127.0.0.1:0"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   return OperatorProcess::spawn(std::move(argv));
+}
+
+OperatorAndShim::OperatorAndShim(const std::string& prefix, std::vector<std::string> operator_args,
+                                 std::vector<std::string> shim_args)
+    : ns(fresh_namespace(prefix)) {
+  operator_args.insert(operator_args.end(), {"--namespace", ns});
+  op = std::make_unique<OperatorProcess>(operator_args);
+  shim_args.insert(shim_args.end(), {"--namespace", ns});
+  shim = start_shim(shim_args);
+  std::string addr;
+  REQUIRE(eventually(std::chrono::seconds(10), [&] { return !(addr = shim->served_addr("")).empty(); }));
+  url = "http://" + addr;
 }
 
 HttpResult http(const std::string& method, const std::string& url, const std::string& body,

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -38,6 +39,18 @@ std::string fresh_namespace(const std::string& prefix);
 
 // Calls `done` every 50 ms until it returns true or `timeout` passes; returns its last answer.
 bool eventually(std::chrono::milliseconds timeout, const std::function<bool()>& done);
+
+// A mkdtemp directory under /tmp, removed with everything in it on destruction.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+};
+
+// The whole content of a file ("" when it cannot be read).
+std::string read_file(const std::filesystem::path& path);
 
 // kubectl get -o jsonpath=<path> for one object; empty when it does not exist.
 std::string jsonpath(const std::string& ns, const std::string& object, const std::string& path);
@@ -106,6 +119,16 @@ class OperatorProcess {
 
 // The repl-shim binary on a free loopback port, against the test cluster.
 std::unique_ptr<OperatorProcess> start_shim(std::vector<std::string> extra_args);
+
+// A fresh namespace with the operator and the shim both limited to it; `url` is the shim's.
+struct OperatorAndShim {
+  std::string ns;
+  std::unique_ptr<OperatorProcess> op;
+  std::unique_ptr<OperatorProcess> shim;
+  std::string url;
+  explicit OperatorAndShim(const std::string& prefix, std::vector<std::string> operator_args = {},
+                           std::vector<std::string> shim_args = {});
+};
 
 struct HttpResult {
   int status = 0;
