@@ -162,6 +162,7 @@ void Controller::run() {
     for (const auto& c : children_) children += c.store->size();
     log::info("caches synced",
               {{"repls", std::to_string(repls_.size())}, {"children", std::to_string(children)}});
+    options_.on_synced();
     Change change = Change::kNone;
     {
       std::lock_guard lock(state_mu_);

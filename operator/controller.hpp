@@ -40,6 +40,8 @@ struct ControllerOptions {
   // Asked before every reconcile: false means this replica must not write now (its Lease is about
   // to expire, even if nobody has said so yet); the key is put back for later.
   std::function<bool()> may_write = [] { return true; };
+  // Called once, on run()'s thread, when every cache holds its first list.
+  std::function<void()> on_synced = [] {};
 };
 
 // The label selector of everything the operator creates.
