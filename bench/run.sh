@@ -37,7 +37,7 @@ say() { echo "bench: $*" >&2; }
 
 # Pods become ready after kwok's stages (20-50 ms each here): the figures to Ready include them.
 say "starting the simulated cluster (4 nodes)"
-KWOK_POD_DELAY_MS=20 KWOK_POD_JITTER_MS=50 KWOK_NODE_PODS=2000 \
+KWOK_POD_DELAY_MS=20 KWOK_POD_JITTER_MS=50 KWOK_NODE_PODS=2000 KWOK_NODE_CPU=64 KWOK_NODE_MEMORY=512Gi \
   "$root/test/cluster/cluster.sh" up "$work/cluster" --nodes 4 --crds "$root/crd/repls.peetcode.com.yaml" >/dev/null
 export KUBECONFIG=$work/cluster/admin.kubeconfig
 for ns in bench bench-start bench-burst bench-baseline bench-scale; do kubectl create namespace "$ns" >/dev/null; done

@@ -6,9 +6,10 @@
 #
 # With --nodes N (the simulated cluster, for end-to-end tests): kube-controller-manager runs every
 # default controller, kube-scheduler schedules, and kwok (sigs.k8s.io/kwok) keeps N fake nodes
-# (node-1..node-N, 4 CPUs, 16Gi, $KWOK_NODE_PODS or 110 pods each) alive and plays their kubelets: a bound pod gets
-# its init containers completed, then its containers running and ready, without any container.
-# Images are never pulled.
+# (node-1..node-N, each with $KWOK_NODE_CPU CPUs, $KWOK_NODE_MEMORY and room for $KWOK_NODE_PODS
+# pods: 4, 16Gi and 110 unless set) alive and plays their kubelets: a bound pod gets its init
+# containers completed, then its containers running and ready, without any container. Images are
+# never pulled.
 #
 #   cluster.sh up [DIR] [--nodes N] [--crds FILE]
 #                                   start one; prints the admin kubeconfig path as its last line.
@@ -207,7 +208,7 @@ start_nodes() {
     > "$dir/kwok.log" 2>&1 < /dev/null &
   echo $! > "$dir/kwok.pid"
   disown
-  local i nodes="" pods=${KWOK_NODE_PODS:-110}
+  local i nodes="" pods=${KWOK_NODE_PODS:-110} cpu=${KWOK_NODE_CPU:-4} memory=${KWOK_NODE_MEMORY:-16Gi}
   for i in $(seq 1 "$NODES"); do
     nodes+="---
 apiVersion: v1
@@ -223,8 +224,8 @@ metadata:
     kubernetes.io/arch: amd64
     type: kwok
 status:
-  capacity: {cpu: \"4\", memory: 16Gi, pods: \"$pods\", ephemeral-storage: 100Gi}
-  allocatable: {cpu: \"4\", memory: 16Gi, pods: \"$pods\", ephemeral-storage: 100Gi}
+  capacity: {cpu: \"$cpu\", memory: $memory, pods: \"$pods\", ephemeral-storage: 1Ti}
+  allocatable: {cpu: \"$cpu\", memory: $memory, pods: \"$pods\", ephemeral-storage: 1Ti}
 "
   done
   printf '%s' "$nodes" | "$BIN/kubectl" --kubeconfig="$dir/admin.kubeconfig" apply -f - > /dev/null
