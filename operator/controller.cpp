@@ -51,11 +51,10 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
                      queue(&Dispatcher::Stats::depth));
   metrics_.add_gauge("repl_operator_workqueue_in_flight", "Reconciles running now.",
                      queue(&Dispatcher::Stats::in_flight));
-  metrics_.add_gauge("repl_operator_workqueue_adds_total", "Keys added to the queue (a counter).",
-                     queue(&Dispatcher::Stats::adds));
-  metrics_.add_gauge("repl_operator_workqueue_retries_total",
-                     "Keys put back after a failed reconcile (a counter).",
-                     queue(&Dispatcher::Stats::retries));
+  metrics_.add_counter("repl_operator_workqueue_adds_total", "Keys added to the queue.",
+                       queue(&Dispatcher::Stats::adds));
+  metrics_.add_counter("repl_operator_workqueue_retries_total", "Keys put back after a failed reconcile.",
+                       queue(&Dispatcher::Stats::retries));
   metrics_.add_gauge("repl_operator_cached_repls", "Repls in the cache.",
                      [this] { return static_cast<double>(repls_.size()); });
 }

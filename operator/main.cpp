@@ -178,6 +178,9 @@ int main(int argc, char** argv) {
                               }});
   }
 
+  metrics.add_counter("repl_operator_events_dropped_total",
+                      "Events not sent because too many were waiting (the API server is slow or down).",
+                      [&events] { return static_cast<double>(events.dropped()); });
   metrics.add_gauge("repl_operator_leader", "1 while this replica reconciles (holds the Lease).",
                     [&] { return elector ? (elector->is_leader() ? 1.0 : 0.0) : 1.0; });
   std::unique_ptr<kube::HttpServer> metrics_server;

@@ -8,13 +8,19 @@ namespace repl {
 namespace {
 
 // The names below are constants of this file: a refusal is a bug here, not a runtime condition.
+[[noreturn]] void refuse(const std::string& error) {
+  log::error("bad metric definition", {{"error", error}});
+  std::abort();
+}
+
 template <class T>
 T must(Result<T, std::string> r) {
-  if (!r) {
-    log::error("bad metric definition", {{"error", r.error()}});
-    std::abort();
-  }
+  if (!r) refuse(r.error());
   return *r;
+}
+
+void must(Result<void, std::string> r) {
+  if (!r) refuse(r.error());
 }
 
 }  // namespace
@@ -70,11 +76,12 @@ std::function<void(kube::WatchSignal)> OperatorMetrics::watch_observer(const std
 
 void OperatorMetrics::add_gauge(const std::string& name, const std::string& help,
                                 std::function<double()> read) {
-  must<std::monostate>([&]() -> Result<std::monostate, std::string> {
-    auto r = registry_.gauge_func(name, help, std::move(read));
-    if (!r) return Fail(r.error());
-    return std::monostate{};
-  }());
+  must(registry_.gauge_func(name, help, std::move(read)));
+}
+
+void OperatorMetrics::add_counter(const std::string& name, const std::string& help,
+                                  std::function<double()> read) {
+  must(registry_.counter_func(name, help, std::move(read)));
 }
 
 }  // namespace repl

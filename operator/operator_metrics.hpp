@@ -29,6 +29,8 @@ class OperatorMetrics final {
   std::function<void(kube::WatchSignal)> watch_observer(const std::string& watcher);
   // Gauges read when /metrics is scraped.
   void add_gauge(const std::string& name, const std::string& help, std::function<double()> read);
+  // A counter kept elsewhere, read at each scrape.
+  void add_counter(const std::string& name, const std::string& help, std::function<double()> read);
 
  private:
   metrics::Registry registry_;

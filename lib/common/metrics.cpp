@@ -17,6 +17,7 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 const char* type_name(detail::Kind kind) {
   switch (kind) {
     case detail::Kind::kCounter:
+    case detail::Kind::kCounterFunc:
       return "counter";
     case detail::Kind::kGauge:
     case detail::Kind::kGaugeFunc:
@@ -127,12 +128,11 @@ void append_series(std::string& out, const detail::FamilyBase& f, const std::vec
   append_sample(out, f.name() + "_count", f.label_names(), values, static_cast<double>(counts.back()));
 }
 
-// A gauge read from a callback at render time.
-class GaugeFunc final : public detail::FamilyBase {
+// A gauge or counter read from a callback at render time.
+class ReadFunc final : public detail::FamilyBase {
  public:
-  GaugeFunc(std::string name, std::string help, std::function<double()> read)
-      : FamilyBase(detail::Kind::kGaugeFunc, std::move(name), std::move(help), {}, {}),
-        read_(std::move(read)) {}
+  ReadFunc(detail::Kind kind, std::string name, std::string help, std::function<double()> read)
+      : FamilyBase(kind, std::move(name), std::move(help), {}, {}), read_(std::move(read)) {}
 
   void render(std::string& out) const override {
     double v;
@@ -309,9 +309,12 @@ Result<detail::FamilyBase*, std::string> Registry::find_compatible(
   const auto it = families_.find(name);
   if (it == families_.end()) return static_cast<detail::FamilyBase*>(nullptr);
   const detail::FamilyBase& existing = *it->second;
-  if (kind == detail::Kind::kGaugeFunc || existing.kind() != kind) {
+  const auto is_func = [](detail::Kind k) {
+    return k == detail::Kind::kGaugeFunc || k == detail::Kind::kCounterFunc;
+  };
+  if (is_func(kind) || existing.kind() != kind) {
     return Fail(quoted + " is already registered as a " + type_name(existing.kind()) +
-                (existing.kind() == detail::Kind::kGaugeFunc ? " function" : ""));
+                (is_func(existing.kind()) ? " function" : ""));
   }
   if (existing.help() != help) return Fail(quoted + " is already registered with another help text");
   if (existing.label_names() != label_names) {
@@ -377,14 +380,24 @@ Result<HistogramFamily*, std::string> Registry::histogram(std::string_view name,
 
 Result<void, std::string> Registry::gauge_func(std::string_view name, std::string_view help,
                                                std::function<double()> read) {
+  return read_func(detail::Kind::kGaugeFunc, name, help, std::move(read));
+}
+
+Result<void, std::string> Registry::counter_func(std::string_view name, std::string_view help,
+                                                 std::function<double()> read) {
+  return read_func(detail::Kind::kCounterFunc, name, help, std::move(read));
+}
+
+Result<void, std::string> Registry::read_func(detail::Kind kind, std::string_view name, std::string_view help,
+                                              std::function<double()> read) {
   if (!valid_metric_name(name)) return Fail("invalid metric name \"" + std::string(name) + "\"");
   if (!read) return Fail("metric \"" + std::string(name) + "\": no function to read");
   std::unique_lock lock(mu_);
-  if (auto existing = find_compatible(detail::Kind::kGaugeFunc, name, help, {}, {}); !existing) {
+  if (auto existing = find_compatible(kind, name, help, {}, {}); !existing) {
     return Fail(std::move(existing).error());
   }
   families_.emplace(std::string(name),
-                    std::make_unique<GaugeFunc>(std::string(name), std::string(help), std::move(read)));
+                    std::make_unique<ReadFunc>(kind, std::string(name), std::string(help), std::move(read)));
   return Ok{};
 }
 

@@ -103,7 +103,7 @@ struct LabelValuesLess {
   }
 };
 
-enum class Kind { kCounter, kGauge, kHistogram, kGaugeFunc };
+enum class Kind { kCounter, kGauge, kHistogram, kGaugeFunc, kCounterFunc };
 
 // What the registry knows of every family, whatever its series type.
 class FamilyBase {
@@ -184,6 +184,9 @@ class Registry final {
   // and quick, and if it throws the sample reads NaN. Each name may be registered once.
   Result<void, std::string> gauge_func(std::string_view name, std::string_view help,
                                        std::function<double()> read);
+  // The same for a counter kept elsewhere (`read` must never go down): exported as a counter.
+  Result<void, std::string> counter_func(std::string_view name, std::string_view help,
+                                         std::function<double()> read);
 
   // The text exposition format 0.0.4: families sorted by name, series by label values.
   std::string render() const;
@@ -195,6 +198,8 @@ class Registry final {
                                                            std::string_view help,
                                                            const std::vector<std::string>& label_names,
                                                            const std::vector<double>& upper_bounds) const;
+  Result<void, std::string> read_func(detail::Kind kind, std::string_view name, std::string_view help,
+                                      std::function<double()> read);
   template <class Series>
   Result<Family<Series>*, std::string> add(detail::Kind kind, std::string_view name, std::string_view help,
                                            std::vector<std::string> label_names,

@@ -392,7 +392,8 @@ TEST_CASE("with 100 Repls in steady state the operator sends no writes; metrics 
   const std::string text = op.get("metrics", "/metrics");
   for (const char* name :
        {"repl_operator_reconcile_duration_seconds_bucket", "repl_operator_reconcile_errors_total",
-        "repl_operator_workqueue_adds_total", "repl_operator_workqueue_retries_total",
+        "# TYPE repl_operator_workqueue_adds_total counter",
+        "# TYPE repl_operator_workqueue_retries_total counter", "repl_operator_events_dropped_total 0",
         "repl_operator_leader 1", "repl_operator_cached_repls 100"}) {
     INFO(name);
     CHECK_THAT(text, Catch::Contains(name));

@@ -174,6 +174,23 @@ TEST_CASE("gauge_func is read at every render and reads NaN when it throws", "[m
   CHECK_THAT(r.render(), Catch::EndsWith("repl_queue_depth 5\n"));
 }
 
+TEST_CASE("counter_func is exported as a counter, read at every render", "[metrics]") {
+  Registry r;
+  int adds = 7;
+  REQUIRE(r.counter_func("repl_queue_adds_total", "Keys added.", [&] { return static_cast<double>(adds); }));
+  CHECK(r.render() ==
+        "# HELP repl_queue_adds_total Keys added.\n"
+        "# TYPE repl_queue_adds_total counter\n"
+        "repl_queue_adds_total 7\n");
+  adds = 9;
+  CHECK_THAT(r.render(), Catch::EndsWith("repl_queue_adds_total 9\n"));
+  // One name, one definition: neither another function nor a counter may take it.
+  CHECK_THAT(r.counter_func("repl_queue_adds_total", "Keys added.", [] { return 0.0; }).error(),
+             Catch::Contains("already registered as a counter function"));
+  CHECK_THAT(r.counter("repl_queue_adds_total", "Keys added.").error(),
+             Catch::Contains("already registered as a counter function"));
+}
+
 TEST_CASE("a gauge_func may use the registry while it is rendered", "[metrics]") {
   Registry r;
   REQUIRE(r.gauge_func("scrapes", "Scrapes so far.", [&r] {
