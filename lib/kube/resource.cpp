@@ -10,9 +10,7 @@ Resource repls() { return {"peetcode.com", "v1alpha1", "repls", "Repl"}; }
 Resource deployments() { return {"apps", "v1", "deployments", "Deployment"}; }
 Resource services() { return {"", "v1", "services", "Service"}; }
 Resource ingresses() { return {"networking.k8s.io", "v1", "ingresses", "Ingress"}; }
-Resource network_policies() {
-  return {"networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"};
-}
+Resource network_policies() { return {"networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"}; }
 Resource custom_resource_definitions() {
   return {"apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition"};
 }
