@@ -342,7 +342,10 @@ int burst(kube::Client& client, const Options& o) {
     r.spec.user_id = "bench";
     r.spec.language = "node-js";
     auto children = desired_children(r, ChildSettings{}, *templates);
-    if (!children) return 1;
+    if (!children) {
+      std::cerr << "repl-bench: " << children.error().message << "\n";
+      return 1;
+    }
     for (auto& c : *children) {
       c.object["metadata"].RemoveMember("ownerReferences");
       kinds.push_back(c.resource);

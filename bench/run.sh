@@ -58,6 +58,7 @@ start_operator() {
     [ -n "$addr" ] && break
     sleep 0.1
   done
+  [ -n "$addr" ] || { say "the operator did not serve metrics (log: $log)"; exit 1; }
   echo "$addr" > "$work/metrics"
 }
 stop_operator() {
@@ -65,7 +66,7 @@ stop_operator() {
   wait "$operator_pid" 2>/dev/null || true
 }
 metric() {  # metric NAME_REGEX: the sum of the series whose line matches
-  curl -s "http://$(cat "$work/metrics")/metrics" | awk -v re="$1" '$0 ~ re && $1 !~ /^#/ {s += $NF} END {printf "%d\n", s}'
+  curl -sf "http://$(cat "$work/metrics")/metrics" | awk -v re="$1" '$0 ~ re && $1 !~ /^#/ {s += $NF} END {printf "%d\n", s}'
 }
 writes() { metric '^repl_operator_api_requests_total\{.*verb="(POST|PUT|PATCH|DELETE)"'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$operator_pid/stat"; }
@@ -90,6 +91,7 @@ for _ in $(seq 1 100); do
   [ -n "$shim_addr" ] && break
   sleep 0.1
 done
+[ -n "$shim_addr" ] || { say "the shim did not start (log: $work/shim.log)"; exit 1; }
 
 say "latency: $latency_n Repls one after another, through the API"
 "$build/bin/repl-bench" latency --namespace bench --count "$latency_n" > "$work/latency-create.json"
@@ -106,7 +108,6 @@ stop_operator
 # Scale: suspended Repls (no pods: the figures are the operator's own), added up to each size, in a
 # namespace of their own that the operator is limited to.
 : > "$work/scale.jsonl"
-have=0
 for n in $scale_ns; do
   say "scale: $n Repls"
   start_operator "$work/operator-populate-$n.log" --namespace bench-scale
@@ -114,7 +115,6 @@ for n in $scale_ns; do
     > "$work/populate-$n.json"
   settle
   stop_operator
-  have=$n
   # A fresh operator: the time to sync is from its start to its "caches synced" line.
   started=$(date +%s%3N)
   start_operator "$work/operator-scale-$n.log" --namespace bench-scale
@@ -124,6 +124,7 @@ for n in $scale_ns; do
     [ -n "$synced" ] && break
     sleep 0.05
   done
+  [ -n "$synced" ] || { say "the operator did not sync within 60 s (log: $work/operator-scale-$n.log)"; exit 1; }
   sync_ms=$(( $(date -d "$synced" +%s%3N) - started ))
   settle
   rss_after_sync=$(awk '/VmHWM/ {print $2}' "/proc/$operator_pid/status")
@@ -133,7 +134,7 @@ for n in $scale_ns; do
   rss_peak=$(awk '/VmHWM/ {print $2}' "/proc/$operator_pid/status")
   rss_now=$(awk '/VmRSS/ {print $2}' "/proc/$operator_pid/status")
   stop_operator
-  echo "{\"repls\":$have,\"sync_ms\":$sync_ms,\"peak_rss_kb\":$rss_peak,\"peak_rss_after_sync_kb\":$rss_after_sync,\"rss_kb\":$rss_now,\"idle_seconds\":$idle,\"idle_cpu_ticks\":$((ticks1 - ticks0)),\"clk_tck\":$(getconf CLK_TCK),\"idle_writes\":$((writes1 - writes0)),\"idle_requests\":$((requests1 - requests0))}" \
+  echo "{\"repls\":$n,\"sync_ms\":$sync_ms,\"peak_rss_kb\":$rss_peak,\"peak_rss_after_sync_kb\":$rss_after_sync,\"rss_kb\":$rss_now,\"idle_seconds\":$idle,\"idle_cpu_ticks\":$((ticks1 - ticks0)),\"clk_tck\":$(getconf CLK_TCK),\"idle_writes\":$((writes1 - writes0)),\"idle_requests\":$((requests1 - requests0))}" \
     >> "$work/scale.jsonl"
 done
 

@@ -88,10 +88,8 @@ void AsyncEventRecorder::run() {
   std::unique_lock lock(mu_);
   for (;;) {
     cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    if (queue_.empty() || (stopping_ && std::chrono::steady_clock::now() >= deadline_)) {
-      if (stopping_) break;
-      continue;
-    }
+    // Woken with an empty queue only when stopping; past the deadline the rest is given up.
+    if (queue_.empty() || (stopping_ && std::chrono::steady_clock::now() >= deadline_)) break;
     Pending next = std::move(queue_.front());
     queue_.pop_front();
     lock.unlock();

@@ -11,6 +11,8 @@ export PATH="$bin:$PATH"
 
 if [ "${REPL_USE_KUBECONFIG:-0}" = 1 ] && [ -n "${KUBECONFIG:-}" ]; then
   echo "using the cluster of \$KUBECONFIG ($KUBECONFIG)"
+  kubectl apply -f "$root/crd/repls.peetcode.com.yaml" >/dev/null
+  kubectl wait --for condition=established crd/repls.peetcode.com --timeout=60s >/dev/null
 else
   dir=$(mktemp -d "${TMPDIR:-/tmp}/repl-run.XXXXXX")
   trap '"$root/test/cluster/cluster.sh" down "$dir" 2>/dev/null || rm -rf "$dir"' EXIT
@@ -18,8 +20,6 @@ else
   KUBECONFIG=$("$root/test/cluster/cluster.sh" up "$dir" --nodes 2 --crds "$root/crd/repls.peetcode.com.yaml" | tail -n 1)
   export KUBECONFIG
 fi
-kubectl apply -f "$root/crd/repls.peetcode.com.yaml" >/dev/null
-kubectl wait --for condition=established crd/repls.peetcode.com --timeout=60s >/dev/null
 
 shim_addr=${SHIM_LISTEN:-127.0.0.1:3002}
 cat <<MSG

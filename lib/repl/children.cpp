@@ -6,6 +6,7 @@
 
 #include "common/json.hpp"
 #include "kube/config.hpp"
+#include "repl/validation.hpp"
 
 namespace repl {
 namespace {
@@ -118,30 +119,12 @@ std::optional<long double> canonical_quantity(const std::string& q) {
 }  // namespace
 
 const std::set<std::string, std::less<>>& template_variables() {
-  static const std::set<std::string, std::less<>> kVars = {"replId",
-                                                           "userId",
-                                                           "namespace",
-                                                           "language",
-                                                           "image",
-                                                           "initImage",
-                                                           "bucket",
-                                                           "s3Endpoint",
-                                                           "s3Region",
-                                                           "codePrefix",
-                                                           "basePrefix",
-                                                           "s3Credentials",
-                                                           "awsSecretName",
-                                                           "ideDomain",
-                                                           "previewDomain",
-                                                           "ingressClass",
-                                                           "ingressNamespace",
-                                                           "replicas",
-                                                           "runnerCpuRequest",
-                                                           "runnerCpuLimit",
-                                                           "runnerMemoryRequest",
-                                                           "runnerMemoryLimit",
-                                                           "runnerEphemeralStorageRequest",
-                                                           "runnerEphemeralStorageLimit"};
+  // Exactly the names template_values() gives a value to: one list, not two to keep in step.
+  static const std::set<std::string, std::less<>> kVars = [] {
+    std::set<std::string, std::less<>> names;
+    for (const auto& [name, value] : template_values(Repl{}, ChildSettings{})) names.insert(name);
+    return names;
+  }();
   return kVars;
 }
 
@@ -153,8 +136,6 @@ std::vector<std::string> settings_problems(const ChildSettings& s) {
   const auto matches = [](const std::string& value, const char* pattern) {
     return std::regex_match(value, std::regex(pattern));
   };
-  const char* dns_label = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
-  const char* dns_name = "[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*";
   // S3 key prefixes: no leading or trailing slash (the operator adds them), no empty segment.
   const char* prefix = "[^/]+(/[^/]+)*";
 
@@ -172,14 +153,12 @@ std::vector<std::string> settings_problems(const ChildSettings& s) {
         "base prefix \"" + s.base_prefix + "\" must be a/b/c: no leading, trailing or double '/'");
   check(s.s3_credentials == "secret" || s.s3_credentials == "ambient",
         "S3 credentials must be \"secret\" or \"ambient\", not \"" + s.s3_credentials + "\"");
-  check(s.aws_secret_name.size() <= 253 && matches(s.aws_secret_name, dns_name),
+  check(is_dns_subdomain(s.aws_secret_name),
         "AWS Secret name \"" + s.aws_secret_name + "\" is not a Secret name");
-  check(s.ide_domain.size() <= 253 && matches(s.ide_domain, dns_name),
-        "IDE domain \"" + s.ide_domain + "\" is not a DNS name");
-  check(s.preview_domain.size() <= 253 && matches(s.preview_domain, dns_name),
-        "preview domain \"" + s.preview_domain + "\" is not a DNS name");
+  check(is_dns_subdomain(s.ide_domain), "IDE domain \"" + s.ide_domain + "\" is not a DNS name");
+  check(is_dns_subdomain(s.preview_domain), "preview domain \"" + s.preview_domain + "\" is not a DNS name");
   check(!s.ingress_class.empty(), "the ingress class is empty");
-  check(s.ingress_namespace.size() <= 63 && matches(s.ingress_namespace, dns_label),
+  check(is_dns_label(s.ingress_namespace),
         "ingress namespace \"" + s.ingress_namespace + "\" is not a namespace name");
   check(s.url_scheme == "http" || s.url_scheme == "https",
         "URL scheme \"" + s.url_scheme + "\" must be http or https");
@@ -192,14 +171,15 @@ std::vector<std::string> settings_problems(const ChildSettings& s) {
        {Bounds{"CPU", s.runner_cpu_request, s.runner_cpu_limit},
         Bounds{"memory", s.runner_memory_request, s.runner_memory_limit},
         Bounds{"ephemeral storage", s.runner_ephemeral_storage_request, s.runner_ephemeral_storage_limit}}) {
-    const auto request = canonical_quantity(b.request);
-    const auto limit = canonical_quantity(b.limit);
-    for (const auto& [kind, text, value] :
-         {std::tuple{"request", &b.request, &request}, std::tuple{"limit", &b.limit, &limit}}) {
-      check(value->has_value(),
-            std::string("runner ") + b.what + " " + kind + " \"" + *text +
+    const auto quantity = [&](const char* kind, const std::string& text) {
+      auto value = canonical_quantity(text);
+      check(value.has_value(),
+            std::string("runner ") + b.what + " " + kind + " \"" + text +
                 "\" is not a quantity in the API server's form (e.g. 500m, 1, 1500m, 256Mi, 2Gi)");
-    }
+      return value;
+    };
+    const auto request = quantity("request", b.request);
+    const auto limit = quantity("limit", b.limit);
     if (request && limit) {
       check(*request <= *limit, std::string("runner ") + b.what + " request \"" + b.request +
                                     "\" exceeds its limit \"" + b.limit + "\"");

@@ -6,7 +6,8 @@ namespace {
 bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 bool is_alnum(char c) { return is_lower_alnum(c) || (c >= 'A' && c <= 'Z'); }
 
-// [a-z0-9]([-a-z0-9]*[a-z0-9])?
+}  // namespace
+
 bool is_dns_label_shape(std::string_view s) {
   if (s.empty() || !is_lower_alnum(s.front()) || !is_lower_alnum(s.back())) return false;
   for (char c : s) {
@@ -15,7 +16,20 @@ bool is_dns_label_shape(std::string_view s) {
   return true;
 }
 
-}  // namespace
+bool is_dns_label(std::string_view s) { return s.size() <= 63 && is_dns_label_shape(s); }
+
+bool is_dns_subdomain(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (std::size_t start = 0;;) {
+    const std::size_t dot = s.find('.', start);
+    if (!is_dns_label(
+            s.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start))) {
+      return false;
+    }
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
 
 std::optional<FieldError> validate_repl_id(std::string_view id) {
   const char* field = "metadata.name";

@@ -23,6 +23,13 @@ inline constexpr std::size_t kMaxUserIdLength = 63;
 inline constexpr std::size_t kMaxLanguageLength = 32;
 inline constexpr std::size_t kMaxImageLength = 512;
 
+// [a-z0-9]([-a-z0-9]*[a-z0-9])?, of any length.
+bool is_dns_label_shape(std::string_view s);
+// An RFC 1123 label (the shape above, at most 63 characters): a namespace name.
+bool is_dns_label(std::string_view s);
+// RFC 1123 labels joined by '.', at most 253 characters: a Secret name, a host name.
+bool is_dns_subdomain(std::string_view s);
+
 // replId = metadata.name: an RFC 1035 DNS label (lower-case alphanumerics and '-', starting with a
 // letter, ending alphanumeric), at most 63 characters: it becomes a host name label and names the
 // Service, whose names must start with a letter.
