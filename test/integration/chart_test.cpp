@@ -151,6 +151,15 @@ TEST_CASE("bad values are refused at install with the schema's message, creating
     CHECK(r.err.find("values don't meet the specifications of the schema") != std::string::npos);
     CHECK(r.err.find(mentions) != std::string::npos);
   }
+  // A values file, as a platform team keeps one: every mistake in it is named.
+  TempDir dir;
+  std::ofstream(dir.path / "values.yaml") << "replicaCount: 0\nlogLevel: loud\ns3:\n  bukcet: repl\n";
+  const auto r =
+      helm({"install", kRelease, kChart, "--namespace", ns, "-f", (dir.path / "values.yaml").string()});
+  INFO(r.err);
+  CHECK(r.exit_code != 0);
+  for (const char* mentions : {"/replicaCount", "/logLevel", "bukcet"})
+    CHECK(r.err.find(mentions) != std::string::npos);
   CHECK(release_objects(ns).empty());
   CHECK(helm({"status", kRelease, "--namespace", ns}).exit_code != 0);
 }
