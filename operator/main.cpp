@@ -65,6 +65,9 @@ int main(int argc, char** argv) {
   flags.add("bucket", "REPL_BUCKET", &settings.bucket, "S3 bucket holding <code-prefix>/<replId>/");
   flags.add("s3-endpoint", "REPL_S3_ENDPOINT", &settings.s3_endpoint,
             "URL of an S3-compatible store (empty: AWS)");
+  flags.add("s3-egress-cidr", "REPL_S3_EGRESS_CIDR", &settings.s3_egress_cidr,
+            "CIDR (IPv4 or IPv6) of a private --s3-endpoint, which each NetworkPolicy lets the pod reach on "
+            "the endpoint's port (its URL's, else 80 for http, 443 for https); empty: no such rule");
   flags.add("s3-region", "REPL_S3_REGION", &settings.s3_region, "region of the bucket");
   flags.add("code-prefix", "REPL_CODE_PREFIX", &settings.code_prefix,
             "a repl's code is s3://<bucket>/<code-prefix>/<replId>/");
@@ -94,6 +97,10 @@ int main(int argc, char** argv) {
   flags.add("runner-ephemeral-storage-limit", "REPL_RUNNER_EPHEMERAL_STORAGE_LIMIT",
             &settings.runner_ephemeral_storage_limit,
             "runner scratch disk limit (also the workspace's size)");
+  flags.add("runner-uid", "REPL_RUNNER_UID", &settings.runner_uid,
+            "uid every container of a runner pod runs as (runAsUser; not 0: the pod runs as non-root)");
+  flags.add("runner-gid", "REPL_RUNNER_GID", &settings.runner_gid,
+            "gid of every container of a runner pod (runAsGroup), and the workspace's group (fsGroup)");
   flags.add("url-scheme", "REPL_URL_SCHEME", &settings.url_scheme, "scheme of the URLs reported in status");
   flags.add("workers", "REPL_WORKERS", &controller_options.workers, "Repls reconciled in parallel");
   flags.add("leader-elect", "REPL_LEADER_ELECT", &leader_elect,
@@ -128,7 +135,7 @@ int main(int argc, char** argv) {
     log::error("cannot connect", {{"error", connection.error()}});
     return 1;
   }
-  auto templates = load_child_templates(templates_dir, network_policy);
+  auto templates = load_child_templates(templates_dir, network_policy, settings);
   if (!templates) {
     log::error("cannot load templates", {{"error", templates.error().message}});
     return 1;

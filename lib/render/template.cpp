@@ -26,12 +26,33 @@ struct Template::Node {
   std::string string;
   std::vector<Segment> segments;  // kInterpolated only
   bool typed_by_value = false;    // kInterpolated: the scalar is exactly one placeholder
+  std::string condition;          // a sequence item under `!if`: the variable that decides it
 };
 
 namespace {
 
 using Node = Template::Node;
 using Variables = std::set<std::string, std::less<>>;
+
+constexpr std::string_view kIfTag = "!if";
+
+std::string joined(const Variables& vars) {
+  std::string out;
+  for (const auto& v : vars) out += (out.empty() ? "" : ", ") + v;
+  return out.empty() ? "none" : out;
+}
+
+// Plain ("?") and quoted ("!") nodes carry no tag of their own; YAML's standard tags (!!str, ...)
+// are yaml-cpp's business. Any other tag is refused, so a typo such as `!iff` fails at load
+// instead of rendering its item unconditionally; `!if` itself only where convert_item takes it.
+Result<void, RenderError> check_tag(const YAML::Node& y, const std::string& where) {
+  const std::string& tag = y.Tag();
+  if (tag.empty() || tag == "?" || tag == "!" || tag.starts_with("tag:yaml.org,2002:")) return Ok{};
+  if (tag == kIfTag) {
+    return Fail(RenderError{where + ": !if belongs on a sequence item only, as `- !if {variable: item}`"});
+  }
+  return Fail(RenderError{where + ": unknown tag '" + tag + "' (the only one is !if, on a sequence item)"});
+}
 
 Result<std::vector<Segment>, RenderError> split_placeholders(std::string_view text, const Variables& vars,
                                                              const std::string& where) {
@@ -50,10 +71,8 @@ Result<std::vector<Segment>, RenderError> split_placeholders(std::string_view te
     while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
     while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
     if (!vars.contains(name)) {
-      std::string known;
-      for (const auto& v : vars) known += (known.empty() ? "" : ", ") + v;
-      return Fail(
-          RenderError{where + ": unknown variable '" + std::string(name) + "' (known: " + known + ")"});
+      return Fail(RenderError{where + ": unknown variable '" + std::string(name) +
+                              "' (known: " + joined(vars) + ")"});
     }
     out.push_back({true, std::string(name)});
     pos = close + 2;
@@ -89,7 +108,39 @@ Result<Node, RenderError> resolve_plain(const std::string& s, const std::string&
   return n;
 }
 
-Result<Node, RenderError> convert(const YAML::Node& y, const Variables& vars, const std::string& where) {
+Result<Node, RenderError> convert(const YAML::Node& y, const Variables& vars, const Variables& conditions,
+                                  const std::string& where);
+
+// One item of a sequence: a node, or `!if {variable: item}`, the item rendered only when the
+// variable is true or a non-empty string.
+Result<Node, RenderError> convert_item(const YAML::Node& y, const Variables& vars,
+                                       const Variables& conditions, const std::string& where) {
+  if (y.Tag() != kIfTag) return convert(y, vars, conditions, where);
+  if (!y.IsMap() || y.size() != 1) {
+    return Fail(RenderError{where + ": !if takes a mapping of one key, the variable that decides the item: "
+                                    "`- !if {variable: item}`"});
+  }
+  const auto entry = *y.begin();
+  if (auto tagged = check_tag(entry.first, where); !tagged) return Fail(tagged.error());
+  if (!entry.first.IsScalar()) return Fail(RenderError{where + ": !if's key must name a variable"});
+  const std::string& name = entry.first.Scalar();
+  if (!conditions.contains(name)) {
+    if (vars.contains(name)) {
+      return Fail(RenderError{where + ": variable '" + name +
+                              "' cannot decide an item (those that can: " + joined(conditions) + ")"});
+    }
+    return Fail(RenderError{where + ": unknown variable '" + name +
+                            "' in !if (those that can decide an item: " + joined(conditions) + ")"});
+  }
+  auto item = convert(entry.second, vars, conditions, where);
+  if (!item) return Fail(item.error());
+  item->condition = name;
+  return item;
+}
+
+Result<Node, RenderError> convert(const YAML::Node& y, const Variables& vars, const Variables& conditions,
+                                  const std::string& where) {
+  if (auto tagged = check_tag(y, where); !tagged) return Fail(tagged.error());
   Node n;
   switch (y.Type()) {
     case YAML::NodeType::Undefined:
@@ -100,11 +151,12 @@ Result<Node, RenderError> convert(const YAML::Node& y, const Variables& vars, co
       n.type = Node::Type::kMap;
       for (const auto& kv : y) {
         if (!kv.first.IsScalar()) return Fail(RenderError{where + ": mapping keys must be scalars"});
+        if (auto tagged = check_tag(kv.first, where); !tagged) return Fail(tagged.error());
         const std::string key = kv.first.Scalar();
         if (key.find("{{") != std::string::npos) {
           return Fail(RenderError{where + ": placeholders are not allowed in keys ('" + key + "')"});
         }
-        auto child = convert(kv.second, vars, where + "." + key);
+        auto child = convert(kv.second, vars, conditions, where + "." + key);
         if (!child) return Fail(child.error());
         n.map.emplace_back(key, std::move(*child));
       }
@@ -112,7 +164,7 @@ Result<Node, RenderError> convert(const YAML::Node& y, const Variables& vars, co
     case YAML::NodeType::Sequence:
       n.type = Node::Type::kSeq;
       for (std::size_t i = 0; i < y.size(); ++i) {
-        auto child = convert(y[i], vars, where + "[" + std::to_string(i) + "]");
+        auto child = convert_item(y[i], vars, conditions, where + "[" + std::to_string(i) + "]");
         if (!child) return Fail(child.error());
         n.seq.push_back(std::move(*child));
       }
@@ -146,6 +198,17 @@ std::string value_as_text(const Value& v) {
   return std::get<bool>(v) ? "true" : "false";
 }
 
+// Whether an `!if` item is rendered: its variable is true or a non-empty string. A number decides
+// nothing (0 and 1 both read as "set"), so it is an error rather than a guess.
+Result<bool, RenderError> decides(const std::string& variable, const Values& values) {
+  const auto it = values.find(variable);
+  if (it == values.end()) return Fail(RenderError{"no value for variable '" + variable + "'"});
+  if (const auto* s = std::get_if<std::string>(&it->second)) return !s->empty();
+  if (const auto* b = std::get_if<bool>(&it->second)) return *b;
+  return Fail(
+      RenderError{"variable '" + variable + "' is a number: only a string or a boolean decides an !if item"});
+}
+
 Result<rapidjson::Value, RenderError> emit(const Node& n, const Values& values, Allocator& a) {
   using rapidjson::Value;
   switch (n.type) {
@@ -171,6 +234,11 @@ Result<rapidjson::Value, RenderError> emit(const Node& n, const Values& values, 
     case Node::Type::kSeq: {
       Value arr(rapidjson::kArrayType);
       for (const auto& child : n.seq) {
+        if (!child.condition.empty()) {
+          auto present = decides(child.condition, values);
+          if (!present) return Fail(present.error());
+          if (!*present) continue;
+        }
         auto v = emit(child, values, a);
         if (!v) return Fail(v.error());
         arr.PushBack(std::move(*v), a);
@@ -203,7 +271,7 @@ Template::Template(std::string source, std::shared_ptr<const Node> root)
     : source_(std::move(source)), root_(std::move(root)) {}
 
 Result<Template, RenderError> Template::parse(std::string_view source, std::string_view yaml,
-                                              const Variables& variables) {
+                                              const Variables& variables, const Variables& conditions) {
   const std::string where(source);
   std::vector<YAML::Node> docs;
   try {
@@ -218,7 +286,7 @@ Result<Template, RenderError> Template::parse(std::string_view source, std::stri
   }
   if (!docs[0].IsMap())
     return Fail(RenderError{where + ": the document must be a mapping (a Kubernetes object)"});
-  auto root = convert(docs[0], variables, where);
+  auto root = convert(docs[0], variables, conditions, where);
   if (!root) return Fail(root.error());
   return Template(where, std::make_shared<const Node>(std::move(*root)));
 }

@@ -15,6 +15,23 @@
 // Placeholders are allowed in values only, never in mapping keys, and must name a variable the
 // caller declared when parsing, so a typo fails when the template is loaded, not per object.
 //
+// Optional items: a sequence item written `- !if {variable: item}` renders `item` only when the
+// variable's value is true or a non-empty string, and is left out otherwise (the other items keep
+// their order; a sequence whose every item is left out renders []). For example
+//
+//   egress:
+//     - !if
+//       s3EgressCidr:
+//         to: [{ipBlock: {cidr: "{{ s3EgressCidr }}"}}]
+//
+// The value only decides whether the item is there; nothing of it is written anywhere unless the
+// item holds its placeholder, which is substituted as any other. Like placeholders, the variable is
+// checked when parsing: it must be one of the caller's `conditions`, the variables allowed to
+// decide structure (a caller whose objects must all share one structure passes only values that are
+// the same for all of them, or none). `!if` anywhere else, and any tag of one's own but `!if`
+// (a typo such as `!iff`), fails to parse; YAML's standard tags (`!!str`) are left alone. A number
+// decides nothing: rendering an `!if` on one fails.
+//
 // Thread-safety: a parsed Template is immutable; render() may run on any number of threads.
 #pragma once
 
@@ -43,11 +60,14 @@ class Template {
  public:
   struct Node;
 
-  // Parses one YAML document. `source` names it in error messages (e.g. a file path).
+  // Parses one YAML document. `source` names it in error messages (e.g. a file path). `conditions`
+  // are the variables `!if` may name (none: the template may hold no `!if`).
   static Result<Template, RenderError> parse(std::string_view source, std::string_view yaml,
-                                             const std::set<std::string, std::less<>>& variables);
+                                             const std::set<std::string, std::less<>>& variables,
+                                             const std::set<std::string, std::less<>>& conditions = {});
 
-  // Renders into a fresh JSON document. Fails only if a declared variable has no value.
+  // Renders into a fresh JSON document. Fails only if a variable it needs has no value, or an `!if`
+  // names a number.
   Result<rapidjson::Document, RenderError> render(const Values& values) const;
 
   const std::string& source() const { return source_; }

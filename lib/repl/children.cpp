@@ -1,8 +1,13 @@
 #include "repl/children.hpp"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <optional>
 #include <regex>
+#include <string_view>
 
 #include "common/json.hpp"
 #include "kube/config.hpp"
@@ -116,15 +121,76 @@ std::optional<long double> canonical_quantity(const std::string& q) {
   return std::nullopt;
 }
 
+// The TCP port an S3 endpoint URL reaches: its explicit port, else 80 for http:// and 443 for
+// https:// and for AWS's own endpoints (an empty `url`); nullopt when its port is no TCP port.
+std::optional<int> endpoint_port(const std::string& url) {
+  if (url.empty()) return 443;
+  const std::size_t scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) return std::nullopt;
+  const int default_port = url.compare(0, scheme_end, "https") == 0 ? 443 : 80;
+  std::string_view authority = std::string_view(url).substr(scheme_end + 3);
+  authority = authority.substr(0, authority.find_first_of("/?#"));
+  if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos)
+    authority.remove_prefix(at + 1);
+  // An IPv6 literal ([fd00::1]:9000) holds colons of its own.
+  const std::size_t host_end = authority.starts_with('[') ? authority.find(']') : 0;
+  if (host_end == std::string_view::npos) return std::nullopt;
+  const std::size_t colon = authority.find(':', host_end);
+  if (colon == std::string_view::npos || colon + 1 == authority.size()) return default_port;
+  const std::string_view digits = authority.substr(colon + 1);
+  int port = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (ec != std::errc{} || end != digits.data() + digits.size() || port < 1 || port > 65535)
+    return std::nullopt;
+  return port;
+}
+
+// Why `cidr` is not an IPv4 or IPv6 CIDR in canonical form (the address as inet_ntop writes it, no
+// bit set past the prefix, a prefix length without leading zeros), or nullopt when it is. API
+// servers with strict IP validation refuse other forms, and 10.88.0.1/16 reads as all of
+// 10.88.0.0/16, which is seldom what was meant.
+std::optional<std::string> cidr_problem(const std::string& cidr) {
+  const std::size_t slash = cidr.find('/');
+  if (slash == std::string::npos) return "has no prefix length (e.g. 10.88.0.1/32 for one address)";
+  const std::string address = cidr.substr(0, slash);
+  const std::string length = cidr.substr(slash + 1);
+  const int family = address.find(':') == std::string::npos ? AF_INET : AF_INET6;
+  const int max_bits = family == AF_INET ? 32 : 128;
+  unsigned char bytes[16] = {};
+  if (inet_pton(family, address.c_str(), bytes) != 1)
+    return "is not an IPv4 or IPv6 address and a prefix length";
+  int bits = -1;
+  const auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), bits);
+  if (ec != std::errc{} || end != length.data() + length.size() || bits < 0 || bits > max_bits) {
+    return "has a prefix length that is not 0.." + std::to_string(max_bits);
+  }
+  for (int i = 0; i < max_bits / 8; ++i) {
+    const int kept = std::clamp(bits - 8 * i, 0, 8);
+    bytes[i] &= static_cast<unsigned char>(0xff00 >> kept);
+  }
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(family, bytes, text, sizeof text);
+  const std::string canonical = std::string(text) + "/" + std::to_string(bits);
+  if (canonical != cidr) return "is not in canonical form: write " + canonical;
+  return std::nullopt;
+}
+
+std::set<std::string, std::less<>> names_of(const render::Values& values) {
+  std::set<std::string, std::less<>> names;
+  for (const auto& [name, value] : values) names.insert(name);
+  return names;
+}
+
 }  // namespace
 
 const std::set<std::string, std::less<>>& template_variables() {
   // Exactly the names template_values() gives a value to: one list, not two to keep in step.
-  static const std::set<std::string, std::less<>> kVars = [] {
-    std::set<std::string, std::less<>> names;
-    for (const auto& [name, value] : template_values(Repl{}, ChildSettings{})) names.insert(name);
-    return names;
-  }();
+  static const std::set<std::string, std::less<>> kVars = names_of(template_values(Repl{}, ChildSettings{}));
+  return kVars;
+}
+
+const std::set<std::string, std::less<>>& condition_variables() {
+  static const std::set<std::string, std::less<>> kVars = names_of(settings_values(ChildSettings{}));
   return kVars;
 }
 
@@ -143,8 +209,18 @@ std::vector<std::string> settings_problems(const ChildSettings& s) {
   check(!s.init_image.empty(), "the init image is empty");
   check(s.bucket.size() >= 3 && s.bucket.size() <= 63 && matches(s.bucket, "[a-z0-9][-.a-z0-9]*[a-z0-9]"),
         "bucket \"" + s.bucket + "\" is not an S3 bucket name (3-63 of a-z, 0-9, '.', '-')");
-  check(s.s3_endpoint.empty() || matches(s.s3_endpoint, "https?://[^\\s/]+(/\\S*)?"),
-        "S3 endpoint \"" + s.s3_endpoint + "\" must be an http:// or https:// URL");
+  const bool endpoint_is_url = s.s3_endpoint.empty() || matches(s.s3_endpoint, "https?://[^\\s/]+(/\\S*)?");
+  check(endpoint_is_url, "S3 endpoint \"" + s.s3_endpoint + "\" must be an http:// or https:// URL");
+  check(!endpoint_is_url || endpoint_port(s.s3_endpoint).has_value(),
+        "S3 endpoint \"" + s.s3_endpoint + "\" has a port that is not 1..65535");
+  if (!s.s3_egress_cidr.empty()) {
+    const auto why = cidr_problem(s.s3_egress_cidr);
+    check(!why.has_value(), "S3 egress CIDR \"" + s.s3_egress_cidr + "\" " + why.value_or(""));
+    check(!s.s3_endpoint.empty(),
+          "S3 egress CIDR \"" + s.s3_egress_cidr +
+              "\" needs an S3 endpoint: the rule opens the endpoint's port, and AWS's "
+              "own endpoints are public addresses, which the NetworkPolicy lets out already");
+  }
   check(matches(s.s3_region, "[a-z0-9]+(-[a-z0-9]+)*"),
         "S3 region \"" + s.s3_region + "\" is not a region name");
   check(matches(s.code_prefix, prefix),
@@ -162,6 +238,12 @@ std::vector<std::string> settings_problems(const ChildSettings& s) {
         "ingress namespace \"" + s.ingress_namespace + "\" is not a namespace name");
   check(s.url_scheme == "http" || s.url_scheme == "https",
         "URL scheme \"" + s.url_scheme + "\" must be http or https");
+  // An int holds at most 2147483647, which is also the API server's largest uid and gid.
+  check(s.runner_uid >= 1,
+        "runner uid " + std::to_string(s.runner_uid) + " must be 1..2147483647" +
+            (s.runner_uid == 0 ? " (0 is root, which the pod's runAsNonRoot refuses)" : ""));
+  check(s.runner_gid >= 1, "runner gid " + std::to_string(s.runner_gid) + " must be 1..2147483647" +
+                               (s.runner_gid == 0 ? " (0 is the root group)" : ""));
   struct Bounds {
     const char* what;
     const std::string& request;
@@ -201,15 +283,13 @@ std::map<std::string, std::string> common_labels(const Repl& repl) {
           {"peetcode.com/user", repl.spec.user_id}};
 }
 
-render::Values template_values(const Repl& repl, const ChildSettings& s) {
-  return {{"replId", repl.key.name},
-          {"userId", repl.spec.user_id},
-          {"namespace", repl.key.ns},
-          {"language", repl.spec.language},
-          {"image", repl.spec.image.empty() ? s.runner_image : repl.spec.image},
-          {"initImage", s.init_image},
+render::Values settings_values(const ChildSettings& s) {
+  return {{"initImage", s.init_image},
           {"bucket", s.bucket},
           {"s3Endpoint", s.s3_endpoint},
+          // 0 only for an endpoint settings_problems() refuses.
+          {"s3EndpointPort", std::int64_t{endpoint_port(s.s3_endpoint).value_or(0)}},
+          {"s3EgressCidr", s.s3_egress_cidr},
           {"s3Region", s.s3_region},
           {"codePrefix", s.code_prefix},
           {"basePrefix", s.base_prefix},
@@ -219,17 +299,30 @@ render::Values template_values(const Repl& repl, const ChildSettings& s) {
           {"previewDomain", s.preview_domain},
           {"ingressClass", s.ingress_class},
           {"ingressNamespace", s.ingress_namespace},
-          {"replicas", std::int64_t{repl.spec.suspended ? 0 : 1}},
           {"runnerCpuRequest", s.runner_cpu_request},
           {"runnerCpuLimit", s.runner_cpu_limit},
           {"runnerMemoryRequest", s.runner_memory_request},
           {"runnerMemoryLimit", s.runner_memory_limit},
           {"runnerEphemeralStorageRequest", s.runner_ephemeral_storage_request},
-          {"runnerEphemeralStorageLimit", s.runner_ephemeral_storage_limit}};
+          {"runnerEphemeralStorageLimit", s.runner_ephemeral_storage_limit},
+          {"runnerUid", std::int64_t{s.runner_uid}},
+          {"runnerGid", std::int64_t{s.runner_gid}}};
+}
+
+render::Values template_values(const Repl& repl, const ChildSettings& s) {
+  render::Values values = settings_values(s);
+  values.insert({{"replId", repl.key.name},
+                 {"userId", repl.spec.user_id},
+                 {"namespace", repl.key.ns},
+                 {"language", repl.spec.language},
+                 {"image", repl.spec.image.empty() ? s.runner_image : repl.spec.image},
+                 {"replicas", std::int64_t{repl.spec.suspended ? 0 : 1}}});
+  return values;
 }
 
 Result<std::vector<ChildTemplate>, render::RenderError> load_child_templates(const std::string& dir,
-                                                                             bool network_policy) {
+                                                                             bool network_policy,
+                                                                             const ChildSettings& settings) {
   std::vector<ChildTemplate> out;
   std::vector<std::pair<const char*, kube::Resource>> files = {{"deployment.yaml", kube::deployments()},
                                                                {"service.yaml", kube::services()},
@@ -239,17 +332,18 @@ Result<std::vector<ChildTemplate>, render::RenderError> load_child_templates(con
     const std::string path = dir + "/" + file;
     auto text = kube::read_file(path);
     if (!text) return Fail(render::RenderError{text.error().message});
-    auto t = render::Template::parse(path, *text, template_variables());
+    auto t = render::Template::parse(path, *text, template_variables(), condition_variables());
     if (!t) return Fail(t.error());
     out.push_back({resource, std::move(*t), Shape{}});
   }
-  // Render once with sample values, so a template that cannot work fails now, at start-up; the
-  // render's structure is every Repl's (values never change structure).
+  // Render once for a sample Repl, so a template that cannot work fails now, at start-up; the
+  // render's structure is every Repl's (only the settings decide `!if` items, and values never
+  // change structure otherwise).
   Repl sample;
   sample.key = {"default", "sample"};
   sample.uid = "00000000-0000-0000-0000-000000000000";
   sample.spec.user_id = "sample";
-  auto probe = desired_children(sample, ChildSettings{}, out);
+  auto probe = desired_children(sample, settings, out);
   if (!probe) return Fail(probe.error());
   for (std::size_t i = 0; i < out.size(); ++i) out[i].shape = Shape::of((*probe)[i].object);
   return out;

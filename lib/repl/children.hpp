@@ -26,6 +26,9 @@ struct ChildSettings {
   std::string init_image = "amazon/aws-cli:2.17.0";
   std::string bucket = "repl";
   std::string s3_endpoint;  // empty: AWS's own endpoints
+  // One IPv4 or IPv6 CIDR the NetworkPolicy lets the pod reach on the endpoint's port: a store on a
+  // private address, which the policy's public-internet rule excludes. Empty: no such rule.
+  std::string s3_egress_cidr;
   std::string s3_region = "us-east-1";
   std::string code_prefix = "code";  // a repl's code is <code_prefix>/<replId>/
   std::string base_prefix = "base";  // a new repl starts from <base_prefix>/<language>/
@@ -43,6 +46,11 @@ struct ChildSettings {
   std::string runner_memory_limit = "1Gi";
   std::string runner_ephemeral_storage_request = "256Mi";
   std::string runner_ephemeral_storage_limit = "2Gi";
+  // The pod's runAsUser, and its runAsGroup and fsGroup: one uid for the init container and the
+  // runner, so what the copy writes into the workspace is the runner's, and the workspace emptyDir
+  // group-owned by that gid. 1000 is the `node` user of the platform's seed runner image.
+  int runner_uid = 1000;
+  int runner_gid = 1000;
 };
 
 // Every problem with `settings` (an empty list when they can work): checked at start-up, so a
@@ -52,6 +60,11 @@ std::vector<std::string> settings_problems(const ChildSettings& settings);
 // The variables a template may use ("{{ name }}").
 const std::set<std::string, std::less<>>& template_variables();
 
+// The variables that may decide an optional item (`!if`, see render/template.hpp): those of the
+// settings only, the same for every Repl, so every Repl's child of one template keeps the one
+// structure its Shape was taken from.
+const std::set<std::string, std::less<>>& condition_variables();
+
 struct ChildTemplate {
   kube::Resource resource;  // what the template must render
   render::Template tmpl;
@@ -60,9 +73,10 @@ struct ChildTemplate {
 
 // Loads deployment.yaml, service.yaml, ingress.yaml and, with `network_policy`,
 // networkpolicy.yaml from `dir`, checks each renders an object of the right kind with a name,
-// using sample values, and takes each one's Shape from that render.
-Result<std::vector<ChildTemplate>, render::RenderError> load_child_templates(const std::string& dir,
-                                                                             bool network_policy = true);
+// for a sample Repl with `settings`, and takes each one's Shape from that render. The settings
+// decide the `!if` items, so they must be the ones the children are rendered with.
+Result<std::vector<ChildTemplate>, render::RenderError> load_child_templates(
+    const std::string& dir, bool network_policy = true, const ChildSettings& settings = {});
 
 struct Child {
   kube::Resource resource;
@@ -79,7 +93,10 @@ ReplUrls urls_for(const Repl& repl, const ChildSettings& settings);
 // The labels every child carries (and a Deployment's pods, through its pod template).
 std::map<std::string, std::string> common_labels(const Repl& repl);
 
-// The template values for a Repl.
+// The template values every Repl shares: those of the operator's settings.
+render::Values settings_values(const ChildSettings& settings);
+
+// The template values for a Repl: its own, and settings_values().
 render::Values template_values(const Repl& repl, const ChildSettings& settings);
 
 // Renders every child of `repl`.

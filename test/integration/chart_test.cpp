@@ -3,6 +3,7 @@
 // install, least-privilege RBAC (an allowed/denied table through `kubectl auth can-i --as`), the
 // operator and the shim run with their ServiceAccounts' tokens (TokenRequest) and the templates
 // from the chart's ConfigMap, no secret in their logs, and an uninstall that leaves only the CRD.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -101,6 +102,8 @@ TEST_CASE("the chart lints strictly, renders, and its objects pass the API serve
       {"--set", "networkPolicy.enabled=false"},
       {"--set", "shim.ingress.enabled=true", "--set", "shim.ingress.host=api.localhost", "--set",
        "shim.auth.existingSecret=shim-token"},
+      {"--set", "s3.endpoint=http://10.88.0.1:9000", "--set", "s3.egressCidr=10.88.0.1/32", "--set",
+       "runner.uid=1234", "--set", "runner.gid=5678"},
   };
   for (const auto& v : variants) {
     std::vector<std::string> args = {"template", kRelease, kChart, "--namespace", ns};
@@ -131,6 +134,51 @@ TEST_CASE("the chart's ConfigMap carries templates/ byte for byte", "[chart]") {
   }
 }
 
+TEST_CASE("the operator's args are flags the binary knows, runner.uid/gid and s3.egressCidr among them",
+          "[chart]") {
+  TempDir dir;
+  // The operator container's args, one a line, as the chart renders them with `set`.
+  const auto args_for = [&](const std::vector<std::string>& set) {
+    std::vector<std::string> argv = {"template", kRelease, kChart, "--show-only",
+                                     "templates/deployment-operator.yaml"};
+    argv.insert(argv.end(), set.begin(), set.end());
+    const auto rendered = helm(argv);
+    INFO(rendered.err);
+    REQUIRE(rendered.exit_code == 0);
+    std::ofstream(dir.path / "deployment.yaml") << rendered.out;
+    const auto args =
+        kubectl({"create", "--dry-run=client", "-f", (dir.path / "deployment.yaml").string(), "-o",
+                 "jsonpath={range .spec.template.spec.containers[0].args[*]}{@}{\"\\n\"}{end}"});
+    REQUIRE(args.exit_code == 0);
+    std::vector<std::string> out;
+    std::istringstream in(args.out);
+    for (std::string line; std::getline(in, line);) out.push_back(line);
+    return out;
+  };
+  const auto has = [](const std::vector<std::string>& args, const std::string& arg) {
+    return std::find(args.begin(), args.end(), arg) != args.end();
+  };
+  const auto defaults = args_for({});
+  CHECK(has(defaults, "--runner-uid=1000"));
+  CHECK(has(defaults, "--runner-gid=1000"));
+  CHECK(std::none_of(defaults.begin(), defaults.end(),
+                     [](const std::string& a) { return a.starts_with("--s3-egress-cidr"); }));
+  const auto set = args_for({"--set", "runner.uid=1234", "--set", "runner.gid=5678", "--set",
+                             "s3.endpoint=http://10.88.0.1:9000", "--set", "s3.egressCidr=10.88.0.1/32"});
+  CHECK(has(set, "--runner-uid=1234"));
+  CHECK(has(set, "--runner-gid=5678"));
+  CHECK(has(set, "--s3-egress-cidr=10.88.0.1/32"));
+  // The binary parses every flag before it reaches --help: an unknown one, or a bad number, fails.
+  for (const auto& args : {defaults, set}) {
+    std::vector<std::string> argv = {REPL_OPERATOR_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.push_back("--help");
+    const auto help = run(argv);
+    INFO(help.err);
+    CHECK(help.exit_code == 0);
+  }
+}
+
 TEST_CASE("bad values are refused at install with the schema's message, creating nothing", "[chart]") {
   const std::string ns = fresh_namespace("chart-bad");
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
@@ -141,6 +189,10 @@ TEST_CASE("bad values are refused at install with the schema's message, creating
       {{"--set", "domains.ide=Not A Domain"}, "ide"},
       {{"--set", "logLevel=verbose"}, "logLevel"},
       {{"--set", "replicaCuont=2"}, "replicaCuont"},  // a typo is an unknown key
+      {{"--set", "runner.uid=0"}, "uid"},             // root: the runner pods run as non-root
+      {{"--set", "runner.gid=-1"}, "gid"},
+      {{"--set", "s3.endpoint=http://10.88.0.1:9000", "--set", "s3.egressCidr=10.88.0.1"}, "egressCidr"},
+      {{"--set", "s3.egressCidr=10.88.0.1/32"}, "endpoint"},  // a CIDR needs the endpoint it is for
   };
   for (const auto& [set, mentions] : cases) {
     std::vector<std::string> args = {"install", kRelease, kChart, "--namespace", ns};

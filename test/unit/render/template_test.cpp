@@ -1,4 +1,5 @@
-// render::Template: how placeholders are typed and substituted, and which templates are refused.
+// render::Template: how placeholders are typed and substituted, optional `!if` items, and which
+// templates are refused.
 #include "render/template.hpp"
 
 #include <catch2/catch.hpp>
@@ -16,10 +17,12 @@ using repl::render::Values;
 using repl::test::at;
 
 const std::set<std::string, std::less<>> kVariables = {"name", "count", "flag", "userId"};
+// The variables `!if` may name: userId is a variable that may not decide an item.
+const std::set<std::string, std::less<>> kConditions = {"name", "count", "flag"};
 
 Result<Template, repl::render::RenderError> parse(std::string_view yaml) {
   Result<Template, repl::render::RenderError> t = Fail(repl::render::RenderError{"not parsed"});
-  REQUIRE_NOTHROW(t = Template::parse("t.yaml", yaml, kVariables));
+  REQUIRE_NOTHROW(t = Template::parse("t.yaml", yaml, kVariables, kConditions));
   return t;
 }
 
@@ -185,4 +188,142 @@ TEST_CASE("an out-of-range plain float is an error value, not an exception", "[r
     REQUIRE_FALSE(t);
     CHECK_THAT(t.error().message, Catch::Contains("t.yaml.x") && Catch::Contains("out of range"));
   }
+}
+
+namespace {
+
+const char* kOptionalItem = R"(items:
+  - first
+  - !if
+    flag:
+      x: "{{ name }}"
+  - last
+)";
+
+// The message of a template that parses but must not render with `values`.
+std::string render_error(std::string_view yaml, const Values& values) {
+  auto t = parse(yaml);
+  INFO((t ? "" : t.error().message));
+  REQUIRE(t);
+  auto doc = t->render(values);
+  REQUIRE_FALSE(doc);
+  return doc.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("an !if item is rendered when its variable is true or a non-empty string", "[render][if]") {
+  SECTION("a boolean") {
+    const auto doc = render(kOptionalItem, {{"flag", true}, {"name", std::string("abc")}});
+    CHECK(repl::kube::to_json(doc) == R"({"items":["first",{"x":"abc"},"last"]})");
+  }
+  SECTION("a string") {
+    const auto doc =
+        render("items:\n  - !if {name: {n: \"{{ name }}\", one: 1}}\n", {{"name", std::string("abc")}});
+    CHECK(repl::kube::to_json(doc) == R"({"items":[{"n":"abc","one":1}]})");
+  }
+  SECTION("in flow style, and of any kind of node") {
+    const auto doc = render(R"({a: [!if {flag: scalar}, !if {flag: [1, 2]}, !if {name: "{{ count }}"}]})",
+                            {{"flag", true}, {"name", std::string("x")}, {"count", std::int64_t{7}}});
+    CHECK(repl::kube::to_json(doc) == R"({"a":["scalar",[1,2],7]})");
+  }
+}
+
+TEST_CASE("an !if item is left out when its variable is false or empty; the other items stay in order",
+          "[render][if]") {
+  SECTION("false") {
+    const auto doc = render(kOptionalItem, {{"flag", false}, {"name", std::string("abc")}});
+    CHECK(repl::kube::to_json(doc) == R"({"items":["first","last"]})");
+  }
+  SECTION("an empty string") {
+    const auto doc = render("items:\n  - a\n  - !if {name: b}\n  - c\n", {{"name", std::string()}});
+    CHECK(repl::kube::to_json(doc) == R"({"items":["a","c"]})");
+  }
+  SECTION("every item left out: an empty sequence") {
+    const auto doc =
+        render("items: [!if {name: a}, !if {flag: b}]\n", {{"name", std::string()}, {"flag", false}});
+    CHECK(repl::kube::to_json(doc) == R"({"items":[]})");
+  }
+}
+
+TEST_CASE("one parsed template renders an !if item in or out by the values of each render", "[render][if]") {
+  auto t = parse(kOptionalItem);
+  REQUIRE(t);
+  for (const bool flag : {true, false, true}) {
+    auto doc = t->render({{"flag", flag}, {"name", std::string("n")}});
+    REQUIRE(doc);
+    CHECK(at(*doc, "/items").Size() == (flag ? 3u : 2u));
+  }
+}
+
+TEST_CASE("the value deciding an !if item cannot inject anything", "[render][if][security]") {
+  for (const std::string value :
+       {"x\n- evil: 1", "{{ flag }}", "]: [", "true\n---\nkind: Secret", "\"}, {\"y\": 1"}) {
+    INFO(value);
+    // It only decides: nothing of it is written.
+    const auto decided = render("items: [!if {name: {fixed: 1}}]\n", {{"name", value}});
+    CHECK(repl::kube::to_json(decided) == R"({"items":[{"fixed":1}]})");
+    // Where the item holds its placeholder, it is one string, substituted once.
+    const auto used = render("items: [!if {name: {v: \"{{ name }}\"}}]\n", {{"name", value}});
+    CHECK(at(used, "/items").Size() == 1);
+    CHECK(at(used, "/items/0").MemberCount() == 1);
+    CHECK(repl::test::string_at(used, "/items/0/v") == value);
+  }
+}
+
+TEST_CASE("an !if naming an unknown variable, or one that may not decide an item, fails to parse",
+          "[render][if]") {
+  const std::string unknown = parse_error("spec:\n  items:\n    - a\n    - !if {flga: b}\n");
+  CHECK_THAT(unknown, Catch::Contains("unknown variable 'flga' in !if"));
+  CHECK_THAT(unknown, Catch::Contains("t.yaml.spec.items[1]"));
+  CHECK_THAT(unknown, Catch::Contains("those that can decide an item: count, flag, name"));
+  CHECK_THAT(parse_error("items: [!if {userId: b}]\n"),
+             Catch::Contains("variable 'userId' cannot decide an item (those that can: count, flag, name)"));
+  // A placeholder is not a variable's name.
+  CHECK_THAT(parse_error("items: [!if {\"{{ flag }}\": b}]\n"),
+             Catch::Contains("unknown variable '{{ flag }}'"));
+  // Without conditions, no !if at all.
+  auto t = Template::parse("t.yaml", "items: [!if {flag: b}]\n", kVariables);
+  REQUIRE_FALSE(t);
+  CHECK_THAT(t.error().message,
+             Catch::Contains("variable 'flag' cannot decide an item (those that can: none)"));
+}
+
+TEST_CASE("!if anywhere but on a sequence item, or not of one key, fails to parse", "[render][if]") {
+  for (const char* yaml : {"a: !if {flag: 1}\n", "a:\n  b: !if\n    flag: 1\n", "!if flag: 1\n",
+                           "--- !if\nflag: 1\n", "items: [{k: !if {flag: 1}}]\n"}) {
+    INFO(yaml);
+    const std::string msg = parse_error(yaml);
+    CHECK_THAT(msg, Catch::Contains("!if belongs on a sequence item only"));
+  }
+  for (const char* yaml : {"items: [!if flag]\n", "items: [!if {flag: 1, name: 2}]\n",
+                           "items: [!if [flag]]\n", "items: [!if {}]\n", "items:\n  - !if\n"}) {
+    INFO(yaml);
+    CHECK_THAT(parse_error(yaml), Catch::Contains("!if takes a mapping of one key"));
+  }
+  // The item itself cannot be another !if.
+  CHECK_THAT(parse_error("items: [!if {flag: !if {name: 1}}]\n"),
+             Catch::Contains("belongs on a sequence item only"));
+  // Nested sequences inside an item may hold their own.
+  const auto doc =
+      render("items: [!if {flag: {inner: [a, !if {name: b}]}}]\n", {{"flag", true}, {"name", std::string()}});
+  CHECK(repl::kube::to_json(doc) == R"({"items":[{"inner":["a"]}]})");
+}
+
+TEST_CASE("a tag of one's own other than !if fails to parse; YAML's standard tags are left alone",
+          "[render][if]") {
+  CHECK_THAT(parse_error("items: [!iff {flag: 1}]\n"),
+             Catch::Contains("t.yaml.items[0]: unknown tag '!iff'"));
+  CHECK_THAT(parse_error("a: !secret x\n"), Catch::Contains("unknown tag '!secret'"));
+  CHECK_THAT(parse_error("!key a: x\n"), Catch::Contains("unknown tag '!key'"));
+  const auto doc = render("a: !!str 12\nb: ! 13\n");
+  CHECK(repl::kube::to_json(doc) == R"({"a":"12","b":"13"})");
+}
+
+TEST_CASE("rendering an !if fails when its variable is a number or has no value", "[render][if]") {
+  CHECK_THAT(render_error("items: [!if {count: 1}]\n", {{"count", std::int64_t{1}}}),
+             Catch::Contains("variable 'count' is a number: only a string or a boolean decides an !if item"));
+  const std::string missing = render_error("items: [!if {flag: 1}]\n", {});
+  CHECK_THAT(missing, Catch::Contains("no value for variable 'flag'"));
+  CHECK_THAT(missing, Catch::StartsWith("t.yaml: "));
 }

@@ -211,6 +211,8 @@ TEST_CASE("urls_for and template_values follow the Repl and the settings", "[rep
                                                                          "initImage",
                                                                          "bucket",
                                                                          "s3Endpoint",
+                                                                         "s3EndpointPort",
+                                                                         "s3EgressCidr",
                                                                          "s3Region",
                                                                          "codePrefix",
                                                                          "basePrefix",
@@ -226,7 +228,64 @@ TEST_CASE("urls_for and template_values follow the Repl and the settings", "[rep
                                                                          "runnerMemoryRequest",
                                                                          "runnerMemoryLimit",
                                                                          "runnerEphemeralStorageRequest",
-                                                                         "runnerEphemeralStorageLimit"});
+                                                                         "runnerEphemeralStorageLimit",
+                                                                         "runnerUid",
+                                                                         "runnerGid"});
+  CHECK(std::get<std::int64_t>(values.at("runnerUid")) == 1000);
+  CHECK(std::get<std::int64_t>(values.at("runnerGid")) == 1000);
+  CHECK(std::get<std::string>(values.at("s3EgressCidr")).empty());
+}
+
+TEST_CASE("the S3 endpoint's port is its URL's, else the scheme's", "[repl]") {
+  for (const auto& [endpoint, port] :
+       std::vector<std::pair<std::string, std::int64_t>>{{"", 443},  // AWS's own endpoints
+                                                         {"http://minio", 80},
+                                                         {"https://minio/", 443},
+                                                         {"http://10.88.0.1:9000", 9000},
+                                                         {"https://[fd00::1]:8443/bucket", 8443},
+                                                         {"https://[fd00::1]/", 443},
+                                                         {"http://user:pw@minio:7000?x=1", 7000}}) {
+    ChildSettings settings;
+    settings.s3_endpoint = endpoint;
+    INFO(endpoint);
+    CHECK(std::get<std::int64_t>(
+              repl::template_values(repl::test::sample_repl(), settings).at("s3EndpointPort")) == port);
+  }
+}
+
+TEST_CASE("only the settings' variables may decide an !if item: every Repl's child keeps one structure",
+          "[render][repl]") {
+  const auto& conditions = repl::condition_variables();
+  const auto settings = repl::settings_values(ChildSettings{});
+  CHECK(conditions.size() == settings.size());
+  for (const auto& [name, value] : settings) CHECK(conditions.contains(name));
+  for (const char* own : {"replId", "userId", "namespace", "language", "image", "replicas"}) {
+    INFO(own);
+    CHECK(repl::template_variables().contains(own));
+    CHECK_FALSE(conditions.contains(own));
+  }
+  // A template whose item a Repl's own value would decide is refused at load.
+  repl::test::TempDir dir;
+  for (const std::string file : {"deployment.yaml", "service.yaml", "ingress.yaml"}) {
+    auto text = repl::kube::read_file(std::string(REPL_SOURCE_DIR) + "/templates/" + file);
+    REQUIRE(text);
+    dir.write(file, *text);
+  }
+  dir.write("networkpolicy.yaml", R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: "{{ replId }}"
+spec:
+  podSelector: {}
+  egress:
+    - !if
+      language:
+        to: [{ipBlock: {cidr: 10.0.0.0/8}}]
+)");
+  auto loaded = repl::load_child_templates(dir.path());
+  REQUIRE_FALSE(loaded);
+  CHECK_THAT(loaded.error().message, Catch::Contains("networkpolicy.yaml.spec.egress[0]: variable 'language' "
+                                                     "cannot decide an item"));
 }
 
 namespace {

@@ -1,6 +1,7 @@
 // The NetworkPolicy each Repl gets from templates/networkpolicy.yaml: it fences the repl's pod so
 // that only the ingress controller's namespace reaches the runner's two ports, and the pod reaches
-// DNS and the public internet only (no pods, nodes, private ranges or cloud metadata service).
+// DNS and the public internet only (no pods, nodes, private ranges or cloud metadata service), and
+// with --s3-egress-cidr exactly that CIDR on the S3 endpoint's port besides.
 // With the NetworkPolicy off, the operator loads and renders the other three children only.
 #include <catch2/catch.hpp>
 #include <cstdint>
@@ -21,6 +22,7 @@ namespace {
 
 using repl::Child;
 using repl::ChildSettings;
+using repl::Shape;
 using repl::test::at;
 using repl::test::has;
 using repl::test::string_at;
@@ -271,4 +273,87 @@ TEST_CASE("networkpolicy.yaml must render a NetworkPolicy", "[render][repl][netw
   CHECK_THAT(loaded.error().message, Catch::Contains("must render a NetworkPolicy (networking.k8s.io/v1)"));
   // Off, the file is not even read.
   CHECK(repl::load_child_templates(dir.path(), false));
+}
+
+namespace {
+
+// The NetworkPolicy of the sample Repl, from the repository's templates loaded with `settings` as the
+// operator loads them (the settings decide the `!if` items, and so the template's Shape), with that
+// Shape.
+struct Rendered {
+  rapidjson::Document object;
+  Shape shape;
+};
+Rendered network_policy_with(const ChildSettings& settings) {
+  auto loaded = repl::load_child_templates(std::string(REPL_SOURCE_DIR) + "/templates", true, settings);
+  INFO((loaded ? "" : loaded.error().message));
+  REQUIRE(loaded);
+  auto children = repl::desired_children(repl::test::sample_repl(), settings, *loaded);
+  REQUIRE(children);
+  REQUIRE(children->size() == 4);
+  REQUIRE((*loaded)[3].resource == repl::kube::network_policies());
+  Rendered out{rapidjson::Document(), (*loaded)[3].shape};
+  out.object.CopyFrom((*children)[3].object, out.object.GetAllocator());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("with an S3 egress CIDR, the pod may also reach exactly that CIDR on the endpoint's port",
+          "[render][repl][networkpolicy][security]") {
+  struct Case {
+    std::string endpoint, cidr;
+    std::int64_t port;
+  };
+  for (const Case& c : {Case{"http://10.88.0.1:9000", "10.88.0.1/32", 9000},
+                        Case{"http://minio.storage.svc.cluster.local", "10.96.0.0/12", 80},
+                        Case{"https://s3.internal:8443/tenant", "192.168.10.0/24", 8443},
+                        Case{"https://[fd00::5]/", "fd00::5/128", 443}}) {
+    INFO(c.endpoint << " " << c.cidr);
+    ChildSettings settings;
+    settings.s3_endpoint = c.endpoint;
+    settings.s3_egress_cidr = c.cidr;
+    REQUIRE(repl::settings_problems(settings).empty());
+    const auto with = network_policy_with(settings);
+    const auto& egress = at(with.object, "/spec/egress");
+    REQUIRE(egress.Size() == 3);
+
+    // One more rule, last: that block alone (no except, no selector), TCP to that port alone.
+    const auto& rule = egress[2];
+    CHECK(rule.MemberCount() == 2);
+    REQUIRE(at(rule, "/to").Size() == 1);
+    const auto& peer = at(rule, "/to/0");
+    CHECK(peer.MemberCount() == 1);
+    CHECK(at(peer, "/ipBlock").MemberCount() == 1);
+    CHECK(string_at(peer, "/ipBlock/cidr") == c.cidr);
+    REQUIRE(at(rule, "/ports").Size() == 1);
+    CHECK(at(rule, "/ports/0").MemberCount() == 2);
+    CHECK(ports_of(rule) == Strings{"TCP " + std::to_string(c.port)});
+
+    // Everything else is the policy without the setting.
+    const auto without = repl::test::render_children(repl::test::sample_repl());
+    rapidjson::Document trimmed;
+    trimmed.CopyFrom(with.object, trimmed.GetAllocator());
+    trimmed["spec"]["egress"].PopBack();
+    CHECK(repl::kube::to_json(trimmed) == repl::kube::to_json(network_policy(without)));
+
+    // The Shape the operator takes at start-up covers the rule: a live policy without it, or with
+    // another port, differs from the desired one (and is applied again).
+    CHECK(with.shape.fingerprint(with.object) == Shape::of(with.object).fingerprint(with.object));
+    CHECK(with.shape.fingerprint(trimmed) != with.shape.fingerprint(with.object));
+    rapidjson::Document other_port;
+    other_port.CopyFrom(with.object, other_port.GetAllocator());
+    other_port["spec"]["egress"][2]["ports"][0]["port"].SetInt64(c.port + 1);
+    CHECK(with.shape.fingerprint(other_port) != with.shape.fingerprint(with.object));
+  }
+}
+
+TEST_CASE("without an S3 egress CIDR, the NetworkPolicy is the one of the defaults, S3 endpoint or not",
+          "[render][repl][networkpolicy]") {
+  ChildSettings settings;
+  settings.s3_endpoint = "http://10.88.0.1:9000";
+  const auto rendered = network_policy_with(settings);
+  CHECK(at(rendered.object, "/spec/egress").Size() == 2);
+  const auto defaults = repl::test::render_children(repl::test::sample_repl());
+  CHECK(repl::kube::to_json(rendered.object) == repl::kube::to_json(network_policy(defaults)));
 }

@@ -1,8 +1,10 @@
 // The Deployment's secure defaults: the runner executes user code, so its pod gets no API token and
-// no service links, runs under the runtime's seccomp profile, never escalates privileges, holds no
-// Linux capabilities, is bounded in CPU, memory and scratch disk (from the operator's settings), and
-// sees no environment at all: S3 settings and credentials reach the init container only.
+// no service links, runs as a non-root uid and gid (from the operator's settings) under the
+// runtime's seccomp profile, never escalates privileges, holds no Linux capabilities, is bounded in
+// CPU, memory and scratch disk (from the settings), and sees no environment at all: S3 settings and
+// credentials reach the init container only. Together: Pod Security's "restricted" profile.
 #include <catch2/catch.hpp>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,8 @@ ChildSettings custom_settings() {
   s.runner_memory_limit = "3Gi";
   s.runner_ephemeral_storage_request = "1Gi";
   s.runner_ephemeral_storage_limit = "5Gi";
+  s.runner_uid = 1234;
+  s.runner_gid = 5678;
   return s;
 }
 
@@ -76,6 +80,34 @@ TEST_CASE("the runner's pod has no API token, no service links, a seccomp profil
   // Recreate: the old pod is gone before the new one starts, so two never share a repl's code.
   CHECK(string_at(d, "/spec/strategy/type") == "Recreate");
   CHECK_FALSE(has(d, "/spec/strategy/rollingUpdate"));
+}
+
+TEST_CASE("the pod runs as the runner's uid and gid, never as root, and the workspace is the gid's",
+          "[render][repl][security]") {
+  const auto check_ids = [](const ChildSettings& s, std::int64_t uid, std::int64_t gid) {
+    const auto d = deployment_for(repl::test::sample_repl(), s);
+    const auto& pod = at(d, "/spec/template/spec/securityContext");
+    CHECK(at(pod, "/runAsNonRoot").IsTrue());
+    // Numbers, not strings: the API server refuses "1000" for an int64 field.
+    REQUIRE(at(pod, "/runAsUser").IsInt64());
+    CHECK(at(pod, "/runAsUser").GetInt64() == uid);
+    REQUIRE(at(pod, "/runAsGroup").IsInt64());
+    CHECK(at(pod, "/runAsGroup").GetInt64() == gid);
+    REQUIRE(at(pod, "/fsGroup").IsInt64());
+    CHECK(at(pod, "/fsGroup").GetInt64() == gid);
+    // No container overrides them: the init container's copy and the runner are one uid.
+    for (const auto& [label, c] : all_containers(d)) {
+      INFO(label);
+      for (const char* field :
+           {"/securityContext/runAsUser", "/securityContext/runAsGroup", "/securityContext/runAsNonRoot"}) {
+        CHECK_FALSE(has(*c, field));
+      }
+    }
+  };
+  SECTION("the defaults: 1000, the node user of the seed runner image") {
+    check_ids(ChildSettings{}, 1000, 1000);
+  }
+  SECTION("from the settings") { check_ids(custom_settings(), 1234, 5678); }
 }
 
 TEST_CASE("every container drops all capabilities and cannot escalate privileges",

@@ -168,3 +168,103 @@ TEST_CASE("quantities in the API server's own form are accepted, a request above
   REQUIRE(problems.size() == 1);
   CHECK(problems[0] == "runner memory request \"2Gi\" exceeds its limit \"1536Mi\"");
 }
+
+TEST_CASE("the runner's uid and gid must be 1..2147483647: 0 is root", "[repl][settings]") {
+  using IdMember = int ChildSettings::*;
+  for (const auto& [setting, member] : std::vector<std::pair<std::string, IdMember>>{
+           {"runner uid", &ChildSettings::runner_uid}, {"runner gid", &ChildSettings::runner_gid}}) {
+    for (const int bad : {0, -1, -2147483647 - 1}) {
+      ChildSettings settings;
+      settings.*member = bad;
+      const auto problems = repl::settings_problems(settings);
+      INFO(setting << " = " << bad << "; problems:" << problems_text(problems));
+      REQUIRE(problems.size() == 1);
+      CHECK_THAT(problems[0],
+                 Catch::StartsWith(setting + " " + std::to_string(bad) + " must be 1..2147483647"));
+    }
+    for (const int good : {1, 1000, 65532, 2147483647}) {
+      ChildSettings settings;
+      settings.*member = good;
+      const auto problems = repl::settings_problems(settings);
+      INFO(setting << " = " << good << "; problems:" << problems_text(problems));
+      CHECK(problems.empty());
+    }
+  }
+  ChildSettings root;
+  root.runner_uid = 0;
+  root.runner_gid = 0;
+  const auto problems = repl::settings_problems(root);
+  REQUIRE(problems.size() == 2);
+  CHECK(problems[0] ==
+        "runner uid 0 must be 1..2147483647 (0 is root, which the pod's runAsNonRoot refuses)");
+  CHECK(problems[1] == "runner gid 0 must be 1..2147483647 (0 is the root group)");
+}
+
+TEST_CASE("the S3 endpoint's port, when it names one, is a TCP port", "[repl][settings]") {
+  for (const std::string bad : {"http://minio:0", "http://minio:65536", "http://minio:9x",
+                                "https://[fd00::1]:-1/", "http://u:p@minio:99999/bucket"}) {
+    ChildSettings settings;
+    settings.s3_endpoint = bad;
+    const auto problems = repl::settings_problems(settings);
+    INFO(bad << "; problems:" << problems_text(problems));
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0] == "S3 endpoint \"" + bad + "\" has a port that is not 1..65535");
+  }
+  for (const std::string good : {"http://minio:1", "http://minio:65535/", "https://[fd00::1]:9000/x",
+                                 "https://[fd00::1]", "http://u:p@minio:9000", "http://minio:"}) {
+    ChildSettings settings;
+    settings.s3_endpoint = good;
+    const auto problems = repl::settings_problems(settings);
+    INFO(good << "; problems:" << problems_text(problems));
+    CHECK(problems.empty());
+  }
+}
+
+TEST_CASE("the S3 egress CIDR is one canonical IPv4 or IPv6 CIDR, and needs an S3 endpoint",
+          "[repl][settings]") {
+  const auto problems_for = [](const std::string& cidr, const std::string& endpoint) {
+    ChildSettings settings;
+    settings.s3_egress_cidr = cidr;
+    settings.s3_endpoint = endpoint;
+    return repl::settings_problems(settings);
+  };
+  const std::string endpoint = "http://10.88.0.1:9000";
+  SECTION("not a CIDR") {
+    for (const std::string bad : {"10.88.0.1", "10.88.0.1/33", "10.88.0.1/", "10.88.0.1/-1", "10.88.0.1/3x",
+                                  "10.88.0/24", "10.88.0.256/32", "minio.local/32", "fd00::1/129",
+                                  "fd00:::1/128", "10.88.0.1/32,10.0.0.0/8", " 10.88.0.1/32", "/32"}) {
+      const auto problems = problems_for(bad, endpoint);
+      INFO(bad << "; problems:" << problems_text(problems));
+      REQUIRE(problems.size() == 1);
+      CHECK_THAT(problems[0], Catch::StartsWith("S3 egress CIDR \"" + bad + "\" "));
+    }
+  }
+  SECTION("a CIDR not in canonical form names the canonical one") {
+    for (const auto& [written, canonical] :
+         std::vector<std::pair<std::string, std::string>>{{"10.88.0.1/16", "10.88.0.0/16"},
+                                                          {"10.88.0.1/032", "10.88.0.1/32"},
+                                                          {"FD00::/8", "fd00::/8"},
+                                                          {"fd00:0:0:0:0:0:0:1/128", "fd00::1/128"},
+                                                          {"fd00::1/64", "fd00::/64"}}) {
+      const auto problems = problems_for(written, endpoint);
+      INFO(written << "; problems:" << problems_text(problems));
+      REQUIRE(problems.size() == 1);
+      CHECK(problems[0] == "S3 egress CIDR \"" + written + "\" is not in canonical form: write " + canonical);
+    }
+  }
+  SECTION("canonical CIDRs") {
+    for (const std::string good :
+         {"10.88.0.1/32", "10.0.0.0/8", "192.168.0.0/16", "0.0.0.0/0", "fd00::/8", "fd00::1/128", "::/0"}) {
+      const auto problems = problems_for(good, endpoint);
+      INFO(good << "; problems:" << problems_text(problems));
+      CHECK(problems.empty());
+    }
+  }
+  SECTION("without an S3 endpoint there is nothing private to reach") {
+    const auto problems = problems_for("10.88.0.1/32", "");
+    REQUIRE(problems.size() == 1);
+    CHECK_THAT(problems[0], Catch::StartsWith("S3 egress CIDR \"10.88.0.1/32\" needs an S3 endpoint"));
+    // Every problem at once: a bad CIDR without an endpoint is two.
+    CHECK(problems_for("10.88.0.1", "").size() == 2);
+  }
+}
