@@ -2,11 +2,13 @@
 # Builds the test tooling into a per-version cache outside the clone, and links the current ones
 # into ${REPL_CACHE:-~/.cache/repl-operator}/bin/:
 #   k8s-<version>/{kube-apiserver,kube-controller-manager,    from the Go module proxy, at the
-#                  kube-scheduler,kubectl}                   versions pinned in go.mod
+#                  kube-scheduler,kubectl,kubelet}           versions pinned in go.mod
 #   etcd-<version>/etcd
 #   helm-<version>/helm                                       from the Go module proxy (each
 #   kwok-<version>/kwok  (fake nodes for the e2e tier)        module's own go.mod, no replaces)
 #   moto-<version>/bin/moto_server                            an S3 server, from PyPI
+#   traefik-<version>/traefik      the real node's ingress controller (pinned in traefik/go.mod)
+#   kube-router-<version>/kube-router   the real node's NetworkPolicy firewall
 # kubectl is built from the same release so the tests never depend on whatever kubectl (and
 # version skew) a machine happens to have.
 # With a warm cache it only checks files and returns. Prints the bin directory as its last line.
@@ -46,6 +48,7 @@ go_build "$k8s_dir/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$stamp"
 go_build "$k8s_dir/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager "$stamp"
 go_build "$k8s_dir/kube-scheduler" k8s.io/kubernetes/cmd/kube-scheduler "$stamp"
 go_build "$k8s_dir/kubectl" k8s.io/kubernetes/cmd/kubectl "$stamp"
+go_build "$k8s_dir/kubelet" k8s.io/kubernetes/cmd/kubelet "$stamp"
 go_build "$etcd_dir/etcd" ./cmd/etcd
 
 # go_install NAME PACKAGE VERSION: `go install PACKAGE@VERSION` (the module's own go.mod decides
@@ -65,6 +68,17 @@ go_install() {
   ln -sfn "$dir/$name" "$cache/bin/$name"
 }
 go_install helm helm.sh/helm/v4/cmd/helm v4.3.1
+# kube-router v2.1.0 is the only version the proxy serves; it has reported security flaws, so it is
+# a loopback test enforcer only (the firewall of the real node), never shipped.
+go_install kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router v2.1.0
+# Traefik's go.mod has replace directives, which `go install PACKAGE@VERSION` refuses: it is built in
+# a wrapper module (traefik/go.mod) that carries them.
+traefik_version=$(here="$here/traefik" module_version github.com/traefik/traefik/v3)
+traefik_dir="$cache/traefik-$traefik_version"
+mkdir -p "$traefik_dir"
+(here="$here/traefik" go_build "$traefik_dir/traefik" github.com/traefik/traefik/v3/cmd/traefik \
+  "-X github.com/traefik/traefik/v3/pkg/version.Version=$traefik_version")
+ln -sfn "$traefik_dir/traefik" "$cache/bin/traefik"
 kwok_version=v0.8.0
 go_install kwok sigs.k8s.io/kwok/cmd/kwok "$kwok_version"
 # kwok plays the kubelet by "stages" (status changes of nodes and pods), which the kwok binary does
@@ -106,5 +120,6 @@ ln -sfn "$k8s_dir/kube-apiserver" "$cache/bin/kube-apiserver"
 ln -sfn "$k8s_dir/kube-controller-manager" "$cache/bin/kube-controller-manager"
 ln -sfn "$k8s_dir/kube-scheduler" "$cache/bin/kube-scheduler"
 ln -sfn "$k8s_dir/kubectl" "$cache/bin/kubectl"
+ln -sfn "$k8s_dir/kubelet" "$cache/bin/kubelet"
 ln -sfn "$etcd_dir/etcd" "$cache/bin/etcd"
 echo "$cache/bin"
