@@ -4,7 +4,7 @@ CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build test unit integration e2e run bench format clean
+.PHONY: deps build test unit integration e2e real run bench format clean
 
 deps:
 	scripts/deps.sh
@@ -14,7 +14,8 @@ build: deps
 	cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS) > /dev/null
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# Every test tier: unit, integration against a local kube-apiserver + etcd, e2e on the simulated cluster.
+# Every test tier: unit, integration against a local kube-apiserver + etcd, e2e on the simulated
+# cluster, real on one real node (root).
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
@@ -26,6 +27,9 @@ integration: build
 
 e2e: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) -L e2e
+
+real: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -L real
 
 # The operator against a local control plane (or the cluster $KUBECONFIG names, with REPL_USE_KUBECONFIG=1).
 run: build

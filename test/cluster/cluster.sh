@@ -11,7 +11,7 @@
 # containers completed, then its containers running and ready, without any container. Images are
 # never pulled.
 #
-#   cluster.sh up [DIR] [--nodes N] [--crds FILE]
+#   cluster.sh up [DIR] [--nodes N | --real-node] [--crds FILE] [--reclaim]
 #                                   start one; prints the admin kubeconfig path as its last line.
 #                                   --crds installs CRDs before the controllers start, as in a real
 #                                   cluster (the garbage collector only learns of a CRD created later
@@ -24,31 +24,43 @@
 #
 # CLUSTER_CONTROLLERS overrides the controller-manager's --controllers list.
 #
+# With --real-node: one real node instead (test/cluster/real-node.sh): a kubelet, containerd, runc,
+# the CNI bridge plugin, locally built images (images.sh), kube-router's NetworkPolicy firewall,
+# Traefik as the ingress controller and moto's S3 server on the bridge (S3_ENDPOINT, INGRESS_ADDR
+# and the image names are in DIR/cluster.env). Needs root; one per machine. `down` removes
+# everything the node made on the machine, also for a node that never finished starting.
+#
+# A second `up` on a directory whose cluster still runs is refused, unless --reclaim says to take
+# that one down first (the test fixtures do: a run interrupted by Ctrl-C leaves its cluster up).
+#
 # Everything lives in DIR (default: a fresh mktemp directory): certificates, etcd data, logs, pid
 # files, kubeconfigs. Ports are picked free at start, so two clusters on one machine never collide.
 #   admin.kubeconfig   client certificate, O=system:masters
 #   nobody.kubeconfig  bearer token of user "nobody", who has no RBAC rights
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=real-node.sh
+. "$here/real-node.sh"
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
-# Three distinct free loopback ports, found while all three are held (so never the same twice), and
-# outside the kernel's ephemeral range: a restarted API server must be able to bind its port again,
-# and an outgoing connection that was given that port as its source would stop it.
+# N distinct free ports, found while all are held (so never the same twice), outside the kernel's
+# ephemeral range (a restarted API server must be able to bind its port again, and an outgoing
+# connection that was given that port as its source would stop it) and outside the NodePort range
+# 30000-32767 (NetworkPolicy enforcers such as kube-router let pods reach the node on those ports).
 free_ports() {
-  python3 -c 'import random, socket
+  python3 -c 'import random, socket, sys
 low, high = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
-candidates = [p for p in range(10000, 65000) if not low <= p <= high]
+candidates = [p for p in range(10000, 65000) if not low <= p <= high and not 30000 <= p <= 32767]
 socks = []
-while len(socks) < 3:
+while len(socks) < int(sys.argv[1]):
     s = socket.socket()
     try:
         s.bind(("127.0.0.1", random.choice(candidates)))
         socks.append(s)
     except OSError:
         s.close()
-print(" ".join(str(s.getsockname()[1]) for s in socks))'
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
 
 cluster_dir() {
@@ -76,7 +88,8 @@ make_certs() {
     cd "$d"
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=repl-test-ca" 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' > apiserver.ext
+    # 10.88.0.1: the real node's bridge, where its pods reach the API server.
+    printf 'subjectAltName=IP:127.0.0.1,IP:10.88.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' > apiserver.ext
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out apiserver.crt -days 2 \
       -extfile apiserver.ext 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr -subj "/O=system:masters/CN=admin" 2>/dev/null
@@ -132,19 +145,27 @@ start_apiserver() {
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
   local pki=$dir/pki
+  # Without nodes no pod runs, so no service account token is needed. A real node's pods (Traefik)
+  # reach the API server from the bridge, the kubelet is authorized as a node, and the API server
+  # authenticates to the kubelet for logs and exec.
+  local bind=127.0.0.1 mode=(--disable-admission-plugins=ServiceAccount --authorization-mode=RBAC)
+  if [ "${REAL_NODE:-0}" = 1 ]; then
+    bind=0.0.0.0
+    mode=(--authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction
+      --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" --kubelet-client-key="$pki/apiserver-kubelet-client.key")
+  fi
   setsid "$BIN/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --bind-address="$bind" --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
     --cert-dir="$dir/apiserver-certs" \
     --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
     --client-ca-file="$pki/ca.crt" \
     --token-auth-file="$pki/tokens.csv" \
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-    --authorization-mode=RBAC \
     --endpoint-reconciler-type=none \
     --service-cluster-ip-range=10.96.0.0/16 \
-    --disable-admission-plugins=ServiceAccount \
+    "${mode[@]}" \
     --allow-privileged=true \
     ${APISERVER_EXTRA_ARGS:-} \
     > "$dir/apiserver.log" 2>&1 < /dev/null &
@@ -165,14 +186,12 @@ alive() {
   [ -n "$state" ] && [ "$state" != Z ]
 }
 
-# stop_pid_file FILE BINARY_NAME [SIGNAL]: stops the process, if it is still that binary (a stale
-# pid file must never kill an unrelated process that reused the number).
 start_controller_manager() {
   local dir=$1
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
   local controllers=garbagecollector,namespace
-  [ "$NODES" -eq 0 ] || controllers='*'
+  [ "$NODES" -eq 0 ] && [ "${REAL_NODE:-0}" = 0 ] || controllers='*'
   setsid "$BIN/kube-controller-manager" --kubeconfig="$dir/admin.kubeconfig" \
     --controllers="${CLUSTER_CONTROLLERS:-$controllers}" \
     --service-account-private-key-file="$dir/pki/sa.key" --root-ca-file="$dir/pki/ca.crt" \
@@ -182,8 +201,7 @@ start_controller_manager() {
   disown
 }
 
-# The simulated nodes: the scheduler, kwok, and N Node objects that kwok manages.
-start_nodes() {
+start_scheduler() {
   local dir=$1
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
@@ -193,6 +211,13 @@ start_nodes() {
     > "$dir/scheduler.log" 2>&1 < /dev/null &
   echo $! > "$dir/scheduler.pid"
   disown
+}
+
+# The simulated nodes: kwok, and N Node objects that kwok manages.
+start_nodes() {
+  local dir=$1
+  # shellcheck disable=SC1091
+  . "$dir/cluster.env"
   # The pod stages' delays (kwok's own: 1 s, up to 6 s with jitter) shortened to
   # KWOK_POD_DELAY_MS, up to KWOK_POD_JITTER_MS: a simulated pod is ready in about a second.
   local f stages="$dir/kwok-stages.yaml"
@@ -242,6 +267,8 @@ node_ready() {
   [ "$ready" -eq "$2" ]
 }
 
+# stop_pid_file FILE BINARY_NAME [SIGNAL]: stops the process, if it is still that binary (a glob:
+# a stale pid file must never kill an unrelated process that reused the number).
 stop_pid_file() {
   local file=$1 name=$2 signal=${3:-TERM}
   [ -f "$file" ] || return 0
@@ -249,7 +276,8 @@ stop_pid_file() {
   pid=$(cat "$file")
   exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
   exe=${exe% (deleted)}
-  if [ "$(basename "$exe")" = "$name" ] && alive "$pid"; then
+  # shellcheck disable=SC2053
+  if [[ "$(basename "$exe")" == $name ]] && alive "$pid"; then
     kill "-$signal" "$pid" 2>/dev/null || true
     for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
@@ -258,41 +286,62 @@ stop_pid_file() {
 }
 
 up() {
-  local bin dir="" nodes=0 crds=()
+  local bin dir="" nodes=0 real_node=0 reclaim=0 crds=()
   while [ $# -gt 0 ]; do
     case "$1" in
       --nodes) nodes=${2:?--nodes needs a number}; shift 2 ;;
       --nodes=*) nodes=${1#--nodes=}; shift ;;
       --crds) crds+=("${2:?--crds needs a file}"); shift 2 ;;
       --crds=*) crds+=("${1#--crds=}"); shift ;;
+      --real-node) real_node=1; shift ;;
+      --reclaim) reclaim=1; shift ;;
       -*) die "unknown option $1" ;;
       *) dir=$1; shift ;;
     esac
   done
   [[ "$nodes" =~ ^[0-9]+$ ]] || die "--nodes must be a number, not '$nodes'"
+  [ "$real_node" = 0 ] || [ "$nodes" -eq 0 ] || die "--real-node and --nodes exclude each other"
+  [ "$real_node" = 0 ] || real_node_preflight
   bin=$("$here/build.sh" | tail -n 1)
-  dir=${dir:-$(mktemp -d "${TMPDIR:-/tmp}/repl-cluster.XXXXXX")}
-  mkdir -p "$dir"
-  dir=$(cd "$dir" && pwd)
-  # A directory left by an interrupted run (Ctrl-C, a cancelled CI job) is reclaimed.
+  dir=$(realpath -m "${dir:-$(mktemp -d "${TMPDIR:-/tmp}/repl-cluster.XXXXXX")}")
+  # A directory left by an interrupted run (Ctrl-C, a cancelled CI job) is reclaimed; one whose
+  # cluster still runs only with --reclaim. A refusal creates nothing.
   if [ -f "$dir/cluster.env" ]; then
+    if [ "$reclaim" = 0 ] && alive "$(cat "$dir/apiserver.pid" 2>/dev/null || echo 0)"; then
+      die "a cluster already runs in $dir: cluster.sh down $dir first (or up --reclaim)"
+    fi
     echo "cluster.sh: taking down the cluster left in $dir" >&2
     down "$dir"
-    mkdir -p "$dir"
   fi
+  [ "$real_node" = 0 ] || real_node_claim "$dir"
+  mkdir -p "$dir"
   # Any failure from here on takes down what was started (the logs stay in $dir).
   trap 'stop_all "$dir"' EXIT
 
   make_certs "$dir"
   local ports
-  read -r -a ports <<< "$(free_ports)"
+  read -r -a ports <<< "$(free_ports 6)"
   cat > "$dir/cluster.env" <<ENV
 BIN=$bin
 ETCD_PORT=${ports[0]}
 ETCD_PEER_PORT=${ports[1]}
 API_PORT=${ports[2]}
 NODES=$nodes
+REAL_NODE=$real_node
 ENV
+  if [ "$real_node" = 1 ]; then
+    local node
+    node=$(hostname | tr '[:upper:]' '[:lower:]')
+    real_node_certs "$dir" "$node"
+    {
+      echo "NODE_NAME=$node"
+      echo "KUBELET_PORT=${ports[3]}"
+      echo "KUBELET_HEALTHZ_PORT=${ports[4]}"
+      echo "S3_PORT=${ports[5]}"
+      echo "S3_ENDPOINT=http://$bridge_addr:${ports[5]}"
+      "$here/images.sh"
+    } >> "$dir/cluster.env"
+  fi
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
   setsid "$bin/etcd" --name=default --data-dir="$dir/etcd" \
@@ -315,7 +364,9 @@ ENV
     "$bin/kubectl" --kubeconfig="$dir/admin.kubeconfig" wait --for condition=established -f "$crd" --timeout=60s > /dev/null
   done
   start_controller_manager "$dir"
+  [ "$nodes" -eq 0 ] && [ "$real_node" = 0 ] || start_scheduler "$dir"
   [ "$nodes" -eq 0 ] || start_nodes "$dir"
+  [ "$real_node" = 0 ] || real_node_up "$dir"
   trap - EXIT
   echo "cluster up: kube-apiserver $("$bin/kube-apiserver" --version | cut -d' ' -f2) on https://127.0.0.1:$API_PORT" >&2
   echo "$dir/admin.kubeconfig"
@@ -323,6 +374,7 @@ ENV
 
 # Its state is thrown away next (or it failed to start), so nothing is shut down gracefully.
 stop_all() {
+  if grep -qx REAL_NODE=1 "$1/cluster.env" 2>/dev/null; then node_down "$1"; fi
   stop_pid_file "$1/kwok.pid" kwok KILL
   stop_pid_file "$1/scheduler.pid" kube-scheduler KILL
   stop_pid_file "$1/controller-manager.pid" kube-controller-manager KILL
@@ -348,7 +400,7 @@ case "${1:-}" in
     start_apiserver "$(cluster_dir "$1")"
     ;;
   *)
-    echo "usage: cluster.sh up [DIR] [--nodes N] | down | restart-apiserver | stop-apiserver | start-apiserver  DIR|KUBECONFIG" >&2
+    echo "usage: cluster.sh up [DIR] [--nodes N | --real-node] [--crds FILE] [--reclaim] | down | restart-apiserver | stop-apiserver | start-apiserver  DIR|KUBECONFIG" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,608 @@
+// End to end on one real node (test/cluster/cluster.sh up --real-node): a kubelet, containerd and
+// runc run the pods the operator's templates render, with images built by test/cluster/images.sh:
+// the init container runs the real aws CLI against moto's S3 server on the bridge, the reference
+// runner serves the workspace over a websocket (3001) and HTTP (3000), Traefik routes by Host, and
+// kube-router enforces each Repl's NetworkPolicy. Nothing writes a status by hand; every namespace
+// is labelled Pod Security "restricted", as tenant namespaces commonly are.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "common/json.hpp"
+#include "integration/support.hpp"
+
+using namespace repl::test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kJson = {"Content-Type: application/json"};
+const std::string kIdeDomain = "ide.localhost";
+const std::string kPreviewDomain = "preview.localhost";
+
+// KEY=VALUE lines of a file the cluster wrote (cluster.env: images, S3, the ingress; s3.env: keys).
+std::map<std::string, std::string> env_file(const std::string& name) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(fs::path(admin_kubeconfig()).parent_path() / name);
+  for (std::string line; std::getline(in, line);) {
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string value = line.substr(eq + 1);
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+      value = value.substr(1, value.size() - 2);
+    out[line.substr(0, eq)] = value;
+  }
+  return out;
+}
+
+const std::map<std::string, std::string>& cluster() {
+  static const auto env = env_file("cluster.env");
+  return env;
+}
+const std::string& setting(const std::string& key) {
+  const auto it = cluster().find(key);
+  INFO("cluster.env lacks " << key);
+  REQUIRE(it != cluster().end());
+  return it->second;
+}
+
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+// The aws CLI on the host, as the platform's own tooling would seed a bucket.
+CommandResult aws(const std::vector<std::string>& args, const std::string& input = "") {
+  const auto keys = env_file("s3.env");
+  std::vector<std::string> argv = {"env",
+                                   "AWS_ACCESS_KEY_ID=" + keys.at("AWS_ACCESS_KEY_ID"),
+                                   "AWS_SECRET_ACCESS_KEY=" + keys.at("AWS_SECRET_ACCESS_KEY"),
+                                   "AWS_DEFAULT_REGION=us-east-1",
+                                   "HOME=/tmp",
+                                   "aws",
+                                   "--endpoint-url",
+                                   setting("S3_ENDPOINT")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv, input);
+}
+
+void put_object(const std::string& bucket, const std::string& key, const std::string& body) {
+  const auto r = aws({"s3", "cp", "-", "s3://" + bucket + "/" + key}, body);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+}
+
+// One namespace (restricted), one bucket, the S3 Secret, an operator and a shim for the test.
+struct Real : OperatorAndShim {
+  std::string bucket;
+
+  explicit Real(const std::string& prefix, std::vector<std::string> operator_args = {},
+                std::string bucket_name = "")
+      : OperatorAndShim(prefix,
+                        with_defaults(std::move(operator_args), bucket_name.empty() ? prefix : bucket_name)),
+        bucket(bucket_name.empty() ? prefix : bucket_name) {
+    REQUIRE(kubectl({"label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted"}).exit_code ==
+            0);
+    aws({"s3", "mb", "s3://" + bucket});  // the bucket may exist from an earlier run
+    const auto keys = env_file("s3.env");
+    const auto secret = kubectl({"create", "secret", "generic", "-n", ns, "aws-credentials",
+                                 "--from-literal=AWS_ACCESS_KEY_ID=" + keys.at("AWS_ACCESS_KEY_ID"),
+                                 "--from-literal=AWS_SECRET_ACCESS_KEY=" + keys.at("AWS_SECRET_ACCESS_KEY")});
+    REQUIRE(secret.exit_code == 0);
+  }
+
+  // The node has 2 CPUs: what a test leaves running would make the next one's pods unschedulable.
+  ~Real() { kubectl({"delete", "namespace", ns, "--wait=false"}); }
+  Real(const Real&) = delete;
+  Real& operator=(const Real&) = delete;
+
+  static std::vector<std::string> with_defaults(std::vector<std::string> args, const std::string& bucket) {
+    std::vector<std::string> out = {"--init-image",     setting("INIT_IMAGE"),
+                                    "--runner-image",   setting("RUNNER_IMAGE"),
+                                    "--s3-endpoint",    setting("S3_ENDPOINT"),
+                                    "--s3-egress-cidr", "10.88.0.1/32",
+                                    "--bucket",         bucket,
+                                    "--ide-domain",     kIdeDomain,
+                                    "--preview-domain", kPreviewDomain};
+    out.insert(out.end(), args.begin(), args.end());
+    return out;
+  }
+
+  HttpResult start(const std::string& repl, const std::string& language = "python") const {
+    return http("POST", url + "/start",
+                R"({"userId":"u1","replId":")" + repl + R"(","language":")" + language + R"("})", kJson);
+  }
+  CommandResult wait_ready(const std::string& repl, const std::string& timeout = "120s") const {
+    return kubectl({"wait", "-n", ns, "--for=condition=Ready", "repl/" + repl, "--timeout=" + timeout});
+  }
+  std::string ready(const std::string& repl, const std::string& field) const {
+    return jsonpath(ns, "repl/" + repl, "{.status.conditions[?(@.type==\"Ready\")]." + field + "}");
+  }
+  // The repl's pod names (by the label every pod of a Repl carries).
+  std::vector<std::string> pods(const std::string& repl) const {
+    const auto r = kubectl({"get", "pods", "-n", ns, "-l", "peetcode.com/repl=" + repl, "-o", "name"});
+    std::vector<std::string> out;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) out.push_back(line);
+    }
+    return out;
+  }
+  CommandResult exec(const std::string& repl, const std::vector<std::string>& command) const {
+    std::vector<std::string> args = {"exec", "-n", ns, "deploy/" + repl, "-c", "runner", "--"};
+    args.insert(args.end(), command.begin(), command.end());
+    return kubectl(args);
+  }
+};
+
+// A websocket session through the ingress controller, by Host; first_byte_ms counts from `t0`.
+rapidjson::Document websocket(const std::string& host, const std::vector<std::string>& requests,
+                              double wait_s,
+                              std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now()) {
+  // steady_clock is CLOCK_MONOTONIC, Python's time.monotonic() too.
+  const double t0_s = std::chrono::duration<double>(t0.time_since_epoch()).count();
+  std::vector<std::string> argv = {"/usr/bin/python3",
+                                   std::string(REPL_SOURCE_DIR) + "/test/integration/ws_client.py",
+                                   "--addr",
+                                   setting("INGRESS_ADDR"),
+                                   "--host",
+                                   host,
+                                   "--wait",
+                                   std::to_string(wait_s),
+                                   "--t0",
+                                   std::to_string(t0_s)};
+  for (const auto& r : requests) argv.insert(argv.end(), {"--send", r});
+  const auto r = run(argv);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  rapidjson::Document d;
+  d.Parse(r.out.c_str());
+  REQUIRE(!d.HasParseError());
+  return d;
+}
+
+// GET / (or a path) through the ingress controller with a Host header.
+HttpResult via_ingress(const std::string& host, const std::string& path = "/") {
+  return http("GET", "http://" + setting("INGRESS_ADDR") + path, "", {"Host: " + host});
+}
+
+std::string reply_field(const rapidjson::Document& d, std::size_t i, const char* field) {
+  const auto* replies = repl::json::member(d, "replies");
+  if (replies == nullptr || !replies->IsArray() || replies->Size() <= i) return "";
+  return repl::json::string_at(&(*replies)[static_cast<rapidjson::SizeType>(i)], field);
+}
+
+std::set<std::string> lines(const std::string& text) {
+  std::set<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.insert(line);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("real: /start gives a running sandbox with the repl's code, reachable by host through the ingress",
+          "[real]") {
+  Real s("real-flow");
+  // The language's base code, which a new repl starts from; another repl has code of its own.
+  put_object(s.bucket, "base/python/main.py", "print('hello from base')\n");
+  put_object(s.bucket, "base/python/lib/util.py", "def add(a, b):\n    return a + b\n");
+  put_object(s.bucket, "code/other/notes.txt", "other's notes\n");
+
+  const auto started_at = std::chrono::steady_clock::now();
+  const auto started = s.start("alpha");
+  INFO(started.body);
+  REQUIRE(started.status == 201);
+  auto first_byte = std::async(std::launch::async, [&] {
+    return websocket("alpha." + kIdeDomain, {R"({"op":"list"})", R"({"op":"read","path":"main.py"})"}, 120,
+                     started_at);
+  });
+  const auto waited = s.wait_ready("alpha");
+  const double ready_ms = ms_since(started_at);
+  INFO(waited.out << waited.err << "\n--- operator ---\n" << s.op->log());
+  REQUIRE(waited.exit_code == 0);
+  const auto ws = first_byte.get();
+  REQUIRE_FALSE(ws.HasMember("error"));
+  std::cout << "real node: /start -> Ready " << ready_ms << " ms, /start -> first websocket byte "
+            << repl::json::member(ws, "first_byte_ms")->GetDouble() << " ms\n";
+
+  // The pod runs for real: its init container completed, the runner is Running.
+  const auto pods = s.pods("alpha");
+  REQUIRE(pods.size() == 1);
+  CHECK(jsonpath(s.ns, pods[0], "{.status.phase}") == "Running");
+  CHECK(jsonpath(s.ns, pods[0], "{.status.initContainerStatuses[0].state.terminated.reason}") == "Completed");
+  CHECK_THAT(jsonpath(s.ns, pods[0], "{.status.containerStatuses[0].containerID}"),
+             Catch::StartsWith("containerd://"));
+
+  // /workspace holds exactly the repl's code: seeded from base/python/, now also in code/alpha/.
+  const auto files = s.exec("alpha", {"find", "/workspace", "-type", "f"});
+  INFO(files.err);
+  CHECK(lines(files.out) == std::set<std::string>{"/workspace/main.py", "/workspace/lib/util.py"});
+  CHECK_THAT(aws({"s3", "ls", "--recursive", "s3://" + s.bucket + "/code/alpha/"}).out,
+             Catch::Contains("lib/util.py"));
+
+  // The websocket (IDE host, port 3001) lists and reads the code.
+  CHECK(reply_field(ws, 0, "op") == "hello");
+  const auto* replies = repl::json::member(ws, "replies");
+  REQUIRE(replies->Size() == 3);
+  std::set<std::string> listed;
+  for (const auto& f : (*replies)[1]["files"].GetArray()) listed.insert(f.GetString());
+  CHECK(listed == std::set<std::string>{"main.py", "lib/util.py"});
+  CHECK(reply_field(ws, 2, "content") == "print('hello from base')\n");
+
+  // The preview host reaches the user's app on 3000; an unknown host is 404 at the ingress.
+  const auto preview = via_ingress("alpha." + kPreviewDomain, "/lib/util.py");
+  CHECK(preview.status == 200);
+  CHECK(preview.body == "def add(a, b):\n    return a + b\n");
+  CHECK(via_ingress("nobody." + kIdeDomain).status == 404);
+  CHECK(via_ingress("alpha.elsewhere.localhost").status == 404);
+
+  // Another repl's host reaches its own pod, never alpha's.
+  REQUIRE(s.start("other").status == 201);
+  REQUIRE(s.wait_ready("other").exit_code == 0);
+  const auto other = websocket("other." + kIdeDomain, {R"({"op":"list"})"}, 30);
+  REQUIRE_FALSE(other.HasMember("error"));
+  std::set<std::string> other_files;
+  for (const auto& f : repl::json::member(other, "replies")->GetArray()[1]["files"].GetArray()) {
+    other_files.insert(f.GetString());
+  }
+  CHECK(other_files == std::set<std::string>{"notes.txt"});
+  CHECK(via_ingress("other." + kPreviewDomain, "/main.py").status == 404);
+  CHECK(via_ingress("alpha." + kPreviewDomain, "/notes.txt").status == 404);
+}
+
+TEST_CASE(
+    "real: the runner holds no credentials, no token, no capabilities, runs under seccomp as the runner uid",
+    "[real]") {
+  Real s("real-secure");
+  put_object(s.bucket, "code/sec/app.py", "print(1)\n");
+  REQUIRE(s.start("sec").status == 201);
+  const auto waited = s.wait_ready("sec");
+  INFO(waited.err << s.op->log());
+  REQUIRE(waited.exit_code == 0);
+
+  const auto env = s.exec("sec", {"env"});
+  REQUIRE(env.exit_code == 0);
+  CHECK_THAT(env.out, !Catch::Contains("AWS_"));
+  // (The kubelet always sets the API server's KUBERNETES_SERVICE_* variables, enableServiceLinks or
+  // not: the runner may know the address, but holds no token and its NetworkPolicy blocks the way.)
+  const auto secrets = s.exec("sec", {"sh", "-c", "ls /var/run/secrets /run/secrets 2>&1; ls -a ~ /tmp"});
+  CHECK_THAT(secrets.out, !Catch::Contains("serviceaccount"));
+  CHECK_THAT(secrets.out, !Catch::Contains(".aws"));
+  const auto status = s.exec("sec", {"cat", "/proc/1/status"});
+  REQUIRE(status.exit_code == 0);
+  CHECK_THAT(status.out, Catch::Contains("CapEff:\t0000000000000000"));
+  CHECK_THAT(status.out, Catch::Contains("CapBnd:\t0000000000000000"));
+  CHECK_THAT(status.out, Catch::Contains("Seccomp:\t2"));  // 2: a filter is in force
+  CHECK_THAT(status.out, Catch::Contains("NoNewPrivs:\t1"));
+  const auto id = s.exec("sec", {"id"});
+  CHECK_THAT(id.out, Catch::StartsWith("uid=1000(") && Catch::Contains(" gid=1000("));
+  // The files restored from S3 are the runner's to change.
+  const auto write = s.exec(
+      "sec", {"sh", "-c",
+              "echo more >> /workspace/app.py && mkdir /workspace/new && stat -c '%u %g' /workspace/app.py"});
+  INFO(write.err);
+  CHECK(write.exit_code == 0);
+  CHECK(write.out == "1000 1000\n");
+}
+
+TEST_CASE("real: what users hit is on the Repl's Ready condition within 10 s, with the real reason",
+          "[real]") {
+  struct Case {
+    std::string name;
+    std::vector<std::string> operator_args;
+    std::string bucket;  // empty: the test's own
+    std::string image;   // spec.image, empty: the default runner
+    std::string reason;
+    std::string message;
+    std::chrono::seconds within = 10s;
+  };
+  const std::vector<Case> cases = {
+      {"nobucket", {}, "no-such-bucket", "", "InitContainerFailed", "NoSuchBucket"},
+      {"badkey", {"--aws-secret", "wrong-keys"}, "", "", "InitContainerFailed", "InvalidAccessKeyId"},
+      // The kubelet writes a failed pull into the pod's status only at the pod's next sync, after
+      // its fixed 10 s back-off (the Event it sends at once is not read by the operator).
+      {"noimage", {}, "", "localhost/repl:not-built", "ImagePullFailed", "localhost/repl:not-built", 20s},
+      {"crash", {}, "", setting("CRASH_IMAGE"), "CrashLoopBackOff", "keeps exiting (last exit code 3)"},
+      {"huge",
+       {"--runner-cpu-request=16", "--runner-cpu-limit=16"},
+       "",
+       "",
+       "Unschedulable",
+       "Insufficient cpu"},
+  };
+  for (const auto& c : cases) {
+    DYNAMIC_SECTION(c.name) {
+      Real s("real-fail-" + c.name, c.operator_args, c.bucket.empty() ? "real-fail" : c.bucket);
+      if (!c.bucket.empty()) aws({"s3", "rb", "s3://" + c.bucket, "--force"});  // it must not exist
+      aws({"s3", "mb", "s3://real-fail"});
+      put_object("real-fail", "code/" + c.name + "/main.py", "print(1)\n");
+      REQUIRE(kubectl({"create", "secret", "generic", "-n", s.ns, "wrong-keys",
+                       "--from-literal=AWS_ACCESS_KEY_ID=AKIAWRONG",
+                       "--from-literal=AWS_SECRET_ACCESS_KEY=wrong"})
+                  .exit_code == 0);
+      const auto t0 = std::chrono::steady_clock::now();
+      if (c.image.empty()) {
+        REQUIRE(s.start(c.name).status == 201);
+      } else {
+        const auto applied =
+            kubectl({"apply", "-n", s.ns, "-f", "-"},
+                    "apiVersion: peetcode.com/v1alpha1\nkind: Repl\nmetadata:\n  name: " + c.name +
+                        "\nspec:\n  userId: u1\n  image: " + c.image + "\n");
+        INFO(applied.err);
+        REQUIRE(applied.exit_code == 0);
+      }
+      const bool reported = eventually(c.within, [&] { return s.ready(c.name, "reason") == c.reason; });
+      const double took = ms_since(t0);
+      INFO("after " << took << " ms: " << s.ready(c.name, "reason") << ": " << s.ready(c.name, "message")
+                    << "\n"
+                    << s.op->log());
+      CHECK(reported);
+      CHECK_THAT(s.ready(c.name, "message"), Catch::Contains(c.message));
+      CHECK(s.ready(c.name, "status") == "False");
+      std::cout << "real node: " << c.name << " reported as " << c.reason << " after " << took << " ms\n";
+    }
+  }
+}
+
+TEST_CASE(
+    "real: suspend stops the pod and the IDE host; resume serves the same code; delete removes everything",
+    "[real]") {
+  Real s("real-life");
+  put_object(s.bucket, "code/life/main.py", "print('kept')\n");
+  REQUIRE(s.start("life").status == 201);
+  REQUIRE(s.wait_ready("life").exit_code == 0);
+  const auto before = websocket("life." + kIdeDomain, {R"({"op":"read","path":"main.py"})"}, 30);
+  REQUIRE(reply_field(before, 1, "content") == "print('kept')\n");
+  const auto pod = s.pods("life").at(0);
+
+  REQUIRE(http("POST", s.url + "/stop", R"({"userId":"u1","replId":"life"})", kJson).status == 200);
+  CHECK(eventually(30s, [&] { return s.pods("life").empty(); }));
+  CHECK(eventually(10s, [&] { return jsonpath(s.ns, "repl/life", "{.status.phase}") == "Suspended"; }));
+  // No container of that pod is left on the node, and the host no longer reaches a runner.
+  CHECK(eventually(10s, [&] {
+    return via_ingress("life." + kIdeDomain).status >= 500 || via_ingress("life." + kIdeDomain).status == 404;
+  }));
+  const auto gone = websocket("life." + kIdeDomain, {}, 0);
+  CHECK(gone.HasMember("error"));
+
+  REQUIRE(s.start("life").status == 200);
+  REQUIRE(s.wait_ready("life").exit_code == 0);
+  CHECK(s.pods("life").at(0) != pod);
+  const auto after = websocket("life." + kIdeDomain, {R"({"op":"read","path":"main.py"})"}, 30);
+  CHECK(reply_field(after, 1, "content") == "print('kept')\n");
+
+  REQUIRE(http("DELETE", s.url + "/repls/life?userId=u1").status == 200);
+  const std::string kinds = "deployments,replicasets,pods,services,ingresses,networkpolicies";
+  CHECK(eventually(60s, [&] {
+    return kubectl({"get", kinds, "-n", s.ns, "-l", "peetcode.com/repl=life", "-o", "name"}).out.empty();
+  }));
+  CHECK(eventually(20s, [&] { return via_ingress("life." + kIdeDomain).status == 404; }));
+}
+
+namespace {
+
+// A pod of the test's own, without any NetworkPolicy: the control that shows a blocked connection
+// is blocked by a policy, not by routing.
+std::string start_probe_pod(const std::string& ns) {
+  const auto applied = kubectl({"apply", "-n", ns, "-f", "-"}, R"yaml(apiVersion: v1
+kind: Pod
+metadata:
+  name: probe
+spec:
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 0
+  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
+  containers:
+    - name: probe
+      image: )yaml" + setting("RUNNER_IMAGE") + R"yaml(
+      imagePullPolicy: Never
+      command: [python3, -c, "import time; time.sleep(3600)"]
+      securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+)yaml");
+  INFO(applied.err);
+  REQUIRE(applied.exit_code == 0);
+  REQUIRE(kubectl({"wait", "-n", ns, "--for=condition=Ready", "pod/probe", "--timeout=60s"}).exit_code == 0);
+  return "pod/probe";
+}
+
+// Whether `target` (pod/NAME or deploy/NAME, container `container`) can open a TCP connection to
+// ip:port. A blocked connect is refused by a REJECT rule or times out (about 1.1 s, ICMP rate limit):
+// both count as blocked; the probe gives it 2.5 s.
+bool can_connect(const std::string& ns, const std::string& target, const std::string& container,
+                 const std::string& ip, int port) {
+  const auto r = kubectl({"exec", "-n", ns, target, "-c", container, "--", "python3", "-c",
+                          "import socket,sys\n"
+                          "try:\n"
+                          "  socket.create_connection(('" +
+                              ip + "'," + std::to_string(port) +
+                              "),2.5).close(); print('open')\n"
+                              "except OSError as e:\n"
+                              "  print('blocked', e)\n"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  return r.out.rfind("open", 0) == 0;
+}
+
+// A host of the test's own on the bridge, in a network namespace it makes, at an address of a
+// range the NetworkPolicy blocks (link-local, like the metadata service, which is never a target).
+// It serves TCP on `port`; the namespace and its link are removed on destruction.
+struct BlockedRangeHost {
+  static constexpr const char* kNetns = "repl-test-linklocal";
+  static constexpr const char* kAddr = "169.254.77.77";
+  std::unique_ptr<OperatorProcess> server;
+  explicit BlockedRangeHost(int port) {
+    run({"ip", "netns", "del", kNetns});
+    REQUIRE(run({"ip", "netns", "add", kNetns}).exit_code == 0);
+    REQUIRE(run({"ip", "link", "add", "repltest0", "type", "veth", "peer", "name", "eth0", "netns", kNetns})
+                .exit_code == 0);
+    REQUIRE(run({"ip", "link", "set", "repltest0", "master", "repl0", "up"}).exit_code == 0);
+    REQUIRE(run({"ip", "-n", kNetns, "addr", "add", std::string(kAddr) + "/16", "dev", "eth0"}).exit_code ==
+            0);
+    REQUIRE(run({"ip", "-n", kNetns, "link", "set", "eth0", "up"}).exit_code == 0);
+    REQUIRE(run({"ip", "-n", kNetns, "link", "set", "lo", "up"}).exit_code == 0);
+    REQUIRE(run({"ip", "-n", kNetns, "route", "add", "10.88.0.0/16", "dev", "eth0"}).exit_code == 0);
+    server = OperatorProcess::spawn({"/usr/sbin/ip", "netns", "exec", kNetns, "/usr/bin/python3", "-m",
+                                     "http.server", std::to_string(port), "--bind", kAddr});
+    REQUIRE(eventually(10s, [&] {
+      return run({"ip", "netns", "exec", kNetns, "/usr/bin/python3", "-c",
+                  "import socket; socket.create_connection(('" + std::string(kAddr) + "', " +
+                      std::to_string(port) + "), 1)"})
+                 .exit_code == 0;
+    }));
+  }
+  ~BlockedRangeHost() {
+    server.reset();
+    run({"ip", "link", "del", "repltest0"});
+    run({"ip", "netns", "del", kNetns});
+  }
+};
+
+// Adds, inside the pod's own network namespace, the route to the blocked range a pod here lacks
+// (pods have no default route: nothing from a pod leaves this machine).
+void route_to_blocked_range(const std::string& ns, const std::string& pod, const std::string& container) {
+  const std::string id =
+      jsonpath(ns, pod, "{.status.containerStatuses[?(@.name==\"" + container + "\")].containerID}");
+  REQUIRE(id.rfind("containerd://", 0) == 0);
+  const auto pid =
+      run({"ctr", "--address", "/var/lib/repl-operator/node/containerd.sock", "-n", "k8s.io", "task", "ls"});
+  std::istringstream in(pid.out);
+  std::string task_pid;
+  for (std::string t, p; in >> t >> p;) {
+    std::string rest;
+    std::getline(in, rest);
+    if (t == id.substr(13)) task_pid = p;
+  }
+  REQUIRE_FALSE(task_pid.empty());
+  const auto added =
+      run({"nsenter", "-t", task_pid, "-n", "ip", "route", "replace", "169.254.0.0/16", "dev", "eth0"});
+  INFO(added.err);
+  REQUIRE(added.exit_code == 0);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "real: kube-router enforces each Repl's NetworkPolicy: only the ingress controller gets in, S3 is the "
+    "one private way out",
+    "[real]") {
+  Real s("real-netpol");
+  put_object(s.bucket, "code/one/a.txt", "one\n");
+  put_object(s.bucket, "code/two/b.txt", "two\n");
+  REQUIRE(s.start("one").status == 201);
+  REQUIRE(s.start("two").status == 201);
+  REQUIRE(s.wait_ready("one").exit_code == 0);
+  REQUIRE(s.wait_ready("two").exit_code == 0);
+  const std::string two_ip = jsonpath(s.ns, s.pods("two").at(0), "{.status.podIP}");
+  const int api_port = std::stoi(setting("API_PORT"));
+  const int s3_port = std::stoi(setting("S3_PORT"));
+
+  // A pod with no policy, in a namespace of its own, reaches what the runners may not.
+  const std::string plain = fresh_namespace("real-plain");
+  struct DeleteAtEnd {
+    std::string ns;
+    ~DeleteAtEnd() { kubectl({"delete", "namespace", ns, "--wait=false"}); }
+  } delete_plain{plain};
+  const auto probe = start_probe_pod(plain);
+  CHECK(can_connect(plain, probe, "probe", "10.88.0.1", api_port));
+
+  // Out of a runner: not another repl's pod, not the node (its API server), but S3, exactly.
+  CHECK_FALSE(can_connect(s.ns, "deploy/one", "runner", two_ip, 3001));
+  CHECK_FALSE(can_connect(s.ns, "deploy/one", "runner", "10.88.0.1", api_port));
+  CHECK(can_connect(s.ns, "deploy/one", "runner", "10.88.0.1", s3_port));
+  // Into a runner: not from a pod outside the ingress controller's namespace; the ingress
+  // controller's traffic arrives (through Traefik, by Host).
+  CHECK_FALSE(can_connect(plain, probe, "probe", two_ip, 3001));
+  CHECK(websocket("two." + kIdeDomain, {R"({"op":"list"})"}, 10).HasMember("replies"));
+
+  // The link-local range (the cloud metadata service's) is excepted in the rendered rule...
+  CHECK_THAT(jsonpath(s.ns, "networkpolicy/one", "{.spec.egress[*].to[*].ipBlock.except}"),
+             Catch::Contains("169.254.0.0/16"));
+  // ...and a host of ours at an address of that range is refused to a runner, reached from the
+  // plain pod, both given a route to it.
+  BlockedRangeHost host(8099);
+  route_to_blocked_range(plain, probe, "probe");
+  route_to_blocked_range(s.ns, s.pods("one").at(0), "runner");
+  CHECK(can_connect(plain, probe, "probe", BlockedRangeHost::kAddr, 8099));
+  CHECK_FALSE(can_connect(s.ns, "deploy/one", "runner", BlockedRangeHost::kAddr, 8099));
+}
+
+TEST_CASE(
+    "real: a second real node, or a second up on a running cluster's directory, is refused and changes "
+    "nothing",
+    "[real]") {
+  const std::string script = std::string(REPL_SOURCE_DIR) + "/test/cluster/cluster.sh";
+  const fs::path mine = fs::path(admin_kubeconfig()).parent_path();
+  TempDir elsewhere;
+  const auto second = run({script, "up", (elsewhere.path / "c").string(), "--real-node"});
+  CHECK(second.exit_code != 0);
+  CHECK_THAT(second.err, Catch::Contains("a real node already runs from " + mine.string()));
+  CHECK_FALSE(fs::exists(elsewhere.path / "c"));
+
+  const auto again = run({script, "up", mine.string(), "--real-node"});
+  CHECK(again.exit_code != 0);
+  CHECK_THAT(again.err, Catch::Contains("a cluster already runs in " + mine.string()));
+  // The running node is untouched: still Ready, still serving.
+  CHECK(kubectl({"wait", "--for=condition=Ready", "node", "--all", "--timeout=10s"}).exit_code == 0);
+  CHECK(via_ingress("nobody." + kIdeDomain).status == 404);
+}
+
+namespace {
+
+double percentile(std::vector<double> values, double p) {
+  std::sort(values.begin(), values.end());
+  const auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * static_cast<double>(values.size())));
+  return values[std::max<std::size_t>(rank, 1) - 1];
+}
+
+std::string series_json(const std::vector<double>& values) {
+  std::ostringstream out;
+  out << "{\"p50\":" << percentile(values, 50) << ",\"p99\":" << percentile(values, 99) << ",\"series\":[";
+  for (std::size_t i = 0; i < values.size(); ++i) out << (i ? "," : "") << values[i];
+  out << "]}";
+  return out.str();
+}
+
+}  // namespace
+
+// For `make bench` (hidden from the test run): $REPL_BENCH_COUNT repls (20) one after another, each
+// timed from /start to Ready (kubectl wait) and to the first websocket byte through the ingress,
+// then deleted; the figures go to $REPL_BENCH_OUT as JSON.
+TEST_CASE("real bench: /start to Ready and to the first websocket byte", "[.real-bench]") {
+  const char* out_path = std::getenv("REPL_BENCH_OUT");
+  REQUIRE(out_path != nullptr);
+  const char* count_env = std::getenv("REPL_BENCH_COUNT");
+  const int count = count_env != nullptr ? std::atoi(count_env) : 20;
+  REQUIRE(count > 0);
+  Real s("real-bench");
+  put_object(s.bucket, "base/python/main.py", "print('bench')\n");
+  std::vector<double> ready_ms, first_byte_ms;
+  for (int i = 0; i < count; ++i) {
+    const std::string repl = "b" + std::to_string(i);
+    const auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(s.start(repl).status == 201);
+    auto first =
+        std::async(std::launch::async, [&] { return websocket(repl + "." + kIdeDomain, {}, 120, t0); });
+    REQUIRE(s.wait_ready(repl).exit_code == 0);
+    ready_ms.push_back(ms_since(t0));
+    const auto ws = first.get();
+    REQUIRE_FALSE(ws.HasMember("error"));
+    first_byte_ms.push_back(repl::json::member(ws, "first_byte_ms")->GetDouble());
+    REQUIRE(http("DELETE", s.url + "/repls/" + repl + "?userId=u1").status == 200);
+  }
+  std::ofstream(out_path) << "{\"count\":" << count << ",\"ready_ms\":" << series_json(ready_ms)
+                          << ",\"first_byte_ms\":" << series_json(first_byte_ms) << "}\n";
+  std::cout << "real node, " << count << " repls: /start -> Ready p50 " << percentile(ready_ms, 50)
+            << " ms, p99 " << percentile(ready_ms, 99) << " ms; -> first websocket byte p50 "
+            << percentile(first_byte_ms, 50) << " ms, p99 " << percentile(first_byte_ms, 99) << " ms\n";
+}
