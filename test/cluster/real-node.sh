@@ -94,7 +94,10 @@ real_node_up() {
   if ip -o addr show | grep -qw "inet 10\.88\."; then
     die "10.88.0.0/16 is already in use on this machine (ip addr): the real node's pods need it"
   fi
-  ip link add "$bridge" type bridge
+  # A fixed MAC: a bridge without one takes the lowest of its ports' MACs, so adding or removing a
+  # pod's veth can change it, and a pod that resolved the bridge's address before keeps sending to
+  # the old MAC: its connections to the bridge (S3) stall until its ARP entry fails, up to a minute.
+  ip link add "$bridge" address 02:88:00:00:00:01 type bridge
   ip addr add "$bridge_addr/16" dev "$bridge"
   ip link set "$bridge" up
 
