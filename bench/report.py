@@ -49,6 +49,7 @@ results = {
     "burst": load("burst.json"),
     "scale": scale,
     "shim": wrk_summary((work / "wrk.txt").read_text()),
+    "real_node": load("real.json"),
 }
 Path(out + ".json").write_text(json.dumps(results, indent=2) + "\n")
 
@@ -101,3 +102,8 @@ w = results["shim"]
 print()
 print(f"shim /start under wrk: {w['requests_per_s']} requests/s, p50 {w.get('p50_ms')} ms, p99 {w.get('p99_ms')} ms, "
       f"non-2xx {w['non_2xx']}, socket errors {w['socket_errors']}")
+r = results["real_node"]
+print()
+row(f"real node ({r['count']} repls, ms)", "p50", "", "p99")
+row("/start -> Ready", r["ready_ms"]["p50"], "", r["ready_ms"]["p99"])
+row("/start -> first websocket byte", r["first_byte_ms"]["p50"], "", r["first_byte_ms"]["p99"])

@@ -10,8 +10,11 @@
 #   scale    the operator restarted with 1,000 and with 10,000 Repls in the cluster: time from start
 #            to caches synced, peak RSS after sync, CPU and write requests over an idle minute
 #   shim     wrk against /start (a new replId per request) while the operator runs
+#   real     on one real node (cluster.sh up --real-node; root): 20 repls one after another, from
+#            /start to Ready and to the first websocket byte through the ingress (p50/p99)
 #
-# BENCH_SCALE="1000 10000", BENCH_LATENCY=200, BENCH_BURST=1000, BENCH_IDLE=60 change the sizes.
+# BENCH_SCALE="1000 10000", BENCH_LATENCY=200, BENCH_BURST=1000, BENCH_IDLE=60, BENCH_REAL=20
+# change the sizes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -31,6 +34,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   "$root/test/cluster/cluster.sh" down "$work/cluster" >/dev/null 2>&1 || true
+  "$root/test/cluster/cluster.sh" down "$work/real" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
 say() { echo "bench: $*" >&2; }
@@ -143,6 +147,16 @@ say "shim: wrk -t2 -c64 -d30s against /start, the operator running"
 start_operator "$work/operator-wrk.log"
 wrk -t2 -c64 -d30s --latency -s "$root/bench/start.lua" "http://$shim_addr" > "$work/wrk.txt" 2>&1
 stop_operator
+
+"$root/test/cluster/cluster.sh" down "$work/cluster" >/dev/null
+
+# The real node: real containers, Traefik, S3; what a user waits for. The test binary's hidden
+# bench case drives it (the same set-up as the real-node tests).
+say "real node: ${BENCH_REAL:-20} repls one after another, /start to Ready and to the first websocket byte"
+"$root/test/cluster/cluster.sh" up "$work/real" --real-node --crds "$root/crd/repls.peetcode.com.yaml" >/dev/null
+REPL_TEST_KUBECONFIG=$work/real/admin.kubeconfig REPL_BENCH_OUT=$work/real.json REPL_BENCH_COUNT=${BENCH_REAL:-20} \
+  "$build/bin/integration-tests" "[.real-bench]" >&2
+"$root/test/cluster/cluster.sh" down "$work/real" >/dev/null
 
 python3 "$root/bench/report.py" "$work" "$results/$stamp"
 cp "$work"/*.log "$results/" 2>/dev/null || true
