@@ -1,5 +1,7 @@
 #include "controller.hpp"
 
+#include <algorithm>
+
 #include "common/json.hpp"
 #include "common/log.hpp"
 #include "kube/resource.hpp"
@@ -16,23 +18,35 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
       repls_([this](const ObjectKey& key) { dispatcher_.add(key); }),
       pods_(
           "pods",
-          [](const rapidjson::Value& pod) -> std::optional<Store<Problem>::Item> {
-            auto owner = labelled_repl(pod);
-            auto problem = repl::pod_problem(pod);
-            if (!owner) return std::nullopt;
+          [](const rapidjson::Value& pod) -> std::optional<Store<PodState>::Item> {
+            auto state = pod_state(pod);
+            if (!state) return std::nullopt;
             const auto* meta = json::member(pod, "metadata");
-            return Store<Problem>::Item{{json::string_at(meta, "namespace"), json::string_at(meta, "name")},
-                                        *owner,
-                                        problem.value_or(Problem{})};
+            return Store<PodState>::Item{
+                {json::string_at(meta, "namespace"), json::string_at(meta, "name")}, state->repl, *state};
           },
           [this](const ObjectKey& k) { dispatcher_.add(k); }),
+      // Only Events about pods in the pod cache are kept: the field selector narrows the stream to
+      // failures of pods, and the rest of the cluster's are dropped on arrival.
+      pull_failures_(
+          "pull-failures",
+          [this](const rapidjson::Value& event) -> std::optional<Store<PullFailure>::Item> {
+            auto failure = pull_failure(event);
+            if (!failure || !pods_.get(failure->pod)) return std::nullopt;
+            const auto* meta = json::member(event, "metadata");
+            return Store<PullFailure>::Item{
+                {json::string_at(meta, "namespace"), json::string_at(meta, "name")}, failure->pod, *failure};
+          },
+          [this](const ObjectKey& pod) {
+            if (auto state = pods_.get(pod)) dispatcher_.add(state->repl);
+          }),
       leading_(options_.leading_at_start) {
   const auto watch = [&](kube::WatchSink& sink, const kube::Resource& r, const char* name,
-                         const std::string& selector) {
+                         const std::string& selector, const std::string& field_selector = "") {
     watchers_.push_back(std::make_unique<kube::WatchRunner>(
         client,
         kube::WatcherOptions{kube::collection_path(r, options_.ns), selector, 500, name,
-                             metrics_.watch_observer(name)},
+                             metrics_.watch_observer(name), field_selector},
         sink));
   };
   watch(repls_, kube::repls(), "repls", "");
@@ -43,6 +57,8 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
     children_.push_back({t.resource, std::move(store)});
   }
   watch(pods_, kube::Resource{"", "v1", "pods", "Pod"}, "pods", kManagedSelector);
+  watch(pull_failures_, kube::Resource{"", "v1", "events", "Event"}, "pull-failures", "",
+        "involvedObject.kind=Pod,reason=Failed");
 
   const auto queue = [this](auto field) {
     return [this, field] { return static_cast<double>(dispatcher_.stats().*field); };
@@ -94,9 +110,23 @@ void Controller::wrote(const kube::Resource& resource, const rapidjson::Value& o
 
 std::optional<Problem> Controller::pod_problem(const ObjectKey& repl) const {
   std::optional<Problem> found;
-  pods_.for_owner(repl, [&found](const Problem& p) {
-    if (!found && !p.reason.empty()) found = p;
+  std::vector<std::pair<ObjectKey, PodState>> pods;
+  pods_.for_owner_items(repl, [&](const ObjectKey& pod, const PodState& s) {
+    if (!found && s.problem) found = s.problem;
+    pods.emplace_back(pod, s);
   });
+  // A pull failure the pod's status does not show yet: an Event about this very pod (its uid) and
+  // one of its containers that has not started since.
+  for (const auto& [pod, state] : pods) {
+    if (found) break;
+    pull_failures_.for_owner(pod, [&, &state = state](const PullFailure& f) {
+      const auto& waiting = state.not_started;
+      if (!found && f.pod_uid == state.uid &&
+          std::find(waiting.begin(), waiting.end(), f.container) != waiting.end()) {
+        found = f.problem;
+      }
+    });
+  }
   return found;
 }
 
@@ -104,7 +134,7 @@ bool Controller::synced() const {
   for (const auto& c : children_) {
     if (!c.store->synced()) return false;
   }
-  return repls_.synced() && pods_.synced();
+  return repls_.synced() && pods_.synced() && pull_failures_.synced();
 }
 
 ReconcileOutcome Controller::reconcile(const ObjectKey& key) {
@@ -154,7 +184,7 @@ void Controller::run() {
   for (int i = 0; i <= options_.workers; ++i) threads.emplace_back([this] { io_.run(); });
 
   // Workers start only after every cache holds its first list: until then the view is partial.
-  bool synced = repls_.wait_synced() && pods_.wait_synced();
+  bool synced = repls_.wait_synced() && pods_.wait_synced() && pull_failures_.wait_synced();
   for (const auto& c : children_) synced = synced && c.store->wait_synced();
   if (synced) {
     std::size_t children = 0;
@@ -185,6 +215,7 @@ void Controller::stop() {
   repls_.cancel_wait();
   for (const auto& c : children_) c.store->cancel_wait();
   pods_.cancel_wait();
+  pull_failures_.cancel_wait();
   io_guard_.reset();
   io_.stop();
 }

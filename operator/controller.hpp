@@ -1,7 +1,8 @@
 // The controller: watchers keep caches of Repls, of each kind of child the templates render
 // (Deployments, Services, Ingresses, NetworkPolicies) and of the runner Pods the operator manages
-// (label-selected, so nothing else is cached); every change maps to the key of the Repl it belongs to and
-// goes to the Dispatcher, whose workers call the Reconciler with this controller as its view of the caches.
+// (label-selected, so nothing else is cached), and the kubelet's image-pull failure Events about
+// those pods; every change maps to the key of the Repl it belongs to and goes to the Dispatcher, whose
+// workers call the Reconciler with this controller as its view of the caches.
 //
 // Threads: one per watcher (blocking HTTP streams), and `workers` + 1 running the Boost.Asio
 // io_context on which the Dispatcher runs reconciles and its timer.
@@ -87,7 +88,8 @@ class Controller final : public ChildView {
   Dispatcher dispatcher_;
   ReplStore repls_;
   std::vector<ChildCache> children_;  // one per template, in template order
-  Store<Problem> pods_;
+  Store<PodState> pods_;
+  Store<PullFailure> pull_failures_;  // keyed by Event, owned by the pod they are about
   std::vector<std::unique_ptr<kube::WatchRunner>> watchers_;
   std::mutex state_mu_;
   bool synced_all_ = false;

@@ -58,6 +58,15 @@ class Store : public kube::WatchSink {
     for (const ObjectKey& key : it->second) f(items_.at(key).record);
   }
 
+  // Calls f(key, record) for every object owned by `owner`.
+  template <class F>
+  void for_owner_items(const ObjectKey& owner, F f) const {
+    std::lock_guard lock(mu_);
+    const auto it = by_owner_.find(owner);
+    if (it == by_owner_.end()) return;
+    for (const ObjectKey& key : it->second) f(key, items_.at(key).record);
+  }
+
   std::size_t size() const {
     std::lock_guard lock(mu_);
     return items_.size();

@@ -61,6 +61,7 @@ Result<std::string, ApiError> Client::list(std::string_view collection, const Li
     std::string query;
     add_param(query, "limit", std::to_string(options.page_size));
     if (!options.label_selector.empty()) add_param(query, "labelSelector", options.label_selector);
+    if (!options.field_selector.empty()) add_param(query, "fieldSelector", options.field_selector);
     if (!continue_token.empty()) add_param(query, "continue", continue_token);
     auto page = exchange("LIST", {"GET", with_query(collection, query), "", ""});
     if (!page) return Fail(page.error());

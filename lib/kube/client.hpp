@@ -24,6 +24,7 @@ namespace repl::kube {
 struct ListOptions {
   std::string label_selector;
   int page_size = 500;  // `limit` per request; continue tokens are followed to the end
+  std::string field_selector;
 };
 
 struct WatchOptions {

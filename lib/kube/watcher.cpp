@@ -153,7 +153,8 @@ void WatchRunner::run() {
     if (action.delay > Clock::duration::zero() && !sleep_for(action.delay)) break;
     if (action.kind == watcher::Action::Kind::kList) {
       sink_.begin_resync();
-      auto rv = client_.list(options_.collection, {options_.label_selector, options_.page_size},
+      auto rv = client_.list(options_.collection,
+                             {options_.label_selector, options_.page_size, options_.field_selector},
                              [this](const rapidjson::Value& item) { sink_.resync_item(item); });
       if (!rv) {
         log::warn("list failed", {{"watcher", name}, {"error", rv.error().describe()}});
@@ -169,8 +170,8 @@ void WatchRunner::run() {
       continue;
     }
     // kWatch
-    auto stream = client_.watch(options_.collection,
-                                {state.resource_version, options_.label_selector, timeout(rng), true, ""});
+    auto stream = client_.watch(options_.collection, {state.resource_version, options_.label_selector,
+                                                      timeout(rng), true, options_.field_selector});
     if (!stream) {
       log::warn("watch failed", {{"watcher", name}, {"error", stream.error().describe()}});
       signal(WatchSignal::kFailed);

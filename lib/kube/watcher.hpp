@@ -119,6 +119,7 @@ struct WatcherOptions {
   int page_size = 500;
   std::string name;                                 // for logs
   std::function<void(WatchSignal)> on_signal = {};  // called on the watcher's thread
+  std::string field_selector = {};
 };
 
 // The I/O around step(): lists, watches and feeds the sink until stop() is called.

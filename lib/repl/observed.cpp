@@ -93,6 +93,42 @@ std::optional<Problem> pod_problem(const rapidjson::Value& pod) {
   return first_problem(member(status, "containerStatuses"), false);
 }
 
+std::optional<PodState> pod_state(const rapidjson::Value& pod) {
+  auto repl = labelled_repl(pod);
+  if (!repl) return std::nullopt;
+  PodState s{*repl, string_at(member(pod, "metadata"), "uid"), pod_problem(pod), {}};
+  for (const char* list : {"initContainerStatuses", "containerStatuses"}) {
+    const rapidjson::Value* statuses = member(member(pod, "status"), list);
+    if (statuses == nullptr || !statuses->IsArray()) continue;
+    for (const auto& cs : statuses->GetArray()) {
+      if (member(member(cs, "state"), "waiting") != nullptr &&
+          member(member(cs, "lastState"), "terminated") == nullptr) {
+        s.not_started.push_back(string_at(&cs, "name"));
+      }
+    }
+  }
+  return s;
+}
+
+std::optional<PullFailure> pull_failure(const rapidjson::Value& event) {
+  const rapidjson::Value* object = member(event, "involvedObject");
+  const std::string message = string_at(&event, "message");
+  if (string_at(object, "kind") != "Pod" || string_at(&event, "reason") != "Failed" ||
+      message.rfind("Failed to pull image", 0) != 0) {
+    return std::nullopt;
+  }
+  // fieldPath: "spec.containers{runner}" or "spec.initContainers{copy-s3-resources}".
+  const std::string path = string_at(object, "fieldPath");
+  const auto open = path.find('{');
+  const std::string container =
+      open != std::string::npos && path.back() == '}' ? path.substr(open + 1, path.size() - open - 2) : "";
+  if (container.empty()) return std::nullopt;
+  return PullFailure{{string_at(object, "namespace"), string_at(object, "name")},
+                     string_at(object, "uid"),
+                     container,
+                     {"ImagePullFailed", "container " + container + ": " + message}};
+}
+
 std::optional<ObjectKey> controlling_repl(const rapidjson::Value& object) {
   const rapidjson::Value* meta = member(object, "metadata");
   const rapidjson::Value* owners = member(meta, "ownerReferences");

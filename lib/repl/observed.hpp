@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/object_key.hpp"
 
@@ -36,6 +37,33 @@ DeploymentState deployment_state(const rapidjson::Value& deployment);
 // unschedulable, image pull failures, the S3 copy init container failing, a crash loop, a missing
 // Secret or ConfigMap. std::nullopt while it is merely starting (or fine).
 std::optional<Problem> pod_problem(const rapidjson::Value& pod);
+
+// What the operator keeps of one runner pod.
+struct PodState {
+  ObjectKey repl;  // by its label
+  std::string uid;
+  std::optional<Problem> problem;  // pod_problem()
+  // Containers (init or not) that have never started: still waiting, e.g. for their image.
+  std::vector<std::string> not_started;
+  bool operator==(const PodState&) const = default;
+};
+
+// std::nullopt for a pod without the peetcode.com/repl label.
+std::optional<PodState> pod_state(const rapidjson::Value& pod);
+
+// A kubelet's Warning Event that it could not pull a pod's image. The kubelet sends it at once,
+// while it writes the failure into the pod's status only at the pod's next sync, after a fixed 10 s
+// back-off: the Event lets the Repl say so seconds earlier.
+struct PullFailure {
+  ObjectKey pod;
+  std::string pod_uid;
+  std::string container;
+  Problem problem;  // ImagePullFailed, as pod_problem() words it
+  bool operator==(const PullFailure&) const = default;
+};
+
+// std::nullopt for any other Event.
+std::optional<PullFailure> pull_failure(const rapidjson::Value& event);
 
 // The Repl that controls `object` (its ownerReference of kind Repl with controller: true).
 std::optional<ObjectKey> controlling_repl(const rapidjson::Value& object);

@@ -102,9 +102,10 @@ TEST_CASE("apply creates, lists page by page, watches and deletes", "[kube-clien
 
   // Seven objects through pages of two: every one arrives once, in order.
   std::vector<std::string> names;
-  auto rv = client.list(kube::collection_path(kConfigMaps, ns), {"", 2}, [&](const rapidjson::Value& item) {
-    names.push_back(json::string_at(json::member(item, "metadata"), "name"));
-  });
+  auto rv =
+      client.list(kube::collection_path(kConfigMaps, ns), {"", 2, ""}, [&](const rapidjson::Value& item) {
+        names.push_back(json::string_at(json::member(item, "metadata"), "name"));
+      });
   REQUIRE(rv);
   CHECK_FALSE(rv->empty());
   std::vector<std::string> expected;

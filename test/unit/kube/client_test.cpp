@@ -53,7 +53,7 @@ TEST_CASE("list follows continue tokens to the last page and returns its resourc
   f.transport->respond(200, list_page({"c"}, "101", "tok 2"));
   f.transport->respond(200, list_page({"d"}, "102", ""));
   std::vector<std::string> names;
-  auto rv = list_names(f.client, {"app=repl,tier in (a)", 2}, names);
+  auto rv = list_names(f.client, {"app=repl,tier in (a)", 2, "involvedObject.kind=Pod"}, names);
   REQUIRE(rv);
   CHECK(*rv == "102");
   CHECK(names == std::vector<std::string>{"a", "b", "c", "d"});
@@ -64,11 +64,16 @@ TEST_CASE("list follows continue tokens to the last page and returns its resourc
     CHECK(r.body.empty());
   }
   const std::string selector = "app%3Drepl%2Ctier%20in%20%28a%29";
-  CHECK(query_params(f.transport->requests[0].target) == Params{{"limit", "2"}, {"labelSelector", selector}});
-  CHECK(query_params(f.transport->requests[1].target) ==
-        Params{{"limit", "2"}, {"labelSelector", selector}, {"continue", "tok%2F1%2B%3D%3D"}});
+  const std::string fields = "involvedObject.kind%3DPod";
+  CHECK(query_params(f.transport->requests[0].target) ==
+        Params{{"limit", "2"}, {"labelSelector", selector}, {"fieldSelector", fields}});
+  CHECK(query_params(f.transport->requests[1].target) == Params{{"limit", "2"},
+                                                                {"labelSelector", selector},
+                                                                {"fieldSelector", fields},
+                                                                {"continue", "tok%2F1%2B%3D%3D"}});
   CHECK(query_params(f.transport->requests[2].target) ==
-        Params{{"limit", "2"}, {"labelSelector", selector}, {"continue", "tok%202"}});
+        Params{
+            {"limit", "2"}, {"labelSelector", selector}, {"fieldSelector", fields}, {"continue", "tok%202"}});
 }
 
 TEST_CASE("list without a selector sends only the page size", "[kube][client]") {

@@ -124,16 +124,22 @@ struct Harness {
   RecordingSink sink;
   Strings signals;
   std::vector<Clock::time_point> signal_times;
+  std::string field_selector;
 
   // Runs until the sink has recorded `calls_before_stop` calls, or the runner signals `stop_on`;
   // a runner still going after 10 s is stopped and fails the test.
   void run(std::size_t calls_before_stop, std::optional<WatchSignal> stop_on = std::nullopt) {
     repl::kube::WatchRunner* self = nullptr;
-    repl::kube::WatcherOptions options{kCollection, "app=repl", 50, "test", [&](WatchSignal s) {
+    repl::kube::WatcherOptions options{kCollection,
+                                       "app=repl",
+                                       50,
+                                       "test",
+                                       [&](WatchSignal s) {
                                          signals.emplace_back(signal_name(s));
                                          signal_times.push_back(Clock::now());
                                          if (s == stop_on) self->stop();
-                                       }};
+                                       },
+                                       field_selector};
     repl::kube::WatchRunner runner(client, std::move(options), sink);
     self = &runner;
     sink.stop = [&runner] { runner.stop(); };
@@ -294,4 +300,17 @@ TEST_CASE("WatcherOptions.on_signal hears of lists, relists, re-watches and fail
     h.run(0, WatchSignal::kFailed);
     CHECK(h.signals == Strings{"listed", "failed"});
   }
+}
+
+TEST_CASE("WatchRunner sends the field selector with its list and its watch", "[kube][watcher]") {
+  Harness h;
+  h.field_selector = "involvedObject.kind=Pod,reason=Failed";
+  h.transport->respond(200, page(object("a", "100"), "100"));
+  h.transport->stream({event("ADDED", object("b", "101"))});
+  h.run(4);
+  const auto& requests = h.transport->requests;
+  REQUIRE(requests.size() >= 2);
+  CHECK(param(requests[0].target, "fieldSelector") == "involvedObject.kind%3DPod%2Creason%3DFailed");
+  CHECK(param(requests[1].target, "watch") == "true");
+  CHECK(param(requests[1].target, "fieldSelector") == "involvedObject.kind%3DPod%2Creason%3DFailed");
 }

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "unit/support/json.hpp"
 #include "unit/support/object_key.hpp"
@@ -241,4 +242,70 @@ TEST_CASE("labelled_repl: the peetcode.com/repl label", "[repl][observed]") {
   CHECK_FALSE(pod(R"({"peetcode.com/repl":""})"));
   CHECK_FALSE(pod("{}"));
   CHECK_FALSE(repl::labelled_repl(repl::test::parse_json(R"({"metadata":{"name":"x"}})")));
+}
+
+namespace {
+
+std::optional<repl::PodState> state_of(const std::string& status_members) {
+  return repl::pod_state(repl::test::parse_json(
+      R"({"metadata":{"name":"abc123-5d8f-x","namespace":"team-a","uid":"u-1","labels":{"peetcode.com/repl":"abc123"}},)"
+      R"("status":{"phase":"Pending",)" +
+      status_members + "}}"));
+}
+
+std::optional<repl::PullFailure> event(const std::string& kind, const std::string& reason,
+                                       const std::string& message,
+                                       const std::string& field_path = "spec.containers{runner}") {
+  return repl::pull_failure(repl::test::parse_json(
+      R"({"metadata":{"name":"abc123-5d8f-x.1","namespace":"team-a"},"involvedObject":{"kind":)" +
+      quoted(kind) + R"(,"namespace":"team-a","name":"abc123-5d8f-x","uid":"u-1","fieldPath":)" +
+      quoted(field_path) + R"(},"reason":)" + quoted(reason) + R"(,"message":)" + quoted(message) +
+      R"(,"type":"Warning"})"));
+}
+
+}  // namespace
+
+TEST_CASE("pod_state: the Repl, the uid, the problem, and the containers that have not started",
+          "[repl][observed]") {
+  using Names = std::vector<std::string>;
+  const auto pulling = state_of(init_statuses(container("copy-s3-resources", terminated(0, "Completed"))) +
+                                "," + main_statuses(container("runner", waiting("PodInitializing"))));
+  REQUIRE(pulling);
+  CHECK(pulling->repl == ObjectKey{"team-a", "abc123"});
+  CHECK(pulling->uid == "u-1");
+  CHECK_FALSE(pulling->problem);
+  CHECK(pulling->not_started == Names{"runner"});  // the init container ran
+
+  const auto running = state_of(main_statuses(container("runner", kRunning)));
+  REQUIRE(running);
+  CHECK(running->not_started.empty());
+
+  const auto crashed =
+      state_of(main_statuses(container("runner", waiting("CrashLoopBackOff"), terminated(3, "Error"))));
+  REQUIRE(crashed);
+  CHECK(crashed->not_started.empty());  // it ran before
+  CHECK(crashed->problem->reason == "CrashLoopBackOff");
+
+  CHECK_FALSE(repl::pod_state(repl::test::parse_json(R"({"metadata":{"name":"x","namespace":"a"}})")));
+}
+
+TEST_CASE("pull_failure: the kubelet's Event that an image could not be pulled, and no other",
+          "[repl][observed]") {
+  const std::string pull =
+      R"(Failed to pull image "localhost/repl:nope": failed to resolve reference "localhost/repl:nope": not found)";
+  const auto f = event("Pod", "Failed", pull);
+  REQUIRE(f);
+  CHECK(f->pod == ObjectKey{"team-a", "abc123-5d8f-x"});
+  CHECK(f->pod_uid == "u-1");
+  CHECK(f->container == "runner");
+  CHECK(f->problem == Problem{"ImagePullFailed", "container runner: " + pull});
+  CHECK(event("Pod", "Failed", pull, "spec.initContainers{copy-s3-resources}")->problem.message ==
+        "container copy-s3-resources: " + pull);
+  CHECK_FALSE(event("Pod", "Failed", pull, ""));  // about no container: nothing to match it with
+
+  CHECK_FALSE(event("Pod", "Failed", "Error: ErrImagePull"));  // the status says that one
+  CHECK_FALSE(event("Pod", "BackOff", "Back-off pulling image \"x\""));
+  CHECK_FALSE(event("Node", "Failed", pull));
+  CHECK_FALSE(event("Pod", "FailedScheduling", "0/1 nodes are available"));
+  CHECK_FALSE(repl::pull_failure(repl::test::parse_json("{}")));
 }
