@@ -70,6 +70,26 @@ cluster_dir() {
   (cd "$arg" && pwd)
 }
 
+# daemon DIR NAME COMMAND...: starts COMMAND in a session of its own, detached, logging to
+# DIR/NAME.log, its pid in DIR/NAME.pid.
+daemon() {
+  local dir=$1 name=$2
+  shift 2
+  setsid "$@" > "$dir/$name.log" 2>&1 < /dev/null &
+  echo $! > "$dir/$name.pid"
+  disown
+}
+
+# await_daemon DIR NAME SECONDS WHAT COMMAND...: waits until COMMAND succeeds while the daemon NAME
+# lives; otherwise shows the end of its log and fails with "WHAT (log: ...)".
+await_daemon() {
+  local dir=$1 name=$2 seconds=$3 what=$4
+  shift 4
+  wait_for "$dir/$name.pid" "$seconds" "$@" && return 0
+  tail -n 30 "$dir/$name.log" >&2
+  die "$what (log: $dir/$name.log)"
+}
+
 # wait_for PID_FILE SECONDS COMMAND...: retries COMMAND every 0.2 s while the process lives.
 wait_for() {
   local pid_file=$1 seconds=$2; shift 2
@@ -145,6 +165,13 @@ start_apiserver() {
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
   local pki=$dir/pki
+  # After a restart the killed server's socket may linger a moment (its exit is not instant on a
+  # loaded machine): binding too soon would fail.
+  local i
+  for i in $(seq 1 50); do
+    ss -Hltn "sport = :$API_PORT" | grep -q . || break
+    sleep 0.2
+  done
   # Without nodes no pod runs, so no service account token is needed. A real node's pods (Traefik)
   # reach the API server from the bridge, the kubelet is authorized as a node, and the API server
   # authenticates to the kubelet for logs and exec.
@@ -154,7 +181,7 @@ start_apiserver() {
     mode=(--authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction
       --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" --kubelet-client-key="$pki/apiserver-kubelet-client.key")
   fi
-  setsid "$BIN/kube-apiserver" \
+  daemon "$dir" apiserver "$BIN/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address="$bind" --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
     --cert-dir="$dir/apiserver-certs" \
@@ -167,15 +194,9 @@ start_apiserver() {
     --service-cluster-ip-range=10.96.0.0/16 \
     "${mode[@]}" \
     --allow-privileged=true \
-    ${APISERVER_EXTRA_ARGS:-} \
-    > "$dir/apiserver.log" 2>&1 < /dev/null &
-  echo $! > "$dir/apiserver.pid"
-  disown
-  if ! wait_for "$dir/apiserver.pid" 90 curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
-      "https://127.0.0.1:$API_PORT/readyz"; then
-    tail -n 30 "$dir/apiserver.log" >&2
-    die "the API server did not become ready (log: $dir/apiserver.log)"
-  fi
+    ${APISERVER_EXTRA_ARGS:-}
+  await_daemon "$dir" apiserver 90 "the API server did not become ready" curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+      "https://127.0.0.1:$API_PORT/readyz"
 }
 
 # A killed process whose parent has not reaped it yet (a zombie) counts as gone.
@@ -192,25 +213,19 @@ start_controller_manager() {
   . "$dir/cluster.env"
   local controllers=garbagecollector,namespace
   [ "$NODES" -eq 0 ] && [ "${REAL_NODE:-0}" = 0 ] || controllers='*'
-  setsid "$BIN/kube-controller-manager" --kubeconfig="$dir/admin.kubeconfig" \
+  daemon "$dir" controller-manager "$BIN/kube-controller-manager" --kubeconfig="$dir/admin.kubeconfig" \
     --controllers="${CLUSTER_CONTROLLERS:-$controllers}" \
     --service-account-private-key-file="$dir/pki/sa.key" --root-ca-file="$dir/pki/ca.crt" \
-    --leader-elect=false --bind-address=127.0.0.1 --secure-port=0 \
-    > "$dir/controller-manager.log" 2>&1 < /dev/null &
-  echo $! > "$dir/controller-manager.pid"
-  disown
+    --leader-elect=false --bind-address=127.0.0.1 --secure-port=0
 }
 
 start_scheduler() {
   local dir=$1
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
-  setsid "$BIN/kube-scheduler" --kubeconfig="$dir/admin.kubeconfig" \
+  daemon "$dir" scheduler "$BIN/kube-scheduler" --kubeconfig="$dir/admin.kubeconfig" \
     --authentication-kubeconfig="$dir/admin.kubeconfig" --authorization-kubeconfig="$dir/admin.kubeconfig" \
-    --leader-elect=false --bind-address=127.0.0.1 --secure-port=0 \
-    > "$dir/scheduler.log" 2>&1 < /dev/null &
-  echo $! > "$dir/scheduler.pid"
-  disown
+    --leader-elect=false --bind-address=127.0.0.1 --secure-port=0
 }
 
 # The simulated nodes: kwok, and N Node objects that kwok manages.
@@ -226,13 +241,10 @@ start_nodes() {
     { echo "---"; sed -e "s/durationMilliseconds: 1000$/durationMilliseconds: ${KWOK_POD_DELAY_MS:-100}/" \
         -e "s/jitterDurationMilliseconds: 5000$/jitterDurationMilliseconds: ${KWOK_POD_JITTER_MS:-300}/" "$f"; } >> "$stages"
   done
-  setsid "$BIN/kwok" --kubeconfig="$dir/admin.kubeconfig" --config="$stages" \
+  daemon "$dir" kwok "$BIN/kwok" --kubeconfig="$dir/admin.kubeconfig" --config="$stages" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --manage-nodes-with-label-selector= --cidr=10.244.0.0/16 --node-ip=10.0.0.1 \
-    --node-lease-duration-seconds=40 \
-    > "$dir/kwok.log" 2>&1 < /dev/null &
-  echo $! > "$dir/kwok.pid"
-  disown
+    --node-lease-duration-seconds=40
   local i nodes="" pods=${KWOK_NODE_PODS:-110} cpu=${KWOK_NODE_CPU:-4} memory=${KWOK_NODE_MEMORY:-16Gi}
   for i in $(seq 1 "$NODES"); do
     nodes+="---
@@ -254,10 +266,7 @@ status:
 "
   done
   printf '%s' "$nodes" | "$BIN/kubectl" --kubeconfig="$dir/admin.kubeconfig" apply -f - > /dev/null
-  if ! wait_for "$dir/kwok.pid" 60 node_ready "$dir" "$NODES"; then
-    tail -n 30 "$dir/kwok.log" >&2
-    die "the $NODES fake nodes did not become Ready (log: $dir/kwok.log)"
-  fi
+  await_daemon "$dir" kwok 60 "the $NODES fake nodes did not become Ready" node_ready "$dir" "$NODES"
 }
 
 node_ready() {
@@ -344,18 +353,12 @@ ENV
   fi
   # shellcheck disable=SC1091
   . "$dir/cluster.env"
-  setsid "$bin/etcd" --name=default --data-dir="$dir/etcd" \
+  daemon "$dir" etcd "$bin/etcd" --name=default --data-dir="$dir/etcd" \
     --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster="default=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --unsafe-no-fsync --log-level=warn \
-    > "$dir/etcd.log" 2>&1 < /dev/null &
-  echo $! > "$dir/etcd.pid"
-  disown
-  if ! wait_for "$dir/etcd.pid" 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"; then
-    tail -n 30 "$dir/etcd.log" >&2
-    die "etcd did not become healthy (log: $dir/etcd.log)"
-  fi
+    --unsafe-no-fsync --log-level=warn
+  await_daemon "$dir" etcd 30 "etcd did not become healthy" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
   start_apiserver "$dir"
   write_kubeconfigs "$dir" "https://127.0.0.1:$API_PORT"
   local crd

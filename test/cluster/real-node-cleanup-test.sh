@@ -2,8 +2,8 @@
 # The real node's scripts on bad input (CTest `real/cleanup`, run alone after the real tier): an
 # `up --real-node` killed half way, then `down` of that half-started node, must leave the machine as
 # it was: no process of it, no mount, no bridge, no firewall rule or ipset, no kubepods cgroup, no
-# CNI or containerd state, the sysctls as before; and `down` of it again, or of a directory that is
-# not a cluster, says so and changes nothing.
+# CNI or containerd state, the sysctls as before; `down` of a directory that is not a cluster says
+# so and changes nothing; and a user who cannot run containers gets one line saying what is missing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 fail() { echo "real-node-cleanup-test: FAILED: $*" >&2; exit 1; }
@@ -59,4 +59,11 @@ mkdir -p "$dir"
 if msg=$("$here/cluster.sh" down "$dir" 2>&1); then fail "down of an empty directory succeeded"; fi
 case "$msg" in *"is not a cluster directory"*) ;; *) fail "down of an empty directory said: $msg" ;; esac
 [ "$before" = "$(snapshot)" ] || fail "down of a non-cluster changed the machine"
+# A machine (here: a user) that cannot run containers is told in one line what is missing.
+if msg=$(setpriv --reuid=nobody --regid=nogroup --clear-groups "$here/cluster.sh" up "$dir/x" --real-node 2>&1); then
+  fail "up --real-node as nobody succeeded"
+fi
+[ "$(printf '%s\n' "$msg" | wc -l)" -eq 1 ] || fail "up --real-node as nobody said more than one line: $msg"
+case "$msg" in *"cannot run a real node: missing root"*) ;; *) fail "up --real-node as nobody said: $msg" ;; esac
+[ ! -e "$dir/x" ] && [ "$before" = "$(snapshot)" ] || fail "a refused up --real-node changed something"
 echo "real-node-cleanup-test: a killed up --real-node, then down: the machine is as before"

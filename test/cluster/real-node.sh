@@ -158,13 +158,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     bin_dir = "/usr/lib/cni"
     conf_dir = "$dir/node/cni/net.d"
 TOML
-  setsid containerd --config "$ctrd/config.toml" > "$dir/containerd.log" 2>&1 < /dev/null &
-  echo $! > "$dir/containerd.pid"
-  disown
-  if ! wait_for "$dir/containerd.pid" 30 ctr --address "$sock" version; then
-    tail -n 30 "$dir/containerd.log" >&2
-    die "containerd did not start (log: $dir/containerd.log)"
-  fi
+  daemon "$dir" containerd containerd --config "$ctrd/config.toml"
+  await_daemon "$dir" containerd 30 "containerd did not start" ctr --address "$sock" version
   local tar
   for tar in $IMAGE_TARS; do
     ctr --address "$sock" -n k8s.io images import --base-name localhost/repl "$tar" > /dev/null ||
@@ -206,35 +201,20 @@ authentication:
 authorization:
   mode: Webhook
 KUBELET
-  setsid "$BIN/kubelet" --config="$dir/node/kubelet-config.yaml" --kubeconfig="$dir/kubelet.kubeconfig" \
-    --root-dir="$kd" --hostname-override="$node" --v=1 \
-    > "$dir/kubelet.log" 2>&1 < /dev/null &
-  echo $! > "$dir/kubelet.pid"
-  disown
-  if ! wait_for "$dir/kubelet.pid" 60 node_ready "$dir" 1; then
-    tail -n 30 "$dir/kubelet.log" >&2
-    die "the real node did not become Ready (log: $dir/kubelet.log)"
-  fi
+  daemon "$dir" kubelet "$BIN/kubelet" --config="$dir/node/kubelet-config.yaml" --kubeconfig="$dir/kubelet.kubeconfig" \
+    --root-dir="$kd" --hostname-override="$node" --v=1
+  await_daemon "$dir" kubelet 60 "the real node did not become Ready" node_ready "$dir" 1
 
   # NetworkPolicies enforced by kube-router's firewall only (no routing, no service proxy, no CNI).
-  setsid "$BIN/kube-router" --kubeconfig="$dir/admin.kubeconfig" --run-firewall=true --run-router=false \
+  daemon "$dir" kube-router "$BIN/kube-router" --kubeconfig="$dir/admin.kubeconfig" --run-firewall=true --run-router=false \
     --run-service-proxy=false --enable-cni=false --hostname-override="$node" \
-    --service-cluster-ip-range=10.96.0.0/16 --health-port=0 \
-    > "$dir/kube-router.log" 2>&1 < /dev/null &
-  echo $! > "$dir/kube-router.pid"
-  disown
+    --service-cluster-ip-range=10.96.0.0/16 --health-port=0
 
   # S3 on the bridge's host address, the only place outside the pods that they can reach, with IAM
   # auth enforced after the first three requests: they create the user "init", allowed s3:* only,
   # whose key DIR/s3.env holds (a throwaway of this cluster, like its certificates).
-  INITIAL_NO_AUTH_ACTION_COUNT=3 setsid "$BIN/moto_server" -H "$bridge_addr" -p "$S3_PORT" \
-    > "$dir/moto.log" 2>&1 < /dev/null &
-  echo $! > "$dir/moto.pid"
-  disown
-  if ! wait_for "$dir/moto.pid" 30 bash -c "echo > /dev/tcp/$bridge_addr/$S3_PORT"; then
-    tail -n 30 "$dir/moto.log" >&2
-    die "moto did not start (log: $dir/moto.log)"
-  fi
+  daemon "$dir" moto env INITIAL_NO_AUTH_ACTION_COUNT=3 "$BIN/moto_server" -H "$bridge_addr" -p "$S3_PORT"
+  await_daemon "$dir" moto 30 "moto did not start" bash -c "echo > /dev/tcp/$bridge_addr/$S3_PORT"
   local keys key_id secret
   keys=$(
     export AWS_ACCESS_KEY_ID=bootstrap AWS_SECRET_ACCESS_KEY=bootstrap AWS_DEFAULT_REGION=us-east-1 HOME=$dir
@@ -373,7 +353,7 @@ stop_node_processes() {
   done
   local shim cmd
   for shim in $(pgrep -f containerd-shim-runc-v2 || true); do
-    cmd=$(tr '\0' ' ' < "/proc/$shim/cmdline" 2>/dev/null || true)
+    cmd=$(tr '\0' ' ' 2>/dev/null < "/proc/$shim/cmdline" || true)
     case "$cmd" in *"$node_state/containerd.sock"*) kill -KILL "$shim" 2>/dev/null || true ;; esac
   done
   stop_pid_file "$dir/containerd.pid" containerd TERM
