@@ -23,6 +23,15 @@ mkdir -p "$results"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 work=$(mktemp -d "${TMPDIR:-/tmp}/repl-bench.XXXXXX")
 bin=$("$root/test/cluster/build.sh" | tail -n 1)
+# The bench's own tools, from Debian: wrk (the shim under load) and gnuplot (the chart).
+for tool in wrk gnuplot; do
+  command -v "$tool" >/dev/null 2>&1 && continue
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends wrk gnuplot-nox >/dev/null
+  break
+done
 export PATH="$bin:$PATH"
 latency_n=${BENCH_LATENCY:-200}
 burst_n=${BENCH_BURST:-1000}
