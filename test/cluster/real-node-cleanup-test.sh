@@ -15,6 +15,7 @@ snapshot() {
     echo "netns: $(ip netns list | tr '\n' ' ')"
     echo "ip_forward: $(cat /proc/sys/net/ipv4/ip_forward)"
     echo "bridge-nf-call-iptables: $(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null)"
+    echo "kubelet's sysctls: $(cat /proc/sys/kernel/panic /proc/sys/kernel/panic_on_oops /proc/sys/vm/overcommit_memory | tr '\n' ' ')"
     echo "nft tables: $(nft list tables 2>/dev/null | tr '\n' ' ')"
     echo "iptables KUBE-: $(iptables-save 2>/dev/null | grep -c KUBE- || true)"
     echo "ipsets: $(ipset list -n 2>/dev/null | tr '\n' ' ')"

@@ -39,6 +39,13 @@ real_node_preflight() {
   done
   [ -d /sys/fs/cgroup/cpu ] || [ -f /sys/fs/cgroup/cgroup.controllers ] || missing+=("cgroups under /sys/fs/cgroup")
   [ ${#missing[@]} -eq 0 ] || die "this machine cannot run a real node: missing ${missing[*]}"
+  # `down` kills whatever runs in the kubepods cgroups: refuse a machine where a kubelet that is not
+  # ours (no real node of ours is recorded) has them, or runs.
+  if [ ! -f "$real_node_lock" ]; then
+    if ls -d /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods >/dev/null 2>&1 || pgrep -x kubelet >/dev/null; then
+      die "a kubelet not started by cluster.sh runs on this machine (or left its kubepods cgroups): a real node needs the machine to itself"
+    fi
+  fi
 }
 
 # The node's own certificates: the kubelet's client (Node authorizer: O=system:nodes) and the API
@@ -66,6 +73,7 @@ real_node_claim() {
   mkdir -p "$(dirname "$real_node_lock")"
   if [ -f "$real_node_lock" ]; then
     other=$(cat "$real_node_lock")
+    [ -n "$other" ] || die "$real_node_lock is empty: remove it by hand once no real node runs"
     if [ "$other" != "$dir" ] && [ -f "$other/cluster.env" ] && alive "$(cat "$other/kubelet.pid" 2>/dev/null || echo 0)"; then
       die "a real node already runs from $other (one per machine): cluster.sh down $other first"
     fi
@@ -77,6 +85,11 @@ real_node_claim() {
 
 sysctl_value() { cat "/proc/sys/${1//.//}" 2>/dev/null || echo absent; }
 
+# The sysctls the node changes: the bridge plugin's and the firewall's, and those the kubelet sets
+# for itself (panic on oops, overcommit, key quotas). `down` puts each back.
+node_sysctls=(net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables kernel.panic kernel.panic_on_oops
+  vm.overcommit_memory vm.panic_on_oom kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+
 real_node_up() {
   local dir=$1
   # shellcheck disable=SC1091
@@ -85,13 +98,11 @@ real_node_up() {
   mkdir -p "$dir/node"
   # What `down` restores: the sysctls the bridge plugin and the firewall change, the nftables
   # tables the machine had, and whether it had a /run/containerd of its own.
-  {
-    echo "ip_forward=$(sysctl_value net.ipv4.ip_forward)"
-    echo "bridge_nf_call_iptables=$(sysctl_value net.bridge.bridge-nf-call-iptables)"
-    echo "had_run_containerd=$([ -e /run/containerd ] && echo 1 || echo 0)"
-  } > "$dir/node/before.env"
+  local name
+  for name in "${node_sysctls[@]}"; do echo "$name $(sysctl_value "$name")"; done > "$dir/node/sysctls.before"
+  echo "had_run_containerd=$([ -e /run/containerd ] && echo 1 || echo 0)" > "$dir/node/before.env"
   nft list tables > "$dir/node/nft-tables.before" 2>/dev/null || true
-  if ip -o addr show | grep -qw "inet 10\.88\."; then
+  if ip -o addr show | grep "inet 10\.88\." > /dev/null; then
     die "10.88.0.0/16 is already in use on this machine (ip addr): the real node's pods need it"
   fi
   # A fixed MAC: a bridge without one takes the lowest of its ports' MACs, so adding or removing a
@@ -405,8 +416,14 @@ remove_cgroups() {
 # Takes the real node of DIR down and undoes what it changed on the machine. Each step also works
 # when `up` stopped before it.
 node_down() {
-  local dir=$1
-  local ip_forward=absent bridge_nf_call_iptables=absent had_run_containerd=1
+  local dir=$1 owner
+  # Another directory's node holds the machine: this one can only have stale files.
+  owner=$(cat "$real_node_lock" 2>/dev/null || true)
+  if [ -n "$owner" ] && [ "$owner" != "$dir" ]; then
+    echo "cluster.sh: the real node of $owner runs; $dir's was already gone" >&2
+    return 0
+  fi
+  local had_run_containerd=1
   # shellcheck disable=SC1091
   [ -f "$dir/node/before.env" ] && . "$dir/node/before.env"
   stop_node_processes "$dir"
@@ -423,8 +440,10 @@ node_down() {
   rm -rf /var/lib/cni/results/"$cni_network"-* /var/lib/cni/results/cni-loopback-* 2>/dev/null || true
   rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
   [ "$had_run_containerd" = 1 ] || pgrep -x containerd >/dev/null || rm -rf /run/containerd
-  [ "$ip_forward" = absent ] || echo "$ip_forward" > /proc/sys/net/ipv4/ip_forward
-  [ "$bridge_nf_call_iptables" = absent ] || echo "$bridge_nf_call_iptables" > /proc/sys/net/bridge/bridge-nf-call-iptables
+  local name value
+  while read -r name value; do
+    [ "$value" = absent ] || echo "$value" > "/proc/sys/${name//.//}" 2>/dev/null || true
+  done < <(cat "$dir/node/sysctls.before" 2>/dev/null)
   [ "$(cat "$real_node_lock" 2>/dev/null)" != "$dir" ] || rm -f "$real_node_lock"
   rmdir "$(dirname "$real_node_lock")" "$(dirname "$node_state")" 2>/dev/null || true
 }
