@@ -167,9 +167,8 @@ start_apiserver() {
   local pki=$dir/pki
   # After a restart the killed server's socket may linger a moment (its exit is not instant on a
   # loaded machine): binding too soon would fail.
-  local i
-  for i in $(seq 1 50); do
-    ss -Hltn "sport = :$API_PORT" | grep -q . || break
+  for _ in $(seq 1 50); do
+    [ -n "$(ss -Hltn "sport = :$API_PORT")" ] || break
     sleep 0.2
   done
   # Without nodes no pod runs, so no service account token is needed. A real node's pods (Traefik)

@@ -174,6 +174,25 @@ HttpResult via_ingress(const std::string& host, const std::string& path = "/") {
   return http("GET", "http://" + setting("INGRESS_ADDR") + path, "", {"Host: " + host});
 }
 
+// The client's time to its first message; a session that never connected fails the test.
+double first_byte_ms(const rapidjson::Document& d) {
+  const auto* ms = repl::json::member(d, "first_byte_ms");
+  INFO(repl::json::string_at(&d, "error"));
+  REQUIRE((ms != nullptr && ms->IsNumber()));
+  return ms->GetDouble();
+}
+
+// The files a "list" reply (reply `i`) names.
+std::set<std::string> listed_files(const rapidjson::Document& d, std::size_t i) {
+  const auto* replies = repl::json::member(d, "replies");
+  REQUIRE((replies != nullptr && replies->IsArray() && replies->Size() > i));
+  const auto* files = repl::json::member((*replies)[static_cast<rapidjson::SizeType>(i)], "files");
+  REQUIRE((files != nullptr && files->IsArray()));
+  std::set<std::string> out;
+  for (const auto& f : files->GetArray()) out.insert(f.GetString());
+  return out;
+}
+
 std::string reply_field(const rapidjson::Document& d, std::size_t i, const char* field) {
   const auto* replies = repl::json::member(d, "replies");
   if (replies == nullptr || !replies->IsArray() || replies->Size() <= i) return "";
@@ -214,7 +233,7 @@ TEST_CASE("real: /start gives a running sandbox with the repl's code, reachable 
   const auto ws = first_byte.get();
   REQUIRE_FALSE(ws.HasMember("error"));
   std::cout << "real node: /start -> Ready " << ready_ms << " ms, /start -> first websocket byte "
-            << repl::json::member(ws, "first_byte_ms")->GetDouble() << " ms\n";
+            << first_byte_ms(ws) << " ms\n";
 
   // The pod runs for real: its init container completed, the runner is Running.
   const auto pods = s.pods("alpha");
@@ -233,11 +252,7 @@ TEST_CASE("real: /start gives a running sandbox with the repl's code, reachable 
 
   // The websocket (IDE host, port 3001) lists and reads the code.
   CHECK(reply_field(ws, 0, "op") == "hello");
-  const auto* replies = repl::json::member(ws, "replies");
-  REQUIRE(replies->Size() == 3);
-  std::set<std::string> listed;
-  for (const auto& f : (*replies)[1]["files"].GetArray()) listed.insert(f.GetString());
-  CHECK(listed == std::set<std::string>{"main.py", "lib/util.py"});
+  CHECK(listed_files(ws, 1) == std::set<std::string>{"main.py", "lib/util.py"});
   CHECK(reply_field(ws, 2, "content") == "print('hello from base')\n");
 
   // The preview host reaches the user's app on 3000; an unknown host is 404 at the ingress.
@@ -252,11 +267,7 @@ TEST_CASE("real: /start gives a running sandbox with the repl's code, reachable 
   REQUIRE(s.wait_ready("other").exit_code == 0);
   const auto other = websocket("other." + kIdeDomain, {R"({"op":"list"})"}, 30);
   REQUIRE_FALSE(other.HasMember("error"));
-  std::set<std::string> other_files;
-  for (const auto& f : repl::json::member(other, "replies")->GetArray()[1]["files"].GetArray()) {
-    other_files.insert(f.GetString());
-  }
-  CHECK(other_files == std::set<std::string>{"notes.txt"});
+  CHECK(listed_files(other, 1) == std::set<std::string>{"notes.txt"});
   CHECK(via_ingress("other." + kPreviewDomain, "/main.py").status == 404);
   CHECK(via_ingress("alpha." + kPreviewDomain, "/notes.txt").status == 404);
 }
@@ -585,7 +596,7 @@ TEST_CASE("real bench: /start to Ready and to the first websocket byte", "[.real
   REQUIRE(count > 0);
   Real s("real-bench");
   put_object(s.bucket, "base/python/main.py", "print('bench')\n");
-  std::vector<double> ready_ms, first_byte_ms;
+  std::vector<double> ready_ms, to_first_byte;
   for (int i = 0; i < count; ++i) {
     const std::string repl = "b" + std::to_string(i);
     const auto t0 = std::chrono::steady_clock::now();
@@ -596,12 +607,12 @@ TEST_CASE("real bench: /start to Ready and to the first websocket byte", "[.real
     ready_ms.push_back(ms_since(t0));
     const auto ws = first.get();
     REQUIRE_FALSE(ws.HasMember("error"));
-    first_byte_ms.push_back(repl::json::member(ws, "first_byte_ms")->GetDouble());
+    to_first_byte.push_back(first_byte_ms(ws));
     REQUIRE(http("DELETE", s.url + "/repls/" + repl + "?userId=u1").status == 200);
   }
   std::ofstream(out_path) << "{\"count\":" << count << ",\"ready_ms\":" << series_json(ready_ms)
-                          << ",\"first_byte_ms\":" << series_json(first_byte_ms) << "}\n";
+                          << ",\"first_byte_ms\":" << series_json(to_first_byte) << "}\n";
   std::cout << "real node, " << count << " repls: /start -> Ready p50 " << percentile(ready_ms, 50)
             << " ms, p99 " << percentile(ready_ms, 99) << " ms; -> first websocket byte p50 "
-            << percentile(first_byte_ms, 50) << " ms, p99 " << percentile(first_byte_ms, 99) << " ms\n";
+            << percentile(to_first_byte, 50) << " ms, p99 " << percentile(to_first_byte, 99) << " ms\n";
 }
