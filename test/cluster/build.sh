@@ -2,9 +2,10 @@
 # Builds the test tooling into a per-version cache outside the clone, and links the current ones
 # into ${REPL_CACHE:-~/.cache/repl-operator}/bin/:
 #   k8s-<version>/{kube-apiserver,kube-controller-manager,    from the Go module proxy, at the
-#                  kube-scheduler,kubectl,kubelet}           versions pinned in go.mod
+#                  kube-scheduler,kubectl,kubelet,           versions pinned in go.mod
+#                  kube-proxy}
 #   etcd-<version>/etcd
-#   helm-<version>/helm                                       from the Go module proxy (each
+#   helm-<version>/helm, kube-score-<version>/kube-score      from the Go module proxy (each
 #   kwok-<version>/kwok  (fake nodes for the e2e tier)        module's own go.mod, no replaces)
 #   moto-<version>/bin/moto_server                            an S3 server, from PyPI
 #   traefik-<version>/traefik      the real node's ingress controller (pinned in traefik/go.mod)
@@ -49,6 +50,7 @@ go_build "$k8s_dir/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controlle
 go_build "$k8s_dir/kube-scheduler" k8s.io/kubernetes/cmd/kube-scheduler "$stamp"
 go_build "$k8s_dir/kubectl" k8s.io/kubernetes/cmd/kubectl "$stamp"
 go_build "$k8s_dir/kubelet" k8s.io/kubernetes/cmd/kubelet "$stamp"
+go_build "$k8s_dir/kube-proxy" k8s.io/kubernetes/cmd/kube-proxy "$stamp"
 go_build "$etcd_dir/etcd" ./cmd/etcd
 
 # go_install NAME PACKAGE VERSION: `go install PACKAGE@VERSION` (the module's own go.mod decides
@@ -68,6 +70,8 @@ go_install() {
   ln -sfn "$dir/$name" "$cache/bin/$name"
 }
 go_install helm helm.sh/helm/v4/cmd/helm v4.3.1
+# kube-score: the third-party checker the chart's rendered objects are held to.
+go_install kube-score github.com/zegl/kube-score/cmd/kube-score v1.20.0
 # kube-router v2.1.0 is the only version the proxy serves; it has reported security flaws, so it is
 # a loopback test enforcer only (the firewall of the real node), never shipped.
 go_install kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router v2.1.0
@@ -121,5 +125,6 @@ ln -sfn "$k8s_dir/kube-controller-manager" "$cache/bin/kube-controller-manager"
 ln -sfn "$k8s_dir/kube-scheduler" "$cache/bin/kube-scheduler"
 ln -sfn "$k8s_dir/kubectl" "$cache/bin/kubectl"
 ln -sfn "$k8s_dir/kubelet" "$cache/bin/kubelet"
+ln -sfn "$k8s_dir/kube-proxy" "$cache/bin/kube-proxy"
 ln -sfn "$etcd_dir/etcd" "$cache/bin/etcd"
 echo "$cache/bin"

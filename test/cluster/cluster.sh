@@ -25,9 +25,10 @@
 # CLUSTER_CONTROLLERS overrides the controller-manager's --controllers list.
 #
 # With --real-node: one real node instead (test/cluster/real-node.sh): a kubelet, containerd, runc,
-# the CNI bridge plugin, locally built images (images.sh), kube-router's NetworkPolicy firewall,
-# Traefik as the ingress controller and moto's S3 server on the bridge (S3_ENDPOINT, INGRESS_ADDR
-# and the image names are in DIR/cluster.env). Needs root; one per machine. `down` removes
+# the CNI bridge plugin, locally built images (images.sh), kube-proxy, kube-router's NetworkPolicy
+# firewall, Traefik as the ingress controller and moto's S3 server on the bridge (S3_ENDPOINT,
+# INGRESS_ADDR and the image names are in DIR/cluster.env). With REPL_BIN_DIR set (a build's bin/),
+# also the operator's own image (OPERATOR_IMAGE), for the Helm chart's pods. Needs root; one per machine. `down` removes
 # everything the node made on the machine, also for a node that never finished starting.
 #
 # A second `up` on a directory whose cluster still runs is refused, unless --reclaim says to take
@@ -108,8 +109,11 @@ make_certs() {
     cd "$d"
     openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj "/CN=repl-test-ca" 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -keyout apiserver.key -out apiserver.csr -subj "/CN=kube-apiserver" 2>/dev/null
-    # 10.88.0.1: the real node's bridge, where its pods reach the API server.
-    printf 'subjectAltName=IP:127.0.0.1,IP:10.88.0.1,DNS:localhost,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n' > apiserver.ext
+    # 10.88.0.1: the real node's bridge, where its pods reach the API server; 10.96.0.1 and the
+    # kubernetes.default names: the `kubernetes` Service, the in-cluster address client libraries use.
+    printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' \
+      IP:127.0.0.1,IP:10.88.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local \
+      > apiserver.ext
     openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out apiserver.crt -days 2 \
       -extfile apiserver.ext 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -keyout admin.key -out admin.csr -subj "/O=system:masters/CN=admin" 2>/dev/null
@@ -174,23 +178,26 @@ start_apiserver() {
   # Without nodes no pod runs, so no service account token is needed. A real node's pods (Traefik)
   # reach the API server from the bridge, the kubelet is authorized as a node, and the API server
   # authenticates to the kubelet for logs and exec.
-  local bind=127.0.0.1 mode=(--disable-admission-plugins=ServiceAccount --authorization-mode=RBAC)
+  # The real node's pods reach it through the `kubernetes` Service (kube-proxy), whose endpoint the
+  # API server keeps at its advertised address, the bridge's.
+  local bind=127.0.0.1 advertise=127.0.0.1 reconciler=none
+  local mode=(--disable-admission-plugins=ServiceAccount --authorization-mode=RBAC)
   if [ "${REAL_NODE:-0}" = 1 ]; then
-    bind=0.0.0.0
+    bind=0.0.0.0 advertise=$bridge_addr reconciler=lease
     mode=(--authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction
       --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" --kubelet-client-key="$pki/apiserver-kubelet-client.key")
   fi
   daemon "$dir" apiserver "$BIN/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
-    --bind-address="$bind" --advertise-address=127.0.0.1 --secure-port="$API_PORT" \
+    --bind-address="$bind" --advertise-address="$advertise" --secure-port="$API_PORT" \
     --cert-dir="$dir/apiserver-certs" \
     --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
     --client-ca-file="$pki/ca.crt" \
     --token-auth-file="$pki/tokens.csv" \
     --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-    --endpoint-reconciler-type=none \
-    --service-cluster-ip-range=10.96.0.0/16 \
+    --endpoint-reconciler-type="$reconciler" \
+    --service-cluster-ip-range="$service_cidr" \
     "${mode[@]}" \
     --allow-privileged=true \
     ${APISERVER_EXTRA_ARGS:-}
@@ -324,11 +331,14 @@ up() {
   [ "$real_node" = 0 ] || real_node_claim "$dir"
   mkdir -p "$dir"
   # Any failure from here on takes down what was started (the logs stay in $dir).
-  trap 'stop_all "$dir"' EXIT
+  # (Expanded now: when set -e ends the script, bash runs the trap after leaving this function, where
+  # the local $dir no longer exists.)
+  # shellcheck disable=SC2064
+  trap "stop_all $(printf %q "$dir")" EXIT
 
   make_certs "$dir"
   local ports
-  read -r -a ports <<< "$(free_ports 6)"
+  read -r -a ports <<< "$(free_ports 8)"
   cat > "$dir/cluster.env" <<ENV
 BIN=$bin
 ETCD_PORT=${ports[0]}
@@ -346,6 +356,8 @@ ENV
       echo "KUBELET_PORT=${ports[3]}"
       echo "KUBELET_HEALTHZ_PORT=${ports[4]}"
       echo "S3_PORT=${ports[5]}"
+      echo "KUBE_PROXY_HEALTHZ_PORT=${ports[6]}"
+      echo "KUBE_PROXY_METRICS_PORT=${ports[7]}"
       echo "S3_ENDPOINT=http://$bridge_addr:${ports[5]}"
       "$here/images.sh"
     } >> "$dir/cluster.env"

@@ -4,19 +4,27 @@
 # `ctr -n k8s.io images import --base-name localhost/repl FILE.tar` takes. Cached in
 # ${REPL_CACHE:-~/.cache/repl-operator}/images/, each tar named by a hash of its inputs:
 #   pause-<hash>.tar    images/pause.c, built static: PID 1 of every pod sandbox
-#   tools-<hash>.tar    one Debian rootfs (debootstrap minbase + awscli + python3-websockets, the
-#                       mirror read from apt's sources, trimmed) with images/runner.py in it, as
+#   tools-<hash>.tar    one Debian rootfs (debootstrap minbase + awscli + python3-websockets + curl,
+#                       the mirror read from apt's sources, trimmed) with images/runner.py in it, as
 #                       ONE layer shared by three images: init (the real aws CLI, for the S3 copy
-#                       init container), runner (the reference runner: ws 3001, http 3000) and
-#                       crash (a runner that exits 3 at once, for crash-loop tests)
+#                       init container; with sh and curl also the chart's `helm test` pod), runner
+#                       (the reference runner: ws 3001, http 3000) and crash (a runner that exits 3
+#                       at once, for crash-loop tests)
 #   traefik-<hash>.tar  the traefik binary of $TRAEFIK_BIN (default <cache>/bin/traefik)
+#   operator-<hash>.tar only with REPL_BIN_DIR (a build's bin/, holding repl-operator and repl-shim):
+#                       the Dockerfile's runtime stage, made the same way: a debootstrap minbase
+#                       rootfs with its runtime packages and user 65532 (cached as the layout
+#                       opbase-<hash>/), plus one layer with the two binaries, stripped, and
+#                       templates/; the Dockerfile's env, user, ports and entrypoint. Only the newest
+#                       operator-*.tar is kept.
 # Changing runner.py rebuilds only tools-*.tar; with a warm cache it only hashes a few files and
 # returns. A tar is written under a temporary name and renamed when complete, so an interrupted
 # build never leaves a half file under the final name. Progress goes to stderr; stdout is only
 # KEY=VALUE lines a caller can source:
 #   PAUSE_IMAGE=localhost/repl:pause-<hash>    INIT_IMAGE=...:init-<hash>
 #   RUNNER_IMAGE=...:runner-<hash>             CRASH_IMAGE=...:crash-<hash>
-#   TRAEFIK_IMAGE=...:traefik-<hash>           IMAGE_TARS="<every tar to import, space separated>"
+#   TRAEFIK_IMAGE=...:traefik-<hash>           OPERATOR_IMAGE=...:operator-<hash> (REPL_BIN_DIR)
+#   IMAGE_TARS="<every tar to import, space separated>"
 # Needs root, gcc (with glibc's static libs), umoci and debootstrap (only when a tar is missing).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +33,7 @@ out="$cache/images"
 base_name=localhost/repl
 format=1 # bump when what this script puts into an image changes
 suite=bookworm
-packages=awscli,python3-cffi-backend,python3-websockets
+packages=awscli,python3-cffi-backend,python3-websockets,curl
 path_env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p "$out"
 
@@ -152,18 +160,17 @@ mirror=$(apt_mirror)
 tools_hash=$(printf 'tools %s %s %s %s %s\n' "$format" "$suite" "$mirror" "$packages" \
   "$(file_sum "$runner_src")" | short_hash)
 tools_tar="$out/tools-$tools_hash.tar"
-build_tools() {
-  echo "images.sh: building the init/runner/crash images: debootstrap $suite from $mirror" \
-    "(first time only, about a minute; cached in $out)" >&2
+# bootstrap ROOT PACKAGES: a Debian minbase rootfs with PACKAGES (comma separated) in ROOT,
+# trimmed of what no container needs: apt's caches and lists, docs, man pages, locales, logs and
+# the device nodes (the runtime mounts its own /dev). Python's bytecode caches (__pycache__, made
+# by the packages' postinst) stay: without them every aws call compiles botocore again (about 3 s
+# instead of 1 s on a loaded 2-core machine) and writes ~14 MB into the container's layer.
+bootstrap() {
+  local root=$1 packages=$2 start=$SECONDS log
   command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
-  workdir
-  local d="$tmp/tools" start=$SECONDS
-  mkdir -p "$d"
-  layout_new "$d"
-  local root="$d/bundle/rootfs"
-  if ! debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" \
-    >"$d/debootstrap.out" 2>&1; then
-    tail -n 20 "$d/debootstrap.out" >&2
+  log=$(mktemp "$tmp/debootstrap.XXXXXX")
+  if ! debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
     [ -f "$root/debootstrap/debootstrap.log" ] && tail -n 20 "$root/debootstrap/debootstrap.log" >&2
     die "debootstrap failed"
   fi
@@ -171,13 +178,20 @@ build_tools() {
   # Never delete through a mount point: debootstrap unmounts what it mounted, check it did.
   [ -z "$(mounts_under "$root")" ] ||
     die "debootstrap left mounts under $root: $(mounts_under "$root" | tr '\n' ' ')"
-  # Trim what no container needs: apt's caches and lists, docs, man pages, locales, logs and the
-  # device nodes (the runtime mounts its own /dev). Python's bytecode caches (__pycache__, made
-  # by the packages' postinst) stay: without them every aws call compiles botocore again (about
-  # 3 s instead of 1 s on a loaded 2-core machine) and writes ~14 MB into the container's layer.
   rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/var/log/* "$root"/dev/* \
     "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/locale/* \
     "$root"/var/cache/debconf/*-old "$root"/var/lib/dpkg/*-old
+}
+
+build_tools() {
+  echo "images.sh: building the init/runner/crash images: debootstrap $suite from $mirror" \
+    "(first time only, about a minute; cached in $out)" >&2
+  workdir
+  local d="$tmp/tools" start=$SECONDS
+  mkdir -p "$d"
+  layout_new "$d"
+  local root="$d/bundle/rootfs"
+  bootstrap "$root" "$packages"
   # The runner's user, home and workspace, and the reference runner itself.
   echo 'runner:x:1000:1000:runner:/home/runner:/bin/sh' >>"$root/etc/passwd"
   echo 'runner:x:1000:' >>"$root/etc/group"
@@ -238,6 +252,64 @@ build_traefik() {
   layout_pack "$d" "$traefik_tar"
 }
 
+# --- operator: the Dockerfile's runtime stage ----------------------------------------------
+# Its packages, user and settings are the Dockerfile's (keep them in step); the binaries are the
+# ones this machine built (the same Debian release and libraries as the Dockerfile's build stage),
+# so no second compile is needed.
+op_packages=libcpprest2.10,libyaml-cpp0.7,libssl3,ca-certificates
+opbase_hash=$(printf 'opbase %s %s %s %s\n' "$format" "$suite" "$mirror" "$op_packages" | short_hash)
+opbase_dir="$out/opbase-$opbase_hash"
+build_opbase() {
+  echo "images.sh: building the operator image's base: debootstrap $suite (first time only; cached in $out)" >&2
+  workdir
+  local d="$tmp/opbase"
+  mkdir -p "$d"
+  layout_new "$d"
+  local root="$d/bundle/rootfs"
+  bootstrap "$root" "$op_packages"
+  echo 'nonroot:x:65532:65532::/nonexistent:/usr/sbin/nologin' >>"$root/etc/passwd"
+  echo 'nonroot:x:65532:' >>"$root/etc/group"
+  repack "$d"
+  rm -rf "$opbase_dir.part"
+  cp -a "$d/L" "$opbase_dir.part"
+  mv "$opbase_dir.part" "$opbase_dir"
+}
+if [ -n "${REPL_BIN_DIR:-}" ]; then
+  templates_dir="$here/../../templates"
+  for b in repl-operator repl-shim; do
+    [ -x "$REPL_BIN_DIR/$b" ] || die "no $b in REPL_BIN_DIR=$REPL_BIN_DIR (build it first)"
+  done
+  operator_hash=$(
+    {
+      printf 'operator %s %s\n' "$format" "$opbase_hash"
+      sha256sum "$REPL_BIN_DIR/repl-operator" "$REPL_BIN_DIR/repl-shim" | cut -d' ' -f1
+      (cd "$templates_dir" && find . -type f | LC_ALL=C sort | xargs sha256sum)
+    } | short_hash
+  )
+  operator_tar="$out/operator-$operator_hash.tar"
+fi
+build_operator() {
+  [ -d "$opbase_dir" ] || build_opbase
+  echo "images.sh: building the operator image from $REPL_BIN_DIR" >&2
+  workdir
+  local d="$tmp/operator" layer="$tmp/operator/layer"
+  mkdir -p "$layer/usr/local/bin" "$layer/etc/repl-operator"
+  cp -r "$opbase_dir" "$d/L"
+  strip -o "$layer/usr/local/bin/repl-operator" "$REPL_BIN_DIR/repl-operator"
+  strip -o "$layer/usr/local/bin/repl-shim" "$REPL_BIN_DIR/repl-shim"
+  cp -r "$templates_dir" "$layer/etc/repl-operator/templates"
+  chmod -R u=rwX,go=rX "$layer"
+  tar -C "$layer" --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 -cf "$d/layer.tar" usr etc
+  umoci raw add-layer --image "$d/L:base" "$d/layer.tar"
+  umoci config --image "$d/L:base" --tag "operator-$operator_hash" --no-history \
+    --config.env "$path_env" --config.env REPL_TEMPLATES=/etc/repl-operator/templates \
+    --config.user 65532:65532 --config.entrypoint /usr/local/bin/repl-operator \
+    --config.exposedports 8080/tcp --config.exposedports 8081/tcp
+  layout_pack "$d" "$operator_tar"
+  local old
+  for old in "$out"/operator-*.tar; do [ "$old" = "$operator_tar" ] || rm -f "$old"; done
+}
+
 # --- build what is missing, print the result -----------------------------------------------
 ensure() {
   local tar=$1 build=$2
@@ -249,10 +321,16 @@ ensure() {
 ensure "$pause_tar" build_pause
 ensure "$tools_tar" build_tools
 ensure "$traefik_tar" build_traefik
+[ -z "${REPL_BIN_DIR:-}" ] || ensure "$operator_tar" build_operator
 
 echo "PAUSE_IMAGE=$base_name:pause-$pause_hash"
 echo "INIT_IMAGE=$base_name:init-$tools_hash"
 echo "RUNNER_IMAGE=$base_name:runner-$tools_hash"
 echo "CRASH_IMAGE=$base_name:crash-$tools_hash"
 echo "TRAEFIK_IMAGE=$base_name:traefik-$traefik_hash"
-echo "IMAGE_TARS=\"$pause_tar $tools_tar $traefik_tar\""
+if [ -n "${REPL_BIN_DIR:-}" ]; then
+  echo "OPERATOR_IMAGE=$base_name:operator-$operator_hash"
+  echo "IMAGE_TARS=\"$pause_tar $tools_tar $traefik_tar $operator_tar\""
+else
+  echo "IMAGE_TARS=\"$pause_tar $tools_tar $traefik_tar\""
+fi

@@ -1,20 +1,23 @@
 # One real node beside the cluster.sh control plane, sourced by cluster.sh (up --real-node): a
 # kubelet of the pinned release, Debian's containerd and runc, the CNI bridge plugin, images built
-# by images.sh and imported (no registry), kube-router's NetworkPolicy firewall, Traefik as the
-# ingress controller (a pod in the ingress-nginx namespace), and moto's S3 server on the bridge's
-# host address, where pods reach it. Facts and the settings each failure forced:
+# by images.sh and imported (no registry), kube-proxy (nftables) for Services, kube-router's
+# NetworkPolicy firewall, Traefik as the ingress controller (a pod in the ingress-nginx namespace),
+# and moto's S3 server on the bridge's host address, where pods reach it. Facts and the settings each failure forced:
 # shared/notes/real-node.md.
 #
 # One real node per machine (a bridge, /run/containerd, the kubepods cgroups and the firewall are
 # machine-wide): /run/repl-operator/real-node names the directory of the one running; a second `up`
 # is refused while it lives, and reclaims it when it is dead. `down` (node_down) removes everything
 # the node made: processes (by pid, checked against their binary), containers (by cgroup), mounts
-# under the cluster directory, the bridge, kube-router's chains and ipsets, CNI state, the kubepods
-# cgroup directories and the sysctls it changed, restored to their values before `up`. It is safe on
+# under the cluster directory, the bridge, kube-proxy's tables, kube-router's chains and ipsets, CNI
+# state, the kubepods cgroup directories and the sysctls it changed, restored to their values before
+# `up`. It is safe on
 # a half-started node: every step tolerates the part that never ran.
 #
 # Addresses: the bridge repl0 is 10.88.0.1/16, pods get 10.88.0.10 and up and have no default route,
-# so a pod can reach nothing but this bridge: no packet from a pod can leave the machine.
+# only one to the Services' range 10.96.0.0/16 through the bridge, which kube-proxy turns into an
+# endpoint on this node or drops: a pod can reach nothing but this bridge, no packet from a pod can
+# leave the machine.
 
 real_node_lock=/run/repl-operator/real-node
 # Sockets and the kubelet's root live here, not under the cluster directory: a unix socket's path
@@ -23,7 +26,11 @@ node_state=/var/lib/repl-operator/node
 bridge=repl0
 bridge_addr=10.88.0.1
 pod_cidr=10.88.0.0/16
+# The Services' ClusterIPs (the API server's range). Pods route only it through the bridge, where
+# kube-proxy translates it to an endpoint on this node or drops it (an unallocated ClusterIP).
+service_cidr=10.96.0.0/16
 cni_network=repl-real-node
+guard_table=repl-real-node
 
 # Everything a real node needs that can be missing, named in one line.
 real_node_preflight() {
@@ -111,8 +118,23 @@ real_node_up() {
   ip link add "$bridge" address 02:88:00:00:00:01 type bridge
   ip addr add "$bridge_addr/16" dev "$bridge"
   ip link set "$bridge" up
+  # A pod reaching a Service on another pod (the shim's, from `helm test`) is forwarded by the host,
+  # bridge to bridge, after kube-proxy's translation: forwarding is on, and a table of ours first
+  # drops every forwarded packet that enters or leaves by another interface than the bridge, so
+  # nothing is routed between the pods and the machine's network.
+  nft -f - <<NFT
+table inet $guard_table {
+  chain forward {
+    type filter hook forward priority filter - 10; policy accept;
+    iifname "$bridge" oifname != "$bridge" drop comment "pods reach nothing beyond the bridge"
+    oifname "$bridge" iifname != "$bridge" drop comment "nothing else reaches the pods"
+  }
+}
+NFT
+  echo 1 > /proc/sys/net/ipv4/ip_forward
 
-  # CNI: the bridge plugin on repl0 with host-local addresses, no gateway and no masquerading.
+  # CNI: the bridge plugin on repl0 with host-local addresses, no default route and no
+  # masquerading; only the Services' range is routed, through the bridge's host address.
   mkdir -p "$dir/node/cni/net.d" "$dir/node/cni/ipam"
   cat > "$dir/node/cni/net.d/10-repl.conflist" <<CNI
 {
@@ -128,7 +150,8 @@ real_node_up() {
       "ipam": {
         "type": "host-local",
         "dataDir": "$dir/node/cni/ipam",
-        "ranges": [[{"subnet": "$pod_cidr", "rangeStart": "10.88.0.10", "gateway": "$bridge_addr"}]]
+        "ranges": [[{"subnet": "$pod_cidr", "rangeStart": "10.88.0.10", "gateway": "$bridge_addr"}]],
+        "routes": [{"dst": "$service_cidr", "gw": "$bridge_addr"}]
       }
     }
   ]
@@ -216,10 +239,35 @@ KUBELET
     --root-dir="$kd" --hostname-override="$node" --v=1
   await_daemon "$dir" kubelet 60 "the real node did not become Ready" node_ready "$dir" 1
 
+  # Services by kube-proxy in nftables mode: everything it writes is in its own two tables ("ip
+  # kube-proxy", "ip6 kube-proxy"), which `down` deletes. NodePorts only on the bridge's address,
+  # conntrack sysctls left alone (0: do not set). Started before kube-router, so the cleanup of
+  # other modes' leftovers it runs at start-up meets no chain of the firewall's.
+  cat > "$dir/node/kube-proxy.yaml" <<PROXY
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: nftables
+clientConnection:
+  kubeconfig: $dir/admin.kubeconfig
+hostnameOverride: $node
+clusterCIDR: $pod_cidr
+nodePortAddresses: [$bridge_addr/32]
+healthzBindAddress: 127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT
+metricsBindAddress: 127.0.0.1:$KUBE_PROXY_METRICS_PORT
+conntrack:
+  maxPerCore: 0
+  min: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+PROXY
+  daemon "$dir" kube-proxy "$BIN/kube-proxy" --config="$dir/node/kube-proxy.yaml" --v=1
+  await_daemon "$dir" kube-proxy 30 "kube-proxy did not sync the Services" \
+    curl -sf "http://127.0.0.1:$KUBE_PROXY_HEALTHZ_PORT/healthz"
+
   # NetworkPolicies enforced by kube-router's firewall only (no routing, no service proxy, no CNI).
   daemon "$dir" kube-router "$BIN/kube-router" --kubeconfig="$dir/admin.kubeconfig" --run-firewall=true --run-router=false \
     --run-service-proxy=false --enable-cni=false --hostname-override="$node" \
-    --service-cluster-ip-range=10.96.0.0/16 --health-port=0
+    --service-cluster-ip-range="$service_cidr" --health-port=0
 
   # S3 on the bridge's host address, the only place outside the pods that they can reach, with IAM
   # auth enforced after the first three requests: they create the user "init", allowed s3:* only,
@@ -242,7 +290,7 @@ KUBELET
 }
 
 # Traefik in the ingress-nginx namespace, as a pod on the node: its ingress-nginx provider serves
-# ingressClassName nginx. It reaches the API server at the bridge's host address.
+# ingressClassName nginx. It reaches the API server in-cluster, through the `kubernetes` Service.
 real_node_ingress() {
   local dir=$1
   # shellcheck disable=SC1091
@@ -325,9 +373,6 @@ spec:
         - --global.sendAnonymousUsage=false
         - --log.level=INFO
         - --log.noColor=true
-      env:
-        - {name: KUBERNETES_SERVICE_HOST, value: "$bridge_addr"}
-        - {name: KUBERNETES_SERVICE_PORT, value: "$API_PORT"}
       ports:
         - {name: web, containerPort: 8000}
       readinessProbe:
@@ -354,6 +399,7 @@ stop_node_processes() {
   local dir=$1
   stop_pid_file "$dir/moto.pid" 'python3*' KILL
   stop_pid_file "$dir/kube-router.pid" kube-router KILL
+  stop_pid_file "$dir/kube-proxy.pid" kube-proxy KILL
   stop_pid_file "$dir/kubelet.pid" kubelet KILL
   # Containers outlive the kubelet and containerd (their shims keep them): every process in the
   # node's kubepods cgroups is a container of this node.
@@ -383,7 +429,8 @@ unmount_under() {
 }
 
 # kube-router's rules, chains and ipsets (everything named KUBE-, in every table, IPv4 and IPv6),
-# then the nftables tables that iptables-nft made for them and that did not exist before `up`.
+# then the nftables tables that iptables-nft made for them and kube-proxy's own two, each unless it
+# existed before `up`, and the forwarding guard.
 remove_firewall() {
   local tables_before=$1 family save restore table rules
   for family in ip ip6; do
@@ -400,6 +447,10 @@ remove_firewall() {
         nft delete table "$family" "$table" 2>/dev/null || true
       fi
     done
+  done
+  nft delete table inet "$guard_table" 2>/dev/null || true
+  for family in ip ip6; do
+    grep -qx "table $family kube-proxy" "$tables_before" 2>/dev/null || nft delete table "$family" kube-proxy 2>/dev/null || true
   done
   local set
   for set in $(ipset list -n 2>/dev/null | grep 'KUBE-' || true); do ipset destroy "$set" 2>/dev/null || true; done
