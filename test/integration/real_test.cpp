@@ -5,6 +5,7 @@
 // kube-router enforces each Repl's NetworkPolicy. Nothing writes a status by hand; every namespace
 // is labelled Pod Security "restricted", as tenant namespaces commonly are.
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "common/json.hpp"
 #include "integration/support.hpp"
@@ -615,4 +617,222 @@ TEST_CASE("real bench: /start to Ready and to the first websocket byte", "[.real
   std::cout << "real node, " << count << " repls: /start -> Ready p50 " << percentile(ready_ms, 50)
             << " ms, p99 " << percentile(ready_ms, 99) << " ms; -> first websocket byte p50 "
             << percentile(to_first_byte, 50) << " ms, p99 " << percentile(to_first_byte, 99) << " ms\n";
+}
+
+namespace {
+
+// `helm` with the cluster's admin kubeconfig (the helm of build.sh, first on PATH).
+CommandResult helm(std::vector<std::string> args) {
+  args.insert(args.begin(), {"helm", "--kubeconfig", admin_kubeconfig()});
+  return run(args);
+}
+
+// The Helm chart installed on the real node: the operator and the shim run as pods from the image
+// images.sh made of this build's binaries (OPERATOR_IMAGE), in a Pod Security "restricted"
+// namespace, reconciling Repls in a second one. Uninstalled, and both namespaces deleted, at the end.
+struct ChartOnNode {
+  const std::string release = "ro";
+  const std::string fullname = "ro-repl-operator";
+  std::string sys = fresh_namespace("chart-sys");
+  std::string repls = fresh_namespace("chart-repls");
+  std::string bucket = repls;
+  TempDir dir;
+
+  ChartOnNode() {
+    for (const auto& ns : {sys, repls}) {
+      REQUIRE(
+          kubectl({"label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted"}).exit_code ==
+          0);
+    }
+    aws({"s3", "mb", "s3://" + bucket});
+    const auto keys = env_file("s3.env");
+    REQUIRE(kubectl({"create", "secret", "generic", "-n", repls, "aws-credentials",
+                     "--from-literal=AWS_ACCESS_KEY_ID=" + keys.at("AWS_ACCESS_KEY_ID"),
+                     "--from-literal=AWS_SECRET_ACCESS_KEY=" + keys.at("AWS_SECRET_ACCESS_KEY")})
+                .exit_code == 0);
+    const std::string& image = setting("OPERATOR_IMAGE");
+    const auto colon = image.rfind(':');
+    REQUIRE(colon != std::string::npos);
+    std::ofstream(dir.path / "values.yaml")
+        << "image:\n"
+        << "  repository: " << image.substr(0, colon) << "\n"
+        << "  tag: " << image.substr(colon + 1) << "\n"
+        << "  pullPolicy: Never\n"
+        << "watchNamespace: " << repls << "\n"
+        << "domains: {ide: " << kIdeDomain << ", preview: " << kPreviewDomain << "}\n"
+        << "runner:\n"
+        << "  image: " << setting("RUNNER_IMAGE") << "\n"
+        << "  initImage: " << setting("INIT_IMAGE") << "\n"
+        << "s3:\n"
+        << "  bucket: " << bucket << "\n"
+        << "  endpoint: " << setting("S3_ENDPOINT") << "\n"
+        << "  egressCidr: 10.88.0.1/32\n"
+        << "tests:\n"
+        << "  image: " << setting("INIT_IMAGE") << "\n"
+        << "  pullPolicy: Never\n";
+  }
+  ~ChartOnNode() {
+    helm({"uninstall", release, "--namespace", sys, "--wait", "--timeout", "60s"});
+    kubectl({"delete", "namespace", sys, repls, "--wait=false"});
+  }
+  ChartOnNode(const ChartOnNode&) = delete;
+  ChartOnNode& operator=(const ChartOnNode&) = delete;
+
+  CommandResult install(const std::vector<std::string>& verb_and_extra) const {
+    std::vector<std::string> args = verb_and_extra;
+    args.insert(args.begin() + 1,
+                {release, std::string(REPL_SOURCE_DIR) + "/charts/repl-operator", "--namespace", sys, "-f",
+                 (dir.path / "values.yaml").string(), "--wait", "--timeout", "300s"});
+    return helm(args);
+  }
+  // "name serviceAccount phase ready" per pod of a component (operator or shim).
+  std::set<std::string> pods(const std::string& component) const {
+    return lines(
+        kubectl({"get", "pods", "-n", sys, "-l",
+                 "app.kubernetes.io/instance=" + release + ",app.kubernetes.io/component=" + component, "-o",
+                 "jsonpath={range .items[*]}{.metadata.name} {.spec.serviceAccountName} {.status.phase} "
+                 "{.status.containerStatuses[0].ready}{\"\\n\"}{end}"})
+            .out);
+  }
+  std::string pod_names(const std::string& component) const {
+    return kubectl({"get", "pods", "-n", sys, "-l",
+                    "app.kubernetes.io/instance=" + release + ",app.kubernetes.io/component=" + component,
+                    "-o", "jsonpath={.items[*].metadata.name}"})
+        .out;
+  }
+  // The pod holding the operator's Lease (its identity is <hostname>_<random>, the hostname the pod's).
+  std::string leader() const {
+    const auto holder = jsonpath(sys, "lease/repl-operator", "{.spec.holderIdentity}");
+    return holder.substr(0, holder.find('_'));
+  }
+  // The shim through its Service: the ClusterIP kube-proxy routes to a ready shim pod.
+  std::string shim_url() const {
+    return "http://" + jsonpath(sys, "service/" + fullname + "-shim", "{.spec.clusterIP}");
+  }
+  HttpResult start(const std::string& repl) const {
+    return http("POST", shim_url() + "/start",
+                R"({"userId":"u1","replId":")" + repl + R"(","language":"python"})", kJson);
+  }
+  CommandResult wait_ready(const std::string& repl) const {
+    return kubectl({"wait", "-n", repls, "--for=condition=Ready", "repl/" + repl, "--timeout=120s"});
+  }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "real chart: helm install runs the operator and the shim as pods; leader failover, the flow through the "
+    "shim's "
+    "Service, helm test and a rolling helm upgrade that loses no Repl",
+    "[real]") {
+  ChartOnNode c;
+  put_object(c.bucket, "base/python/main.py", "print('hello from the chart')\n");
+
+  const auto t_install = std::chrono::steady_clock::now();
+  const auto installed = c.install({"install"});
+  INFO(installed.out << installed.err << kubectl({"get", "pods,events", "-n", c.sys}).out);
+  REQUIRE(installed.exit_code == 0);
+  std::cout << "real chart: helm install --wait took " << ms_since(t_install) / 1000 << " s\n";
+
+  // Two of each, Running and ready, each with its own ServiceAccount (whose token it uses in-cluster).
+  const auto operators = c.pods("operator");
+  const auto shims = c.pods("shim");
+  INFO(kubectl({"get", "pods", "-n", c.sys, "-o", "wide"}).out);
+  REQUIRE(operators.size() == 2);
+  REQUIRE(shims.size() == 2);
+  for (const auto& p : operators) CHECK(p.ends_with(" " + c.fullname + " Running true"));
+  for (const auto& p : shims) CHECK(p.ends_with(" " + c.fullname + "-shim Running true"));
+
+  // The flow, once through the shim's Service: /start -> Ready -> the code is served by host.
+  const auto started = c.start("chart-a");
+  INFO(started.body);
+  REQUIRE(started.status == 201);
+  const auto ready = c.wait_ready("chart-a");
+  INFO(ready.err << kubectl({"describe", "repl", "-n", c.repls, "chart-a"}).out);
+  REQUIRE(ready.exit_code == 0);
+  const auto preview = via_ingress("chart-a." + kPreviewDomain, "/main.py");
+  CHECK(preview.status == 200);
+  CHECK(preview.body == "print('hello from the chart')\n");
+  const auto got = http("GET", c.shim_url() + "/repls/chart-a?userId=u1");
+  INFO(got.body);
+  CHECK(got.status == 200);
+  CHECK(got.body.find("\"phase\":\"Ready\"") != std::string::npos);
+
+  // One install for every step below (an install takes a minute): each step is a block, not a SECTION.
+  {  // The leader's pod is killed: the other replica takes the Lease and reconciles a Repl created meanwhile.
+    const std::string old_leader = c.leader();
+    REQUIRE(c.pod_names("operator").find(old_leader) != std::string::npos);
+    const auto transitions = jsonpath(c.sys, "lease/repl-operator", "{.spec.leaseTransitions}");
+    const auto t_kill = std::chrono::steady_clock::now();
+    REQUIRE(kubectl({"delete", "pod", "-n", c.sys, old_leader, "--wait=false"}).exit_code == 0);
+    const auto meanwhile = c.start("chart-b");
+    INFO(meanwhile.body);
+    REQUIRE(meanwhile.status == 201);
+    std::string new_leader;
+    CHECK(eventually(60s, [&] {
+      new_leader = c.leader();
+      return !new_leader.empty() && new_leader != old_leader;
+    }));
+    const double takeover_s = ms_since(t_kill) / 1000;
+    // The Lease went to the replica that was already running, not to the pod replacing the old one.
+    CHECK(operators.contains(new_leader + " " + c.fullname + " Running true"));
+    CHECK(jsonpath(c.sys, "lease/repl-operator", "{.spec.leaseTransitions}") != transitions);
+    const auto b_ready = c.wait_ready("chart-b");
+    INFO(b_ready.err << kubectl({"logs", "-n", c.sys, new_leader}).out);
+    CHECK(b_ready.exit_code == 0);
+    std::cout << "real chart: leader " << old_leader << " deleted; " << new_leader << " leads after "
+              << takeover_s << " s; the Repl created meanwhile Ready after " << ms_since(t_kill) / 1000
+              << " s\n";
+  }
+
+  {  // helm test: its pod calls the shim's /readyz, creates and deletes a Repl.
+    const auto tested = helm({"test", c.release, "--namespace", c.sys, "--logs", "--timeout", "180s"});
+    INFO(tested.out << tested.err);
+    CHECK(tested.exit_code == 0);
+    CHECK(tested.out.find("Phase:          Succeeded") != std::string::npos);
+  }
+
+  {  // helm upgrade with changed values rolls every pod, the shim keeps answering, no Repl is lost.
+    const auto repl_uid = jsonpath(c.repls, "repl/chart-a", "{.metadata.uid}");
+    const auto deploy_uid = jsonpath(c.repls, "deployment/chart-a", "{.metadata.uid}");
+    const auto before = c.pod_names("operator") + " " + c.pod_names("shim");
+    // The shim's Service, polled through the whole rollout.
+    std::atomic<bool> rolling{true};
+    auto poll = std::async(std::launch::async, [&] {
+      std::pair<int, int> ok_failed{0, 0};
+      const auto url = c.shim_url() + "/readyz";
+      while (rolling) {
+        (http("GET", url).status == 200 ? ok_failed.first : ok_failed.second)++;
+        std::this_thread::sleep_for(100ms);
+      }
+      return ok_failed;
+    });
+    const auto upgraded = c.install({"upgrade", "--reuse-values", "--set", "logLevel=debug"});
+    rolling = false;
+    const auto [ok, failed] = poll.get();
+    INFO(upgraded.out << upgraded.err);
+    REQUIRE(upgraded.exit_code == 0);
+    std::cout << "real chart: during helm upgrade the shim's Service answered " << ok << " /readyz, failed "
+              << failed << "\n";
+    CHECK(failed == 0);
+    // Every old pod goes (they may still be terminating when --wait returns), two new ones of each stay.
+    std::string after;
+    CHECK(eventually(90s, [&] {
+      after = c.pod_names("operator") + " " + c.pod_names("shim");
+      std::istringstream old_pods(before);
+      for (std::string name; old_pods >> name;) {
+        if (after.find(name) != std::string::npos) return false;
+      }
+      return true;
+    }));
+    INFO("before: " << before << "; after: " << after);
+    CHECK(c.pods("operator").size() == 2);
+    CHECK(c.pods("shim").size() == 2);
+    // The Repl and its Deployment are the same objects, still Ready; the new pods reconcile a new one.
+    CHECK(jsonpath(c.repls, "repl/chart-a", "{.metadata.uid}") == repl_uid);
+    CHECK(jsonpath(c.repls, "deployment/chart-a", "{.metadata.uid}") == deploy_uid);
+    CHECK(c.wait_ready("chart-a").exit_code == 0);
+    REQUIRE(c.start("chart-c").status == 201);
+    CHECK(c.wait_ready("chart-c").exit_code == 0);
+  }
 }
