@@ -7,6 +7,7 @@
 // size(), wait_synced() and write_through() by any thread. The change callback runs outside the lock.
 #pragma once
 
+#include <algorithm>
 #include <charconv>
 #include <condition_variable>
 #include <cstdint>
@@ -91,13 +92,17 @@ class Store : public kube::WatchSink {
   // Stores what our own write returned (the API server's answer to an apply), so a reconcile that
   // runs before the watch event arrives sees it. An older version never replaces a newer one;
   // nobody is notified (we know already).
+  //
+  // Our answer may arrive after the watch reported a newer change, or the deletion: never go back.
+  // No tombstones are needed for that: watch events come in resourceVersion order, so once the
+  // watch has passed the write's version (the horizon: the newest version an event, a list or a
+  // bookmark delivered), the store already holds that write or what came after it, a deletion
+  // included. Only a write ahead of the watch is stored; memory does not grow with deletions.
   void write_through(const rapidjson::Value& object) {
     auto item = parse(object);
     if (!item) return;
     std::lock_guard lock(mu_);
-    // Our answer may arrive after the watch reported a newer change, or the deletion: never go back.
-    if (const auto gone = deleted_.find(item->key); gone != deleted_.end() && gone->second >= item->version)
-      return;
+    if (item->version <= horizon_) return;
     const auto old = items_.find(item->key);
     if (old != items_.end()) {
       if (old->second.version >= item->version) return;
@@ -127,7 +132,6 @@ class Store : public kube::WatchSink {
       }
       items_.clear();
       by_owner_.clear();
-      deleted_.clear();  // the list is the truth now
       for (auto& [key, item] : incoming_) {
         changed.insert(item.owner);
         by_owner_[item.owner].insert(key);
@@ -149,6 +153,7 @@ class Store : public kube::WatchSink {
     std::vector<ObjectKey> owners = {item->owner};
     {
       std::lock_guard lock(mu_);
+      horizon_ = std::max(horizon_, item->version);
       const auto old = items_.find(item->key);
       // An event older than what our own write already stored changes nothing.
       if (type != kube::EventType::kDeleted && old != items_.end() && old->second.version > item->version)
@@ -159,16 +164,20 @@ class Store : public kube::WatchSink {
         unindex(old->second);
         items_.erase(old);
       }
-      if (type == kube::EventType::kDeleted) {
-        deleted_[item->key] = item->version;
-      } else {
-        deleted_.erase(item->key);
+      if (type != kube::EventType::kDeleted) {
         by_owner_[item->owner].insert(item->key);
         const ObjectKey key = item->key;
         items_.emplace(key, std::move(*item));
       }
     }
     for (const auto& owner : owners) on_change_(owner);
+  }
+
+  void on_progress(const std::string& resource_version) override {
+    std::uint64_t version = 0;
+    std::from_chars(resource_version.data(), resource_version.data() + resource_version.size(), version);
+    std::lock_guard lock(mu_);
+    horizon_ = std::max(horizon_, version);
   }
 
  private:
@@ -197,9 +206,8 @@ class Store : public kube::WatchSink {
   std::condition_variable synced_cv_;
   std::map<ObjectKey, Item> items_;
   std::map<ObjectKey, std::set<ObjectKey>> by_owner_;
-  // Deleted since the last list, with the version of the deletion: write_through() must not bring
-  // them back. Cleared by every resync.
-  std::map<ObjectKey, std::uint64_t> deleted_;
+  // The newest resourceVersion the watch has delivered (see write_through()).
+  std::uint64_t horizon_ = 0;
   std::map<ObjectKey, Item> incoming_;  // a resync in progress; only the watcher thread touches it
   bool synced_ = false;
   bool wait_cancelled_ = false;

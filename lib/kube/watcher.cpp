@@ -163,6 +163,7 @@ void WatchRunner::run() {
         continue;
       }
       sink_.end_resync();
+      sink_.on_progress(*rv);
       signal(listed_once ? WatchSignal::kRelisted : WatchSignal::kListed);
       listed_once = true;
       log::debug("listed", {{"watcher", name}, {"resourceVersion", *rv}});
@@ -210,7 +211,9 @@ void WatchRunner::run() {
         got_events = true;
         if (ev->type == EventType::kError) {
           log::info("watch error event", {{"watcher", name}, {"error", ev->error.describe()}});
-        } else if (ev->type != EventType::kBookmark) {
+        } else if (ev->type == EventType::kBookmark) {
+          sink_.on_progress(ev->resource_version);
+        } else {
           sink_.on_event(ev->type, ev->object);
         }
         feed(watcher::EventReceived{ev->type, ev->resource_version, ev->error});

@@ -100,6 +100,8 @@ Step step(const State& state, const Input& input, Clock::time_point now, double 
 
 // Receives the watcher's view of the collection. A (re)list is delivered as begin_resync, one
 // resync_item per object, end_resync: the sink replaces its contents with exactly those objects.
+// on_progress(rv) says that every change up to resourceVersion rv has been delivered: after each
+// list (its version) and for each bookmark.
 class WatchSink {
  public:
   virtual ~WatchSink() = default;
@@ -107,6 +109,7 @@ class WatchSink {
   virtual void resync_item(const rapidjson::Value& object) = 0;
   virtual void end_resync() = 0;
   virtual void on_event(EventType type, const rapidjson::Value& object) = 0;
+  virtual void on_progress(const std::string& /*resource_version*/) {}
 };
 
 // What a WatchRunner tells its observer (for metrics): a list done (the first, or a relist), a

@@ -74,6 +74,8 @@ class RecordingSink final : public repl::kube::WatchSink {
   void on_event(EventType t, const rapidjson::Value& o) override {
     record(std::string(type_name(t)) + ":" + o["metadata"]["name"].GetString());
   }
+  std::vector<std::string> progress;  // on_progress's versions, in order
+  void on_progress(const std::string& rv) override { progress.push_back(rv); }
 
  private:
   void record(std::string call) {
@@ -192,6 +194,8 @@ TEST_CASE("WatchRunner lists, watches from the list's version, re-watches and re
 
   CHECK(h.sink.calls ==
         Strings{"begin", "item:a", "item:b", "end", "ADDED:c", "MODIFIED:c", "begin", "item:c", "end"});
+  // Every list's version and every bookmark's: all changes up to there were delivered.
+  CHECK(h.sink.progress == Strings{"100", "150", "200"});
   const auto& requests = h.transport->requests;
   REQUIRE(requests.size() == 4);
   CHECK(param(requests[0].target, "limit") == "50");

@@ -70,10 +70,11 @@ struct Fixture {
     store.write_through(object(key, owner, value, rv));
   }
   // One complete list of the given objects (each owned by `owner`, value = its name).
-  void resync(const std::vector<std::pair<ObjectKey, ObjectKey>>& objects) {
+  void resync(const std::vector<std::pair<ObjectKey, ObjectKey>>& objects, const std::string& list_rv = "1") {
     store.begin_resync();
     for (const auto& [key, owner] : objects) store.resync_item(object(key, owner, key.name));
     store.end_resync();
+    store.on_progress(list_rv);
   }
   Keys sorted_changes() const {
     Keys out = changes;
@@ -242,7 +243,8 @@ TEST_CASE("objects the parser refuses are ignored", "[operator][store]") {
   CHECK(f.sorted_changes() == Keys{kOwner1, kOwner2});  // y vanished, z listed
 }
 
-TEST_CASE("a DELETED event leaves a tombstone that write_through respects", "[operator][store]") {
+TEST_CASE("write_through never goes behind the watch: a deletion it delivered stays deleted",
+          "[operator][store]") {
   Fixture f;
   f.write(kX, kOwner1, "ours", "5");
   f.event(EventType::kDeleted, kX, kOwner1, "ours", "8");
@@ -264,20 +266,52 @@ TEST_CASE("a DELETED event leaves a tombstone that write_through respects", "[op
     CHECK(f.value_of(kX) == "recreated");
     CHECK(f.owned_by(kOwner1) == Values{"recreated"});
   }
-  SECTION("a resync clears tombstones") {
-    f.resync({{kY, kOwner2}});
-    f.changes.clear();
-    f.write(kX, kOwner1, "after the list", "7");
-    CHECK(f.value_of(kX) == "after the list");
+  SECTION("the horizon is the watch's, not the key's: a write the watch has passed is its to deliver") {
+    f.write(kY, kOwner1, "passed", "7");
+    CHECK_FALSE(f.store.get(kY));
+    f.write(kY, kOwner1, "ahead", "9");
+    CHECK(f.value_of(kY) == "ahead");
   }
-  SECTION("the tombstone is per key") {
-    f.write(kY, kOwner1, "another", "7");
-    CHECK(f.value_of(kY) == "another");
-  }
-  SECTION("a tombstone for an object never stored works as well") {
+  SECTION("a deletion of an object never stored works as well") {
     f.event(EventType::kDeleted, kZ, kOwner2, "z", "20");
     f.write(kZ, kOwner2, "late", "19");
     CHECK_FALSE(f.store.get(kZ));
+  }
+}
+
+TEST_CASE("a list's version and a bookmark move the horizon; nothing is kept per deleted object",
+          "[operator][store]") {
+  Fixture f;
+  SECTION("a list at version 20: an older answer is the list's to have, a newer one is stored") {
+    f.resync({{kY, kOwner2}}, "20");
+    f.write(kX, kOwner1, "before the list", "19");
+    CHECK_FALSE(f.store.get(kX));
+    f.write(kX, kOwner1, "after the list", "21");
+    CHECK(f.value_of(kX) == "after the list");
+  }
+  SECTION("a bookmark at 30") {
+    f.store.on_progress("30");
+    f.write(kX, kOwner1, "passed", "25");
+    CHECK_FALSE(f.store.get(kX));
+    f.write(kX, kOwner1, "ahead", "31");
+    CHECK(f.value_of(kX) == "ahead");
+  }
+  SECTION("the horizon never goes back, and a version that is not a number moves nothing") {
+    f.store.on_progress("30");
+    f.store.on_progress("10");
+    f.store.on_progress("not-a-number");
+    f.write(kX, kOwner1, "passed", "29");
+    CHECK_FALSE(f.store.get(kX));
+  }
+  SECTION("churn: a thousand objects created and deleted leave an empty store that still takes new writes") {
+    for (int i = 1; i <= 1000; ++i) {
+      const ObjectKey key{"ns", "churn-" + std::to_string(i)};
+      f.event(EventType::kAdded, key, kOwner1, "v", std::to_string(2 * i));
+      f.event(EventType::kDeleted, key, kOwner1, "v", std::to_string(2 * i + 1));
+    }
+    CHECK(f.store.size() == 0);
+    f.write(kX, kOwner1, "new", "2002");
+    CHECK(f.value_of(kX) == "new");
   }
 }
 
