@@ -71,6 +71,9 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
                        queue(&Dispatcher::Stats::adds));
   metrics_.add_counter("repl_operator_workqueue_retries_total", "Keys put back after a failed reconcile.",
                        queue(&Dispatcher::Stats::retries));
+  metrics_.add_counter("repl_operator_reconcile_panics_total",
+                       "Reconciles that threw an exception (each logged and retried with backoff).",
+                       queue(&Dispatcher::Stats::panics));
   metrics_.add_gauge("repl_operator_cached_repls", "Repls in the cache.",
                      [this] { return static_cast<double>(repls_.size()); });
 }

@@ -1,6 +1,8 @@
 #include "dispatcher.hpp"
 
 #include <boost/asio/post.hpp>
+#include <exception>
+#include <string>
 
 #include "common/log.hpp"
 
@@ -31,7 +33,7 @@ bool Dispatcher::stop(std::chrono::milliseconds grace) {
 
 Dispatcher::Stats Dispatcher::stats() const {
   std::lock_guard lock(mu_);
-  return {adds_, retries_, queue_.waiting(), in_flight_};
+  return {adds_, retries_, panics_, queue_.waiting(), in_flight_};
 }
 
 void Dispatcher::pump() {
@@ -55,8 +57,23 @@ void Dispatcher::pump() {
   }
 }
 
+ReconcileOutcome Dispatcher::guarded(const ObjectKey& key) {
+  std::string what;
+  try {
+    return reconcile_(key);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "an exception of unknown type";
+  }
+  log::error("reconcile threw; retrying with backoff", {{"repl", key.str()}, {"error", what}});
+  std::lock_guard lock(mu_);
+  ++panics_;
+  return ReconcileOutcome::retry();
+}
+
 void Dispatcher::run(const ObjectKey& key) {
-  const ReconcileOutcome outcome = reconcile_(key);
+  const ReconcileOutcome outcome = guarded(key);
   std::lock_guard lock(mu_);
   const auto now = WorkQueue::Clock::now();
   queue_.done(key);

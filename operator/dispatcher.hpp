@@ -38,6 +38,7 @@ class Dispatcher final {
   struct Stats {
     std::uint64_t adds = 0;     // add() calls
     std::uint64_t retries = 0;  // failed reconciles put back with backoff
+    std::uint64_t panics = 0;   // reconciles that threw (also counted in retries)
     std::size_t depth = 0;      // keys waiting
     std::size_t in_flight = 0;  // reconciles running
   };
@@ -54,6 +55,9 @@ class Dispatcher final {
  private:
   void pump();  // requires mu_
   void run(const ObjectKey& key);
+  // The one barrier: an exception out of a reconcile is logged, counted and retried with backoff,
+  // and the worker thread lives on.
+  ReconcileOutcome guarded(const ObjectKey& key);
 
   boost::asio::io_context& io_;
   const int workers_;
@@ -66,6 +70,7 @@ class Dispatcher final {
   std::size_t in_flight_ = 0;
   std::uint64_t adds_ = 0;
   std::uint64_t retries_ = 0;
+  std::uint64_t panics_ = 0;
 };
 
 }  // namespace repl

@@ -12,6 +12,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -254,6 +255,27 @@ TEST_CASE("a failed reconcile is retried with backoff", "[operator][dispatcher]"
   const auto stats = f.dispatcher.stats();
   CHECK(stats.retries == 2);
   CHECK(stats.adds == 1);
+  CHECK(stats.depth == 0);
+}
+
+TEST_CASE("a reconcile that throws is logged, counted and retried with backoff; the worker lives on",
+          "[operator][dispatcher]") {
+  Fixture f(1, [](const ObjectKey& key, int call) -> ReconcileOutcome {
+    if (key == kA && call == 1) throw std::runtime_error("boom");
+    if (key == kA && call == 2) throw 42;  // not even a std::exception
+    return ReconcileOutcome::done();
+  });
+  f.dispatcher.start();
+  f.dispatcher.add(kA);
+  REQUIRE(f.tracker.wait_ends(kA, 1));  // its third call, after two backoffs
+  f.dispatcher.add(kB);                 // the one worker still works
+  REQUIRE(f.tracker.wait_ends(kB, 1));
+  CHECK(f.dispatcher.stop(kTimeout));
+  CHECK(f.tracker.starts(kA) == 3);
+  const auto stats = f.dispatcher.stats();
+  CHECK(stats.panics == 2);
+  CHECK(stats.retries == 2);
+  CHECK(stats.in_flight == 0);
   CHECK(stats.depth == 0);
 }
 
