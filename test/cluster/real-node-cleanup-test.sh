@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real node's scripts on bad input (CTest `real/cleanup`, run alone after the real tier): an
-# `up --real-node` killed half way, then `down` of that half-started node, must leave the machine as
-# it was: no process of it, no mount, no bridge, no firewall rule or ipset, no kubepods cgroup, no
+# `up --real-node` killed half way, then `down` of that half-started node, and a whole node with pods
+# running, then `down`, must each leave the machine as it was: no process of it, no mount, no bridge, no firewall rule or ipset, no kubepods cgroup, no
 # CNI or containerd state, the sysctls as before; `down` of a directory that is not a cluster says
 # so and changes nothing; and a user who cannot run containers gets one line saying what is missing.
 set -euo pipefail
@@ -25,7 +25,7 @@ snapshot() {
     echo "/run/containerd: $(ls -A /run/containerd 2>/dev/null | tr '\n' ' ')"
     echo "cni results: $(ls -A /var/lib/cni/results 2>/dev/null | tr '\n' ' ')"
     # Live ones: a killed daemon stays a zombie until PID 1 reaps it.
-    echo "processes: $(ps -eo stat=,pid=,comm= | awk '$1 !~ /^Z/ && $3 ~ /^(kubelet|containerd|containerd-shim|kube-router|traefik|pause)$/' | tr '\n' ' ')"
+    echo "processes: $(ps -eo stat=,pid=,comm= | awk '$1 !~ /^Z/ && $3 ~ /^(kubelet|kube-proxy|containerd|containerd-shim|kube-router|traefik|pause)$/' | tr '\n' ' ')"
   }
 }
 
@@ -55,6 +55,19 @@ after=$(snapshot)
 $(diff <(echo "$before") <(echo "$after"))"
 [ ! -e "$dir" ] || fail "down left $dir"
 
+# A whole node, with pods running (Traefik), Services proxied and forwarding on, then `down`: the
+# machine is as before too.
+"$here/cluster.sh" up "$dir" --real-node > "$dir.log" 2>&1 || { cat "$dir.log" >&2; fail "up --real-node failed"; }
+rm -f "$dir.log"
+[ -n "$(pgrep -x traefik)" ] || fail "the node runs no pod (Traefik)"
+nft list table ip kube-proxy > /dev/null 2>&1 || fail "the node has no kube-proxy table"
+[ "$(cat /proc/sys/net/ipv4/ip_forward)" = 1 ] || fail "the node does not forward (pod to Service to pod)"
+"$here/cluster.sh" down "$dir" || fail "down of the whole node failed"
+after=$(snapshot)
+[ "$before" = "$after" ] || fail "down of the whole node left the machine changed:
+$(diff <(echo "$before") <(echo "$after"))"
+[ ! -e "$dir" ] || fail "down left $dir"
+
 # Bad input: `down` of something that is not (or no longer) a cluster says so, and changes nothing.
 mkdir -p "$dir"
 if msg=$("$here/cluster.sh" down "$dir" 2>&1); then fail "down of an empty directory succeeded"; fi
@@ -67,4 +80,4 @@ fi
 [ "$(printf '%s\n' "$msg" | wc -l)" -eq 1 ] || fail "up --real-node as nobody said more than one line: $msg"
 case "$msg" in *"cannot run a real node: missing root"*) ;; *) fail "up --real-node as nobody said: $msg" ;; esac
 [ ! -e "$dir/x" ] && [ "$before" = "$(snapshot)" ] || fail "a refused up --real-node changed something"
-echo "real-node-cleanup-test: a killed up --real-node, then down: the machine is as before"
+echo "real-node-cleanup-test: a killed up --real-node, then down, and a whole node, then down: the machine is as before"

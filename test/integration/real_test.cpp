@@ -716,6 +716,30 @@ struct ChartOnNode {
   CommandResult wait_ready(const std::string& repl) const {
     return kubectl({"wait", "-n", repls, "--for=condition=Ready", "repl/" + repl, "--timeout=120s"});
   }
+  // curl of the shim's /readyz from a throwaway restricted pod in the release namespace with
+  // `labels` (the init image has curl): curl's exit code, 0 when the shim answered. It retries for
+  // about 8 s: the enforcer admits a new client only once it has seen the pod's address.
+  int curl_shim_from_pod(const std::string& name, const std::string& labels) const {
+    const auto applied = kubectl({"apply", "-n", sys, "-f", "-"}, R"({"apiVersion":"v1","kind":"Pod",
+      "metadata":{"name":")" + name + R"(","labels":{)" + labels + R"(}},
+      "spec":{"restartPolicy":"Never","automountServiceAccountToken":false,"terminationGracePeriodSeconds":1,
+        "securityContext":{"runAsNonRoot":true,"runAsUser":65532,"seccompProfile":{"type":"RuntimeDefault"}},
+        "containers":[{"name":"curl","image":")" + setting("INIT_IMAGE") +
+                                                                      R"(","imagePullPolicy":"Never",
+          "command":["curl","-sS","-m","3","--retry","8","--retry-delay","1","--retry-connrefused","-o","/dev/null",")" +
+                                                                      shim_url() +
+                                                                      R"(/readyz"],
+          "securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}})");
+    INFO(applied.err);
+    REQUIRE(applied.exit_code == 0);
+    std::string code;
+    REQUIRE(eventually(60s, [&] {
+      code = jsonpath(sys, "pod/" + name, "{.status.containerStatuses[0].state.terminated.exitCode}");
+      return !code.empty();
+    }));
+    kubectl({"delete", "pod", "-n", sys, name, "--wait=false"});
+    return std::stoi(code);
+  }
 };
 
 }  // namespace
@@ -743,6 +767,10 @@ TEST_CASE(
   for (const auto& p : operators) CHECK(p.ends_with(" " + c.fullname + " Running true"));
   for (const auto& p : shims) CHECK(p.ends_with(" " + c.fullname + "-shim Running true"));
 
+  // The shim's own NetworkPolicy, enforced: from the release namespace only a labelled client gets in.
+  CHECK(c.curl_shim_from_pod("client", "\"" + c.fullname + "-shim-client\":\"true\"") == 0);
+  CHECK(c.curl_shim_from_pod("stranger", "\"app\":\"stranger\"") != 0);
+
   // The flow, once through the shim's Service: /start -> Ready -> the code is served by host.
   const auto started = c.start("chart-a");
   INFO(started.body);
@@ -750,6 +778,8 @@ TEST_CASE(
   const auto ready = c.wait_ready("chart-a");
   INFO(ready.err << kubectl({"describe", "repl", "-n", c.repls, "chart-a"}).out);
   REQUIRE(ready.exit_code == 0);
+  const auto ws = websocket("chart-a." + kIdeDomain, {R"({"op":"list"})"}, 30);
+  CHECK(listed_files(ws, 1) == std::set<std::string>{"main.py"});
   const auto preview = via_ingress("chart-a." + kPreviewDomain, "/main.py");
   CHECK(preview.status == 200);
   CHECK(preview.body == "print('hello from the chart')\n");
