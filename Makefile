@@ -4,19 +4,33 @@ CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build test unit integration e2e real run bench format clean
+.PHONY: deps packages compile build test unit integration e2e real run bench format clean
 
+# The Debian packages and the test tooling (test/cluster/build.sh); `packages`: the packages only.
 deps:
 	scripts/deps.sh
+packages:
+	scripts/deps.sh --packages-only
 
 # Configure every time (cheap when nothing changed), so CMAKE_FLAGS and $$CI are never stale.
-build: deps
+compile: packages
 	cmake -S . -B $(BUILD_DIR) -G Ninja $(CMAKE_FLAGS) > /dev/null
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+build: deps compile
+
 # Every test tier: unit, integration against a local kube-apiserver + etcd, e2e on the simulated
-# cluster, real on one real node (root).
-test: build
+# cluster, real on one real node (root). The test tooling is made beside the C++ build, not before
+# it: on a fresh machine its Go module downloads overlap the compile.
+test: packages
+	@mkdir -p $(BUILD_DIR); \
+	test/cluster/build.sh > $(BUILD_DIR)/tools.log 2>&1 & tools=$$!; \
+	$(MAKE) --no-print-directory compile; built=$$?; \
+	if ! wait $$tools; then \
+	  tail -n 40 $(BUILD_DIR)/tools.log >&2; \
+	  echo "make test: test/cluster/build.sh failed (log: $(BUILD_DIR)/tools.log)" >&2; exit 1; \
+	fi; \
+	exit $$built
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
 unit: build

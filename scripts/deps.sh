@@ -5,7 +5,8 @@
 # debootstrap for its images, iptables, ipset and nftables for its firewall, python3-websockets for
 # the tests' websocket client), then the test tooling (test/cluster/build.sh: the control plane,
 # kubelet, kubectl, etcd, helm, kwok, kube-router and Traefik built from the Go module proxy, moto
-# from PyPI, cached under ~/.cache/repl-operator). Safe to run again: it only does what is missing.
+# from PyPI, cached under ~/.cache/repl-operator); with --packages-only just the packages (`make
+# test` builds the tooling beside the C++ build). Safe to run again: it only does what is missing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -26,5 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # The control plane is built with Go >= 1.21, which fetches the toolchain go.mod asks for by itself.
 command -v go >/dev/null 2>&1 || { echo "deps: Go (1.21 or newer) is required to build the test control plane" >&2; exit 1; }
-"$here/test/cluster/build.sh" >/dev/null
+if [ "${1:-}" != --packages-only ]; then
+  "$here/test/cluster/build.sh" >/dev/null
+fi
 echo "deps: ok" >&2
