@@ -30,12 +30,6 @@ namespace {
 const std::string kChart = std::string(REPL_SOURCE_DIR) + "/charts/repl-operator";
 const std::string kRelease = "repl-operator";  // fullname == release name
 
-CommandResult helm(std::vector<std::string> args) {
-  std::vector<std::string> argv = {"helm", "--kubeconfig", admin_kubeconfig()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run(argv);
-}
-
 std::string random_hex(std::size_t n) {
   std::random_device rd;
   std::string out;

@@ -82,6 +82,20 @@ void put_object(const std::string& bucket, const std::string& key, const std::st
   REQUIRE(r.exit_code == 0);
 }
 
+// Makes `ns` a tenant namespace for Repls: Pod Security "restricted", the S3 Secret the init
+// container reads, and `bucket` (it may exist from an earlier run).
+void repl_namespace(const std::string& ns, const std::string& bucket) {
+  REQUIRE(kubectl({"label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted"}).exit_code ==
+          0);
+  aws({"s3", "mb", "s3://" + bucket});
+  const auto keys = env_file("s3.env");
+  const auto secret = kubectl({"create", "secret", "generic", "-n", ns, "aws-credentials",
+                               "--from-literal=AWS_ACCESS_KEY_ID=" + keys.at("AWS_ACCESS_KEY_ID"),
+                               "--from-literal=AWS_SECRET_ACCESS_KEY=" + keys.at("AWS_SECRET_ACCESS_KEY")});
+  INFO(secret.err);
+  REQUIRE(secret.exit_code == 0);
+}
+
 // One namespace (restricted), one bucket, the S3 Secret, an operator and a shim for the test.
 struct Real : OperatorAndShim {
   std::string bucket;
@@ -91,14 +105,7 @@ struct Real : OperatorAndShim {
       : OperatorAndShim(prefix,
                         with_defaults(std::move(operator_args), bucket_name.empty() ? prefix : bucket_name)),
         bucket(bucket_name.empty() ? prefix : bucket_name) {
-    REQUIRE(kubectl({"label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted"}).exit_code ==
-            0);
-    aws({"s3", "mb", "s3://" + bucket});  // the bucket may exist from an earlier run
-    const auto keys = env_file("s3.env");
-    const auto secret = kubectl({"create", "secret", "generic", "-n", ns, "aws-credentials",
-                                 "--from-literal=AWS_ACCESS_KEY_ID=" + keys.at("AWS_ACCESS_KEY_ID"),
-                                 "--from-literal=AWS_SECRET_ACCESS_KEY=" + keys.at("AWS_SECRET_ACCESS_KEY")});
-    REQUIRE(secret.exit_code == 0);
+    repl_namespace(ns, bucket);
   }
 
   // The node has 2 CPUs: what a test leaves running would make the next one's pods unschedulable.
@@ -621,12 +628,6 @@ TEST_CASE("real bench: /start to Ready and to the first websocket byte", "[.real
 
 namespace {
 
-// `helm` with the cluster's admin kubeconfig (the helm of build.sh, first on PATH).
-CommandResult helm(std::vector<std::string> args) {
-  args.insert(args.begin(), {"helm", "--kubeconfig", admin_kubeconfig()});
-  return run(args);
-}
-
 // The Helm chart installed on the real node: the operator and the shim run as pods from the image
 // images.sh made of this build's binaries (OPERATOR_IMAGE), in a Pod Security "restricted"
 // namespace, reconciling Repls in a second one. Uninstalled, and both namespaces deleted, at the end.
@@ -639,17 +640,9 @@ struct ChartOnNode {
   TempDir dir;
 
   ChartOnNode() {
-    for (const auto& ns : {sys, repls}) {
-      REQUIRE(
-          kubectl({"label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted"}).exit_code ==
-          0);
-    }
-    aws({"s3", "mb", "s3://" + bucket});
-    const auto keys = env_file("s3.env");
-    REQUIRE(kubectl({"create", "secret", "generic", "-n", repls, "aws-credentials",
-                     "--from-literal=AWS_ACCESS_KEY_ID=" + keys.at("AWS_ACCESS_KEY_ID"),
-                     "--from-literal=AWS_SECRET_ACCESS_KEY=" + keys.at("AWS_SECRET_ACCESS_KEY")})
-                .exit_code == 0);
+    REQUIRE(kubectl({"label", "namespace", sys, "pod-security.kubernetes.io/enforce=restricted"}).exit_code ==
+            0);
+    repl_namespace(repls, bucket);
     const std::string& image = setting("OPERATOR_IMAGE");
     const auto colon = image.rfind(':');
     REQUIRE(colon != std::string::npos);
@@ -695,10 +688,9 @@ struct ChartOnNode {
             .out);
   }
   std::string pod_names(const std::string& component) const {
-    return kubectl({"get", "pods", "-n", sys, "-l",
-                    "app.kubernetes.io/instance=" + release + ",app.kubernetes.io/component=" + component,
-                    "-o", "jsonpath={.items[*].metadata.name}"})
-        .out;
+    std::string out;
+    for (const auto& p : pods(component)) out += p.substr(0, p.find(' ')) + " ";
+    return out;
   }
   // The pod holding the operator's Lease (its identity is <hostname>_<random>, the hostname the pod's).
   std::string leader() const {

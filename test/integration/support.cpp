@@ -162,6 +162,12 @@ CommandResult kubectl(const std::vector<std::string>& args, const std::string& i
   return run(argv, input);
 }
 
+CommandResult helm(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"helm", "--kubeconfig", admin_kubeconfig()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv);
+}
+
 std::string fresh_namespace(const std::string& prefix) {
   const std::string ns = prefix + "-" + random_suffix();
   const auto r = kubectl({"create", "namespace", ns});

@@ -33,6 +33,8 @@ std::string nobody_kubeconfig();
 
 // kubectl against the test cluster as admin.
 CommandResult kubectl(const std::vector<std::string>& args, const std::string& input = "");
+// helm (the one on PATH, built by test/cluster/build.sh) with the same kubeconfig.
+CommandResult helm(const std::vector<std::string>& args);
 
 // Creates a namespace with a unique name starting with `prefix`; returns its name.
 std::string fresh_namespace(const std::string& prefix);
