@@ -49,7 +49,10 @@ real_node_preflight() {
   # `down` kills whatever runs in the kubepods cgroups: refuse a machine where a kubelet that is not
   # ours (no real node of ours is recorded) has them, or runs.
   if [ ! -f "$real_node_lock" ]; then
-    if ls -d /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods >/dev/null 2>&1 || pgrep -x kubelet >/dev/null; then
+    # A zombie does not count: a node of ours killed by `down` stays one until PID 1 reaps it, and
+    # some container inits (this machine's) reap late.
+    if ls -d /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods >/dev/null 2>&1 ||
+      ps -eo stat=,comm= | awk '$1 !~ /^Z/ && $2 == "kubelet" {found = 1} END {exit !found}'; then
       die "a kubelet not started by cluster.sh runs on this machine (or left its kubepods cgroups): a real node needs the machine to itself"
     fi
   fi
