@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
@@ -24,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "common/flags.hpp"
 #include "common/json.hpp"
 #include "kube/client.hpp"
@@ -160,9 +163,11 @@ class Watches {
       add(client, kChildren[i], ns, "app.kubernetes.io/managed-by=repl-operator", *children_[i]);
     }
     for (auto& r : runners_) threads_.emplace_back([&r] { r->run(); });
+    threads_.emplace_back([this] { io_.run(); });  // the watchers' backoff timers
   }
   ~Watches() {
     for (auto& r : runners_) r->stop();
+    work_.reset();
     for (auto& t : threads_) t.join();
   }
 
@@ -170,8 +175,12 @@ class Watches {
   void add(kube::Client& client, const kube::Resource& r, const std::string& ns, const std::string& selector,
            kube::WatchSink& sink) {
     runners_.push_back(std::make_unique<kube::WatchRunner>(
-        client, kube::WatcherOptions{kube::collection_path(r, ns), selector, 500, r.plural}, sink));
+        client, clock_, kube::WatcherOptions{kube::collection_path(r, ns), selector, 500, r.plural}, sink));
   }
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
+      boost::asio::make_work_guard(io_);
+  AsioClock clock_{io_.get_executor()};
   ReplSink repls_;
   std::vector<std::unique_ptr<ChildSink>> children_;
   std::vector<std::unique_ptr<kube::WatchRunner>> runners_;

@@ -8,13 +8,14 @@
 
 namespace repl {
 
-Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMetrics& metrics,
-                       ControllerOptions options)
+Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMetrics& metrics, Clock& clock,
+                       boost::asio::any_io_executor reconcile_executor, ControllerOptions options)
     : reconciler_(reconciler),
       metrics_(metrics),
+      clock_(clock),
       options_(std::move(options)),
-      io_guard_(boost::asio::make_work_guard(io_)),
-      dispatcher_(io_, options_.workers, [this](const ObjectKey& key) { return reconcile(key); }),
+      dispatcher_(std::move(reconcile_executor), clock, options_.workers,
+                  [this](const ObjectKey& key) { return reconcile(key); }),
       repls_([this](const ObjectKey& key) { dispatcher_.add(key); }),
       pods_(
           "pods",
@@ -44,7 +45,7 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
   const auto watch = [&](kube::WatchSink& sink, const kube::Resource& r, const char* name,
                          const std::string& selector, const std::string& field_selector = "") {
     watchers_.push_back(std::make_unique<kube::WatchRunner>(
-        client,
+        client, clock_,
         kube::WatcherOptions{kube::collection_path(r, options_.ns), selector, 500, name,
                              metrics_.watch_observer(name), field_selector},
         sink));
@@ -144,9 +145,9 @@ ReconcileOutcome Controller::reconcile(const ObjectKey& key) {
   const auto repl = repls_.get(key);
   if (!repl) return ReconcileOutcome::done();  // deleted: its children go with it
   if (!options_.may_write()) return ReconcileOutcome::requeue_after(std::chrono::seconds(1));
-  const auto started = std::chrono::steady_clock::now();
+  const auto started = clock_.now();
   auto result = reconciler_.reconcile(*repl, *this);
-  const auto took = std::chrono::steady_clock::now() - started;
+  const auto took = clock_.now() - started;
   metrics_.reconciled(result.has_value(), took);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(took);
   if (!result) {
@@ -184,7 +185,6 @@ void Controller::apply(Change change) {
 void Controller::run() {
   std::vector<std::thread> threads;
   for (auto& w : watchers_) threads.emplace_back([&w] { w->run(); });
-  for (int i = 0; i <= options_.workers; ++i) threads.emplace_back([this] { io_.run(); });
 
   // Workers start only after every cache holds its first list: until then the view is partial.
   bool synced = repls_.wait_synced() && pods_.wait_synced() && pull_failures_.wait_synced();
@@ -219,8 +219,6 @@ void Controller::stop() {
   for (const auto& c : children_) c.store->cancel_wait();
   pods_.cancel_wait();
   pull_failures_.cancel_wait();
-  io_guard_.reset();
-  io_.stop();
 }
 
 }  // namespace repl

@@ -4,17 +4,19 @@
 // those pods; every change maps to the key of the Repl it belongs to and goes to the Dispatcher, whose
 // workers call the Reconciler with this controller as its view of the caches.
 //
-// Threads: one per watcher (blocking HTTP streams), and `workers` + 1 running the Boost.Asio
-// io_context on which the Dispatcher runs reconciles and its timer.
+// Threads: one per watcher (blocking HTTP streams); reconciles run on the executor the caller gives
+// (a fixed pool of at least `workers` threads); every wait (the queue's delays, the watchers'
+// backoffs) is a timer of the caller's Clock, so the whole controller runs in virtual time in tests.
 //
-// Lifecycle: run() starts the watchers and blocks until stop(). Reconciles start only after every
-// cache has synced and while set_leading(true) (always, without leader election). stop() may be
-// called from any thread; in-flight reconciles get `grace` to finish.
+// Lifecycle: run() starts the watchers and blocks until they have all ended. Reconciles start only
+// after every cache has synced and while set_leading(true) (always, without leader election).
+// stop() may be called from any thread: it hands out no more keys, gives in-flight reconciles
+// `grace` to finish and ends the watches; a watcher blocked in a request ends when that request
+// does (the caller cancels the transport's requests to make that prompt).
 #pragma once
 
 #include <atomic>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
+#include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -23,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "dispatcher.hpp"
 #include "kube/client.hpp"
 #include "kube/watcher.hpp"
@@ -50,8 +53,8 @@ inline constexpr const char* kManagedSelector = "app.kubernetes.io/managed-by=re
 
 class Controller final : public ChildView {
  public:
-  Controller(kube::Client& client, Reconciler& reconciler, OperatorMetrics& metrics,
-             ControllerOptions options);
+  Controller(kube::Client& client, Reconciler& reconciler, OperatorMetrics& metrics, Clock& clock,
+             boost::asio::any_io_executor reconcile_executor, ControllerOptions options);
   ~Controller() override;
 
   void run();
@@ -82,9 +85,8 @@ class Controller final : public ChildView {
 
   Reconciler& reconciler_;    // not owned
   OperatorMetrics& metrics_;  // not owned
+  Clock& clock_;              // not owned
   const ControllerOptions options_;
-  boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> io_guard_;
   Dispatcher dispatcher_;
   ReplStore repls_;
   std::vector<ChildCache> children_;  // one per template, in template order

@@ -8,13 +8,17 @@
 
 namespace repl {
 
-Dispatcher::Dispatcher(boost::asio::io_context& io, int workers, Reconcile reconcile)
-    : io_(io), workers_(workers), reconcile_(std::move(reconcile)), timer_(io) {}
+Dispatcher::Dispatcher(boost::asio::any_io_executor executor, Clock& clock, int workers, Reconcile reconcile)
+    : executor_(std::move(executor)),
+      clock_(clock),
+      workers_(workers),
+      reconcile_(std::move(reconcile)),
+      timer_(clock.make_timer()) {}
 
 void Dispatcher::add(const ObjectKey& key) {
   std::lock_guard lock(mu_);
   ++adds_;
-  queue_.add(key, WorkQueue::Clock::now());
+  queue_.add(key, clock_.now());
   pump();
 }
 
@@ -27,7 +31,7 @@ void Dispatcher::start() {
 bool Dispatcher::stop(std::chrono::milliseconds grace) {
   std::unique_lock lock(mu_);
   running_ = false;
-  timer_.cancel();
+  timer_->cancel();
   return idle_.wait_for(lock, grace, [this] { return in_flight_ == 0; });
 }
 
@@ -38,21 +42,19 @@ Dispatcher::Stats Dispatcher::stats() const {
 
 void Dispatcher::pump() {
   if (!running_) return;
-  const auto now = WorkQueue::Clock::now();
+  const auto now = clock_.now();
   while (in_flight_ < static_cast<std::size_t>(workers_)) {
     auto key = queue_.pop(now);
     if (!key) break;
     ++in_flight_;
-    boost::asio::post(io_, [this, k = std::move(*key)] { run(k); });
+    boost::asio::post(executor_, [this, k = std::move(*key)] { run(k); });
   }
   // With a free worker, wake up when the next delayed key is due; a busy pool is pumped by run().
   const auto next = queue_.next_due();
   if (next && in_flight_ < static_cast<std::size_t>(workers_)) {
-    timer_.expires_at(*next);
-    timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;  // cancelled: re-armed or stopping
+    timer_->wait_until(*next, [this] {
       std::lock_guard lock(mu_);
-      pump();
+      pump();  // a stale wake-up (re-armed meanwhile) pops nothing early: pump() reads the queue
     });
   }
 }
@@ -75,7 +77,7 @@ ReconcileOutcome Dispatcher::guarded(const ObjectKey& key) {
 void Dispatcher::run(const ObjectKey& key) {
   const ReconcileOutcome outcome = guarded(key);
   std::lock_guard lock(mu_);
-  const auto now = WorkQueue::Clock::now();
+  const auto now = clock_.now();
   queue_.done(key);
   switch (outcome.kind) {
     case ReconcileOutcome::Kind::kDone:

@@ -1,22 +1,25 @@
-// The Dispatcher runs reconciles for the keys of a WorkQueue on a Boost.Asio io_context: at most
-// `workers` at once, never two for one key, each delayed key released by one steady_timer armed at
-// the queue's next due time (no polling). The outcome of a reconcile decides what happens to its
-// key: forgotten (success), retried with backoff (failure), or requeued after a delay.
+// The Dispatcher runs reconciles for the keys of a WorkQueue on an executor (a fixed pool of
+// threads): at most `workers` at once, never two for one key, each delayed key released by one timer
+// of the injected Clock armed at the queue's next due time (no polling). The outcome of a reconcile
+// decides what happens to its key: forgotten (success), retried with backoff (failure), or requeued
+// after a delay. Time is read only from the Clock, so tests run it in virtual time.
 //
 // Keys may be added from any thread at any time; they are only handed out between start() and
 // stop(), so the controller can start it once its caches have synced (and it leads).
 //
-// Ownership: the io_context is the caller's and must be run by at least `workers` threads (the
-// reconcile function blocks its thread). Thread-safety: every public method, any thread.
+// Ownership: the executor and the clock are the caller's; the executor must offer at least
+// `workers` threads (the reconcile function blocks its thread), and both must outlive the
+// Dispatcher, whose timer callbacks run on the clock's executor. Thread-safety: every public method,
+// any thread.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
 
+#include "common/clock.hpp"
 #include "work_queue.hpp"
 
 namespace repl {
@@ -43,7 +46,7 @@ class Dispatcher final {
     std::size_t in_flight = 0;  // reconciles running
   };
 
-  Dispatcher(boost::asio::io_context& io, int workers, Reconcile reconcile);
+  Dispatcher(boost::asio::any_io_executor executor, Clock& clock, int workers, Reconcile reconcile);
 
   void add(const ObjectKey& key);
   void start();
@@ -59,13 +62,14 @@ class Dispatcher final {
   // and the worker thread lives on.
   ReconcileOutcome guarded(const ObjectKey& key);
 
-  boost::asio::io_context& io_;
+  const boost::asio::any_io_executor executor_;
+  Clock& clock_;
   const int workers_;
   const Reconcile reconcile_;
   mutable std::mutex mu_;
   std::condition_variable idle_;
-  WorkQueue queue_;                  // guarded by mu_
-  boost::asio::steady_timer timer_;  // guarded by mu_
+  WorkQueue queue_;                     // guarded by mu_
+  const std::unique_ptr<Timer> timer_;  // guarded by mu_
   bool running_ = false;
   std::size_t in_flight_ = 0;
   std::uint64_t adds_ = 0;

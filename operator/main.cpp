@@ -3,14 +3,21 @@
 #include <malloc.h>
 
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <future>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <thread>
+#include <vector>
 
+#include "common/clock.hpp"
 #include "common/flags.hpp"
 #include "common/log.hpp"
 #include "controller.hpp"
@@ -23,6 +30,34 @@
 #include "operator_metrics.hpp"
 #include "reconciler.hpp"
 #include "repl/children.hpp"
+
+namespace {
+
+constexpr std::size_t kHttpThreads = 4;
+constexpr int kIoThreads = 1;
+constexpr auto kReleaseTimeout = std::chrono::seconds(1);
+constexpr auto kShutdownBackstop = std::chrono::seconds(5);
+
+// Asked for by a signal, by losing the Lease, or by the watches ending; waited for by main().
+class ShutdownRequest {
+ public:
+  void request() {
+    std::lock_guard lock(mu_);
+    requested_ = true;
+    cv_.notify_all();
+  }
+  void wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return requested_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool requested_ = false;
+};
+
+}  // namespace
 
 #ifndef REPL_DEFAULT_TEMPLATES
 #define REPL_DEFAULT_TEMPLATES "templates"
@@ -130,6 +165,10 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // cpprestsdk's pool does the API client's socket I/O and continuations, and the health and metrics
+  // servers' handlers (sized before the first client is made); nothing blocks on it, so a few threads serve
+  // any number of requests.
+  kube::limit_http_threads(kHttpThreads);
   auto connection = kube::connect(kubeconfig);
   if (!connection) {
     log::error("cannot connect", {{"error", connection.error()}});
@@ -141,10 +180,18 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  // One io_context carries the timers (the queue's delays, the watchers' backoffs, the shutdown
+  // backstop) and the signals; a fixed pool runs reconciles, which block their thread.
+  boost::asio::io_context io;
+  auto io_work = boost::asio::make_work_guard(io);
+  boost::asio::thread_pool reconcile_pool(static_cast<std::size_t>(controller_options.workers));
+  AsioClock clock(io.get_executor());
+
   OperatorMetrics metrics;
   kube::Client client(connection->transport, metrics.api_observer());
   std::atomic<bool> lost_leadership{false};
   std::atomic<bool> shutting_down{false};
+  ShutdownRequest shutdown;
   const std::string identity = kube::default_leader_identity();
   ApiEventRecorder api_events(client, identity);
   AsyncEventRecorder events(api_events);
@@ -156,7 +203,8 @@ int main(int argc, char** argv) {
   if (leader_elect) controller_options.may_write = [&elector] { return elector && elector->is_leader(); };
   // The first LISTs are the largest transient allocation the operator ever makes: give it back.
   controller_options.on_synced = [] { malloc_trim(0); };
-  Controller controller(client, reconciler, metrics, controller_options);
+  Controller controller(client, reconciler, metrics, clock, reconcile_pool.get_executor(),
+                        controller_options);
 
   if (leader_elect) {
     kube::LeaderElectionConfig election{
@@ -168,6 +216,8 @@ int main(int argc, char** argv) {
       log::error("bad leader election settings", {{"error", valid.error()}});
       return 2;
     }
+    kube::ElectorClock elector_clock;
+    elector_clock.now = [&clock] { return clock.now(); };
     elector = std::make_unique<kube::LeaderElector>(
         client, election,
         kube::LeaderCallbacks{[&] {
@@ -181,8 +231,9 @@ int main(int argc, char** argv) {
                                 log::error("lost leadership", {{"identity", identity}});
                                 controller.set_leading(false);
                                 lost_leadership = true;
-                                controller.stop();
-                              }});
+                                shutdown.request();
+                              }},
+        elector_clock);
   }
 
   metrics.add_counter("repl_operator_events_dropped_total",
@@ -210,37 +261,60 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  boost::asio::io_context signals_io;
-  boost::asio::signal_set signals(signals_io, SIGINT, SIGTERM);
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     log::info("stopping", {{"signal", std::to_string(sig)}});
-    shutting_down = true;
-    // Bounded: in-flight reconciles get their grace, the Lease is released; if a request to a
-    // dead API server still holds us after that, exit anyway rather than wait to be killed.
-    std::thread([] {
-      std::this_thread::sleep_for(std::chrono::seconds(30));
-      log::error("shutdown took too long; exiting");
-      std::_Exit(1);
-    }).detach();
-    controller.stop();
+    shutdown.request();
   });
-  std::thread signal_thread([&] { signals_io.run(); });
+  std::vector<std::thread> io_threads;
+  for (int i = 0; i < kIoThreads; ++i) io_threads.emplace_back([&io] { io.run(); });
   std::thread election_thread;
-  if (elector) election_thread = std::thread([&] { elector->run(); });
+  std::promise<void> election_ended;
+  if (elector) {
+    election_thread = std::thread([&] {
+      elector->run();
+      election_ended.set_value();
+    });
+  }
 
   log::info("starting", {{"server", connection->config.server},
                          {"config", connection->config.source},
                          {"namespace", controller_options.ns.empty() ? "(all)" : controller_options.ns},
                          {"templates", templates_dir}});
-  controller.run();
-  // In-flight reconciles are done (or past their grace): now the standby may take over.
+  std::thread controller_thread([&] {
+    controller.run();
+    shutdown.request();  // the watches ended by themselves: nothing left to do
+  });
+
+  // Shutdown, in the order that lets a standby take over soonest and bounds the whole: no more
+  // reconciles (in-flight ones get their grace), the Lease released (a request to a dead API server
+  // gets kReleaseTimeout), then one cancellation of every request still in flight (the watches'
+  // lists, a blocked Lease request), which ends every thread. A backstop timer exits the process
+  // if something still holds it after all that.
+  shutdown.wait();
+  shutting_down = true;
+  auto backstop = clock.make_timer();
+  backstop->wait_until(clock.now() + controller_options.shutdown_grace + kShutdownBackstop, [] {
+    log::error("shutdown took too long; exiting");
+    std::_Exit(1);
+  });
+  controller.stop();
   if (elector) {
     elector->stop();
-    election_thread.join();
+    if (election_ended.get_future().wait_for(kReleaseTimeout) != std::future_status::ready) {
+      log::warn("the Lease was not released in time");
+    }
   }
-  signals_io.stop();
-  signal_thread.join();
+  client.cancel_all();
+  if (election_thread.joinable()) election_thread.join();
+  controller_thread.join();
+  reconcile_pool.join();
+  backstop->cancel();
+  signals.cancel();
+  io_work.reset();
+  io.stop();
+  for (auto& t : io_threads) t.join();
   log::info("stopped");
   return lost_leadership ? 1 : 0;
 }

@@ -1,6 +1,8 @@
 #include "reconciler.hpp"
 
-#include <future>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 
 #include "common/json.hpp"
 #include "common/log.hpp"
@@ -9,12 +11,8 @@
 namespace repl {
 
 Reconciler::Reconciler(kube::Client& client, EventRecorder& events, ChildSettings settings,
-                       std::vector<ChildTemplate> templates, ApplyConcurrency concurrency)
-    : client_(client),
-      events_(events),
-      settings_(std::move(settings)),
-      templates_(std::move(templates)),
-      concurrency_(concurrency) {}
+                       std::vector<ChildTemplate> templates)
+    : client_(client), events_(events), settings_(std::move(settings)), templates_(std::move(templates)) {}
 
 bool is_permanent(const kube::ApiError& e) {
   // 403 is not here: a missing RBAC rule is fixed by an administrator, and then a retry succeeds.
@@ -58,29 +56,29 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
     }
     todo.push_back(i);
   }
-  // Their applies, all at once (or in order); then the answers, in template order, on this thread.
+  // Their applies, all in flight at once (a new Repl's children cost one round trip, not four, and
+  // no thread each); this thread waits for the last answer, then takes them in template order.
   using Applied = Result<rapidjson::Document, kube::ApiError>;
   std::vector<std::optional<Applied>> answers(todo.size());
-  if (concurrency_ == ApplyConcurrency::kParallel && todo.size() > 1) {
-    std::vector<std::future<Applied>> running;
-    for (std::size_t k = 1; k < todo.size(); ++k) {
-      running.push_back(std::async(std::launch::async, [this, &repl, &children, &live, i = todo[k]] {
-        return apply_child(repl, (*children)[i], live[i]);
-      }));
-    }
-    answers[0] = apply_child(repl, (*children)[todo[0]], live[todo[0]]);
-    for (std::size_t k = 1; k < todo.size(); ++k) answers[k] = running[k - 1].get();
-  } else {
+  {
+    std::mutex mu;
+    std::condition_variable all_in;
+    std::size_t pending = todo.size();
     for (std::size_t k = 0; k < todo.size(); ++k) {
-      answers[k] = apply_child(repl, (*children)[todo[k]], live[todo[k]]);
-      if (!*answers[k]) break;  // the rest stays unapplied, as after a parallel failure it is unknown
+      apply_child(repl, (*children)[todo[k]], live[todo[k]], [&, k](Applied applied) {
+        std::lock_guard lock(mu);
+        answers[k] = std::move(applied);
+        if (--pending == 0) all_in.notify_one();
+      });
     }
+    std::unique_lock lock(mu);
+    all_in.wait(lock, [&] { return pending == 0; });
   }
   // Every apply that succeeded is taken in; then the first failure, if any, decides. One Event
   // says what was created and one what was restored (not one per child: Events are writes too).
   std::optional<std::size_t> failed;
   std::string created, restored;
-  for (std::size_t k = 0; k < todo.size() && answers[k]; ++k) {
+  for (std::size_t k = 0; k < todo.size(); ++k) {
     const Child& child = (*children)[todo[k]];
     Applied& applied = *answers[k];
     if (!applied) {
@@ -110,24 +108,25 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
   return Ok{};
 }
 
-Result<rapidjson::Document, kube::ApiError> Reconciler::apply_child(const Repl& repl, const Child& child,
-                                                                    bool live) {
-  const std::string path = kube::object_path(child.resource, repl.key.ns, child.name);
-  auto applied = client_.apply(path, child.object, kFieldManager);
-  if (!applied && live && applied.error().is_invalid()) {
-    // Someone changed the key of a list entry we own (a Service port number, a containerPort):
-    // server-side apply merges by that key, so ours would come back beside theirs and clash
-    // ("duplicate name"). A merge patch of the spec replaces those lists whole, with exactly ours.
-    // Only the spec: metadata lists (ownerReferences) of other managers stay as they are.
-    log::info("apply refused, replacing lists",
-              {{"repl", repl.key.str()}, {"error", applied.error().message}});
-    rapidjson::Document patch(rapidjson::kObjectType);
-    if (const auto* spec = json::member(child.object, "spec")) {
-      patch.AddMember("spec", rapidjson::Value(*spec, patch.GetAllocator()), patch.GetAllocator());
-    }
-    applied = client_.merge_patch(path, patch);
-  }
-  return applied;
+void Reconciler::apply_child(const Repl& repl, const Child& child, bool live, kube::Client::Done done) {
+  auto path = std::make_shared<std::string>(kube::object_path(child.resource, repl.key.ns, child.name));
+  client_.apply_async(
+      *path, child.object, kFieldManager,
+      [this, &repl, &child, live, path, done = std::move(done)](kube::Client::Answer applied) {
+        if (applied || !live || !applied.error().is_invalid()) return done(std::move(applied));
+        // Someone changed the key of a list entry we own (a Service port number, a
+        // containerPort): server-side apply merges by that key, so ours would come
+        // back beside theirs and clash ("duplicate name"). A merge patch of the spec
+        // replaces those lists whole, with exactly ours. Only the spec: metadata
+        // lists (ownerReferences) of other managers stay as they are.
+        log::info("apply refused, replacing lists",
+                  {{"repl", repl.key.str()}, {"error", applied.error().message}});
+        rapidjson::Document patch(rapidjson::kObjectType);
+        if (const auto* spec = json::member(child.object, "spec")) {
+          patch.AddMember("spec", rapidjson::Value(*spec, patch.GetAllocator()), patch.GetAllocator());
+        }
+        client_.merge_patch_async(*path, patch, std::move(done));
+      });
 }
 
 Result<void, kube::ApiError> Reconciler::write_status(const Repl& repl, ChildView& view,

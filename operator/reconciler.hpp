@@ -44,16 +44,10 @@ class ChildView {
   virtual void wrote(const kube::Resource& resource, const rapidjson::Value& object) = 0;
 };
 
-// How the applies of one reconcile run: all at once (each child on a thread of its own, the
-// reconcile waiting for all; a new Repl's children cost one round trip, not four), or one after
-// another (deterministic order, for tests that script the API server's answers).
-enum class ApplyConcurrency { kParallel, kSequential };
-
 class Reconciler final {
  public:
   Reconciler(kube::Client& client, EventRecorder& events, ChildSettings settings,
-             std::vector<ChildTemplate> templates,
-             ApplyConcurrency concurrency = ApplyConcurrency::kParallel);
+             std::vector<ChildTemplate> templates);
 
   Result<void, kube::ApiError> reconcile(const Repl& repl, ChildView& view);
 
@@ -63,14 +57,14 @@ class Reconciler final {
   // Applies the children that differ; fills `seen`. Returns transient errors only.
   Result<void, kube::ApiError> apply_children(const Repl& repl, ChildView& view, ChildObservation& seen);
   Result<void, kube::ApiError> write_status(const Repl& repl, ChildView& view, const ChildObservation& seen);
-  // One child's apply, with the merge-patch fallback when `live` exists and the apply is refused.
-  Result<rapidjson::Document, kube::ApiError> apply_child(const Repl& repl, const Child& child, bool live);
+  // One child's apply, with the merge-patch fallback when `live` exists and the apply is refused;
+  // `done` gets the answer (on a transport thread). `repl` and `child` must outlive it.
+  void apply_child(const Repl& repl, const Child& child, bool live, kube::Client::Done done);
 
   kube::Client& client_;   // not owned; outlives this
   EventRecorder& events_;  // not owned; outlives this
   const ChildSettings settings_;
   const std::vector<ChildTemplate> templates_;
-  const ApplyConcurrency concurrency_;
 };
 
 // Whether an apply error is the request's fault (so retrying the same request cannot help).

@@ -21,6 +21,19 @@ void add_param(std::string& query, std::string_view key, std::string_view value)
   query += std::string(key) + "=" + query_escape(value);
 }
 
+HttpRequest apply_request(std::string_view path, const rapidjson::Value& object,
+                          std::string_view field_manager, bool force) {
+  std::string query;
+  add_param(query, "fieldManager", field_manager);
+  if (force) add_param(query, "force", "true");
+  // JSON is YAML, so the apply body can be the object's JSON text.
+  return {"PATCH", with_query(path, query), "application/apply-patch+yaml", to_json(object)};
+}
+
+HttpRequest merge_patch_request(std::string_view path, const rapidjson::Value& patch) {
+  return {"PATCH", std::string(path), "application/merge-patch+json", to_json(patch)};
+}
+
 }  // namespace
 
 std::string to_json(const rapidjson::Value& v) {
@@ -36,7 +49,18 @@ void Client::observe(std::string_view verb, int code) const {
 
 Result<rapidjson::Document, ApiError> Client::exchange(std::string_view verb, HttpRequest request,
                                                        int* status) {
-  auto resp = transport_->send(request);
+  return decode(verb, request, transport_->send(request), status);
+}
+
+void Client::exchange_async(std::string_view verb, HttpRequest request, Done done) {
+  auto shared = std::make_shared<HttpRequest>(std::move(request));
+  transport_->send_async(*shared, [this, verb, shared, done = std::move(done)](Transport::SendResult resp) {
+    done(decode(verb, *shared, resp, nullptr));
+  });
+}
+
+Client::Answer Client::decode(std::string_view verb, const HttpRequest& request,
+                              const Transport::SendResult& resp, int* status) const {
   observe(verb, resp ? resp->status : 0);
   if (!resp) return Fail(resp.error());
   if (status != nullptr) *status = resp->status;
@@ -85,20 +109,24 @@ Result<std::string, ApiError> Client::list(std::string_view collection, const Li
 Result<rapidjson::Document, ApiError> Client::apply(std::string_view path, const rapidjson::Value& object,
                                                     std::string_view field_manager, bool force,
                                                     bool* created) {
-  std::string query;
-  add_param(query, "fieldManager", field_manager);
-  if (force) add_param(query, "force", "true");
-  // JSON is YAML, so the apply body can be the object's JSON text.
   int status = 0;
-  auto r = exchange(
-      "PATCH", {"PATCH", with_query(path, query), "application/apply-patch+yaml", to_json(object)}, &status);
+  auto r = exchange("PATCH", apply_request(path, object, field_manager, force), &status);
   if (created != nullptr) *created = status == 201;
   return r;
 }
 
+void Client::apply_async(std::string_view path, const rapidjson::Value& object,
+                         std::string_view field_manager, Done done) {
+  exchange_async("PATCH", apply_request(path, object, field_manager, true), std::move(done));
+}
+
 Result<rapidjson::Document, ApiError> Client::merge_patch(std::string_view path,
                                                           const rapidjson::Value& patch) {
-  return exchange("PATCH", {"PATCH", std::string(path), "application/merge-patch+json", to_json(patch)});
+  return exchange("PATCH", merge_patch_request(path, patch));
+}
+
+void Client::merge_patch_async(std::string_view path, const rapidjson::Value& patch, Done done) {
+  exchange_async("PATCH", merge_patch_request(path, patch), std::move(done));
 }
 
 Result<void, ApiError> Client::remove(std::string_view path, std::string_view uid) {

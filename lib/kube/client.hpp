@@ -38,11 +38,17 @@ struct WatchOptions {
 class Client final {
  public:
   // Told about every finished request: its verb ("GET", "LIST", "WATCH", "PATCH", ...) and the
-  // HTTP status (0 when the server could not be reached). Called on the requesting thread.
+  // HTTP status (0 when the server could not be reached). Called on the requesting thread (for an
+  // asynchronous verb, on the thread that calls its Done).
   using Observer = std::function<void(std::string_view verb, int code)>;
 
   explicit Client(std::shared_ptr<Transport> transport, Observer observer = {})
       : transport_(std::move(transport)), observer_(std::move(observer)) {}
+
+  using Answer = Result<rapidjson::Document, ApiError>;
+  // Called once with the answer of an asynchronous verb, on a transport thread (see
+  // Transport::send_async).
+  using Done = std::function<void(Answer)>;
 
   Result<rapidjson::Document, ApiError> get(std::string_view path);
 
@@ -60,8 +66,13 @@ class Client final {
                                               std::string_view field_manager, bool force = true,
                                               bool* created = nullptr);
 
+  // The same forced apply without blocking: many in flight at once, no thread each.
+  void apply_async(std::string_view path, const rapidjson::Value& object, std::string_view field_manager,
+                   Done done);
+
   // JSON merge patch (RFC 7386): maps merge, lists are replaced whole.
   Result<rapidjson::Document, ApiError> merge_patch(std::string_view path, const rapidjson::Value& patch);
+  void merge_patch_async(std::string_view path, const rapidjson::Value& patch, Done done);
 
   // With `uid`, only that incarnation of the object is deleted (409 Conflict if the name now belongs
   // to another one).
@@ -76,9 +87,16 @@ class Client final {
   Result<std::unique_ptr<LineStream>, ApiError> watch(std::string_view collection,
                                                       const WatchOptions& options);
 
+  // Fails every request in flight and every later one (Transport::cancel_all): the end of shutdown.
+  void cancel_all() { transport_->cancel_all(); }
+
  private:
   Result<rapidjson::Document, ApiError> exchange(std::string_view verb, HttpRequest request,
                                                  int* status = nullptr);
+  void exchange_async(std::string_view verb, HttpRequest request, Done done);
+  // An HTTP answer as a document or the server's Status.
+  Answer decode(std::string_view verb, const HttpRequest& request, const Transport::SendResult& resp,
+                int* status) const;
   void observe(std::string_view verb, int code) const;
 
   std::shared_ptr<Transport> transport_;

@@ -3,9 +3,11 @@
 #include <cpprest/containerstream.h>
 #include <cpprest/http_client.h>
 #include <cpprest/rawptrstream.h>
+#include <pplx/threadpool.h>
 
 #include <boost/asio/ssl/context.hpp>
 #include <chrono>
+#include <future>
 #include <mutex>
 
 #include "kube/transport.hpp"
@@ -102,18 +104,49 @@ class RestTransport final : public Transport {
             cfg.server,
             make_client_config(cfg, std::chrono::duration_cast<std::chrono::seconds>(kStreamTimeout))) {}
 
-  Result<HttpResponse, ApiError> send(const HttpRequest& request) override {
+  SendResult send(const HttpRequest& request) override {
+    std::promise<SendResult> answer;
+    auto future = answer.get_future();
+    send_async(request, [&answer](SendResult r) { answer.set_value(std::move(r)); });
+    return future.get();
+  }
+
+  // The response and its body are read by continuations on cpprestsdk's pool; the last one (or a
+  // failure anywhere) calls `done`.
+  void send_async(const HttpRequest& request, SendDone done) override {
+    const std::string what = request.method + " " + request.target;
+    const auto failed = [what](const std::exception& e) {
+      return Fail(transport_error(what + ": " + e.what()));
+    };
     try {
-      web::http::http_response resp = client_.request(build(request)).get();
-      return HttpResponse{resp.status_code(), resp.extract_utf8string(true).get()};
+      client_.request(build(request), shutdown_.get_token())
+          .then([](web::http::http_response resp) {
+            return resp.extract_utf8string(true).then([code = resp.status_code()](std::string body) {
+              return HttpResponse{code, std::move(body)};
+            });
+          })
+          .then([done = std::move(done), failed](pplx::task<HttpResponse> t) {
+            SendResult result = [&]() -> SendResult {
+              try {
+                return t.get();
+              } catch (const std::exception& e) {
+                return failed(e);
+              }
+            }();
+            done(std::move(result));
+          });
     } catch (const std::exception& e) {
-      return Fail(transport_error(request.method + " " + request.target + ": " + e.what()));
+      done(failed(e));
     }
   }
 
+  void cancel_all() override { shutdown_.cancel(); }
+
   Result<std::unique_ptr<LineStream>, ApiError> open_stream(const HttpRequest& request) override {
     try {
-      pplx::cancellation_token_source cancel;
+      // Its own cancellation (LineStream::cancel), which cancel_all() cancels too.
+      auto shutdown = shutdown_.get_token();
+      auto cancel = pplx::cancellation_token_source::create_linked_source(shutdown);
       web::http::http_response resp = stream_client_.request(build(request), cancel.get_token()).get();
       if (resp.status_code() < 200 || resp.status_code() > 299) {
         return Fail(decode_status(resp.status_code(), resp.extract_utf8string(true).get()));
@@ -141,9 +174,18 @@ class RestTransport final : public Transport {
   TokenSource tokens_;
   http_client client_;
   http_client stream_client_;
+  pplx::cancellation_token_source shutdown_;
 };
 
 }  // namespace
+
+void limit_http_threads(std::size_t threads) {
+  try {
+    crossplat::threadpool::initialize_with_threads(threads);
+  } catch (const std::exception&) {
+    // Already initialised (a request or a server came first): it keeps its size.
+  }
+}
 
 Result<std::shared_ptr<Transport>, ConfigError> make_http_transport(const ClusterConfig& cfg) {
   if (cfg.server.rfind("https://", 0) != 0 && cfg.server.rfind("http://", 0) != 0) {

@@ -4,8 +4,12 @@
 //
 // Thread-safety: a Transport may be used from several threads at once; a LineStream by one thread
 // at a time, except cancel(), which any thread may call to end a blocked next().
+//
+// Shutdown is one cancellation: cancel_all() fails every request in flight (blocked sends, streams
+// being opened or read) promptly with a transport error, and every later one at once.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,11 +43,19 @@ class LineStream {
 
 class Transport {
  public:
+  using SendResult = Result<HttpResponse, ApiError>;
+  using SendDone = std::function<void(SendResult)>;
+
   virtual ~Transport() = default;
   // Transport failures are errors; any HTTP status, 2xx or not, is a response.
-  virtual Result<HttpResponse, ApiError> send(const HttpRequest& request) = 0;
+  virtual SendResult send(const HttpRequest& request) = 0;
+  // The same exchange without blocking the caller: `done` is called once with the answer, on a
+  // thread of the transport's (or on the caller's, before returning, when the answer is known at
+  // once). Many may be in flight together; no thread is held per request.
+  virtual void send_async(const HttpRequest& request, SendDone done) = 0;
   // Opens a streaming response. A non-2xx answer is read whole and returned as a decoded error.
   virtual Result<std::unique_ptr<LineStream>, ApiError> open_stream(const HttpRequest& request) = 0;
+  virtual void cancel_all() = 0;
 };
 
 // What a binary's main() needs to talk to the cluster: the configuration from --kubeconfig,
@@ -54,6 +66,11 @@ struct Connection {
   std::shared_ptr<Transport> transport;
 };
 Result<Connection, std::string> connect(const std::string& kubeconfig_flag);
+
+// Sizes the HTTP library's process-wide thread pool (cpprestsdk's: socket I/O and the continuations
+// of every request and server; 40 threads unless told). Call once, before the first request or
+// server; later calls change nothing.
+void limit_http_threads(std::size_t threads);
 
 // HTTPS (or HTTP) to cfg.server with the configured CA, client certificate and bearer token.
 // Fails when the credentials cannot be loaded (bad PEM, unreadable token file).

@@ -55,7 +55,7 @@ using Phase = State::Phase;
 using Kind = Action::Kind;
 
 // Counts a failure and returns the delay before the next attempt.
-Clock::duration backoff(State& s, Clock::time_point now, double jitter) {
+SteadyDuration backoff(State& s, SteadyTime now, double jitter) {
   if (s.last_failure && now - *s.last_failure >= kBackoffReset) {
     s.failures = 0;
     s.gone_in_a_row = 0;
@@ -63,25 +63,25 @@ Clock::duration backoff(State& s, Clock::time_point now, double jitter) {
   s.last_failure = now;
   const int doublings = std::min(s.failures, 16);
   ++s.failures;
-  const auto base = std::min<Clock::duration>(kInitialBackoff * (1LL << doublings), kMaxBackoff);
-  return std::min<Clock::duration>(std::chrono::duration_cast<Clock::duration>(base * jitter), kMaxBackoff);
+  const auto base = std::min<SteadyDuration>(kInitialBackoff * (1LL << doublings), kMaxBackoff);
+  return std::min<SteadyDuration>(std::chrono::duration_cast<SteadyDuration>(base * jitter), kMaxBackoff);
 }
 
 // After 410 Gone: list again, at once, as after an outage, when the old version has been compacted.
 // A server that keeps answering 410 to fresh versions (no healthy event in between) is failing, so
 // the second 410 in a row waits for the backoff instead of spinning.
-Step relist(State s, Clock::time_point now, double jitter) {
+Step relist(State s, SteadyTime now, double jitter) {
   s.phase = Phase::kListing;
   s.resource_version.clear();
   const auto delay = backoff(s, now, jitter);
   ++s.gone_in_a_row;
-  const Action action{Kind::kList, s.gone_in_a_row == 1 ? Clock::duration{} : delay};
+  const Action action{Kind::kList, s.gone_in_a_row == 1 ? SteadyDuration{} : delay};
   return {std::move(s), action};
 }
 
 }  // namespace
 
-Step step(const State& state, const Input& input, Clock::time_point now, double jitter) {
+Step step(const State& state, const Input& input, SteadyTime now, double jitter) {
   State s = state;
   return std::visit(
       [&](const auto& in) -> Step {
@@ -116,8 +116,8 @@ Step step(const State& state, const Input& input, Clock::time_point now, double 
 
 }  // namespace watcher
 
-WatchRunner::WatchRunner(Client& client, WatcherOptions options, WatchSink& sink)
-    : client_(client), options_(std::move(options)), sink_(sink) {}
+WatchRunner::WatchRunner(Client& client, Clock& clock, WatcherOptions options, WatchSink& sink)
+    : client_(client), clock_(clock), options_(std::move(options)), sink_(sink) {}
 
 void WatchRunner::stop() {
   std::lock_guard lock(mu_);
@@ -126,9 +126,9 @@ void WatchRunner::stop() {
   cv_.notify_all();
 }
 
-bool WatchRunner::sleep_for(Clock::duration d) {
+bool WatchRunner::sleep_for(SteadyDuration d) {
   std::unique_lock lock(mu_);
-  return !cv_.wait_for(lock, d, [this] { return stopping_.load(); });
+  return sleep_until(clock_, clock_.now() + d, lock, cv_, [this] { return stopping_.load(); });
 }
 
 void WatchRunner::run() {
@@ -138,7 +138,7 @@ void WatchRunner::run() {
   watcher::State state;
   watcher::Action action{watcher::Action::Kind::kList, {}};
   const auto feed = [&](const watcher::Input& in) {
-    auto next = watcher::step(state, in, Clock::now(), jitter(rng));
+    auto next = watcher::step(state, in, clock_.now(), jitter(rng));
     state = std::move(next.state);
     action = next.action;
   };
@@ -150,7 +150,7 @@ void WatchRunner::run() {
   bool watched_once = false;
 
   while (!stopping_) {
-    if (action.delay > Clock::duration::zero() && !sleep_for(action.delay)) break;
+    if (action.delay > SteadyDuration::zero() && !sleep_for(action.delay)) break;
     if (action.kind == watcher::Action::Kind::kList) {
       sink_.begin_resync();
       auto rv = client_.list(options_.collection,
@@ -186,7 +186,7 @@ void WatchRunner::run() {
       if (stopping_) break;
       stream_ = stream->get();
     }
-    const auto opened = Clock::now();
+    const auto opened = clock_.now();
     bool got_events = false;
     do {
       auto line = (*stream)->next();
@@ -198,7 +198,7 @@ void WatchRunner::run() {
       } else if (!line->has_value()) {
         // A watch that ends at once with nothing in it (a proxy that cuts streams, a server that
         // refuses them politely) is a failure, or we would spin re-opening it (as client-go does).
-        if (!got_events && Clock::now() - opened < std::chrono::seconds(1)) {
+        if (!got_events && clock_.now() - opened < std::chrono::seconds(1)) {
           signal(WatchSignal::kFailed);
           feed(watcher::StreamBroken{transport_error("watch ended at once, without events")});
         } else {

@@ -26,13 +26,12 @@
 #include <string>
 #include <variant>
 
+#include "common/clock.hpp"
 #include "common/result.hpp"
 #include "kube/client.hpp"
 #include "kube/error.hpp"
 
 namespace repl::kube {
-
-using Clock = std::chrono::steady_clock;
 
 enum class EventType { kAdded, kModified, kDeleted, kBookmark, kError };
 
@@ -53,7 +52,7 @@ struct State {
   Phase phase = Phase::kListing;
   std::string resource_version;  // meaningful while watching
   int failures = 0;              // consecutive, for the backoff
-  std::optional<Clock::time_point> last_failure;
+  std::optional<SteadyTime> last_failure;
   int gone_in_a_row = 0;  // 410s with no healthy event between them
 };
 
@@ -81,7 +80,7 @@ using Input =
 struct Action {
   enum class Kind { kList, kWatch, kKeepReading };
   Kind kind = Kind::kList;
-  Clock::duration delay{};  // wait this long before acting
+  SteadyDuration delay{};  // wait this long before acting
 };
 
 struct Step {
@@ -94,7 +93,7 @@ inline constexpr auto kMaxBackoff = std::chrono::seconds(30);
 inline constexpr auto kBackoffReset = std::chrono::minutes(2);
 
 // `jitter` in [0.5, 1.5) scales a backoff delay.
-Step step(const State& state, const Input& input, Clock::time_point now, double jitter);
+Step step(const State& state, const Input& input, SteadyTime now, double jitter);
 
 }  // namespace watcher
 
@@ -125,19 +124,21 @@ struct WatcherOptions {
   std::string field_selector = {};
 };
 
-// The I/O around step(): lists, watches and feeds the sink until stop() is called.
+// The I/O around step(): lists, watches and feeds the sink until stop() is called. Backoffs are
+// waited for on `clock` (which must outlive the runner's pending timer, see common/clock.hpp).
 class WatchRunner {
  public:
-  WatchRunner(Client& client, WatcherOptions options, WatchSink& sink);
+  WatchRunner(Client& client, Clock& clock, WatcherOptions options, WatchSink& sink);
   // Blocks until stop() is called.
   void run();
   // Any thread: ends run() promptly.
   void stop();
 
  private:
-  bool sleep_for(Clock::duration d);
+  bool sleep_for(SteadyDuration d);
 
   Client& client_;
+  Clock& clock_;
   const WatcherOptions options_;
   WatchSink& sink_;
   std::atomic<bool> stopping_{false};

@@ -1,6 +1,6 @@
 // WatchRunner, the I/O around the watcher's state machine, driven by a scripted transport on the
-// test's own thread: the sink (or the observer) stops the runner once the script is played. Most
-// scripts need no backoff, so nothing sleeps; the few that test a backoff or a slow stream say so.
+// test's own thread: the sink (or the observer) stops the runner once the script is played. Time is
+// virtual (repl::ManualClock): nothing sleeps, and backoffs are checked exactly.
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -20,7 +20,6 @@
 
 namespace {
 
-using repl::kube::Clock;
 using repl::kube::EventType;
 using repl::kube::WatchSignal;
 using repl::test::query_params;
@@ -64,7 +63,8 @@ class RecordingSink final : public repl::kube::WatchSink {
   std::function<void()> stop;
   std::size_t calls_before_stop = 0;
   std::vector<std::string> calls;
-  std::vector<Clock::time_point> times;  // of each call
+  repl::Clock* clock = nullptr;
+  std::vector<repl::SteadyTime> times;  // of each call, in virtual time
 
   void begin_resync() override { record("begin"); }
   void resync_item(const rapidjson::Value& o) override {
@@ -80,7 +80,7 @@ class RecordingSink final : public repl::kube::WatchSink {
  private:
   void record(std::string call) {
     calls.push_back(std::move(call));
-    times.push_back(Clock::now());
+    times.push_back(clock->now());
     if (calls.size() == calls_before_stop) stop();
   }
 };
@@ -118,14 +118,17 @@ class FuncStream final : public repl::kube::LineStream {
 // The shortest backoff there is: the first one, with the smallest jitter.
 constexpr auto kShortestBackoff = repl::kube::watcher::kInitialBackoff / 2;
 
-// A scripted transport, a recording sink and the signals the runner reports, with their times.
+// A scripted transport, a recording sink and the signals the runner reports, with their times on a
+// virtual clock that a driver thread moves to the next timer whenever the runner waits for one (a
+// backoff passes at once in real time, and exactly in virtual time).
 struct Harness {
   repl::test::QuietLogs quiet;
+  repl::ManualClock clock;
   std::shared_ptr<repl::test::FakeTransport> transport = std::make_shared<repl::test::FakeTransport>();
   repl::kube::Client client{transport};
   RecordingSink sink;
   Strings signals;
-  std::vector<Clock::time_point> signal_times;
+  std::vector<repl::SteadyTime> signal_times;
   std::string field_selector;
 
   // Runs until the sink has recorded `calls_before_stop` calls, or the runner signals `stop_on`;
@@ -138,12 +141,13 @@ struct Harness {
                                        "test",
                                        [&](WatchSignal s) {
                                          signals.emplace_back(signal_name(s));
-                                         signal_times.push_back(Clock::now());
+                                         signal_times.push_back(clock.now());
                                          if (s == stop_on) self->stop();
                                        },
                                        field_selector};
-    repl::kube::WatchRunner runner(client, std::move(options), sink);
+    repl::kube::WatchRunner runner(client, clock, std::move(options), sink);
     self = &runner;
+    sink.clock = &clock;
     sink.stop = [&runner] { runner.stop(); };
     sink.calls_before_stop = calls_before_stop;
     std::promise<void> done;
@@ -154,15 +158,23 @@ struct Harness {
         runner.stop();
       }
     });
+    std::atomic<bool> finished{false};
+    std::thread driver([this, &finished] {
+      while (!finished) {
+        if (auto due = clock.wait_armed(std::chrono::milliseconds(10))) clock.advance_to(*due);
+      }
+    });
     runner.run();
+    finished = true;
     done.set_value();
+    driver.join();
     watchdog.join();
     INFO("sink calls: " << sink.calls.size() << ", signals: " << signals.size());
     REQUIRE_FALSE(timed_out);
   }
 
   // When the runner first signalled `name`.
-  Clock::time_point signalled(const std::string& name) const {
+  repl::SteadyTime signalled(const std::string& name) const {
     for (std::size_t i = 0; i < signals.size(); ++i) {
       if (signals[i] == name) return signal_times[i];
     }
@@ -170,7 +182,7 @@ struct Harness {
     return {};
   }
   // When the sink was first told `call`.
-  Clock::time_point told(const std::string& call) const {
+  repl::SteadyTime told(const std::string& call) const {
     for (std::size_t i = 0; i < sink.calls.size(); ++i) {
       if (sink.calls[i] == call) return sink.times[i];
     }
@@ -216,7 +228,6 @@ TEST_CASE("WatchRunner lists, watches from the list's version, re-watches and re
   CHECK(h.signals == Strings{"listed", "rewatched", "relisted"});
 }
 
-// Sleeps for the shortest backoff (0.4 s or more).
 TEST_CASE("a watch that ends at once without events is a failure and backs off", "[kube][watcher]") {
   Harness h;
   h.transport->respond(200, page(object("a", "90"), "100"));
@@ -258,16 +269,15 @@ TEST_CASE("a watch that delivered events and then ended re-watches at once from 
   const auto& requests = h.transport->requests;
   REQUIRE(requests.size() == 3);
   CHECK(param(requests[2].target, "resourceVersion") == version);
-  CHECK(h.told("DELETED:c") - h.told(ended_after) < kShortestBackoff);
+  CHECK(h.told("DELETED:c") == h.told(ended_after));  // no backoff at all
 }
 
-// Sleeps for a little over a second: a quiet collection's watch ends at its timeoutSeconds
-// without events, and that is no failure.
+// A quiet collection's watch ends at its timeoutSeconds without events, and that is no failure.
 TEST_CASE("a watch that ends without events after a while re-watches at once", "[kube][watcher]") {
   Harness h;
   h.transport->respond(200, page(object("a", "90"), "100"));
-  h.transport->custom_stream(std::make_unique<FuncStream>([] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  h.transport->custom_stream(std::make_unique<FuncStream>([&h] {
+    h.clock.advance(std::chrono::milliseconds(1100));  // the stream stays open, quiet, for 1.1 s
     return std::optional<std::string>();
   }));
   h.transport->stream({event("ADDED", object("c", "101"))});

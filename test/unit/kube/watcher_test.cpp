@@ -11,8 +11,9 @@
 namespace {
 
 using namespace std::chrono_literals;
+using repl::SteadyDuration;
+using repl::SteadyTime;
 using repl::kube::ApiError;
-using repl::kube::Clock;
 using repl::kube::EventType;
 using repl::kube::parse_watch_event;
 using namespace repl::kube::watcher;
@@ -101,7 +102,7 @@ TEST_CASE("malformed watch lines are decode errors", "[kube][watcher]") {
 
 namespace {
 
-const Clock::time_point kT0 = Clock::time_point{} + 10h;
+const SteadyTime kT0 = SteadyTime{} + 10h;
 
 ApiError gone() { return repl::kube::decode_status(410, repl::test::status_json(410, "Expired", "too old")); }
 ApiError unavailable() { return repl::kube::decode_status(503, ""); }
@@ -113,7 +114,7 @@ State watching(const std::string& rv) {
   return s;
 }
 
-void check_action(const Step& st, Kind kind, Clock::duration delay) {
+void check_action(const Step& st, Kind kind, SteadyDuration delay) {
   CHECK(st.action.kind == kind);
   CHECK(st.action.delay == delay);
 }
@@ -168,7 +169,7 @@ TEST_CASE("the backoff never exceeds 30 s, jitter included", "[kube][watcher]") 
   Step st{s, {}};
   for (int i = 0; i < 12; ++i)
     st = step(st.state, WatchOpenFailed{repl::kube::transport_error("refused")}, kT0 + i * 1s, 1.49);
-  CHECK(st.action.delay == std::chrono::duration_cast<repl::kube::Clock::duration>(30s));
+  CHECK(st.action.delay == std::chrono::duration_cast<SteadyDuration>(30s));
 }
 
 TEST_CASE("410 Gone again right after a relist backs off instead of spinning", "[kube][watcher]") {
@@ -217,8 +218,8 @@ TEST_CASE("a failed list is retried after a backoff", "[kube][watcher]") {
 namespace {
 
 // Feeds `n` consecutive list failures one second apart and returns the delays.
-std::vector<Clock::duration> delays_of_failures(int n, double jitter, State s = {}) {
-  std::vector<Clock::duration> out;
+std::vector<SteadyDuration> delays_of_failures(int n, double jitter, State s = {}) {
+  std::vector<SteadyDuration> out;
   for (int i = 0; i < n; ++i) {
     Step st = step(s, ListFailed{unavailable()}, kT0 + i * 1s, jitter);
     out.push_back(st.action.delay);
@@ -230,7 +231,7 @@ std::vector<Clock::duration> delays_of_failures(int n, double jitter, State s = 
 }  // namespace
 
 TEST_CASE("backoff doubles from 0.8 s and is capped at 30 s", "[kube][watcher]") {
-  const std::vector<Clock::duration> expected = {800ms, 1600ms, 3200ms, 6400ms, 12800ms, 25600ms, 30s, 30s};
+  const std::vector<SteadyDuration> expected = {800ms, 1600ms, 3200ms, 6400ms, 12800ms, 25600ms, 30s, 30s};
   CHECK(delays_of_failures(8, 1.0) == expected);
   // Many failures stay at the cap (no overflow of the doubling).
   const auto many = delays_of_failures(70, 1.0);
@@ -238,8 +239,8 @@ TEST_CASE("backoff doubles from 0.8 s and is capped at 30 s", "[kube][watcher]")
 }
 
 TEST_CASE("jitter scales the backoff", "[kube][watcher]") {
-  CHECK(delays_of_failures(3, 0.5) == std::vector<Clock::duration>{400ms, 800ms, 1600ms});
-  CHECK(delays_of_failures(2, 1.25) == std::vector<Clock::duration>{1000ms, 2000ms});
+  CHECK(delays_of_failures(3, 0.5) == std::vector<SteadyDuration>{400ms, 800ms, 1600ms});
+  CHECK(delays_of_failures(2, 1.25) == std::vector<SteadyDuration>{1000ms, 2000ms});
   CHECK(delays_of_failures(8, 0.5).back() == 15s);
 }
 

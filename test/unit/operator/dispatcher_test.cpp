@@ -1,10 +1,12 @@
-// Dispatcher on a real io_context run by three threads. Reconciles block on gates the test opens,
-// so overlaps are made to happen rather than hoped for; every wait is bounded (kTimeout), so a bug
-// fails a check instead of hanging the run. Nothing sleeps to "let things happen".
+// Dispatcher on a real io_context run by three threads and a virtual clock (backoffs and requeues
+// happen when the test moves time, exactly). Reconciles block on gates the test opens, so overlaps
+// are made to happen rather than hoped for; every wait is bounded (kTimeout), so a bug fails a
+// check instead of hanging the run. Nothing sleeps to "let things happen".
 #include "dispatcher.hpp"
 
 #include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -128,11 +130,14 @@ struct Fixture {
 
   explicit Fixture(int workers, Body b = {})
       : body(b ? std::move(b) : [](const ObjectKey&, int) { return ReconcileOutcome::done(); }),
-        dispatcher(io, workers, [this](const ObjectKey& key) {
+        dispatcher(io.get_executor(), clock, workers, [this](const ObjectKey& key) {
           tracker.begin(key);
-          const ReconcileOutcome outcome = body(key, tracker.starts(key));
-          tracker.end(key);
-          return outcome;
+          struct Ended {  // also when the body throws
+            Tracker& tracker;
+            const ObjectKey& key;
+            ~Ended() { tracker.end(key); }
+          } ended{tracker, key};
+          return body(key, tracker.starts(key));
         }) {
     for (int i = 0; i < 3; ++i) threads.emplace_back([this] { io.run(); });
   }
@@ -144,7 +149,15 @@ struct Fixture {
     for (auto& t : threads) t.join();
   }
 
+  // Waits until the dispatcher has armed its timer for a key put back, and returns when it is due.
+  repl::SteadyTime armed() {
+    const auto due = clock.wait_armed(std::chrono::duration_cast<std::chrono::milliseconds>(kTimeout));
+    REQUIRE(due);
+    return *due;
+  }
+
   repl::test::QuietLogs quiet;
+  repl::ManualClock clock;
   boost::asio::io_context io;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard =
       boost::asio::make_work_guard(io);
@@ -249,7 +262,17 @@ TEST_CASE("a failed reconcile is retried with backoff", "[operator][dispatcher]"
   });
   f.dispatcher.start();
   f.dispatcher.add(kA);
-  REQUIRE(f.tracker.wait_ends(kA, 3));  // 5 ms, then 10 ms later, by the timer
+  REQUIRE(f.tracker.wait_ends(kA, 1));
+  // Backoff 5 ms, then 10 ms: not a moment earlier.
+  for (const auto backoff : {5ms, 10ms}) {
+    const int ran = f.tracker.starts(kA);
+    const auto failed_at = f.clock.now();
+    CHECK(f.armed() - failed_at == backoff);
+    f.clock.advance(backoff - 1ms);
+    CHECK(f.dispatcher.stats().in_flight == 0);  // a due key would be handed out within advance()
+    f.clock.advance(1ms);
+    REQUIRE(f.tracker.wait_ends(kA, ran + 1));
+  }
   CHECK(f.dispatcher.stop(kTimeout));
   CHECK(f.tracker.starts(kA) == 3);
   const auto stats = f.dispatcher.stats();
@@ -267,8 +290,12 @@ TEST_CASE("a reconcile that throws is logged, counted and retried with backoff; 
   });
   f.dispatcher.start();
   f.dispatcher.add(kA);
-  REQUIRE(f.tracker.wait_ends(kA, 1));  // its third call, after two backoffs
-  f.dispatcher.add(kB);                 // the one worker still works
+  for (int call = 1; call <= 2; ++call) {  // each throw is retried after a backoff
+    REQUIRE(f.tracker.wait_ends(kA, call));
+    f.clock.advance_to(f.armed());
+  }
+  REQUIRE(f.tracker.wait_ends(kA, 3));
+  f.dispatcher.add(kB);  // the one worker still works
   REQUIRE(f.tracker.wait_ends(kB, 1));
   CHECK(f.dispatcher.stop(kTimeout));
   CHECK(f.tracker.starts(kA) == 3);
@@ -281,10 +308,15 @@ TEST_CASE("a reconcile that throws is logged, counted and retried with backoff; 
 
 TEST_CASE("requeue_after runs the key again", "[operator][dispatcher]") {
   Fixture f(2, [](const ObjectKey&, int call) {
-    return call == 1 ? ReconcileOutcome::requeue_after(1ms) : ReconcileOutcome::done();
+    return call == 1 ? ReconcileOutcome::requeue_after(30s) : ReconcileOutcome::done();
   });
   f.dispatcher.start();
   f.dispatcher.add(kA);
+  REQUIRE(f.tracker.wait_ends(kA, 1));
+  CHECK(f.armed() - f.clock.now() == 30s);
+  f.clock.advance(29s);
+  CHECK(f.dispatcher.stats().in_flight == 0);
+  f.clock.advance(1s);
   REQUIRE(f.tracker.wait_ends(kA, 2));
   CHECK(f.dispatcher.stop(kTimeout));
   CHECK(f.tracker.starts(kA) == 2);

@@ -1,4 +1,5 @@
-// Reconciler over a scripted API server, a cache the test fills (FakeView) and a recorder of Events:
+// Reconciler over an API server scripted by request (method and path: the children's applies are in
+// flight together, in no promised order), a cache the test fills (FakeView) and a recorder of Events:
 // which requests one reconcile makes, what status it writes, which Events it records, what it tells
 // the cache it wrote, and which failures it reports in the status rather than returning for a retry.
 #include "reconciler.hpp"
@@ -6,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -89,18 +91,26 @@ struct Fixture {
   repl::kube::Client client{transport};
   FakeEvents events;
   FakeView view;
-  repl::Reconciler reconciler{client, events, repl::ChildSettings{}, repl::test::repo_templates(),
-                              repl::ApplyConcurrency::kSequential};
+  repl::Reconciler reconciler{client, events, repl::ChildSettings{}, repl::test::repo_templates()};
   repl::Repl repl = repl::test::sample_repl();
 
   auto reconcile() { return reconciler.reconcile(repl, view); }
 
-  // Scripts successful applies of the four children, the Deployment reporting `ready` replicas.
-  void children_applied(int ready) {
-    transport->respond(200, deployment_reply(ready));
-    transport->respond(200, kServiceReply);
-    transport->respond(200, kIngressReply);
-    transport->respond(200, kNetworkPolicyReply);
+  // Scripts the answer to the next request on the i-th child (kChildPaths), or on the status.
+  void answer(std::size_t i, int code, std::string body) {
+    transport->route("PATCH", kChildPaths.at(i), code, std::move(body));
+  }
+  void status_answer(int code, std::string body) {
+    transport->route("PATCH", "/apis/peetcode.com/v1alpha1" + kNs + "repls/" + repl.key.name + "/status",
+                     code, std::move(body));
+  }
+  // Scripts successful applies of the four children (but the `except`-th, which the test scripts),
+  // the Deployment reporting `ready` replicas.
+  void children_applied(int ready, std::optional<std::size_t> except = std::nullopt) {
+    const std::string replies[] = {deployment_reply(ready), kServiceReply, kIngressReply,
+                                   kNetworkPolicyReply};
+    for (std::size_t i = 0; i < kChildPaths.size(); ++i)
+      if (i != except) answer(i, 200, replies[i]);
   }
 
   // Fills the cache with children holding exactly what the Repl renders; the Deployment in `state`.
@@ -154,7 +164,7 @@ TEST_CASE("with nothing cached, reconcile creates the children, then writes the 
           "[operator][reconciler]") {
   Fixture f;
   f.children_applied(1);
-  f.transport->respond(200, kStatusReply);
+  f.status_answer(200, kStatusReply);
   REQUIRE(f.reconcile());
   CHECK(f.paths() == with_status(kChildPaths));
   for (const auto& r : f.transport->requests) {
@@ -190,12 +200,11 @@ TEST_CASE("without the NetworkPolicy template, reconcile applies the other three
   FakeView view;
   auto templates = repl::load_child_templates(std::string(REPL_SOURCE_DIR) + "/templates", false);
   REQUIRE(templates);
-  repl::Reconciler reconciler{client, events, repl::ChildSettings{}, std::move(*templates),
-                              repl::ApplyConcurrency::kSequential};
-  transport->respond(200, deployment_reply(1));
-  transport->respond(200, kServiceReply);
-  transport->respond(200, kIngressReply);
-  transport->respond(200, kStatusReply);
+  repl::Reconciler reconciler{client, events, repl::ChildSettings{}, std::move(*templates)};
+  transport->route("PATCH", kChildPaths[0], 200, deployment_reply(1));
+  transport->route("PATCH", kChildPaths[1], 200, kServiceReply);
+  transport->route("PATCH", kChildPaths[2], 200, kIngressReply);
+  transport->route("PATCH", kStatusPath, 200, kStatusReply);
   REQUIRE(reconciler.reconcile(repl::test::sample_repl(), view));
   Lines paths;
   for (const auto& r : transport->requests) paths.push_back(repl::test::path_of(r.target));
@@ -207,7 +216,7 @@ TEST_CASE("without the NetworkPolicy template, reconcile applies the other three
 TEST_CASE("a Deployment without ready replicas is Starting", "[operator][reconciler]") {
   Fixture f;
   f.children_applied(0);
-  f.transport->respond(200, kStatusReply);
+  f.status_answer(200, kStatusReply);
   REQUIRE(f.reconcile());
   CHECK(string_at(f.written_status(), "/status/phase") == "Starting");
 }
@@ -242,7 +251,7 @@ TEST_CASE("the status follows the cached Deployment without applying anything", 
   Fixture f;
   f.cache_desired(kReady);
   f.status_from(observed(kNotReady));  // written while it was starting
-  f.transport->respond(200, kStatusReply);
+  f.status_answer(200, kStatusReply);
   REQUIRE(f.reconcile());
   CHECK(f.paths() == Lines{kStatusPath});
   CHECK(string_at(f.written_status(), "/status/phase") == "Ready");
@@ -256,7 +265,7 @@ TEST_CASE("only a child whose managed fields differ is applied again", "[operato
   f.status_from(observed(kReady));
   SECTION("the Service") {
     f.cached("Service", "abc123").fingerprint ^= 1;
-    f.transport->respond(200, kServiceReply);
+    f.answer(1, 200, kServiceReply);
     REQUIRE(f.reconcile());
     CHECK(f.paths() == Lines{kChildPaths[1]});
     CHECK(f.events.lines == Lines{"Normal Updated: updated Service abc123 to the desired state"});
@@ -264,14 +273,14 @@ TEST_CASE("only a child whose managed fields differ is applied again", "[operato
   }
   SECTION("the Ingress") {
     f.cached("Ingress", "abc123-ingress").fingerprint = 0;
-    f.transport->respond(200, kIngressReply);
+    f.answer(2, 200, kIngressReply);
     REQUIRE(f.reconcile());
     CHECK(f.paths() == Lines{kChildPaths[2]});
     CHECK(f.events.lines == Lines{"Normal Updated: updated Ingress abc123-ingress to the desired state"});
   }
   SECTION("the NetworkPolicy") {
     f.cached("NetworkPolicy", "abc123").fingerprint ^= 1;
-    f.transport->respond(200, kNetworkPolicyReply);
+    f.answer(3, 200, kNetworkPolicyReply);
     REQUIRE(f.reconcile());
     CHECK(f.paths() == Lines{kChildPaths[3]});
     CHECK(f.events.lines == Lines{"Normal Updated: updated NetworkPolicy abc123 to the desired state"});
@@ -279,8 +288,8 @@ TEST_CASE("only a child whose managed fields differ is applied again", "[operato
   }
   SECTION("the Deployment, whose answer then decides the status") {
     f.cached("Deployment", "abc123").fingerprint ^= 1;
-    f.transport->respond(200, deployment_reply(0));
-    f.transport->respond(200, kStatusReply);
+    f.answer(0, 200, deployment_reply(0));
+    f.status_answer(200, kStatusReply);
     REQUIRE(f.reconcile());
     CHECK(f.paths() == Lines{kChildPaths[0], kStatusPath});
     CHECK(string_at(f.written_status(), "/status/phase") == "Starting");
@@ -289,14 +298,14 @@ TEST_CASE("only a child whose managed fields differ is applied again", "[operato
   }
   SECTION("a missing one is created") {
     f.view.children.erase({"Service", {"team-a", "abc123"}});
-    f.transport->respond(200, kServiceReply);
+    f.answer(1, 200, kServiceReply);
     REQUIRE(f.reconcile());
     CHECK(f.paths() == Lines{kChildPaths[1]});
     CHECK(f.events.lines == Lines{"Normal Created: created Service abc123"});
   }
   SECTION("a missing NetworkPolicy is created") {
     f.view.children.erase({"NetworkPolicy", {"team-a", "abc123"}});
-    f.transport->respond(200, kNetworkPolicyReply);
+    f.answer(3, 200, kNetworkPolicyReply);
     REQUIRE(f.reconcile());
     CHECK(f.paths() == Lines{kChildPaths[3]});
     CHECK(f.events.lines == Lines{"Normal Created: created NetworkPolicy abc123"});
@@ -309,7 +318,7 @@ TEST_CASE("a spec change reaches the children even when the cache matched the ol
   f.cache_desired(kReady);
   f.status_from(observed(kReady));
   f.repl.spec.image = "custom/runner:2";
-  f.transport->respond(200, deployment_reply(1));
+  f.answer(0, 200, deployment_reply(1));
   REQUIRE(f.reconcile());
   REQUIRE(f.paths() == Lines{kChildPaths[0]});
   CHECK(string_at(repl::test::parse_json(f.transport->requests[0].body),
@@ -321,7 +330,7 @@ TEST_CASE("a pod problem fails the Repl once, with one Warning", "[operator][rec
   f.cache_desired(kNotReady);
   f.status_from(observed(kNotReady));
   f.view.problems[f.repl.key] = kPullFailed;
-  f.transport->respond(200, kStatusReply);
+  f.status_answer(200, kStatusReply);
   REQUIRE(f.reconcile());
   CHECK(f.paths() == Lines{kStatusPath});
   const auto status = f.written_status();
@@ -342,21 +351,21 @@ TEST_CASE("a pod problem fails the Repl once, with one Warning", "[operator][rec
   }
   SECTION("the same failure in a status written for another reason: no new Event") {
     f.repl.generation += 1;  // observedGeneration must be updated
-    f.transport->respond(200, kStatusReply);
+    f.status_answer(200, kStatusReply);
     REQUIRE(f.reconcile());
     CHECK(f.paths() == Lines{kStatusPath});
     CHECK(f.events.lines.empty());
   }
   SECTION("another failure: a new Event") {
     f.view.problems[f.repl.key] = Problem{"CrashLoopBackOff", "container runner keeps exiting"};
-    f.transport->respond(200, kStatusReply);
+    f.status_answer(200, kStatusReply);
     REQUIRE(f.reconcile());
     CHECK(f.events.lines == Lines{"Warning CrashLoopBackOff: container runner keeps exiting"});
   }
   SECTION("recovered: Ready, without a Warning") {
     f.view.problems.clear();
     f.cache_desired(kReady);
-    f.transport->respond(200, kStatusReply);
+    f.status_answer(200, kStatusReply);
     REQUIRE(f.reconcile());
     CHECK(string_at(f.written_status(), "/status/phase") == "Ready");
     CHECK(f.events.lines.empty());
@@ -391,7 +400,7 @@ TEST_CASE("an invalid spec is reported in the status and nothing is applied", "[
     f.repl.key.name = "ABC";
     field = "metadata.name: ";
   }
-  f.transport->respond(200, kStatusReply);
+  f.status_answer(200, kStatusReply);
   REQUIRE(f.reconcile());
   REQUIRE(f.transport->requests.size() == 1);
   const auto status = repl::test::parse_json(f.transport->requests[0].body);
@@ -405,59 +414,69 @@ TEST_CASE("an invalid spec is reported in the status and nothing is applied", "[
 TEST_CASE("an apply the server refuses is reported in the status, not retried", "[operator][reconciler]") {
   Fixture f;
   const int code = GENERATE(400, 422);
-  f.transport->respond(200, deployment_reply(1));
-  f.transport->respond(code, repl::test::status_json(code, "Invalid", "spec.ports: bad"));
-  f.transport->respond(200, kStatusReply);
+  f.children_applied(1, 1);
+  f.answer(1, code, repl::test::status_json(code, "Invalid", "spec.ports: bad"));
+  f.status_answer(200, kStatusReply);
   REQUIRE(f.reconcile());
-  CHECK(f.paths() == Lines{kChildPaths[0], kChildPaths[1], kStatusPath});
+  CHECK(f.paths() == with_status(kChildPaths));
   const auto status = f.written_status();
   CHECK(string_at(status, "/status/phase") == "Failed");
   CHECK(string_at(status, "/status/conditions/0/reason") == "ApplyFailed");
   CHECK(string_at(status, "/status/conditions/0/message") == "Service abc123: spec.ports: bad");
-  CHECK(f.events.lines == Lines{"Normal Created: created Deployment abc123",
-                                "Warning ApplyFailed: Service abc123: spec.ports: bad"});
-  CHECK(f.view.writes == Lines{"Deployment " + deployment_reply(1), "Repl " + kStatusReply});
+  // The other three were applied beside it, and are taken in.
+  CHECK(f.events.lines ==
+        Lines{"Normal Created: created Deployment abc123, Ingress abc123-ingress, NetworkPolicy abc123",
+              "Warning ApplyFailed: Service abc123: spec.ports: bad"});
+  CHECK(f.view.writes == Lines{"Deployment " + deployment_reply(1), "Ingress " + kIngressReply,
+                               "NetworkPolicy " + kNetworkPolicyReply, "Repl " + kStatusReply});
 }
 
 TEST_CASE("a transient apply failure is returned for a retry, without a status", "[operator][reconciler]") {
   Fixture f;
-  SECTION("server error") {
-    f.transport->respond(500, repl::test::status_json(500, "InternalError", "etcd"));
-  }
-  SECTION("conflict") { f.transport->respond(409, repl::test::status_json(409, "Conflict", "modified")); }
+  SECTION("server error") { f.answer(0, 500, repl::test::status_json(500, "InternalError", "etcd")); }
+  SECTION("conflict") { f.answer(0, 409, repl::test::status_json(409, "Conflict", "modified")); }
   SECTION("forbidden: an RBAC rule an administrator can add") {
-    f.transport->respond(403, repl::test::status_json(403, "Forbidden", "cannot patch services"));
+    f.answer(0, 403, repl::test::status_json(403, "Forbidden", "cannot patch services"));
   }
-  SECTION("transport") { f.transport->fail(repl::kube::transport_error("connection refused")); }
+  SECTION("transport") {
+    f.transport->route_failure("PATCH", kChildPaths[0], repl::kube::transport_error("connection refused"));
+  }
+  f.answer(1, 200, kServiceReply);
+  f.answer(2, 200, kIngressReply);
+  f.answer(3, 200, kNetworkPolicyReply);
   auto r = f.reconcile();
   REQUIRE_FALSE(r);
   CHECK_FALSE(repl::is_permanent(r.error()));
-  CHECK(f.transport->requests.size() == 1);
-  CHECK(f.events.lines.empty());
-  CHECK(f.view.writes.empty());
+  CHECK(f.paths() == kChildPaths);  // all four in flight; no status
+  // The three that were applied are taken in, so the retry does not apply them again.
+  CHECK(f.events.lines == Lines{"Normal Created: created Service abc123, Ingress abc123-ingress, "
+                                "NetworkPolicy abc123"});
+  CHECK(f.view.writes.size() == 3);
 }
 
 TEST_CASE("a transient failure after a child was applied keeps what was done", "[operator][reconciler]") {
   Fixture f;
-  f.transport->respond(200, deployment_reply(1));
-  f.transport->respond(503, repl::test::status_json(503, "ServiceUnavailable", "later"));
+  f.children_applied(1, 1);
+  f.answer(1, 503, repl::test::status_json(503, "ServiceUnavailable", "later"));
   auto r = f.reconcile();
   REQUIRE_FALSE(r);
   CHECK(r.error().code == 503);
-  CHECK(f.paths() == Lines{kChildPaths[0], kChildPaths[1]});
-  CHECK(f.events.lines == Lines{"Normal Created: created Deployment abc123"});
-  CHECK(f.view.writes == Lines{"Deployment " + deployment_reply(1)});
+  CHECK(f.paths() == kChildPaths);
+  CHECK(f.events.lines ==
+        Lines{"Normal Created: created Deployment abc123, Ingress abc123-ingress, NetworkPolicy abc123"});
+  CHECK(f.view.writes == Lines{"Deployment " + deployment_reply(1), "Ingress " + kIngressReply,
+                               "NetworkPolicy " + kNetworkPolicyReply});
 }
 
 TEST_CASE("writing the status of a Repl deleted meanwhile is not an error", "[operator][reconciler]") {
   Fixture f;
   f.children_applied(1);
-  f.transport->respond(404, repl::test::status_json(404, "NotFound", "gone"));
+  f.status_answer(404, repl::test::status_json(404, "NotFound", "gone"));
   CHECK(f.reconcile());
   CHECK(f.view.writes.size() == 4);  // the children only
   SECTION("but other status failures are") {
     f.children_applied(1);
-    f.transport->respond(503, "");
+    f.status_answer(503, "");
     auto r = f.reconcile();
     REQUIRE_FALSE(r);
     CHECK(r.error().code == 503);
@@ -487,7 +506,7 @@ TEST_CASE("an apply of a cached child refused as Invalid falls back to a merge p
   f.cache_desired(kReady);
   f.status_from(observed(kReady));
   f.cached("Service", "abc123").fingerprint ^= 1;  // someone changed a port number
-  f.transport->respond(422, repl::test::status_json(422, "Invalid", "spec.ports[1].name: Duplicate value"));
+  f.answer(1, 422, repl::test::status_json(422, "Invalid", "spec.ports[1].name: Duplicate value"));
   const auto desired = repl::test::render_children(f.repl);
   const auto& service = desired[1].object;
   REQUIRE(desired[1].resource == repl::kube::services());
@@ -507,7 +526,7 @@ TEST_CASE("an apply of a cached child refused as Invalid falls back to a merge p
   };
 
   SECTION("a patch that succeeds restores the child") {
-    f.transport->respond(200, kServiceReply);
+    f.answer(1, 200, kServiceReply);
     REQUIRE(f.reconcile());
     CHECK(f.paths() == Lines{kChildPaths[1], kChildPaths[1]});
     check_patch();
@@ -515,8 +534,8 @@ TEST_CASE("an apply of a cached child refused as Invalid falls back to a merge p
     CHECK(f.view.writes == Lines{"Service " + kServiceReply});
   }
   SECTION("a patch refused too is reported in the status") {
-    f.transport->respond(422, repl::test::status_json(422, "Invalid", "spec.ports: still bad"));
-    f.transport->respond(200, kStatusReply);
+    f.answer(1, 422, repl::test::status_json(422, "Invalid", "spec.ports: still bad"));
+    f.status_answer(200, kStatusReply);
     REQUIRE(f.reconcile());
     CHECK(f.paths() == Lines{kChildPaths[1], kChildPaths[1], kStatusPath});
     check_patch();
@@ -526,7 +545,7 @@ TEST_CASE("an apply of a cached child refused as Invalid falls back to a merge p
     CHECK(f.events.lines == Lines{"Warning ApplyFailed: Service abc123: spec.ports: still bad"});
   }
   SECTION("a patch that fails for a while is retried") {
-    f.transport->respond(503, repl::test::status_json(503, "ServiceUnavailable", "later"));
+    f.answer(1, 503, repl::test::status_json(503, "ServiceUnavailable", "later"));
     auto r = f.reconcile();
     REQUIRE_FALSE(r);
     CHECK(r.error().code == 503);
@@ -542,9 +561,9 @@ TEST_CASE("a Deployment restored by a merge patch reports its state from the pat
   f.cache_desired(kReady);
   f.status_from(observed(kReady));
   f.cached("Deployment", "abc123").fingerprint ^= 1;
-  f.transport->respond(422, repl::test::status_json(422, "Invalid", "containerPort: Duplicate value"));
-  f.transport->respond(200, deployment_reply(0));
-  f.transport->respond(200, kStatusReply);
+  f.answer(0, 422, repl::test::status_json(422, "Invalid", "containerPort: Duplicate value"));
+  f.answer(0, 200, deployment_reply(0));
+  f.status_answer(200, kStatusReply);
   REQUIRE(f.reconcile());
   CHECK(f.paths() == Lines{kChildPaths[0], kChildPaths[0], kStatusPath});
   CHECK(f.transport->requests[1].content_type == "application/merge-patch+json");
@@ -566,8 +585,8 @@ TEST_CASE("a refused apply of a child not in the cache is ApplyFailed, without a
     f.cached("Service", "abc123").fingerprint ^= 1;
     code = 400;
   }
-  f.transport->respond(code, repl::test::status_json(code, "Invalid", "spec.ports: bad"));
-  f.transport->respond(200, kStatusReply);
+  f.answer(1, code, repl::test::status_json(code, "Invalid", "spec.ports: bad"));
+  f.status_answer(200, kStatusReply);
   REQUIRE(f.reconcile());
   CHECK(f.paths() == Lines{kChildPaths[1], kStatusPath});
   for (const auto& r : f.transport->requests) CHECK(r.content_type == "application/apply-patch+yaml");

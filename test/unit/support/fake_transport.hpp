@@ -1,11 +1,21 @@
-// A scripted kube::Transport: records every request and answers from queues the test fills.
-// An unscripted request gets a transport error naming it, so a test sees it instead of hanging.
+// A scripted kube::Transport: records every request and answers from what the test scripted, in
+// one of two ways: by request (method and path, for code that sends several requests at once, in
+// any order), or in order (the next answer to the next request that no route matches). An
+// unscripted request gets a transport error naming it, so a test sees it instead of hanging.
+// send_async() answers on the caller's thread before returning. Thread-safe: the code under test
+// may send from several threads while the test waits for requests (wait_for).
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <deque>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kube/transport.hpp"
@@ -29,48 +39,173 @@ class FakeLineStream final : public kube::LineStream {
   bool cancelled_ = false;
 };
 
+inline std::string path_of(const std::string& target) { return target.substr(0, target.find('?')); }
+
+// A watch stream the test feeds while it is open: next() blocks until a line is pushed, the test
+// ends it, or it is cancelled (then it ends normally, as a cancelled real stream's reader stops).
+class PushStream {
+ public:
+  void push(std::string line) {
+    std::lock_guard lock(mu_);
+    lines_.push_back(std::move(line));
+    cv_.notify_all();
+  }
+  void end() {
+    std::lock_guard lock(mu_);
+    ended_ = true;
+    cv_.notify_all();
+  }
+  // The LineStream the transport hands out; it reads this feed.
+  std::unique_ptr<kube::LineStream> reader(std::shared_ptr<PushStream> self) {
+    return std::make_unique<Reader>(std::move(self));
+  }
+
+ private:
+  class Reader final : public kube::LineStream {
+   public:
+    explicit Reader(std::shared_ptr<PushStream> feed) : feed_(std::move(feed)) {}
+    Result<std::optional<std::string>, kube::ApiError> next() override {
+      std::unique_lock lock(feed_->mu_);
+      feed_->cv_.wait(lock, [this] { return !feed_->lines_.empty() || feed_->ended_; });
+      if (feed_->lines_.empty()) return std::optional<std::string>();
+      std::string line = std::move(feed_->lines_.front());
+      feed_->lines_.pop_front();
+      return std::optional<std::string>(std::move(line));
+    }
+    void cancel() override { feed_->end(); }
+
+   private:
+    std::shared_ptr<PushStream> feed_;
+  };
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> lines_;
+  bool ended_ = false;
+};
+
 class FakeTransport final : public kube::Transport {
  public:
-  using SendResult = Result<kube::HttpResponse, kube::ApiError>;
   using StreamResult = Result<std::unique_ptr<kube::LineStream>, kube::ApiError>;
 
-  // Scripts the answer to the next send().
+  // Scripts the answer to the next send() that no route matches.
   void respond(int status, std::string body) {
+    std::lock_guard lock(mu_);
     responses_.emplace_back(kube::HttpResponse{status, std::move(body)});
   }
-  void fail(kube::ApiError error) { responses_.emplace_back(Fail(std::move(error))); }
+  void fail(kube::ApiError error) {
+    std::lock_guard lock(mu_);
+    responses_.emplace_back(Fail(std::move(error)));
+  }
+  // Scripts the answers to requests of `method` on `path` (the target without its query): each
+  // request takes the next; the last one answers every request after it, until more are scripted.
+  void route(const std::string& method, const std::string& path, int status, std::string body) {
+    add_route(method, path, kube::HttpResponse{status, std::move(body)});
+  }
+  void route_failure(const std::string& method, const std::string& path, kube::ApiError error) {
+    add_route(method, path, Fail(std::move(error)));
+  }
+  // Every watch opened on `path` reads `feed` (one at a time: a re-watch reads on where it stopped).
+  void route_stream(const std::string& path, std::shared_ptr<PushStream> feed) {
+    std::lock_guard lock(mu_);
+    stream_routes_[path] = std::move(feed);
+  }
   // Scripts the answer to the next open_stream().
   void stream(std::vector<std::string> lines) {
+    std::lock_guard lock(mu_);
     streams_.emplace_back(
         std::unique_ptr<kube::LineStream>(std::make_unique<FakeLineStream>(std::move(lines))));
   }
-  void fail_stream(kube::ApiError error) { streams_.emplace_back(Fail(std::move(error))); }
+  void fail_stream(kube::ApiError error) {
+    std::lock_guard lock(mu_);
+    streams_.emplace_back(Fail(std::move(error)));
+  }
   // Scripts a stream of the test's own making as the answer to the next open_stream().
-  void custom_stream(std::unique_ptr<kube::LineStream> stream) { streams_.emplace_back(std::move(stream)); }
+  void custom_stream(std::unique_ptr<kube::LineStream> stream) {
+    std::lock_guard lock(mu_);
+    streams_.emplace_back(std::move(stream));
+  }
 
   SendResult send(const kube::HttpRequest& request) override {
-    requests.push_back(request);
+    std::lock_guard lock(mu_);
+    record(request);
+    if (cancelled_) return Fail(kube::transport_error("cancelled: " + request.method + " " + request.target));
+    if (auto it = routes_.find({request.method, path_of(request.target)}); it != routes_.end()) {
+      Route& route = it->second;
+      SendResult r = route.answers.front();
+      if (route.answers.size() > 1) {
+        route.answers.pop_front();
+      } else {
+        route.last_used = true;
+      }
+      return r;
+    }
     if (responses_.empty())
       return Fail(kube::transport_error("unscripted " + request.method + " " + request.target));
     SendResult r = std::move(responses_.front());
     responses_.pop_front();
     return r;
   }
+  void send_async(const kube::HttpRequest& request, SendDone done) override { done(send(request)); }
   StreamResult open_stream(const kube::HttpRequest& request) override {
-    requests.push_back(request);
+    std::lock_guard lock(mu_);
+    record(request);
+    if (cancelled_) return Fail(kube::transport_error("cancelled: stream " + request.target));
+    if (auto it = stream_routes_.find(path_of(request.target)); it != stream_routes_.end()) {
+      return it->second->reader(it->second);
+    }
     if (streams_.empty()) return Fail(kube::transport_error("unscripted stream " + request.target));
     StreamResult r = std::move(streams_.front());
     streams_.pop_front();
     return r;
   }
+  void cancel_all() override {
+    std::lock_guard lock(mu_);
+    cancelled_ = true;
+    for (auto& [path, feed] : stream_routes_) feed->end();
+  }
 
   std::size_t unused_responses() const { return responses_.size() + streams_.size(); }
 
+  // Waits (at most `timeout` of real time) until `pred` holds for the requests seen so far; it is
+  // called under the transport's lock. Returns whether it came true.
+  bool wait_for(const std::function<bool(const std::vector<kube::HttpRequest>&)>& pred,
+                std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+    std::unique_lock lock(mu_);
+    return seen_.wait_for(lock, timeout, [&] { return pred(requests); });
+  }
+  // The requests seen so far, copied under the lock (while the code under test may still send).
+  std::vector<kube::HttpRequest> snapshot() const {
+    std::lock_guard lock(mu_);
+    return requests;
+  }
+
+  // Every request in order. Read it directly only once the code under test has stopped sending.
   std::vector<kube::HttpRequest> requests;
 
  private:
+  struct Route {
+    std::deque<SendResult> answers;
+    bool last_used = false;  // the one answer left has answered already: a new one replaces it
+  };
+  void add_route(const std::string& method, const std::string& path, SendResult answer) {
+    std::lock_guard lock(mu_);
+    Route& route = routes_[{method, path}];
+    if (route.last_used) route.answers.clear();
+    route.last_used = false;
+    route.answers.push_back(std::move(answer));
+  }
+  void record(const kube::HttpRequest& request) {
+    requests.push_back(request);
+    seen_.notify_all();
+  }
+
+  mutable std::mutex mu_;
+  std::condition_variable seen_;
+  bool cancelled_ = false;
   std::deque<SendResult> responses_;
   std::deque<StreamResult> streams_;
+  std::map<std::pair<std::string, std::string>, Route> routes_;
+  std::map<std::string, std::shared_ptr<PushStream>> stream_routes_;
 };
 
 // The "?query" part of a request target, split into (name, raw value) pairs in order.
@@ -88,7 +223,5 @@ inline std::vector<std::pair<std::string, std::string>> query_params(const std::
   }
   return out;
 }
-
-inline std::string path_of(const std::string& target) { return target.substr(0, target.find('?')); }
 
 }  // namespace repl::test
