@@ -1,8 +1,15 @@
 // The operator against the real API server: a Repl becomes a Deployment, a Service and an
 // Ingress it owns, with the expected names, hosts, ports, labels and owner; many at once; and a
-// second pass over unchanged Repls writes nothing.
+// second pass over unchanged Repls writes nothing; a SIGTERM ends it promptly, even with its API
+// server hung.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -201,4 +208,78 @@ TEST_CASE("the operator exits 0 on SIGTERM", "[operator]") {
   REQUIRE(eventually(5s, [&] { return op.count_log("caches synced") == 1; }));
   CHECK(op.stop() == 0);
   CHECK(op.count_log("\"msg\":\"stopped\"") == 1);
+}
+
+namespace {
+
+// A loopback port that takes connections and never answers (not even the TLS handshake): an API
+// server hung, or a network path that silently drops. Connections are accepted and held open.
+class BlackHole {
+ public:
+  BlackHole() {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(listen(fd_, 64) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~BlackHole() {
+    for (const int c : held_) close(c);
+    close(fd_);
+  }
+  BlackHole(const BlackHole&) = delete;
+  BlackHole& operator=(const BlackHole&) = delete;
+
+  int port() const { return port_; }
+  // Accepts what is waiting; returns how many connections were taken so far.
+  std::size_t take() {
+    for (int c; (c = accept(fd_, nullptr, nullptr)) >= 0;) held_.push_back(c);
+    return held_.size();
+  }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::vector<int> held_;
+};
+
+}  // namespace
+
+TEST_CASE("with the API server unreachable, SIGTERM ends the operator within 2 s", "[operator]") {
+  BlackHole hung;
+  TempDir dir;
+  const std::string kubeconfig = (dir.path / "kubeconfig").string();
+  {
+    std::ofstream out(kubeconfig);
+    out << "apiVersion: v1\nkind: Config\ncurrent-context: hung\n"
+        << "clusters:\n- name: hung\n  cluster:\n    server: https://127.0.0.1:" << hung.port()
+        << "\n    insecure-skip-tls-verify: true\n"
+        << "users:\n- name: hung\n  user:\n    token: not-a-real-token\n"
+        << "contexts:\n- name: hung\n  context:\n    cluster: hung\n    user: hung\n    namespace: default\n";
+  }
+  std::vector<std::string> argv = operator_argv(kubeconfig, {});
+  // Every watcher's first LIST hangs; with leader election so does the elector's first Lease read,
+  // and the release the shutdown tries.
+  std::size_t hung_requests = 7;
+  SECTION("without leader election") {}
+  SECTION("with leader election") {
+    argv.insert(argv.end(), {"--leader-elect", "--leader-election-namespace", "default"});
+    hung_requests = 1;
+  }
+  auto op = OperatorProcess::spawn(argv);
+  // Every request it makes is in flight, with nothing coming back.
+  REQUIRE(eventually(10s, [&] { return hung.take() >= hung_requests; }));
+  const auto t0 = std::chrono::steady_clock::now();
+  const int status = op->stop();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  INFO("shutdown took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(took < 2s);
+  CHECK(status == 0);
+  CHECK(op->count_log("\"msg\":\"stopped\"") == 1);
+  CHECK(op->count_log("shutdown took too long") == 0);
 }

@@ -229,23 +229,26 @@ CommandResult PrivateCluster::down() {
   return r;
 }
 
+std::vector<std::string> operator_argv(const std::string& kubeconfig,
+                                       const std::vector<std::string>& extra_args) {
+  // Ports 0: tests run several operators at once; served_addr() finds the port in the log.
+  std::vector<std::string> argv = {REPL_OPERATOR_BIN,
+                                   "--kubeconfig",
+                                   kubeconfig,
+                                   "--log-level",
+                                   "debug",
+                                   "--templates",
+                                   std::string(REPL_SOURCE_DIR) + "/templates",
+                                   "--metrics-addr",
+                                   "127.0.0.1:0",
+                                   "--health-addr",
+                                   "127.0.0.1:0"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  return argv;
+}
+
 OperatorProcess::OperatorProcess(std::vector<std::string> extra_args)
-    : OperatorProcess(Spawn{}, [&] {
-        // Ports 0: tests run several operators at once; served_addr() finds the port in the log.
-        std::vector<std::string> argv = {REPL_OPERATOR_BIN,
-                                         "--kubeconfig",
-                                         admin_kubeconfig(),
-                                         "--log-level",
-                                         "debug",
-                                         "--templates",
-                                         std::string(REPL_SOURCE_DIR) + "/templates",
-                                         "--metrics-addr",
-                                         "127.0.0.1:0",
-                                         "--health-addr",
-                                         "127.0.0.1:0"};
-        argv.insert(argv.end(), extra_args.begin(), extra_args.end());
-        return argv;
-      }()) {}
+    : OperatorProcess(Spawn{}, operator_argv(admin_kubeconfig(), extra_args)) {}
 
 std::unique_ptr<OperatorProcess> OperatorProcess::spawn(std::vector<std::string> argv) {
   return std::unique_ptr<OperatorProcess>(new OperatorProcess(Spawn{}, std::move(argv)));

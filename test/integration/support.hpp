@@ -79,6 +79,10 @@ class PrivateCluster {
   std::string kubeconfig_;
 };
 
+// The repl-operator binary's arguments against `kubeconfig`, as the tests run it, then `extra_args`.
+std::vector<std::string> operator_argv(const std::string& kubeconfig,
+                                       const std::vector<std::string>& extra_args);
+
 // The repl-operator binary as a child process, logging (debug level) to a file. Stopped with
 // SIGTERM on destruction; if the test has a failed assertion by then, the end of its log is printed.
 class OperatorProcess {
