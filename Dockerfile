@@ -10,6 +10,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
       libcpprest-dev libyaml-cpp-dev rapidjson-dev libboost-dev libboost-system-dev libssl-dev \
+      prometheus-cpp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what the two binaries are built from (see .dockerignore too).
@@ -25,11 +26,12 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF 
 
 # --- runtime ----------------------------------------------------------------------------------
 FROM debian:bookworm-slim
-# Runtime libraries only (what `ldd` lists for both binaries: cpprest, yaml-cpp, OpenSSL; Boost.System
+# Runtime libraries only (what `ldd` lists for both binaries: cpprest, yaml-cpp, OpenSSL, prometheus-cpp's
+# core; Boost.System
 # is header-only in 1.74, and brotli/zlib come with libcpprest2.10), plus CA certificates.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libcpprest2.10 libyaml-cpp0.7 libssl3 ca-certificates \
+      libcpprest2.10 libyaml-cpp0.7 libprometheus-cpp-core1.0 libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --gid 65532 nonroot \
  && useradd --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \

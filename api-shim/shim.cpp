@@ -197,18 +197,17 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
 }
 
 Shim::Shim(ShimOptions options, ReplApi& api, metrics::Registry& registry)
-    : options_(std::move(options)), api_(api), registry_(registry) {
-  auto requests = registry_.counter("repl_shim_requests_total", "HTTP requests, by route and status code.",
-                                    {"route", "code"});
-  auto latency = registry_.histogram("repl_shim_request_duration_seconds", "Time to answer, by route.",
-                                     {"route"}, metrics::default_seconds_buckets());
-  if (!requests || !latency) {
-    log::error("bad metric definition");
-    std::abort();  // constants of this file: a bug, not a runtime condition
-  }
-  requests_ = *requests;
-  latency_ = *latency;
-}
+    : options_(std::move(options)),
+      api_(api),
+      registry_(registry),
+      requests_(prometheus::BuildCounter()
+                    .Name("repl_shim_requests_total")
+                    .Help("HTTP requests, by route and status code.")
+                    .Register(registry.families())),
+      latency_(prometheus::BuildHistogram()
+                   .Name("repl_shim_request_duration_seconds")
+                   .Help("Time to answer, by route.")
+                   .Register(registry.families())) {}
 
 bool Shim::origin_allowed(const std::string& origin) const {
   return !origin.empty() && std::find(options_.cors_origins.begin(), options_.cors_origins.end(), origin) !=
@@ -238,9 +237,9 @@ HttpReply Shim::handle(const IncomingRequest& request) {
     reply.headers.emplace_back("Access-Control-Allow-Credentials", "true");
   }
   if (!options_.cors_origins.empty()) reply.headers.emplace_back("Vary", "Origin");
-  requests_->with({route_name, std::to_string(reply.status)}).inc();
-  latency_->with({route_name})
-      .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  requests_.Add({{"route", route_name}, {"code", std::to_string(reply.status)}}).Increment();
+  latency_.Add({{"route", route_name}}, metrics::default_seconds_buckets())
+      .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   return reply;
 }
 

@@ -14,6 +14,9 @@
 // Thread-safety: handle() from any number of threads at once.
 #pragma once
 
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+
 #include <chrono>
 #include <string>
 #include <vector>
@@ -57,8 +60,8 @@ class Shim final {
   const ShimOptions options_;
   ReplApi& api_;  // not owned
   metrics::Registry& registry_;
-  metrics::CounterFamily* requests_;
-  metrics::HistogramFamily* latency_;
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& latency_;
 };
 
 }  // namespace repl::shim

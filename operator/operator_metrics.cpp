@@ -1,59 +1,46 @@
 #include "operator_metrics.hpp"
 
-#include <cstdlib>
-
-#include "common/log.hpp"
+#include <prometheus/counter.h>
 
 namespace repl {
 namespace {
 
-// The names below are constants of this file: a refusal is a bug here, not a runtime condition.
-[[noreturn]] void refuse(const std::string& error) {
-  log::error("bad metric definition", {{"error", error}});
-  std::abort();
-}
-
-template <class T>
-T must(Result<T, std::string> r) {
-  if (!r) refuse(r.error());
-  return *r;
-}
-
-void must(Result<void, std::string> r) {
-  if (!r) refuse(r.error());
+prometheus::Family<prometheus::Counter>& counter(metrics::Registry& r, const char* name, const char* help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(r.families());
 }
 
 }  // namespace
 
 OperatorMetrics::OperatorMetrics()
-    : reconciles_(must(
-          registry_.counter("repl_operator_reconcile_total", "Reconciles of Repls, by result.", {"result"}))),
-      reconcile_errors_(must(registry_.counter("repl_operator_reconcile_errors_total",
-                                               "Reconciles that failed and were put back with backoff."))),
-      reconcile_seconds_(
-          must(registry_.histogram("repl_operator_reconcile_duration_seconds", "Time one reconcile took.", {},
-                                   metrics::default_seconds_buckets()))),
-      api_requests_(
-          must(registry_.counter("repl_operator_api_requests_total",
-                                 "Requests to the Kubernetes API server, by verb and HTTP status code "
-                                 "(0: not reached).",
-                                 {"verb", "code"}))),
-      watch_relists_(must(registry_.counter("repl_operator_watch_relists_total",
-                                            "Lists after the first, e.g. after 410 Gone.", {"watcher"}))),
-      watch_restarts_(
-          must(registry_.counter("repl_operator_watch_restarts_total",
-                                 "Watches opened again after a stream ended or broke.", {"watcher"}))),
-      watch_failures_(must(registry_.counter("repl_operator_watch_failures_total",
-                                             "Failed list or watch requests.", {"watcher"}))) {}
+    : reconciles_(counter(registry_, "repl_operator_reconcile_total", "Reconciles of Repls, by result.")),
+      reconcile_errors_(counter(registry_, "repl_operator_reconcile_errors_total",
+                                "Reconciles that failed and were put back with backoff.")
+                            .Add({})),
+      reconcile_seconds_(prometheus::BuildHistogram()
+                             .Name("repl_operator_reconcile_duration_seconds")
+                             .Help("Time one reconcile took.")
+                             .Register(registry_.families())
+                             .Add({}, metrics::default_seconds_buckets())),
+      api_requests_(counter(registry_, "repl_operator_api_requests_total",
+                            "Requests to the Kubernetes API server, by verb and HTTP status code "
+                            "(0: not reached).")),
+      watch_relists_(counter(registry_, "repl_operator_watch_relists_total",
+                             "Lists after the first, e.g. after 410 Gone.")),
+      watch_restarts_(counter(registry_, "repl_operator_watch_restarts_total",
+                              "Watches opened again after a stream ended or broke.")),
+      watch_failures_(
+          counter(registry_, "repl_operator_watch_failures_total", "Failed list or watch requests.")) {}
 
 void OperatorMetrics::reconciled(bool ok, std::chrono::steady_clock::duration took) {
-  reconciles_->with({ok ? "success" : "error"}).inc();
-  if (!ok) reconcile_errors_->with().inc();
-  reconcile_seconds_->with().observe(std::chrono::duration<double>(took).count());
+  reconciles_.Add({{"result", ok ? "success" : "error"}}).Increment();
+  if (!ok) reconcile_errors_.Increment();
+  reconcile_seconds_.Observe(std::chrono::duration<double>(took).count());
 }
 
 kube::Client::Observer OperatorMetrics::api_observer() {
-  return [this](std::string_view verb, int code) { api_requests_->with({verb, std::to_string(code)}).inc(); };
+  return [this](std::string_view verb, int code) {
+    api_requests_.Add({{"verb", std::string(verb)}, {"code", std::to_string(code)}}).Increment();
+  };
 }
 
 std::function<void(kube::WatchSignal)> OperatorMetrics::watch_observer(const std::string& watcher) {
@@ -62,13 +49,13 @@ std::function<void(kube::WatchSignal)> OperatorMetrics::watch_observer(const std
       case kube::WatchSignal::kListed:
         break;
       case kube::WatchSignal::kRelisted:
-        watch_relists_->with({watcher}).inc();
+        watch_relists_.Add({{"watcher", watcher}}).Increment();
         break;
       case kube::WatchSignal::kRewatched:
-        watch_restarts_->with({watcher}).inc();
+        watch_restarts_.Add({{"watcher", watcher}}).Increment();
         break;
       case kube::WatchSignal::kFailed:
-        watch_failures_->with({watcher}).inc();
+        watch_failures_.Add({{"watcher", watcher}}).Increment();
         break;
     }
   };
@@ -76,12 +63,12 @@ std::function<void(kube::WatchSignal)> OperatorMetrics::watch_observer(const std
 
 void OperatorMetrics::add_gauge(const std::string& name, const std::string& help,
                                 std::function<double()> read) {
-  must(registry_.gauge_func(name, help, std::move(read)));
+  registry_.gauge_func(name, help, std::move(read));
 }
 
 void OperatorMetrics::add_counter(const std::string& name, const std::string& help,
                                   std::function<double()> read) {
-  must(registry_.counter_func(name, help, std::move(read)));
+  registry_.counter_func(name, help, std::move(read));
 }
 
 }  // namespace repl

@@ -2,8 +2,11 @@
 // queue, watch restarts and relists, API requests by verb and status code, and leadership.
 // Served on --metrics-addr at /metrics (see health.hpp).
 //
-// Thread-safety: every method, any thread (the registry's series are atomic).
+// Thread-safety: every method, any thread (prometheus-cpp's series are atomic).
 #pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
 
 #include <chrono>
 #include <functional>
@@ -34,13 +37,13 @@ class OperatorMetrics final {
 
  private:
   metrics::Registry registry_;
-  metrics::CounterFamily* reconciles_;
-  metrics::CounterFamily* reconcile_errors_;
-  metrics::HistogramFamily* reconcile_seconds_;
-  metrics::CounterFamily* api_requests_;
-  metrics::CounterFamily* watch_relists_;
-  metrics::CounterFamily* watch_restarts_;
-  metrics::CounterFamily* watch_failures_;
+  prometheus::Family<prometheus::Counter>& reconciles_;
+  prometheus::Counter& reconcile_errors_;
+  prometheus::Histogram& reconcile_seconds_;
+  prometheus::Family<prometheus::Counter>& api_requests_;
+  prometheus::Family<prometheus::Counter>& watch_relists_;
+  prometheus::Family<prometheus::Counter>& watch_restarts_;
+  prometheus::Family<prometheus::Counter>& watch_failures_;
 };
 
 }  // namespace repl

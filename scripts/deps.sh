@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, idempotently: Debian packages (compiler toolchain,
-# cpprestsdk, yaml-cpp, RapidJSON, Boost, Catch2, OpenSSL, clang-format, Chromium for the browser
+# cpprestsdk, yaml-cpp, RapidJSON, prometheus-cpp, Boost, Catch2, OpenSSL, clang-format, Chromium for the browser
 # test, the aws CLI for the S3 test; for the real node containerd, runc, the CNI plugins, umoci and
 # debootstrap for its images, iptables, ipset and nftables for its firewall, python3-websockets for
 # the tests' websocket client), then the test tooling (test/cluster/build.sh: the control plane,
@@ -10,7 +10,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-packages=(build-essential cmake ninja-build pkg-config libcpprest-dev libyaml-cpp-dev rapidjson-dev
+packages=(build-essential cmake ninja-build pkg-config libcpprest-dev libyaml-cpp-dev rapidjson-dev prometheus-cpp-dev
   libboost-dev libboost-system-dev catch2 libssl-dev openssl curl python3 python3-venv clang-format chromium
   awscli
   containerd runc containernetworking-plugins umoci debootstrap iptables ipset nftables python3-websockets)

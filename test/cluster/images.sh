@@ -256,7 +256,7 @@ build_traefik() {
 # Its packages, user and settings are the Dockerfile's (keep them in step); the binaries are the
 # ones this machine built (the same Debian release and libraries as the Dockerfile's build stage),
 # so no second compile is needed.
-op_packages=libcpprest2.10,libyaml-cpp0.7,libssl3,ca-certificates
+op_packages=libcpprest2.10,libyaml-cpp0.7,libprometheus-cpp-core1.0,libssl3,ca-certificates
 opbase_hash=$(printf 'opbase %s %s %s %s\n' "$format" "$suite" "$mirror" "$op_packages" | short_hash)
 opbase_dir="$out/opbase-$opbase_hash"
 build_opbase() {

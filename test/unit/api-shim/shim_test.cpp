@@ -1027,14 +1027,14 @@ TEST_CASE("requests are counted by route and code, and timed by route", "[shim]"
   INFO(text);
   for (const char* line : {
            "# TYPE repl_shim_requests_total counter\n",
-           "repl_shim_requests_total{route=\"start\",code=\"201\"} 2\n",
-           "repl_shim_requests_total{route=\"start\",code=\"200\"} 1\n",
-           "repl_shim_requests_total{route=\"start\",code=\"400\"} 1\n",
-           "repl_shim_requests_total{route=\"repl\",code=\"200\"} 1\n",
-           "repl_shim_requests_total{route=\"repl\",code=\"404\"} 1\n",
-           "repl_shim_requests_total{route=\"stop\",code=\"200\"} 1\n",
-           "repl_shim_requests_total{route=\"healthz\",code=\"200\"} 1\n",
-           "repl_shim_requests_total{route=\"other\",code=\"404\"} 1\n",
+           "repl_shim_requests_total{code=\"201\",route=\"start\"} 2\n",
+           "repl_shim_requests_total{code=\"200\",route=\"start\"} 1\n",
+           "repl_shim_requests_total{code=\"400\",route=\"start\"} 1\n",
+           "repl_shim_requests_total{code=\"200\",route=\"repl\"} 1\n",
+           "repl_shim_requests_total{code=\"404\",route=\"repl\"} 1\n",
+           "repl_shim_requests_total{code=\"200\",route=\"stop\"} 1\n",
+           "repl_shim_requests_total{code=\"200\",route=\"healthz\"} 1\n",
+           "repl_shim_requests_total{code=\"404\",route=\"other\"} 1\n",
            "# TYPE repl_shim_request_duration_seconds histogram\n",
            "repl_shim_request_duration_seconds_bucket{route=\"start\",le=\"+Inf\"} 4\n",
            "repl_shim_request_duration_seconds_count{route=\"start\"} 4\n",
@@ -1049,7 +1049,7 @@ TEST_CASE("requests are counted by route and code, and timed by route", "[shim]"
   SECTION("served on GET /metrics") {
     const HttpReply metrics = h.handle(http_request("GET", "/metrics"));
     REQUIRE(metrics.status == 200);
-    CHECK_THAT(metrics.body, Catch::Contains("repl_shim_requests_total{route=\"start\",code=\"201\"} 2\n"));
+    CHECK_THAT(metrics.body, Catch::Contains("repl_shim_requests_total{code=\"201\",route=\"start\"} 2\n"));
   }
 }
 
