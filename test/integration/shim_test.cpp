@@ -195,7 +195,7 @@ TEST_CASE("the shim's health and metrics endpoints; an empty token file is refus
   CHECK(http("GET", s.url + "/readyz").status == 200);
   CHECK(http("GET", s.url + "/repls/absent").status == 404);
   const auto metrics = http("GET", s.url + "/metrics");
-  CHECK_THAT(metrics.body, Catch::Contains(R"(repl_shim_requests_total{route="repl",code="404"} 1)") &&
+  CHECK_THAT(metrics.body, Catch::Contains(R"(repl_shim_requests_total{code="404",route="repl"} 1)") &&
                                Catch::Contains("repl_shim_request_duration_seconds_bucket"));
 
   // Auth must not be off by accident: an empty token file stops the shim at start.
