@@ -1,13 +1,18 @@
 // repl-shim: wires flags, the kube client, the HTTP server and the Shim. Requests are answered on
 // the shim's own worker threads (a Boost.Asio thread pool), so a request that waits (wait=ready)
 // never holds one of the HTTP library's threads. No logic lives here.
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <future>
 #include <iostream>
 #include <sstream>
+#include <thread>
+#include <vector>
 
+#include "common/clock.hpp"
 #include "common/flags.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -16,6 +21,13 @@
 #include "kube/transport.hpp"
 #include "repl_api.hpp"
 #include "shim.hpp"
+
+namespace {
+
+constexpr std::size_t kHttpThreads = 4;  // cpprestsdk's pool, for the Kubernetes client
+constexpr int kIoThreads = 1;            // the HTTP server's connections and timers
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace repl;
@@ -79,6 +91,8 @@ int main(int argc, char** argv) {
     }
   }
 
+  // cpprestsdk's pool does the Kubernetes client's socket I/O; the workers wait on it, never hold it.
+  kube::limit_http_threads(kHttpThreads);
   auto connection = kube::connect(kubeconfig);
   if (!connection) {
     log::error("cannot connect", {{"error", connection.error()}});
@@ -89,15 +103,22 @@ int main(int argc, char** argv) {
   metrics::Registry registry;
   shim::Shim shim(options, api, registry);
 
+  // One io_context carries the HTTP server's connections, its deadlines and the signals; requests
+  // are handled on the workers, which may block (a wait=ready), so no connection waits for another.
+  boost::asio::io_context io;
+  auto io_work = boost::asio::make_work_guard(io);
+  AsioClock clock(io.get_executor());
   boost::asio::thread_pool pool(static_cast<std::size_t>(workers));
+  kube::ServerLimits limits;
+  limits.max_body_bytes = static_cast<std::size_t>(max_body_bytes);
   auto server = kube::HttpServer::start(
-      listen,
+      io.get_executor(), clock, listen,
       [&](kube::IncomingRequest request, kube::Responder respond) {
         boost::asio::post(pool, [&shim, request = std::move(request), respond = std::move(respond)] {
           respond(shim.handle(request));
         });
       },
-      kube::ServerLimits{static_cast<std::size_t>(max_body_bytes)});
+      limits);
   if (!server) {
     log::error("cannot listen", {{"addr", listen}, {"error", server.error()}});
     return 1;
@@ -106,14 +127,21 @@ int main(int argc, char** argv) {
                         {"namespace", ns},
                         {"auth", options.auth_token.empty() ? "off" : "bearer token"}});
 
-  boost::asio::io_context signals_io;
-  boost::asio::signal_set signals(signals_io, SIGINT, SIGTERM);
-  signals.async_wait([](const boost::system::error_code&, int sig) {
+  std::promise<void> stop;
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&stop](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
     log::info("stopping", {{"signal", std::to_string(sig)}});
+    stop.set_value();
   });
-  signals_io.run();
+  std::vector<std::thread> io_threads;
+  for (int i = 0; i < kIoThreads; ++i) io_threads.emplace_back([&io] { io.run(); });
+  stop.get_future().wait();
   server->reset();  // no new requests; those in flight finish on the pool
   pool.join();
+  io_work.reset();
+  io.stop();
+  for (auto& t : io_threads) t.join();
   log::info("stopped");
   return 0;
 }

@@ -7,9 +7,10 @@
 //                 naming the checks that have not: the readiness probe.
 //   GET /metrics  the registry in the Prometheus text format.
 //
-//   auto health = kube::HttpServer::start(opts.health_addr,
+//   auto health = kube::HttpServer::start(io.get_executor(), clock, opts.health_addr,
 //                                         health_routes({{"repl-cache", [&] { return store.synced(); }}}));
-//   auto metrics = kube::HttpServer::start(opts.metrics_addr, metrics_routes(registry));
+//   auto metrics = kube::HttpServer::start(io.get_executor(), clock, opts.metrics_addr,
+//   metrics_routes(registry));
 //
 // Ownership: the routes keep references to the registry and the checks' captures; those must outlive
 // the servers serving them. Threading: the checks and render() run on the HTTP server's threads, so a

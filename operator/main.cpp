@@ -243,10 +243,10 @@ int main(int argc, char** argv) {
                     [&] { return elector ? (elector->is_leader() ? 1.0 : 0.0) : 1.0; });
   std::unique_ptr<kube::HttpServer> metrics_server;
   std::unique_ptr<kube::HttpServer> health_server;
-  const auto serve = [](const std::string& what, const std::string& addr, kube::Routes routes,
-                        std::unique_ptr<kube::HttpServer>& server) {
+  const auto serve = [&io, &clock](const std::string& what, const std::string& addr, kube::Routes routes,
+                                   std::unique_ptr<kube::HttpServer>& server) {
     if (addr.empty()) return true;
-    auto started = kube::HttpServer::start(addr, std::move(routes));
+    auto started = kube::HttpServer::start(io.get_executor(), clock, addr, std::move(routes));
     if (!started) {
       log::error("cannot serve " + what, {{"addr", addr}, {"error", started.error()}});
       return false;
@@ -312,6 +312,8 @@ int main(int argc, char** argv) {
   reconcile_pool.join();
   backstop->cancel();
   signals.cancel();
+  metrics_server.reset();  // while the io_context still runs their closing
+  health_server.reset();
   io_work.reset();
   io.stop();
   for (auto& t : io_threads) t.join();

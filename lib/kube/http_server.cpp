@@ -1,30 +1,33 @@
-// cpprestsdk implementation of HttpServer. This file is the only place that sees http_listener and
-// its exceptions; everything leaving it is a Result.
+// Boost.Beast implementation of HttpServer: an acceptor and one session per connection, each on
+// its own strand of the caller's executor, with the Clock's timers as read and write deadlines.
 #include "kube/http_server.hpp"
 
 #include <arpa/inet.h>
-#include <cpprest/http_listener.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
 #include <cctype>
-#include <cerrno>
 #include <charconv>
 #include <condition_variable>
-#include <cstring>
 #include <exception>
+#include <future>
+#include <limits>
+#include <map>
 #include <mutex>
-#include <set>
+#include <optional>
 
 #include "common/log.hpp"
 
 namespace repl::kube {
 namespace {
 
-using web::http::http_request;
-using web::http::http_response;
-using web::http::experimental::listener::http_listener;
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
 
 HttpReply text_reply(int status, std::string body) {
   HttpReply r;
@@ -33,49 +36,22 @@ HttpReply text_reply(int status, std::string body) {
   return r;
 }
 
-// host:port of every live HttpServer. cpprestsdk keeps one acceptor per host:port string, and when a
-// second listener on the same host:port and path fails to register it tears down the first one's
-// acceptor on its way out; so a duplicate must never reach it.
-std::mutex g_serving_mu;
-std::set<std::string> g_serving;
-
-// A bound, not listening socket holding a port while cpprestsdk binds it; closed when destroyed.
-class PortReservation {
- public:
-  PortReservation() = default;
-  PortReservation(const PortReservation&) = delete;
-  PortReservation& operator=(const PortReservation&) = delete;
-  ~PortReservation() {
-    if (fd_ >= 0) ::close(fd_);
+// "%2F" and the like in a path, decoded; a malformed escape is kept as it is.
+std::string percent_decode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    unsigned value = 0;
+    if (in[i] == '%' && i + 2 < in.size() &&
+        std::from_chars(in.data() + i + 1, in.data() + i + 3, value, 16).ptr == in.data() + i + 3) {
+      out.push_back(static_cast<char>(value));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
+    }
   }
-
-  // Binds `host`:0 and returns the port the kernel chose.
-  Result<int, std::string> reserve(const std::string& host) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) return Fail(std::string("socket: ") + std::strerror(errno));
-    // Both sockets have SO_REUSEADDR (asio sets it on its acceptor) and this one never listens: the
-    // condition under which Linux lets the listener bind the port this one holds.
-    const int one = 1;
-    if (::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
-      return Fail(std::string("setsockopt(SO_REUSEADDR): ") + std::strerror(errno));
-    }
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = 0;
-    if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) return Fail("bad IPv4 address " + host);
-    if (::bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-      return Fail("bind " + host + ":0: " + std::strerror(errno));
-    }
-    socklen_t len = sizeof addr;
-    if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      return Fail(std::string("getsockname: ") + std::strerror(errno));
-    }
-    return static_cast<int>(ntohs(addr.sin_port));
-  }
-
- private:
-  int fd_ = -1;
-};
+  return out;
+}
 
 }  // namespace
 
@@ -136,198 +112,329 @@ std::string IncomingRequest::header(std::string_view name) const {
   return "";
 }
 
-namespace {
+// What the server and its sessions share. The server holds its open sessions (a session leaves when
+// its connection closes); pending I/O holds a session too, but a Responder or a timer only weakly,
+// so closing a connection frees its session even while a handler still has its Responder.
+struct HttpServer::Impl {
+  Impl(asio::any_io_executor ex, Clock& c, RequestHandler h, ServerLimits l)
+      : executor(std::move(ex)),
+        clock(c),
+        handler(std::move(h)),
+        limits(l),
+        acceptor(asio::make_strand(executor)) {}
 
-void send(http_request request, HttpReply reply) {
-  try {
-    http_response response(static_cast<web::http::status_code>(reply.status));
-    for (const auto& [name, value] : reply.headers) response.headers().add(name, value);
-    response.set_body(std::move(reply.body), reply.content_type);
-    // A reply that cannot be written (the client went away) fails its task; pplx terminates
-    // the process when a failed task is never looked at, so look at it.
-    request.reply(response).then([](pplx::task<void> sent) {
-      try {
-        sent.wait();
-      } catch (const std::exception& e) {
-        log::debug("http server: reply not sent", {{"error", e.what()}});
-      } catch (...) {
-        // Nothing escapes a continuation: it would fail that task, unobserved in turn.
-      }
-    });
-  } catch (const std::exception& e) {
-    log::warn("http server: cannot reply", {{"error", e.what()}});
-  } catch (...) {
-    log::warn("http server: cannot reply");
-  }
-}
+  class Session;
 
-// The request line and headers (names in lower case); the body is read separately.
-IncomingRequest request_head(const http_request& request) {
-  IncomingRequest in;
-  in.method = request.method();
-  in.path = web::uri::decode(request.relative_uri().path());
-  in.query = request.relative_uri().query();
-  for (const auto& [name, value] : request.headers()) {
-    std::string lower = name;
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    in.headers.emplace_back(std::move(lower), value);
-  }
-  return in;
-}
-
-}  // namespace
-
-// Counts requests between their arrival and the handler's return (which may happen in a task
-// continuation, after the listener's own callback has returned), so the destructor can wait.
-class InFlight {
- public:
-  void enter() {
-    std::lock_guard lock(mu_);
-    ++count_;
+  // A handler call may start only while the server lives; the destructor waits for those running.
+  bool enter() {
+    std::lock_guard lock(mu);
+    if (stopped) return false;
+    ++in_handler;
+    return true;
   }
   void leave() {
-    std::lock_guard lock(mu_);
-    if (--count_ == 0) idle_.notify_all();
+    std::lock_guard lock(mu);
+    if (--in_handler == 0) changed.notify_all();
   }
-  void wait_idle() {
-    std::unique_lock lock(mu_);
-    idle_.wait(lock, [this] { return count_ == 0; });
+
+  void accept(std::shared_ptr<Impl> self);
+
+  asio::any_io_executor executor;
+  Clock& clock;
+  const RequestHandler handler;
+  const ServerLimits limits;
+  ListenAddress address;
+  tcp::acceptor acceptor;  // used on its strand only, after start()
+  std::mutex mu;
+  std::condition_variable changed;  // in_handler or live went down
+  bool stopped = false;
+  int in_handler = 0;
+  int live = 0;                                           // Session objects in existence
+  std::map<Session*, std::shared_ptr<Session>> sessions;  // open connections
+};
+
+class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(std::shared_ptr<Impl> server, tcp::socket socket)
+      : server_(std::move(server)),
+        socket_(std::move(socket)),
+        read_deadline_{server_->clock.make_timer()},
+        write_deadline_{server_->clock.make_timer()} {
+    std::lock_guard lock(server_->mu);
+    ++server_->live;
+  }
+  ~Session() {
+    read_deadline_.timer.reset();  // their waits drop before the clock may go
+    write_deadline_.timer.reset();
+    std::lock_guard lock(server_->mu);
+    if (--server_->live == 0) server_->changed.notify_all();
+  }
+
+  // Any thread: starts reading requests, on the connection's strand.
+  void start() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->arm(self->read_deadline_, self->server_->limits.request_timeout);
+      self->read_head();
+    });
+  }
+
+  // Any thread: ends the connection (what is pending completes with an error).
+  void close() {
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->shut(); });
   }
 
  private:
-  std::mutex mu_;
-  std::condition_variable idle_;
-  int count_ = 0;
+  // A deadline: its timer, and the number of its latest arming, so that a wake-up the timer
+  // delivers late (re-armed or disarmed meanwhile, see common/clock.hpp) is recognised as stale.
+  struct Deadline {
+    std::unique_ptr<Timer> timer;
+    std::uint64_t armed = 0;
+  };
+
+  // On the strand: the connection closes unless `d` is disarmed (or armed again) within `after`.
+  void arm(Deadline& d, std::chrono::milliseconds after) {
+    const std::uint64_t n = ++d.armed;
+    Deadline Session::*which = &d == &read_deadline_ ? &Session::read_deadline_ : &Session::write_deadline_;
+    d.timer->wait_until(server_->clock.now() + after, [weak = weak_from_this(), which, n] {
+      const auto self = weak.lock();
+      if (!self) return;
+      asio::post(self->socket_.get_executor(), [self, which, n] {
+        if ((self.get()->*which).armed == n) self->shut();
+      });
+    });
+  }
+  void disarm(Deadline& d) {
+    ++d.armed;
+    d.timer->cancel();
+  }
+
+  void shut() {
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    disarm(read_deadline_);
+    disarm(write_deadline_);
+    std::shared_ptr<Session> me;  // released after the lock: it may be the last reference
+    std::lock_guard lock(server_->mu);
+    if (auto it = server_->sessions.find(this); it != server_->sessions.end()) {
+      me = std::move(it->second);
+      server_->sessions.erase(it);
+    }
+  }
+
+  void read_head() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(server_->limits.max_header_bytes));
+    // The head's Content-Length is judged in on_head(). (Not boost::none: Boost 1.74 compares the
+    // length with the optional, and any length is greater than none.)
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    http::async_read_header(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this()](boost::system::error_code ec, std::size_t) { self->on_head(ec); });
+  }
+
+  void on_head(boost::system::error_code ec) {
+    if (ec == http::error::header_limit) return refuse(431, "431 request header fields too large\n");
+    if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::bad_descriptor) {
+      return shut();
+    }
+    if (ec) {
+      log::debug("http server: bad request head", {{"error", ec.message()}});
+      return refuse(400, "400 bad request\n");
+    }
+    const auto& head = parser_->get();
+    IncomingRequest in;
+    in.method = std::string(head.method_string());
+    const std::string_view target(head.target().data(), head.target().size());
+    const std::size_t q = target.find('?');
+    in.path = percent_decode(target.substr(0, q));
+    if (q != std::string_view::npos) in.query = std::string(target.substr(q + 1));
+    for (const auto& field : head) {
+      std::string name(field.name_string());
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      in.headers.emplace_back(std::move(name), std::string(field.value()));
+    }
+    const auto length = parser_->content_length();
+    if (length && *length > server_->limits.max_body_bytes) {
+      // Not read: the connection cannot carry another request after it, so it closes.
+      in.body_too_large = true;
+      keep_alive_ = false;
+      return deliver(std::move(in));
+    }
+    if (parser_->is_done()) {
+      keep_alive_ = parser_->keep_alive();
+      return deliver(std::move(in));
+    }
+    parser_->body_limit(server_->limits.max_body_bytes);  // a chunked body ends here
+    http::async_read(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this(), in = std::move(in)](boost::system::error_code ec, std::size_t) mutable {
+          self->on_body(ec, std::move(in));
+        });
+  }
+
+  void on_body(boost::system::error_code ec, IncomingRequest in) {
+    if (ec == http::error::body_limit) {  // chunked, so only known to be too large now
+      in.body_too_large = true;
+      keep_alive_ = false;
+      return deliver(std::move(in));
+    }
+    if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor) return shut();
+    if (ec) {
+      log::debug("http server: bad request body", {{"error", ec.message()}});
+      return refuse(400, "400 bad request\n");
+    }
+    in.body = std::move(parser_->get().body());
+    keep_alive_ = parser_->keep_alive();
+    deliver(std::move(in));
+  }
+
+  // An answer of our own to a request we cannot read on; the connection closes after it.
+  void refuse(int status, std::string body) {
+    keep_alive_ = false;
+    write(text_reply(status, std::move(body)));
+  }
+
+  void deliver(IncomingRequest in) {
+    disarm(read_deadline_);  // the handler takes its time (a wait=ready); the deadline is the client's
+    if (!server_->enter()) return shut();
+    const std::string path = in.path;
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    Responder respond = [weak = weak_from_this(), answered](HttpReply reply) {
+      if (answered->exchange(true)) return;  // exactly once
+      const auto self = weak.lock();
+      if (!self) return;  // the connection closed meanwhile
+      asio::post(self->socket_.get_executor(),
+                 [self, reply = std::move(reply)]() mutable { self->write(std::move(reply)); });
+    };
+    try {
+      server_->handler(std::move(in), respond);
+    } catch (const std::exception& e) {
+      log::error("http handler failed", {{"path", path}, {"error", e.what()}});
+      respond(text_reply(500, "500 internal server error\n"));
+    } catch (...) {
+      log::error("http handler failed", {{"path", path}});
+      respond(text_reply(500, "500 internal server error\n"));
+    }
+    server_->leave();
+  }
+
+  void write(HttpReply reply) {
+    response_.emplace(static_cast<http::status>(reply.status), 11);
+    response_->set(http::field::content_type, reply.content_type);
+    for (const auto& [name, value] : reply.headers) response_->insert(name, value);
+    response_->body() = std::move(reply.body);
+    response_->keep_alive(keep_alive_);
+    response_->prepare_payload();
+    // The next request's time counts from this response on (armed before the client can see it).
+    if (keep_alive_) arm(read_deadline_, server_->limits.request_timeout);
+    arm(write_deadline_, server_->limits.write_timeout);
+    http::async_write(
+        socket_, *response_,
+        [self = shared_from_this()](boost::system::error_code ec, std::size_t) { self->on_written(ec); });
+  }
+
+  void on_written(boost::system::error_code ec) {
+    response_.reset();
+    disarm(write_deadline_);
+    if (ec || !keep_alive_) return shut();
+    read_head();
+  }
+
+  const std::shared_ptr<Impl> server_;
+  tcp::socket socket_;
+  Deadline read_deadline_;  // until a whole request is in
+  Deadline write_deadline_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::string_body>> response_;
+  bool keep_alive_ = true;
 };
 
-struct HttpServer::Impl {
-  ListenAddress address;
-  std::string where;  // host:port, the key in g_serving
-  RequestHandler handler;
-  ServerLimits limits;
-  InFlight in_flight;
-  std::unique_ptr<http_listener> listener;
-};
+void HttpServer::Impl::accept(std::shared_ptr<Impl> self) {
+  acceptor.async_accept(asio::make_strand(executor),
+                        [self](boost::system::error_code ec, tcp::socket socket) {
+                          if (ec == asio::error::operation_aborted || !self->acceptor.is_open())
+                            return;  // closed: the server went
+                          if (!ec) {
+                            auto session = std::make_shared<Session>(self, std::move(socket));
+                            {
+                              std::lock_guard lock(self->mu);
+                              if (self->stopped) return;  // the socket closes with the session
+                              self->sessions.emplace(session.get(), session);
+                            }
+                            session->start();
+                          } else {
+                            log::warn("http server: accept failed", {{"error", ec.message()}});
+                          }
+                          self->accept(self);
+                        });
+}
 
-HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+HttpServer::HttpServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 HttpServer::~HttpServer() {
-  if (!impl_->listener) return;
-  try {
-    // Unregistering takes the listener's write lock, which waits for handlers in flight; once
-    // close() is done no handler of ours runs again, so the routes may go.
-    impl_->listener->close().wait();
-    impl_->in_flight.wait_idle();  // handlers running in body-read continuations
-  } catch (const std::exception& e) {
-    log::warn("http server: close failed",
-              {{"port", std::to_string(impl_->address.port)}, {"error", e.what()}});
+  std::map<Impl::Session*, std::shared_ptr<Impl::Session>> open;
+  {
+    std::unique_lock lock(impl_->mu);
+    impl_->stopped = true;
+    impl_->changed.wait(lock, [this] { return impl_->in_handler == 0; });
+    open.swap(impl_->sessions);
   }
-  impl_->listener.reset();
-  std::lock_guard lock(g_serving_mu);
-  g_serving.erase(impl_->where);
+  std::promise<void> closed;
+  asio::post(impl_->acceptor.get_executor(), [impl = impl_, &closed] {
+    boost::system::error_code ignored;
+    impl->acceptor.close(ignored);
+    closed.set_value();
+  });
+  closed.get_future().wait();  // the port is free once the destructor returns
+  for (const auto& [_, session] : open) session->close();
+  open.clear();
+  // Every session ends once its closing has run (their timers hold the Clock, which may go next).
+  std::unique_lock lock(impl_->mu);
+  if (!impl_->changed.wait_for(lock, std::chrono::seconds(5), [this] { return impl_->live == 0; })) {
+    log::warn("http server: connections still closing", {{"count", std::to_string(impl_->live)}});
+  }
 }
 
 const std::string& HttpServer::host() const { return impl_->address.host; }
 int HttpServer::port() const { return impl_->address.port; }
 
-Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(std::string_view listen_addr,
-                                                                   Routes routes) {
+Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(asio::any_io_executor executor,
+                                                                   Clock& clock, std::string_view listen_addr,
+                                                                   Routes routes, ServerLimits limits) {
   auto table = std::make_shared<const Routes>(std::move(routes));
+  limits.max_body_bytes = 0;  // GET routes take no body
   return start(
-      listen_addr,
+      std::move(executor), clock, listen_addr,
       [table](IncomingRequest request, Responder respond) {
         respond(route(*table, request.method, request.path));
       },
-      ServerLimits{0});
+      limits);
 }
 
-Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(std::string_view listen_addr,
+Result<std::unique_ptr<HttpServer>, std::string> HttpServer::start(asio::any_io_executor executor,
+                                                                   Clock& clock, std::string_view listen_addr,
                                                                    RequestHandler handler,
                                                                    ServerLimits limits) {
   auto address = parse_listen_address(listen_addr);
   if (!address) return Fail(std::move(address).error());
-
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_shared<Impl>(std::move(executor), clock, std::move(handler), limits);
+  const std::string where = address->host + ":" + std::to_string(address->port);
+  boost::system::error_code ec;
+  const tcp::endpoint endpoint(asio::ip::make_address_v4(address->host, ec),
+                               static_cast<unsigned short>(address->port));
+  if (!ec) impl->acceptor.open(endpoint.protocol(), ec);
+  // SO_REUSEADDR lets a restarted process bind while old connections linger in TIME_WAIT; Linux
+  // still refuses a second listener on the port.
+  if (!ec) impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(endpoint, ec);
+  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Fail("cannot listen on " + where + ": " + ec.message());
   impl->address = std::move(*address);
-  impl->handler = std::move(handler);
-  impl->limits = limits;
-
-  // Held until the listener is bound (or failed to): see the header on port 0.
-  PortReservation reservation;
-  if (impl->address.port == 0) {
-    auto port = reservation.reserve(impl->address.host);
-    if (!port) return Fail("cannot pick a port on " + impl->address.host + ": " + port.error());
-    impl->address.port = *port;
-  }
-  const std::string where = impl->address.host + ":" + std::to_string(impl->address.port);
-  impl->where = where;
-  {
-    std::lock_guard lock(g_serving_mu);
-    if (!g_serving.insert(where).second) {
-      return Fail("cannot listen on " + where + ": this process serves it already");
-    }
-  }
-
-  try {
-    impl->listener = std::make_unique<http_listener>(web::uri("http://" + where + "/"));
-    Impl* self = impl.get();  // outlives the listener
-    const auto handle = [self](http_request request) {
-      self->in_flight.enter();
-      // Runs the handler once, then lets the destructor go on.
-      const auto deliver = [self, request](IncomingRequest in) {
-        struct Leave {
-          InFlight& f;
-          ~Leave() { f.leave(); }
-        } leave{self->in_flight};
-        try {
-          self->handler(std::move(in),
-                        [request](HttpReply reply) mutable { send(request, std::move(reply)); });
-        } catch (const std::exception& e) {
-          log::error("http handler failed", {{"path", request.relative_uri().path()}, {"error", e.what()}});
-          send(request, text_reply(500, "500 internal server error\n"));
-        }
-      };
-      IncomingRequest in = request_head(request);
-      if (request.headers().content_length() > self->limits.max_body_bytes) {
-        in.body_too_large = true;  // not read by us (cpprestsdk drains it)
-        deliver(std::move(in));
-        return;
-      }
-      // The body arrives as a task: continue when it is in, never block this (shared pool) thread
-      // on it, or enough simultaneous requests would hold every thread the reads need.
-      request.extract_vector().then(
-          [deliver, in = std::move(in), request,
-           limit = self->limits.max_body_bytes](pplx::task<std::vector<unsigned char>> body) mutable {
-            try {
-              const std::vector<unsigned char> bytes = body.get();
-              // A body without a declared length (chunked) is only known to be too large once read.
-              if (bytes.size() > limit) {
-                in.body_too_large = true;
-              } else {
-                in.body.assign(bytes.begin(), bytes.end());
-              }
-            } catch (const std::exception& e) {
-              // Reading the request failed (the client went away mid-body): answer if we still can.
-              log::debug("http server: bad request", {{"error", e.what()}});
-              send(request, text_reply(400, "400 bad request\n"));
-              return;
-            }
-            deliver(std::move(in));
-          });
-    };
-    impl->listener->support(handle);
-    // http_listener answers OPTIONS and TRACE itself (TRACE echoes the request back) unless a
-    // handler is registered for exactly those methods; send them to the handler like the rest.
-    impl->listener->support(web::http::methods::OPTIONS, handle);
-    impl->listener->support(web::http::methods::TRCE, handle);
-    impl->listener->open().wait();
-  } catch (const std::exception& e) {
-    // A failed open() leaves the listener closed; destroying it is a no-op.
-    impl->listener.reset();
-    std::lock_guard lock(g_serving_mu);
-    g_serving.erase(where);
-    return Fail("cannot listen on " + where + ": " + e.what());
-  }
+  impl->address.port = impl->acceptor.local_endpoint().port();
+  asio::post(impl->acceptor.get_executor(), [impl] { impl->accept(impl); });
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 

@@ -1,46 +1,40 @@
-// A small HTTP/1.1 server. Two ways to use it:
+// A small HTTP/1.1 server, on Boost.Beast over the caller's io_context. Two ways to use it:
 //  - Routes: exact GET paths mapped to handlers that return a status, a Content-Type and a body
 //    (the operator's /metrics, /healthz, /readyz);
 //  - a RequestHandler: every request (any method, its headers and a size-limited body) goes to one
 //    function, which answers through a Responder, now or later from another thread (the API shim).
-// No TLS and no keep-alive timeouts; serve it behind an Ingress or on a cluster-internal port.
+// No TLS; serve it behind an Ingress or on a cluster-internal port.
 //
 //   Routes routes{{"/healthz", [] { return HttpReply{200, "text/plain; charset=utf-8", "ok\n"}; }}};
-//   auto server = HttpServer::start(":8081", std::move(routes));
+//   auto server = HttpServer::start(io.get_executor(), clock, ":8081", std::move(routes));
 //   if (!server) return Fail(server.error());     // a bad address, or the port is taken
 //   log::info("serving", {{"port", std::to_string((*server)->port())}});
 //
-// cpprestsdk's http_listener does the HTTP underneath; none of its types cross this header.
+// Why Beast and not cpprestsdk's http_listener (which the Kubernetes client still uses): the shim
+// faces the internet, and the listener has no read deadline (a client sending one byte a minute
+// holds a connection and its buffers forever), cannot say which port it bound for port 0, keeps
+// one acceptor per host:port for the whole process (a destroyed server's port keeps answering
+// 404) and drops pipelined requests. Here every request must arrive whole within
+// `request_timeout` of the connection opening or of the previous response (slow or idle clients
+// are cut off), a reply must be taken within `write_timeout`, heads are capped at
+// `max_header_bytes` (431) and bodies at `max_body_bytes`. The deadlines are timers of the given
+// Clock, so tests move them in virtual time.
 //
-// Ownership: the server owns its routes. Destroying the server stops it; once the destructor returns,
-// no handler is running or will run, so a handler may capture references to objects that outlive
-// the server.
+// Ownership: the server owns its handler. Destroying the server stops accepting, closes every
+// connection and waits for handlers that are running; once the destructor returns no handler runs
+// or will run, so a handler may capture references to objects that outlive the server. Destroy it
+// while its io_context still runs (the closing is posted to it), never from inside a handler.
 //
-// Threading: handlers run on cpprestsdk's process-wide thread pool (shared with the kube client's
-// HTTP requests), possibly several at once, so they must be thread-safe, quick and not block. They
-// should not throw; if one does, the client gets a 500. Never destroy a server from inside one of its
-// handlers (the destructor waits for the handlers to finish).
+// Threading: I/O and handler calls run on the executor's threads (each connection on its own
+// strand), possibly several at once, so handlers must be thread-safe and quick: blocking work
+// belongs on the caller's threads (answer through the Responder from there). A handler should not
+// throw; if one does, the client gets a 500.
 //
-// Port 0 ("127.0.0.1:0") means any free port, and port() tells which. cpprestsdk would bind port 0
-// but never say which port it got, so start() picks the port itself: it binds a probe socket to
-// port 0 (SO_REUSEADDR, not listening) and keeps it bound while cpprestsdk binds and listens on the
-// port the kernel chose. Linux lets the listener share the port with the idle probe and refuses it
-// to sockets without SO_REUSEADDR meanwhile; the race left is with another SO_REUSEADDR socket
-// bound to that very port in that instant, and it ends in an error, never in two servers on a port.
-//
-// What cpprestsdk's listener (2.10) imposes, and this class works around or documents:
-//   - One acceptor per host:port string for the whole process. A second server on the same
-//     host:port is refused here before cpprestsdk sees it (cpprestsdk would tear down the first
-//     server's acceptor while refusing the second).
-//   - An acceptor is closed only when the process's last listener closes: while another server
-//     lives, a destroyed server's port keeps accepting and answers 404, and only the same host:port
-//     can be served on it again. The operator's servers live as long as the process, so this shows
-//     in tests only.
-//   - Pipelined requests (sent before the previous response arrived) are dropped; sequential
-//     keep-alive requests work. No read deadline: an idle client holds its connection until it
-//     closes it or the server is destroyed.
+// Port 0 ("127.0.0.1:0") means any free port, and port() tells which.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -49,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "common/result.hpp"
 
 namespace repl::kube {
@@ -82,6 +77,12 @@ using RequestHandler = std::function<void(IncomingRequest, Responder)>;
 
 struct ServerLimits {
   std::size_t max_body_bytes = 64 * 1024;
+  std::size_t max_header_bytes = 16 * 1024;
+  // From a connection's opening, or from the previous response on it, until a whole request (head
+  // and body) is in: the longest a client may take to send one, or idle between them.
+  std::chrono::milliseconds request_timeout{10000};
+  // For writing a response (a client that does not read it is cut off).
+  std::chrono::milliseconds write_timeout{10000};
 };
 
 struct ListenAddress {
@@ -90,8 +91,8 @@ struct ListenAddress {
 };
 
 // Parses "[host]:port": ":8080" (all IPv4 interfaces, 0.0.0.0), "127.0.0.1:0", "0.0.0.0:8081",
-// "localhost:9090" (127.0.0.1). Other host names and IPv6 are refused: cpprestsdk's listener cannot
-// bind an IPv6 literal, and a name that resolves to several addresses would bind only the first.
+// "localhost:9090" (127.0.0.1). Other host names and IPv6 are refused: a name that resolves to
+// several addresses would bind only the first.
 Result<ListenAddress, std::string> parse_listen_address(std::string_view text);
 
 // What the server answers to `method` on `path`: the route's reply for GET on a known path, 404 for
@@ -103,11 +104,14 @@ class HttpServer final {
  public:
   // Binds and starts serving. Errors: an unparsable address, an address this host does not have,
   // a port in use by another socket (of this process or another).
-  static Result<std::unique_ptr<HttpServer>, std::string> start(std::string_view listen_addr, Routes routes);
+  static Result<std::unique_ptr<HttpServer>, std::string> start(boost::asio::any_io_executor executor,
+                                                                Clock& clock, std::string_view listen_addr,
+                                                                Routes routes, ServerLimits limits = {});
   // Every request to `handler`, which must call its Responder exactly once (a request never
-  // answered holds its connection until the client gives up). The handler itself must return
-  // quickly: it runs on cpprestsdk's shared pool, so blocking work belongs on the caller's threads.
-  static Result<std::unique_ptr<HttpServer>, std::string> start(std::string_view listen_addr,
+  // answered holds its connection until the client gives up, or the server goes). The handler
+  // itself must return quickly: it runs on the executor's threads.
+  static Result<std::unique_ptr<HttpServer>, std::string> start(boost::asio::any_io_executor executor,
+                                                                Clock& clock, std::string_view listen_addr,
                                                                 RequestHandler handler,
                                                                 ServerLimits limits = {});
 
@@ -121,8 +125,8 @@ class HttpServer final {
 
  private:
   struct Impl;
-  explicit HttpServer(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  explicit HttpServer(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
 };
 
 }  // namespace repl::kube

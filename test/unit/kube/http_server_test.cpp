@@ -1,15 +1,19 @@
-// HttpServer over loopback, driven by plain POSIX sockets (so the client side is not cpprestsdk too),
-// with Routes and with a RequestHandler, plus the pure parts: address parsing and routing.
+// HttpServer over loopback, driven by plain POSIX sockets, with Routes and with a RequestHandler, on
+// an io_context run by two threads; its read and write deadlines in virtual time (a ManualClock);
+// plus the pure parts: address parsing and routing.
 #include "kube/http_server.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <cctype>
 #include <chrono>
@@ -23,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "unit/support/quiet_logs.hpp"
 
 using repl::kube::HttpReply;
@@ -33,6 +38,27 @@ using repl::kube::Routes;
 using repl::kube::ServerLimits;
 
 namespace {
+
+// The io_context every server of these tests runs on, with two threads, and its real clock.
+struct Loop {
+  Loop() {
+    for (int i = 0; i < 2; ++i) threads.emplace_back([this] { io.run(); });
+  }
+  ~Loop() {
+    work.reset();
+    io.stop();
+    for (auto& t : threads) t.join();
+  }
+  boost::asio::io_context io;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work =
+      boost::asio::make_work_guard(io);
+  repl::AsioClock clock{io.get_executor()};
+  std::vector<std::thread> threads;
+};
+Loop& loop() {
+  static Loop l;
+  return l;
+}
 
 struct Response {
   int status = 0;
@@ -91,6 +117,20 @@ class Client {
       sent += static_cast<std::size_t>(n);
     }
     return true;
+  }
+  // Whether the server closes the connection within `wait` of real time (false: still open then).
+  // Anything the server sends meanwhile is read and dropped.
+  bool closed_within(std::chrono::milliseconds wait) {
+    const auto until = std::chrono::steady_clock::now() + wait;
+    for (;;) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      pollfd p{fd_.fd, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+      char buf[4096];
+      const ssize_t n = ::recv(fd_.fd, buf, sizeof buf, 0);
+      if (n <= 0) return true;
+    }
   }
   // Appends what arrives to `out` until `done(out)` or the peer closes; false on a deadline or error.
   template <class Done>
@@ -175,7 +215,7 @@ std::unique_ptr<HttpServer> started(repl::Result<std::unique_ptr<HttpServer>, st
 }
 
 std::unique_ptr<HttpServer> start_server(Routes routes = test_routes()) {
-  return started(HttpServer::start("127.0.0.1:0", std::move(routes)));
+  return started(HttpServer::start(loop().io.get_executor(), loop().clock, "127.0.0.1:0", std::move(routes)));
 }
 
 // What a RequestHandler server received, shared with the handler's threads; answers each request
@@ -318,7 +358,7 @@ TEST_CASE("HttpServer serves its routes on a port picked for it", "[http]") {
   CHECK(post.status == 405);
   CHECK(post.header("allow") == "GET");
 
-  // cpprestsdk would answer these itself (TRACE by echoing the request); the server does not let it.
+  // Not answered by the server itself (TRACE would echo the request): the routes say 405.
   for (const char* method : {"TRACE", "OPTIONS"}) {
     INFO(method);
     const Response r = request(port, method, "/x");
@@ -329,20 +369,24 @@ TEST_CASE("HttpServer serves its routes on a port picked for it", "[http]") {
   CHECK(request(port, "GET", "/throws").status == 500);
 }
 
-TEST_CASE("HttpServer keeps a connection alive across requests", "[http]") {
+TEST_CASE("HttpServer keeps a connection alive across requests, pipelined ones too", "[http]") {
   auto server = start_server();
   Client c(server->port());
   REQUIRE(c.connected());
-  // One request at a time: cpprestsdk drops whatever the client pipelined behind the first request.
   std::string first;
   REQUIRE(c.send_all("GET /x HTTP/1.1\r\nHost: x\r\n\r\n"));
   REQUIRE(c.receive_until(
       first, [](const std::string& got) { return got.find("hello from x\n") != std::string::npos; }));
   CHECK(parse(first).status == 200);
-  std::string second;
-  REQUIRE(c.send_all("GET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
-  REQUIRE(c.receive_until(second, [](const std::string&) { return false; }));
-  CHECK(parse(second).status == 404);
+  // Two requests sent before either answer: both are answered, in order.
+  std::string rest;
+  REQUIRE(c.send_all(
+      "GET /empty HTTP/1.1\r\nHost: x\r\n\r\nGET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  REQUIRE(c.receive_until(rest, [](const std::string&) { return false; }));
+  const auto second_start = rest.find("HTTP/1.1 404");
+  REQUIRE(second_start != std::string::npos);
+  CHECK(parse(rest.substr(0, second_start)).status == 204);
+  CHECK(parse(rest.substr(second_start)).status == 404);
 }
 
 TEST_CASE("HttpServer answers concurrent clients", "[http]") {
@@ -382,7 +426,8 @@ TEST_CASE("HttpServer refuses a port that another socket listens on", "[http]") 
 
   for (const std::string host : {"127.0.0.1", "0.0.0.0"}) {
     INFO(host);
-    auto server = HttpServer::start(host + ":" + std::to_string(port), test_routes());
+    auto server = HttpServer::start(loop().io.get_executor(), loop().clock, host + ":" + std::to_string(port),
+                                    test_routes());
     REQUIRE_FALSE(server);
     CHECK_THAT(server.error(),
                Catch::StartsWith("cannot listen on " + host + ":" + std::to_string(port) + ": ") &&
@@ -393,13 +438,13 @@ TEST_CASE("HttpServer refuses a port that another socket listens on", "[http]") 
 TEST_CASE("HttpServer refuses a port that another HttpServer of this process serves", "[http]") {
   auto first = start_server();
   const std::string where = "127.0.0.1:" + std::to_string(first->port());
-  // The same host:port: cpprestsdk shares one acceptor per host:port and refuses a second listener
-  // on the same path.
-  auto same = HttpServer::start(where, test_routes());
+  // The same host:port, and another host string on that port: Linux refuses a second listener.
+  auto same = HttpServer::start(loop().io.get_executor(), loop().clock, where, test_routes());
   REQUIRE_FALSE(same);
-  CHECK_THAT(same.error(), Catch::StartsWith("cannot listen on " + where + ": "));
-  // Another host string on that port: a second acceptor, whose bind fails.
-  auto wildcard = HttpServer::start("0.0.0.0:" + std::to_string(first->port()), test_routes());
+  CHECK_THAT(same.error(),
+             Catch::StartsWith("cannot listen on " + where + ": ") && Catch::Contains("in use"));
+  auto wildcard = HttpServer::start(loop().io.get_executor(), loop().clock,
+                                    "0.0.0.0:" + std::to_string(first->port()), test_routes());
   REQUIRE_FALSE(wildcard);
   CHECK_THAT(wildcard.error(), Catch::Contains("in use"));
   // The first one still serves.
@@ -407,15 +452,16 @@ TEST_CASE("HttpServer refuses a port that another HttpServer of this process ser
 }
 
 TEST_CASE("HttpServer refuses addresses it cannot listen on", "[http]") {
-  auto unparsable = HttpServer::start("localhost", test_routes());
+  auto unparsable = HttpServer::start(loop().io.get_executor(), loop().clock, "localhost", test_routes());
   REQUIRE_FALSE(unparsable);
   CHECK_THAT(unparsable.error(), Catch::Contains("has no port"));
 
   // TEST-NET-1 (RFC 5737): not an address of this host.
-  auto foreign = HttpServer::start("192.0.2.1:0", test_routes());
+  auto foreign = HttpServer::start(loop().io.get_executor(), loop().clock, "192.0.2.1:0", test_routes());
   REQUIRE_FALSE(foreign);
-  CHECK_THAT(foreign.error(), Catch::StartsWith("cannot pick a port on 192.0.2.1: "));
-  auto foreign_port = HttpServer::start("192.0.2.1:8080", test_routes());
+  CHECK_THAT(foreign.error(), Catch::StartsWith("cannot listen on 192.0.2.1:0: "));
+  auto foreign_port =
+      HttpServer::start(loop().io.get_executor(), loop().clock, "192.0.2.1:8080", test_routes());
   REQUIRE_FALSE(foreign_port);
   CHECK_THAT(foreign_port.error(), Catch::StartsWith("cannot listen on 192.0.2.1:8080: "));
 }
@@ -449,31 +495,19 @@ TEST_CASE("destroying an HttpServer waits for its handlers and closes the port",
   server.reset();
   CHECK(finished);
   client.join();
-  // No other server is open in this process, so the port is closed too (see the next test).
   CHECK_FALSE(accepts_connections(port));
 }
 
-// Characterises a cpprestsdk limitation documented in http_server.hpp, so that a cpprestsdk which
-// fixes it is noticed: a listener's acceptor is closed only when the process's last listener is.
-TEST_CASE("a stopped server's port keeps answering 404 while another server of the process lives", "[http]") {
+TEST_CASE("a destroyed server's port is free at once, while another server of the process lives", "[http]") {
   auto stopped = start_server();
   auto alive = start_server();
   const int port = stopped->port();
   stopped.reset();
-
-  CHECK(request(port, "GET", "/x").status == 404);
-  auto other_host = HttpServer::start("0.0.0.0:" + std::to_string(port), test_routes());
-  REQUIRE_FALSE(other_host);
-  CHECK_THAT(other_host.error(), Catch::Contains("in use"));
-  // The same host:port again takes over the lingering acceptor.
-  auto started = HttpServer::start("127.0.0.1:" + std::to_string(port), test_routes());
-  REQUIRE(started);
-  std::unique_ptr<HttpServer> again = std::move(*started);
-  CHECK(request(port, "GET", "/x").status == 200);
-
-  again.reset();
-  alive.reset();
   CHECK_FALSE(accepts_connections(port));
+  auto again = started(HttpServer::start(loop().io.get_executor(), loop().clock,
+                                         "0.0.0.0:" + std::to_string(port), test_routes()));
+  CHECK(request(port, "GET", "/x").status == 200);
+  CHECK(request(alive->port(), "GET", "/x").status == 200);
 }
 
 TEST_CASE("a RequestHandler gets the method, decoded path, raw query, headers and body", "[http]") {
@@ -482,7 +516,8 @@ TEST_CASE("a RequestHandler gets the method, decoded path, raw query, headers an
   received.reply = [](const IncomingRequest& r) {
     return HttpReply{201, "application/json", "echo:" + r.body, {{"X-Reply", "yes"}, {"Location", "/a/1"}}};
   };
-  auto server = started(HttpServer::start("127.0.0.1:0", received.handler()));
+  auto server =
+      started(HttpServer::start(loop().io.get_executor(), loop().clock, "127.0.0.1:0", received.handler()));
   const std::string body = R"({"k":1})";
   const Response response = parse(
       exchange_raw(server->port(), raw_request("POST", "/a%20b/c%2Fd?x=1&y=%20z%2B",
@@ -515,7 +550,8 @@ TEST_CASE("a RequestHandler gets the method, decoded path, raw query, headers an
 TEST_CASE("a RequestHandler gets requests without a body or a query", "[http]") {
   repl::test::QuietLogs quiet;
   Received received;
-  auto server = started(HttpServer::start("127.0.0.1:0", received.handler()));
+  auto server =
+      started(HttpServer::start(loop().io.get_executor(), loop().clock, "127.0.0.1:0", received.handler()));
   CHECK(request(server->port(), "DELETE", "/things/1").status == 200);
   const IncomingRequest in = received.only();
   CHECK(in.method == "DELETE");
@@ -532,7 +568,8 @@ TEST_CASE("a body over the limit reaches the handler as body_too_large, empty", 
     return r.body_too_large ? HttpReply{413, "text/plain", "too large\n", {}}
                             : HttpReply{200, "text/plain", "got " + std::to_string(r.body.size()), {}};
   };
-  auto server = started(HttpServer::start("127.0.0.1:0", received.handler(), ServerLimits{16}));
+  auto server = started(HttpServer::start(loop().io.get_executor(), loop().clock, "127.0.0.1:0",
+                                          received.handler(), ServerLimits{16}));
   const std::string at_limit(16, 'a');
   const std::string over_limit(17, 'b');
   const auto length = [](const std::string& body) {
@@ -587,7 +624,8 @@ TEST_CASE("a body over the limit on a kept-alive connection is skipped, not pars
   received.reply = [](const IncomingRequest& r) {
     return HttpReply{r.body_too_large ? 413 : 200, "text/plain", r.path, {}};
   };
-  auto server = started(HttpServer::start("127.0.0.1:0", received.handler(), ServerLimits{16}));
+  auto server = started(HttpServer::start(loop().io.get_executor(), loop().clock, "127.0.0.1:0",
+                                          received.handler(), ServerLimits{16}));
   Client c(server->port());
   REQUIRE(c.connected());
   const std::string smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -613,13 +651,14 @@ TEST_CASE("a Responder may answer later, from another thread", "[http]") {
   repl::test::QuietLogs quiet;
   std::mutex mu;
   std::vector<std::thread> answering;
-  auto server = started(HttpServer::start("127.0.0.1:0", [&](IncomingRequest request, Responder respond) {
-    std::lock_guard lock(mu);
-    answering.emplace_back([path = request.path, respond = std::move(respond)] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      respond(HttpReply{202, "text/plain", "later " + path, {{"X-Thread", "other"}}});
-    });
-  }));
+  auto server = started(HttpServer::start(
+      loop().io.get_executor(), loop().clock, "127.0.0.1:0", [&](IncomingRequest request, Responder respond) {
+        std::lock_guard lock(mu);
+        answering.emplace_back([path = request.path, respond = std::move(respond)] {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          respond(HttpReply{202, "text/plain", "later " + path, {{"X-Thread", "other"}}});
+        });
+      }));
   std::vector<std::thread> clients;
   std::atomic<int> ok{0};
   for (int i = 0; i < 4; ++i) {
@@ -647,7 +686,8 @@ TEST_CASE("OPTIONS and TRACE reach the RequestHandler", "[http]") {
   received.reply = [](const IncomingRequest& r) {
     return HttpReply{204, "text/plain", "", {{"Allow", "GET, POST"}, {"X-Method", r.method}}};
   };
-  auto server = started(HttpServer::start("127.0.0.1:0", received.handler()));
+  auto server =
+      started(HttpServer::start(loop().io.get_executor(), loop().clock, "127.0.0.1:0", received.handler()));
   for (const std::string method : {"OPTIONS", "TRACE"}) {
     INFO(method);
     const Response r = request(server->port(), method, "/things?x=1");
@@ -666,7 +706,94 @@ TEST_CASE("OPTIONS and TRACE reach the RequestHandler", "[http]") {
 
 TEST_CASE("a RequestHandler that throws gets the client a 500", "[http]") {
   repl::test::QuietLogs quiet;
-  auto server = started(HttpServer::start(
-      "127.0.0.1:0", [](IncomingRequest, Responder) { throw std::runtime_error("handler bug"); }));
+  auto server =
+      started(HttpServer::start(loop().io.get_executor(), loop().clock, "127.0.0.1:0",
+                                [](IncomingRequest, Responder) { throw std::runtime_error("handler bug"); }));
   CHECK(request(server->port(), "GET", "/x").status == 500);
+}
+
+// The deadlines, in virtual time: what a client may take is measured on the server's Clock.
+TEST_CASE("a request that does not arrive whole within request_timeout is cut off, exactly then", "[http]") {
+  using namespace std::chrono_literals;
+  repl::test::QuietLogs quiet;
+  repl::ManualClock clock;
+  Received received;
+  ServerLimits limits;
+  limits.request_timeout = 10s;
+  auto server =
+      started(HttpServer::start(loop().io.get_executor(), clock, "127.0.0.1:0", received.handler(), limits));
+  Client c(server->port());
+  REQUIRE(c.connected());
+  SECTION("a head sent slowly (slowloris)") { REQUIRE(c.send_all("GET /slow HTTP/1.1\r\nHost: x\r\n")); }
+  SECTION("a body that stops short") {
+    REQUIRE(c.send_all("POST /short HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"));
+  }
+  SECTION("nothing at all") {}
+  SECTION("nothing after a response, on a kept-alive connection") {
+    REQUIRE(c.send_all("GET /first HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::string reply;
+    REQUIRE(
+        c.receive_until(reply, [](const std::string& got) { return got.find("ok") != std::string::npos; }));
+    received.requests.clear();
+  }
+  // The deadline is armed (the connection's, or the response's write then the next read: both due
+  // 10 s from now, since virtual time has not moved).
+  REQUIRE(clock.wait_armed(5000ms));
+  clock.advance(10s - 1ms);
+  CHECK_FALSE(c.closed_within(100ms));
+  clock.advance(1ms);
+  CHECK(c.closed_within(5000ms));
+  std::lock_guard lock(received.mu);
+  CHECK(received.requests.empty());
+}
+
+TEST_CASE("a handler may take longer than request_timeout: the deadline is the client's", "[http]") {
+  using namespace std::chrono_literals;
+  repl::ManualClock clock;
+  std::mutex mu;
+  std::optional<Responder> pending;
+  ServerLimits limits;
+  limits.request_timeout = 1s;
+  auto server = started(HttpServer::start(
+      loop().io.get_executor(), clock, "127.0.0.1:0",
+      [&](IncomingRequest, Responder respond) {
+        std::lock_guard lock(mu);
+        pending = std::move(respond);
+      },
+      limits));
+  Client c(server->port());
+  REQUIRE(c.send_all(raw_request("GET", "/wait", "")));
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::lock_guard lock(mu);
+    if (pending) break;
+  }
+  clock.advance(30s);  // a wait=ready for 30 s
+  CHECK_FALSE(c.closed_within(50ms));
+  {
+    std::lock_guard lock(mu);
+    REQUIRE(pending);
+    (*pending)(HttpReply{200, "text/plain", "ready", {}});
+  }
+  std::string reply;
+  REQUIRE(c.receive_until(reply, [](const std::string&) { return false; }));
+  CHECK(parse(reply).body == "ready");
+}
+
+TEST_CASE("a head over max_header_bytes gets 431 and garbage gets 400, without the handler", "[http]") {
+  repl::test::QuietLogs quiet;
+  Received received;
+  ServerLimits limits;
+  limits.max_header_bytes = 1024;
+  auto server = started(
+      HttpServer::start(loop().io.get_executor(), loop().clock, "127.0.0.1:0", received.handler(), limits));
+  const Response big = parse(
+      exchange_raw(server->port(), raw_request("GET", "/", "X-Big: " + std::string(2000, 'a') + "\r\n")));
+  CHECK(big.status == 431);
+  CHECK(parse(exchange_raw(server->port(), "NOT HTTP AT ALL\r\n\r\n")).status == 400);
+  CHECK(parse(exchange_raw(server->port(),
+                           raw_request("GET", "/", "X-Fine: " + std::string(500, 'a') + "\r\n")))
+            .status == 200);
+  std::lock_guard lock(received.mu);
+  REQUIRE(received.requests.size() == 1);
 }
