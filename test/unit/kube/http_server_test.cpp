@@ -797,3 +797,31 @@ TEST_CASE("a head over max_header_bytes gets 431 and garbage gets 400, without t
   std::lock_guard lock(received.mu);
   REQUIRE(received.requests.size() == 1);
 }
+
+TEST_CASE("a client that does not take its response within write_timeout is cut off", "[http]") {
+  using namespace std::chrono_literals;
+  repl::ManualClock clock;
+  ServerLimits limits;
+  limits.request_timeout = 1h;
+  limits.write_timeout = 5s;
+  const std::string big(64 << 20, 'x');  // far more than the sockets' buffers hold
+  Routes routes;
+  routes.emplace("/big", [&big] { return HttpReply{200, "text/plain", big, {}}; });
+  auto server =
+      started(HttpServer::start(loop().io.get_executor(), clock, "127.0.0.1:0", std::move(routes), limits));
+  Client c(server->port());
+  REQUIRE(c.send_all(raw_request("GET", "/big", "")));
+  // The client reads nothing: the write stalls and its deadline (5 s) becomes the earliest one.
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  std::optional<repl::SteadyTime> due;
+  while (std::chrono::steady_clock::now() < until && (!due || *due - clock.now() != 5s)) {
+    due = clock.wait_armed(100ms);
+  }
+  REQUIRE(due);
+  REQUIRE(*due - clock.now() == 5s);
+  clock.advance(5s);
+  std::string got;
+  (void)c.receive_until(got, [](const std::string&) { return false; });
+  CHECK(got.rfind("HTTP/1.1 200", 0) == 0);
+  CHECK(got.size() < big.size());  // cut off before the whole body went out
+}
