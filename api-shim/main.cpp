@@ -24,8 +24,7 @@
 
 namespace {
 
-constexpr std::size_t kHttpThreads = 4;  // cpprestsdk's pool, for the Kubernetes client
-constexpr int kIoThreads = 1;            // the HTTP server's connections and timers
+constexpr int kIoThreads = 1;  // the HTTP server's connections and timers
 
 }  // namespace
 
@@ -91,8 +90,8 @@ int main(int argc, char** argv) {
     }
   }
 
-  // cpprestsdk's pool does the Kubernetes client's socket I/O; the workers wait on it, never hold it.
-  kube::limit_http_threads(kHttpThreads);
+  // Before the first client is made, or it cannot be sized (the workers wait on it, never hold it).
+  if (!kube::limit_http_threads()) log::warn("the HTTP client's thread pool was started before it was sized");
   auto connection = kube::connect(kubeconfig);
   if (!connection) {
     log::error("cannot connect", {{"error", connection.error()}});

@@ -33,7 +33,6 @@
 
 namespace {
 
-constexpr std::size_t kHttpThreads = 4;
 constexpr int kIoThreads = 1;
 constexpr auto kReleaseTimeout = std::chrono::seconds(1);
 constexpr auto kShutdownBackstop = std::chrono::seconds(5);
@@ -165,10 +164,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // cpprestsdk's pool does the API client's socket I/O and continuations, and the health and metrics
-  // servers' handlers (sized before the first client is made); nothing blocks on it, so a few threads serve
-  // any number of requests.
-  kube::limit_http_threads(kHttpThreads);
+  // Before the first client is made, or it cannot be sized.
+  if (!kube::limit_http_threads()) log::warn("the HTTP client's thread pool was started before it was sized");
   auto connection = kube::connect(kubeconfig);
   if (!connection) {
     log::error("cannot connect", {{"error", connection.error()}});

@@ -179,11 +179,12 @@ class RestTransport final : public Transport {
 
 }  // namespace
 
-void limit_http_threads(std::size_t threads) {
+bool limit_http_threads(std::size_t threads) {
   try {
     crossplat::threadpool::initialize_with_threads(threads);
+    return true;
   } catch (const std::exception&) {
-    // Already initialised (a request or a server came first): it keeps its size.
+    return false;  // already started (a client was made first): it keeps its size
   }
 }
 

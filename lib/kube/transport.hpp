@@ -67,10 +67,12 @@ struct Connection {
 };
 Result<Connection, std::string> connect(const std::string& kubeconfig_flag);
 
-// Sizes the HTTP library's process-wide thread pool (cpprestsdk's: socket I/O and the continuations
-// of every request and server; 40 threads unless told). Call once, before the first request or
-// server; later calls change nothing.
-void limit_http_threads(std::size_t threads);
+// Sizes the HTTP client library's process-wide thread pool (cpprestsdk's: socket I/O and the
+// continuations of every request; 40 threads unless told). Nothing of ours blocks on it, so a few
+// threads serve any number of requests in flight. It can be sized only before the first client
+// is made: after that it returns false and changes nothing (the caller should say so).
+inline constexpr std::size_t kHttpClientThreads = 4;
+bool limit_http_threads(std::size_t threads = kHttpClientThreads);
 
 // HTTPS (or HTTP) to cfg.server with the configured CA, client certificate and bearer token.
 // Fails when the credentials cannot be loaded (bad PEM, unreadable token file).

@@ -48,3 +48,9 @@ TEST_CASE("make_http_transport refuses what cannot work before any request", "[k
   dir.write("token", "t\n");
   CHECK(repl::kube::make_http_transport(missing_token));
 }
+
+TEST_CASE("the HTTP client's pool is sized once; a late sizing says it changed nothing",
+          "[kube][transport]") {
+  (void)repl::kube::limit_http_threads();  // the first call of this process, or a late one
+  CHECK_FALSE(repl::kube::limit_http_threads());
+}
