@@ -3,7 +3,12 @@
 // reported as changed. Events and resyncs are applied as the watcher delivers them; a resync
 // replaces the contents and reports every owner whose objects were listed or have vanished.
 //
-// Thread-safety: the WatchSink methods are called by the one watcher thread; get(), for_owner(),
+// Memory: per object the store keeps its name, the parsed record and its version. Namespaces are
+// interned (each stored once per store, however many objects share it), and the owner is kept
+// only when it differs from the object's own key (a Repl's children are named after it), so the
+// owner index holds only those objects (pods, Events).
+//
+// Thread-safety: the WatchSink methods are called by one watcher at a time; get(), for_owner(),
 // size(), wait_synced() and write_through() by any thread. The change callback runs outside the lock.
 #pragma once
 
@@ -13,10 +18,12 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -45,7 +52,7 @@ class Store : public kube::WatchSink {
 
   std::optional<R> get(const ObjectKey& key) const {
     std::lock_guard lock(mu_);
-    const auto it = items_.find(key);
+    const auto it = find(items_, key);
     if (it == items_.end()) return std::nullopt;
     return it->second.record;
   }
@@ -53,19 +60,19 @@ class Store : public kube::WatchSink {
   // Calls f(record) for every object owned by `owner`.
   template <class F>
   void for_owner(const ObjectKey& owner, F f) const {
-    std::lock_guard lock(mu_);
-    const auto it = by_owner_.find(owner);
-    if (it == by_owner_.end()) return;
-    for (const ObjectKey& key : it->second) f(items_.at(key).record);
+    for_owner_items(owner, [&f](const ObjectKey&, const R& record) { f(record); });
   }
 
   // Calls f(key, record) for every object owned by `owner`.
   template <class F>
   void for_owner_items(const ObjectKey& owner, F f) const {
     std::lock_guard lock(mu_);
+    if (const auto self = find(items_, owner); self != items_.end() && !self->second.owner) {
+      f(owner, self->second.record);
+    }
     const auto it = by_owner_.find(owner);
     if (it == by_owner_.end()) return;
-    for (const ObjectKey& key : it->second) f(key, items_.at(key).record);
+    for (const ObjectKey& key : it->second) f(key, find(items_, key)->second.record);
   }
 
   std::size_t size() const {
@@ -103,39 +110,39 @@ class Store : public kube::WatchSink {
     if (!item) return;
     std::lock_guard lock(mu_);
     if (item->version <= horizon_) return;
-    const auto old = items_.find(item->key);
-    if (old != items_.end()) {
+    if (const auto old = find(items_, item->key); old != items_.end()) {
       if (old->second.version >= item->version) return;
-      unindex(old->second);
-      items_.erase(old);
+      erase(old);
     }
-    by_owner_[item->owner].insert(item->key);
-    const ObjectKey key = item->key;
-    items_.emplace(key, std::move(*item));
+    insert(std::move(*item));
   }
 
   void begin_resync() override { incoming_.clear(); }
 
   void resync_item(const rapidjson::Value& object) override {
-    if (auto item = parse(object)) incoming_.insert_or_assign(item->key, std::move(*item));
+    if (auto item = parse(object)) {
+      ObjectKey key = item->key;
+      incoming_.insert_or_assign(std::move(key), std::move(*item));
+    }
   }
 
   void end_resync() override {
     std::set<ObjectKey> changed;
     {
       std::lock_guard lock(mu_);
-      for (const auto& [key, item] : items_) {
+      for (const auto& [key, entry] : items_) {
         // Vanished while we were not watching, or now owned by another Repl: the old owner must
         // look again either way.
-        const auto now = incoming_.find(key);
-        if (now == incoming_.end() || now->second.owner != item.owner) changed.insert(item.owner);
+        ObjectKey k{*key.ns, key.name};
+        ObjectKey owner = owner_of(k, entry);
+        const auto now = incoming_.find(k);
+        if (now == incoming_.end() || now->second.owner != owner) changed.insert(std::move(owner));
       }
       items_.clear();
       by_owner_.clear();
       for (auto& [key, item] : incoming_) {
         changed.insert(item.owner);
-        by_owner_[item.owner].insert(key);
-        items_.emplace(key, std::move(item));
+        insert(std::move(item));
       }
       incoming_.clear();
       synced_ = true;
@@ -154,21 +161,18 @@ class Store : public kube::WatchSink {
     {
       std::lock_guard lock(mu_);
       horizon_ = std::max(horizon_, item->version);
-      const auto old = items_.find(item->key);
+      const auto old = find(items_, item->key);
       // An event older than what our own write already stored changes nothing.
       if (type != kube::EventType::kDeleted && old != items_.end() && old->second.version > item->version)
         return;
       if (old != items_.end()) {
         // Re-owned (a label changed): the previous owner must look again too.
-        if (old->second.owner != item->owner) owners.push_back(old->second.owner);
-        unindex(old->second);
-        items_.erase(old);
+        if (ObjectKey previous = owner_of(item->key, old->second); previous != item->owner) {
+          owners.push_back(std::move(previous));
+        }
+        erase(old);
       }
-      if (type != kube::EventType::kDeleted) {
-        by_owner_[item->owner].insert(item->key);
-        const ObjectKey key = item->key;
-        items_.emplace(key, std::move(*item));
-      }
+      if (type != kube::EventType::kDeleted) insert(std::move(*item));
     }
     for (const auto& owner : owners) on_change_(owner);
   }
@@ -192,11 +196,62 @@ class Store : public kube::WatchSink {
     return item;
   }
 
-  void unindex(const Item& item) {
-    auto it = by_owner_.find(item.owner);
-    if (it == by_owner_.end()) return;
-    it->second.erase(item.key);
-    if (it->second.empty()) by_owner_.erase(it);
+  // The stored form of a key: the namespace interned (a pointer into namespaces_), the name.
+  struct Key {
+    const std::string* ns;
+    std::string name;
+  };
+  struct KeyLess {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      if (a.ns != b.ns) return std::less<const std::string*>()(a.ns, b.ns);
+      return std::string_view(a.name) < std::string_view(b.name);
+    }
+  };
+  struct KeyView {
+    const std::string* ns;
+    std::string_view name;
+  };
+  struct Entry {
+    R record;
+    std::uint64_t version = 0;
+    std::unique_ptr<ObjectKey> owner;  // null: the object is owned by its own key
+  };
+  using Items = std::map<Key, Entry, KeyLess>;
+
+  static ObjectKey owner_of(const ObjectKey& key, const Entry& entry) {
+    return entry.owner ? *entry.owner : key;
+  }
+  // The entry at `key`; a namespace never interned holds nothing.
+  typename Items::const_iterator find(const Items& items, const ObjectKey& key) const {
+    const auto ns = namespaces_.find(key.ns);
+    if (ns == namespaces_.end()) return items.end();
+    return items.find(KeyView{&*ns, key.name});
+  }
+  typename Items::iterator find(Items& items, const ObjectKey& key) {
+    const auto ns = namespaces_.find(key.ns);
+    if (ns == namespaces_.end()) return items.end();
+    return items.find(KeyView{&*ns, key.name});
+  }
+  void insert(Item item) {
+    const std::string* ns = &*namespaces_.insert(item.key.ns).first;
+    std::unique_ptr<ObjectKey> owner;
+    if (item.owner != item.key) {
+      by_owner_[item.owner].insert(item.key);
+      owner = std::make_unique<ObjectKey>(std::move(item.owner));
+    }
+    items_.insert_or_assign(Key{ns, std::move(item.key.name)},
+                            Entry{std::move(item.record), item.version, std::move(owner)});
+  }
+  void erase(typename Items::iterator it) {
+    if (const auto& owner = it->second.owner) {
+      if (auto index = by_owner_.find(*owner); index != by_owner_.end()) {
+        index->second.erase(ObjectKey{*it->first.ns, it->first.name});
+        if (index->second.empty()) by_owner_.erase(index);
+      }
+    }
+    items_.erase(it);
   }
 
   const std::string name_;
@@ -204,11 +259,14 @@ class Store : public kube::WatchSink {
   const OnChange on_change_;
   mutable std::mutex mu_;
   std::condition_variable synced_cv_;
-  std::map<ObjectKey, Item> items_;
+  // Namespaces seen, each once (a few per cluster: never pruned).
+  std::set<std::string, std::less<>> namespaces_;
+  Items items_;
+  // Objects owned by another key than their own, by owner.
   std::map<ObjectKey, std::set<ObjectKey>> by_owner_;
   // The newest resourceVersion the watch has delivered (see write_through()).
   std::uint64_t horizon_ = 0;
-  std::map<ObjectKey, Item> incoming_;  // a resync in progress; only the watcher thread touches it
+  std::map<ObjectKey, Item> incoming_;  // a resync in progress; only the watcher touches it
   bool synced_ = false;
   bool wait_cancelled_ = false;
 };
