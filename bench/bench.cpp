@@ -6,6 +6,7 @@
 //   repl-bench latency  --namespace NS --count 200 [--shim URL]   one Repl after another
 //   repl-bench burst    --namespace NS --baseline-namespace NS2 --count 1000 --concurrency 32
 //   repl-bench populate --namespace NS --count N [--suspended]    create N, wait for every status
+//   repl-bench soak     --namespace NS --seconds S --rate 10 --count 100   churn for S seconds
 //
 // Each prints one JSON object on stdout; progress goes to stderr.
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -162,20 +164,22 @@ class Watches {
     for (std::size_t i = 0; i < kChildren.size(); ++i) {
       add(client, kChildren[i], ns, "app.kubernetes.io/managed-by=repl-operator", *children_[i]);
     }
-    for (auto& r : runners_) threads_.emplace_back([&r] { r->run(); });
-    threads_.emplace_back([this] { io_.run(); });  // the watchers' backoff timers
+    for (auto& r : runners_) r->start();
+    thread_ = std::thread([this] { io_.run(); });  // the watchers' continuations and backoff timers
   }
   ~Watches() {
     for (auto& r : runners_) r->stop();
+    for (auto& r : runners_) r->wait();
     work_.reset();
-    for (auto& t : threads_) t.join();
+    thread_.join();
   }
 
  private:
   void add(kube::Client& client, const kube::Resource& r, const std::string& ns, const std::string& selector,
            kube::WatchSink& sink) {
     runners_.push_back(std::make_unique<kube::WatchRunner>(
-        client, clock_, kube::WatcherOptions{kube::collection_path(r, ns), selector, 500, r.plural}, sink));
+        client, clock_, io_.get_executor(),
+        kube::WatcherOptions{kube::collection_path(r, ns), selector, 500, r.plural}, sink));
   }
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
@@ -184,7 +188,7 @@ class Watches {
   ReplSink repls_;
   std::vector<std::unique_ptr<ChildSink>> children_;
   std::vector<std::unique_ptr<kube::WatchRunner>> runners_;
-  std::vector<std::thread> threads_;
+  std::thread thread_;
 };
 
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
@@ -232,6 +236,8 @@ struct Options {
   int count = 200;
   int concurrency = 32;
   bool suspended = false;
+  int seconds = 1800;
+  int rate = 10;
 };
 
 // Runs `work(i)` for i in [0, count) on `concurrency` threads.
@@ -405,11 +411,46 @@ int populate(kube::Client& client, const Options& o) {
   return failed == 0 ? 0 : 1;
 }
 
+// Churn, for `seconds`: `rate` Repls created a second, each deleted again once `count` newer ones
+// exist, so about `count` are live and their pods come and go all the time; then the rest go too.
+// The operator's memory over this time is what bench/run.sh samples.
+int soak(kube::Client& client, const Options& o) {
+  const auto period =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::seconds(1)) / std::max(1, o.rate);
+  const auto t0 = Clock::now();
+  const auto end = t0 + std::chrono::seconds(o.seconds);
+  std::deque<std::string> live;
+  int created = 0, deleted = 0, failed = 0;
+  const auto remove_oldest = [&] {
+    if (!client.remove(kube::object_path(kube::repls(), o.ns, live.front()))) ++failed;
+    live.pop_front();
+    ++deleted;
+  };
+  for (auto next = t0; Clock::now() < end; next += period) {
+    std::string name = o.prefix + std::to_string(created++);
+    if (client.create(kube::collection_path(kube::repls(), o.ns), repl_object(o.ns, name, false))) {
+      live.push_back(std::move(name));
+    } else {
+      ++failed;
+    }
+    if (live.size() > static_cast<std::size_t>(o.count)) remove_oldest();
+    if (created % (o.rate * 60) == 0) {
+      std::cerr << "  " << created << " created, " << deleted << " deleted, " << failed << " failed\n";
+    }
+    std::this_thread::sleep_until(next + period);
+  }
+  while (!live.empty()) remove_oldest();
+  std::printf(R"({"seconds":%d,"rate":%d,"live":%d,"created":%d,"deleted":%d,"failed":%d})"
+              "\n",
+              o.seconds, o.rate, o.count, created, deleted, failed);
+  return failed == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: repl-bench latency|burst|populate [flags] (--help for flags)\n";
+    std::cerr << "usage: repl-bench latency|burst|populate|soak [flags] (--help for flags)\n";
     return 2;
   }
   const std::string command = argv[1];
@@ -424,6 +465,8 @@ int main(int argc, char** argv) {
   flags.add("count", "", &o.count, "Repls");
   flags.add("concurrency", "", &o.concurrency, "creates in flight (burst, populate)");
   flags.add("suspended", "", &o.suspended, "populate: create suspended Repls (no pods)");
+  flags.add("seconds", "", &o.seconds, "soak: how long to churn");
+  flags.add("rate", "", &o.rate, "soak: Repls created (and deleted) a second");
   if (auto exit_code = flags.parse_main(argc - 1, argv + 1)) return *exit_code;
 
   auto connection = kube::connect(o.kubeconfig);
@@ -435,6 +478,7 @@ int main(int argc, char** argv) {
   if (command == "latency") return latency(client, o);
   if (command == "burst") return burst(client, o);
   if (command == "populate") return populate(client, o);
+  if (command == "soak") return soak(client, o);
   std::cerr << "repl-bench: unknown command " << command << "\n";
   return 2;
 }

@@ -9,6 +9,7 @@
 namespace repl {
 
 Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMetrics& metrics, Clock& clock,
+                       const boost::asio::any_io_executor& io_executor,
                        boost::asio::any_io_executor reconcile_executor, ControllerOptions options)
     : reconciler_(reconciler),
       metrics_(metrics),
@@ -45,7 +46,7 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
   const auto watch = [&](kube::WatchSink& sink, const kube::Resource& r, const char* name,
                          const std::string& selector, const std::string& field_selector = "") {
     watchers_.push_back(std::make_unique<kube::WatchRunner>(
-        client, clock_,
+        client, clock_, io_executor,
         kube::WatcherOptions{kube::collection_path(r, options_.ns), selector, 500, name,
                              metrics_.watch_observer(name), field_selector},
         sink));
@@ -183,8 +184,7 @@ void Controller::apply(Change change) {
 }
 
 void Controller::run() {
-  std::vector<std::thread> threads;
-  for (auto& w : watchers_) threads.emplace_back([&w] { w->run(); });
+  for (auto& w : watchers_) w->start();
 
   // Workers start only after every cache holds its first list: until then the view is partial.
   bool synced = repls_.wait_synced() && pods_.wait_synced() && pull_failures_.wait_synced();
@@ -203,7 +203,7 @@ void Controller::run() {
     }
     apply(change);
   }
-  for (auto& t : threads) t.join();
+  for (auto& w : watchers_) w->wait();
 }
 
 void Controller::stop() {

@@ -4,12 +4,13 @@
 // those pods; every change maps to the key of the Repl it belongs to and goes to the Dispatcher, whose
 // workers call the Reconciler with this controller as its view of the caches.
 //
-// Threads: one per watcher (blocking HTTP streams); reconciles run on the executor the caller gives
-// (a fixed pool of at least `workers` threads); every wait (the queue's delays, the watchers'
-// backoffs) is a timer of the caller's Clock, so the whole controller runs in virtual time in tests.
+// Threads: none of its own. The watchers run on `io_executor` (each a chain of asynchronous
+// requests and reads, see kube/watcher.hpp); reconciles run on `reconcile_executor` (a fixed pool
+// of at least `workers` threads); every wait (the queue's delays, the watchers' backoffs) is a
+// timer of the caller's Clock, so the whole controller runs in virtual time in tests.
 //
-// Lifecycle: run() starts the watchers and blocks until they have all ended. Reconciles start only
-// after every cache has synced and while set_leading(true) (always, without leader election).
+// Lifecycle: run() starts the watchers and blocks the calling thread until they have all ended. Reconciles
+// start only after every cache has synced and while set_leading(true) (always, without leader election).
 // stop() may be called from any thread: it hands out no more keys, gives in-flight reconciles
 // `grace` to finish and ends the watches; a watcher blocked in a request ends when that request
 // does (the caller cancels the transport's requests to make that prompt).
@@ -22,7 +23,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/clock.hpp"
@@ -54,7 +54,8 @@ inline constexpr const char* kManagedSelector = "app.kubernetes.io/managed-by=re
 class Controller final : public ChildView {
  public:
   Controller(kube::Client& client, Reconciler& reconciler, OperatorMetrics& metrics, Clock& clock,
-             boost::asio::any_io_executor reconcile_executor, ControllerOptions options);
+             const boost::asio::any_io_executor& io_executor, boost::asio::any_io_executor reconcile_executor,
+             ControllerOptions options);
   ~Controller() override;
 
   void run();

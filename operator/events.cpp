@@ -42,32 +42,34 @@ rapidjson::Document event_object(const Repl& repl, EventType type, const std::st
   return doc;
 }
 
-void ApiEventRecorder::record(const Repl& repl, EventType type, const std::string& reason,
-                              const std::string& message) {
+void ApiEventSender::send(const Repl& repl, EventType type, const std::string& reason,
+                          const std::string& message, std::function<void()> done) {
   const kube::Resource events{"", "v1", "events", "Event"};
   auto body = event_object(repl, type, reason, message, rfc3339_now(), instance_);
-  if (auto r = client_.create(kube::collection_path(events, repl.key.ns), body); !r) {
-    log::warn("cannot record event",
-              {{"repl", repl.key.str()}, {"reason", reason}, {"error", r.error().describe()}});
-  }
+  client_.create_async(kube::collection_path(events, repl.key.ns), body,
+                       [key = repl.key.str(), reason, done = std::move(done)](kube::Client::Answer r) {
+                         if (!r) {
+                           log::warn("cannot record event",
+                                     {{"repl", key}, {"reason", reason}, {"error", r.error().describe()}});
+                         }
+                         done();
+                       });
 }
 
-AsyncEventRecorder::AsyncEventRecorder(EventRecorder& target, std::size_t capacity,
-                                       std::chrono::milliseconds drain)
-    : target_(target), capacity_(capacity), drain_(drain), thread_([this] { run(); }) {}
-
 AsyncEventRecorder::~AsyncEventRecorder() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-    deadline_ = std::chrono::steady_clock::now() + drain_;
+  std::unique_lock lock(mu_);
+  const auto drained = [this] { return queue_.empty() && !in_flight_; };
+  if (!cv_.wait_for(lock, drain_, drained) && !queue_.empty()) {
+    log::warn("events not recorded at shutdown", {{"count", std::to_string(queue_.size())}});
   }
-  cv_.notify_all();
-  thread_.join();
+  closed_ = true;
+  queue_.clear();
+  cv_.wait(lock, [this] { return !in_flight_; });
 }
 
 void AsyncEventRecorder::record(const Repl& repl, EventType type, const std::string& reason,
                                 const std::string& message) {
+  std::optional<Pending> next;
   {
     std::lock_guard lock(mu_);
     if (queue_.size() >= capacity_) {
@@ -75,30 +77,36 @@ void AsyncEventRecorder::record(const Repl& repl, EventType type, const std::str
       return;
     }
     queue_.push_back({repl, type, reason, message});
+    next = take_next();
   }
-  cv_.notify_one();
+  if (next) send(std::move(*next));
+}
+
+std::optional<AsyncEventRecorder::Pending> AsyncEventRecorder::take_next() {
+  if (in_flight_ || closed_ || queue_.empty()) return std::nullopt;
+  in_flight_ = true;
+  Pending next = std::move(queue_.front());
+  queue_.pop_front();
+  return next;
+}
+
+void AsyncEventRecorder::send(Pending event) {
+  target_.send(event.repl, event.type, event.reason, event.message, [this] {
+    std::optional<Pending> next;
+    {
+      std::lock_guard lock(mu_);
+      in_flight_ = false;
+      next = take_next();
+      // Once nothing is in flight the destructor may return: `this` is not touched after this.
+      if (!next) return cv_.notify_all();
+    }
+    send(std::move(*next));
+  });
 }
 
 std::size_t AsyncEventRecorder::dropped() const {
   std::lock_guard lock(mu_);
   return dropped_;
-}
-
-void AsyncEventRecorder::run() {
-  std::unique_lock lock(mu_);
-  for (;;) {
-    cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    // Woken with an empty queue only when stopping; past the deadline the rest is given up.
-    if (queue_.empty() || (stopping_ && std::chrono::steady_clock::now() >= deadline_)) break;
-    Pending next = std::move(queue_.front());
-    queue_.pop_front();
-    lock.unlock();
-    target_.record(next.repl, next.type, next.reason, next.message);
-    lock.lock();
-  }
-  if (!queue_.empty()) {
-    log::warn("events not recorded at shutdown", {{"count", std::to_string(queue_.size())}});
-  }
 }
 
 }  // namespace repl

@@ -13,8 +13,8 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
-#include <thread>
 
 #include "kube/client.hpp"
 #include "repl/repl.hpp"
@@ -35,27 +35,41 @@ rapidjson::Document event_object(const Repl& repl, EventType type, const std::st
                                  const std::string& message, const std::string& now,
                                  const std::string& instance);
 
-class ApiEventRecorder final : public EventRecorder {
+// Sends one Event and calls `done` once when it is through (written, or given up), on any thread.
+class EventSender {
+ public:
+  virtual ~EventSender() = default;
+  virtual void send(const Repl& repl, EventType type, const std::string& reason, const std::string& message,
+                    std::function<void()> done) = 0;
+};
+
+// POSTs the Event without blocking (an asynchronous request: no thread waits for it); a failure is
+// logged and the Event dropped.
+class ApiEventSender final : public EventSender {
  public:
   // `instance` names this operator replica (reportingInstance).
-  ApiEventRecorder(kube::Client& client, std::string instance)
+  ApiEventSender(kube::Client& client, std::string instance)
       : client_(client), instance_(std::move(instance)) {}
-  void record(const Repl& repl, EventType type, const std::string& reason,
-              const std::string& message) override;
+  void send(const Repl& repl, EventType type, const std::string& reason, const std::string& message,
+            std::function<void()> done) override;
 
  private:
   kube::Client& client_;  // not owned
   const std::string instance_;
 };
 
-// Records through another recorder on a thread of its own, so a reconcile never waits for an
-// Event's round trip (client-go's EventBroadcaster does the same). At most `capacity` Events wait;
-// beyond that they are dropped and counted. The destructor sends what is queued, for up to
-// `drain` (Events recorded during shutdown are the ones worth reading), then stops.
+// Hands Events to a sender one at a time, in order, so a reconcile never waits for an Event's round
+// trip (client-go's EventBroadcaster does the same) and the API server sees one Event request at a
+// time. No thread of its own: the next Event goes out when the sender says the last is through. At
+// most `capacity` Events wait; beyond that they are dropped and counted. The destructor lets what
+// is queued go out for up to `drain` (Events recorded during shutdown are the ones worth reading),
+// drops the rest, and waits for the one in flight (the transport's timeout bounds it, and
+// Client::cancel_all ends it at once).
 class AsyncEventRecorder final : public EventRecorder {
  public:
-  AsyncEventRecorder(EventRecorder& target, std::size_t capacity = 1000,
-                     std::chrono::milliseconds drain = std::chrono::milliseconds(2000));
+  explicit AsyncEventRecorder(EventSender& target, std::size_t capacity = 1000,
+                              std::chrono::milliseconds drain = std::chrono::milliseconds(2000))
+      : target_(target), capacity_(capacity), drain_(drain) {}
   ~AsyncEventRecorder() override;
   AsyncEventRecorder(const AsyncEventRecorder&) = delete;
   AsyncEventRecorder& operator=(const AsyncEventRecorder&) = delete;
@@ -71,18 +85,19 @@ class AsyncEventRecorder final : public EventRecorder {
     std::string reason;
     std::string message;
   };
-  void run();
+  // Under mu_: the next Event to send, unless one is in flight (its completion sends the next).
+  std::optional<Pending> take_next();
+  void send(Pending event);
 
-  EventRecorder& target_;  // not owned
+  EventSender& target_;  // not owned
   const std::size_t capacity_;
   const std::chrono::milliseconds drain_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   std::size_t dropped_ = 0;
-  bool stopping_ = false;
-  std::chrono::steady_clock::time_point deadline_{};
-  std::thread thread_;
+  bool in_flight_ = false;
+  bool closed_ = false;  // the destructor gave up on the queue: nothing more is sent
 };
 
 }  // namespace repl

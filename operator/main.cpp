@@ -190,7 +190,7 @@ int main(int argc, char** argv) {
   std::atomic<bool> shutting_down{false};
   ShutdownRequest shutdown;
   const std::string identity = kube::default_leader_identity();
-  ApiEventRecorder api_events(client, identity);
+  ApiEventSender api_events(client, identity);
   AsyncEventRecorder events(api_events);
   Reconciler reconciler(client, events, settings, std::move(*templates));
   controller_options.leading_at_start = !leader_elect;
@@ -200,7 +200,7 @@ int main(int argc, char** argv) {
   if (leader_elect) controller_options.may_write = [&elector] { return elector && elector->is_leader(); };
   // The first LISTs are the largest transient allocation the operator ever makes: give it back.
   controller_options.on_synced = [] { malloc_trim(0); };
-  Controller controller(client, reconciler, metrics, clock, reconcile_pool.get_executor(),
+  Controller controller(client, reconciler, metrics, clock, io.get_executor(), reconcile_pool.get_executor(),
                         controller_options);
 
   if (leader_elect) {

@@ -25,21 +25,6 @@ class AsioTimer final : public Timer {
 
 std::unique_ptr<Timer> AsioClock::make_timer() { return std::make_unique<AsioTimer>(executor_); }
 
-bool sleep_until(Clock& clock, SteadyTime at, std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
-                 const std::function<bool()>& interrupted) {
-  if (interrupted()) return false;
-  auto fired = std::make_shared<bool>(false);
-  auto timer = clock.make_timer();
-  std::mutex* mu = lock.mutex();
-  timer->wait_until(at, [fired, mu, &cv] {
-    std::lock_guard guard(*mu);
-    *fired = true;
-    cv.notify_all();
-  });
-  cv.wait(lock, [&] { return *fired || interrupted(); });
-  return *fired && !interrupted();
-}
-
 class ManualClock::ManualTimer final : public Timer {
  public:
   explicit ManualTimer(ManualClock& clock) : clock_(clock) {}

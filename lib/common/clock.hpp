@@ -48,12 +48,6 @@ class Clock {
   virtual std::unique_ptr<Timer> make_timer() = 0;
 };
 
-// Blocks the calling thread until `at` on `clock`, or until `interrupted()` holds; returns false if
-// interrupted. The caller wakes it by calling notify_all() on `cv` after changing what interrupted()
-// reads (under `mu`, which the caller holds locked).
-bool sleep_until(Clock& clock, SteadyTime at, std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
-                 const std::function<bool()>& interrupted);
-
 // steady_clock, with timers on an executor (an io_context's): callbacks run on its threads.
 class AsioClock final : public Clock {
  public:

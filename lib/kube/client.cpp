@@ -30,6 +30,10 @@ HttpRequest apply_request(std::string_view path, const rapidjson::Value& object,
   return {"PATCH", with_query(path, query), "application/apply-patch+yaml", to_json(object)};
 }
 
+HttpRequest create_request(std::string_view collection, const rapidjson::Value& object) {
+  return {"POST", std::string(collection), "application/json", to_json(object)};
+}
+
 HttpRequest merge_patch_request(std::string_view path, const rapidjson::Value& patch) {
   return {"PATCH", std::string(path), "application/merge-patch+json", to_json(patch)};
 }
@@ -78,32 +82,52 @@ Result<rapidjson::Document, ApiError> Client::get(std::string_view path) {
   return exchange("GET", {"GET", std::string(path), "", ""});
 }
 
-Result<std::string, ApiError> Client::list(std::string_view collection, const ListOptions& options,
-                                           const std::function<void(const rapidjson::Value&)>& on_item) {
-  std::string continue_token;
-  while (true) {
-    std::string query;
-    add_param(query, "limit", std::to_string(options.page_size));
-    if (!options.label_selector.empty()) add_param(query, "labelSelector", options.label_selector);
-    if (!options.field_selector.empty()) add_param(query, "fieldSelector", options.field_selector);
-    if (!continue_token.empty()) add_param(query, "continue", continue_token);
-    auto page = exchange("LIST", {"GET", with_query(collection, query), "", ""});
-    if (!page) return Fail(page.error());
-    const rapidjson::Value* items = member(*page, "items");
-    const rapidjson::Value* meta = member(*page, "metadata");
-    if (items == nullptr || !items->IsArray() || meta == nullptr) {
-      return Fail(decode_error("LIST " + std::string(collection) + ": not a list"));
-    }
-    for (const auto& item : items->GetArray()) on_item(item);
-    const rapidjson::Value* next = member(*meta, "continue");
-    if (next == nullptr || !next->IsString() || next->GetStringLength() == 0) {
-      const rapidjson::Value* rv = member(*meta, "resourceVersion");
-      if (rv == nullptr || !rv->IsString())
-        return Fail(decode_error("LIST " + std::string(collection) + ": no resourceVersion"));
-      return std::string(rv->GetString(), rv->GetStringLength());
-    }
-    continue_token.assign(next->GetString(), next->GetStringLength());
-  }
+struct Client::Listing {
+  std::string collection;
+  ListOptions options;
+  ItemFn on_item;
+  ListDone done;
+};
+
+void Client::list_async(std::string_view collection, const ListOptions& options, ItemFn on_item,
+                        ListDone done) {
+  list_from(std::make_shared<Listing>(
+                Listing{std::string(collection), options, std::move(on_item), std::move(done)}),
+            "");
+}
+
+void Client::list_from(std::shared_ptr<Listing> listing, const std::string& continue_token) {
+  const ListOptions& options = listing->options;
+  std::string query;
+  add_param(query, "limit", std::to_string(options.page_size));
+  if (!options.label_selector.empty()) add_param(query, "labelSelector", options.label_selector);
+  if (!options.field_selector.empty()) add_param(query, "fieldSelector", options.field_selector);
+  if (!continue_token.empty()) add_param(query, "continue", continue_token);
+  exchange_async("LIST", {"GET", with_query(listing->collection, query), "", ""},
+                 [this, listing](Answer page) {
+                   const std::string what = "LIST " + listing->collection;
+                   if (!page) return listing->done(Fail(page.error()));
+                   const rapidjson::Value* items = member(*page, "items");
+                   const rapidjson::Value* meta = member(*page, "metadata");
+                   if (items == nullptr || !items->IsArray() || meta == nullptr) {
+                     return listing->done(Fail(decode_error(what + ": not a list")));
+                   }
+                   for (const auto& item : items->GetArray()) listing->on_item(item);
+                   const rapidjson::Value* next = member(*meta, "continue");
+                   if (next != nullptr && next->IsString() && next->GetStringLength() > 0) {
+                     return list_from(listing, std::string(next->GetString(), next->GetStringLength()));
+                   }
+                   const rapidjson::Value* rv = member(*meta, "resourceVersion");
+                   if (rv == nullptr || !rv->IsString())
+                     return listing->done(Fail(decode_error(what + ": no resourceVersion")));
+                   listing->done(std::string(rv->GetString(), rv->GetStringLength()));
+                 });
+}
+
+Client::ListResult Client::list(std::string_view collection, const ListOptions& options,
+                                const ItemFn& on_item) {
+  return wait_for_answer<ListResult>(
+      [&](ListDone done) { list_async(collection, options, on_item, std::move(done)); });
 }
 
 Result<rapidjson::Document, ApiError> Client::apply(std::string_view path, const rapidjson::Value& object,
@@ -149,15 +173,19 @@ Result<void, ApiError> Client::remove(std::string_view path, std::string_view ui
 
 Result<rapidjson::Document, ApiError> Client::create(std::string_view collection,
                                                      const rapidjson::Value& object) {
-  return exchange("POST", {"POST", std::string(collection), "application/json", to_json(object)});
+  return exchange("POST", create_request(collection, object));
+}
+
+void Client::create_async(std::string_view collection, const rapidjson::Value& object, Done done) {
+  exchange_async("POST", create_request(collection, object), std::move(done));
 }
 
 Result<rapidjson::Document, ApiError> Client::update(std::string_view path, const rapidjson::Value& object) {
   return exchange("PUT", {"PUT", std::string(path), "application/json", to_json(object)});
 }
 
-Result<std::unique_ptr<LineStream>, ApiError> Client::watch(std::string_view collection,
-                                                            const WatchOptions& options) {
+void Client::watch_async(std::string_view collection, const WatchOptions& options,
+                         Transport::StreamDone done) {
   std::string query;
   add_param(query, "watch", "true");
   if (!options.resource_version.empty()) add_param(query, "resourceVersion", options.resource_version);
@@ -165,9 +193,17 @@ Result<std::unique_ptr<LineStream>, ApiError> Client::watch(std::string_view col
   add_param(query, "timeoutSeconds", std::to_string(options.timeout_seconds));
   if (options.allow_bookmarks) add_param(query, "allowWatchBookmarks", "true");
   if (!options.field_selector.empty()) add_param(query, "fieldSelector", options.field_selector);
-  auto stream = transport_->open_stream({"GET", with_query(collection, query), "", ""});
-  observe("WATCH", stream ? 200 : (stream.error().kind == ApiError::Kind::kApi ? stream.error().code : 0));
-  return stream;
+  transport_->open_stream_async({"GET", with_query(collection, query), "", ""},
+                                [this, done = std::move(done)](Transport::StreamResult stream) {
+                                  const bool api = !stream && stream.error().kind == ApiError::Kind::kApi;
+                                  observe("WATCH", stream ? 200 : (api ? stream.error().code : 0));
+                                  done(std::move(stream));
+                                });
+}
+
+Transport::StreamResult Client::watch(std::string_view collection, const WatchOptions& options) {
+  return wait_for_answer<Transport::StreamResult>(
+      [&](Transport::StreamDone done) { watch_async(collection, options, std::move(done)); });
 }
 
 }  // namespace repl::kube

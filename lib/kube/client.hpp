@@ -52,11 +52,16 @@ class Client final {
 
   Result<rapidjson::Document, ApiError> get(std::string_view path);
 
-  // Lists every page of a collection, calling `on_item` for each object in order, and returns the
+  using ItemFn = std::function<void(const rapidjson::Value&)>;
+  using ListResult = Result<std::string, ApiError>;
+  using ListDone = std::function<void(ListResult)>;
+  // Lists every page of a collection, one request after another, calling `on_item` for each object
+  // in order (on the thread that delivers its page, never two at once), then `done` once with the
   // list's resourceVersion (the point to start a watch from). A 410 while paging (the continue
-  // token expired) is returned as an error: the caller lists again from the start.
-  Result<std::string, ApiError> list(std::string_view collection, const ListOptions& options,
-                                     const std::function<void(const rapidjson::Value&)>& on_item);
+  // token expired) is an error: the caller lists again from the start.
+  void list_async(std::string_view collection, const ListOptions& options, ItemFn on_item, ListDone done);
+  // The same, waited for.
+  ListResult list(std::string_view collection, const ListOptions& options, const ItemFn& on_item);
 
   // Server-side apply of `object` (which names apiVersion, kind and metadata.name) at `path`, as
   // `field_manager`; force takes ownership of conflicting fields from other managers.
@@ -80,12 +85,15 @@ class Client final {
 
   // POST `object` to a collection (create); 409 AlreadyExists when the name is taken.
   Result<rapidjson::Document, ApiError> create(std::string_view collection, const rapidjson::Value& object);
+  void create_async(std::string_view collection, const rapidjson::Value& object, Done done);
   // PUT `object` (replace); with metadata.resourceVersion set, 409 Conflict when it changed meanwhile.
   Result<rapidjson::Document, ApiError> update(std::string_view path, const rapidjson::Value& object);
 
-  // Opens a watch on a collection. Each line of the stream is one JSON watch event.
-  Result<std::unique_ptr<LineStream>, ApiError> watch(std::string_view collection,
-                                                      const WatchOptions& options);
+  // Opens a watch on a collection; `done` is called once with the stream (as for send_async). Each
+  // line of the stream is one JSON watch event.
+  void watch_async(std::string_view collection, const WatchOptions& options, Transport::StreamDone done);
+  // The same, waited for.
+  Transport::StreamResult watch(std::string_view collection, const WatchOptions& options);
 
   // Fails every request in flight and every later one (Transport::cancel_all): the end of shutdown.
   void cancel_all() { transport_->cancel_all(); }
@@ -94,6 +102,8 @@ class Client final {
   Result<rapidjson::Document, ApiError> exchange(std::string_view verb, HttpRequest request,
                                                  int* status = nullptr);
   void exchange_async(std::string_view verb, HttpRequest request, Done done);
+  struct Listing;
+  void list_from(std::shared_ptr<Listing> listing, const std::string& continue_token);
   // An HTTP answer as a document or the server's Status.
   Answer decode(std::string_view verb, const HttpRequest& request, const Transport::SendResult& resp,
                 int* status) const;

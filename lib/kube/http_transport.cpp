@@ -7,7 +7,6 @@
 
 #include <boost/asio/ssl/context.hpp>
 #include <chrono>
-#include <future>
 #include <mutex>
 
 #include "kube/transport.hpp"
@@ -22,6 +21,11 @@ using web::http::client::http_client_config;
 constexpr auto kRequestTimeout = std::chrono::seconds(30);
 // Watches are ended by the server (timeoutSeconds <= 10 minutes); this only catches a dead peer.
 constexpr auto kStreamTimeout = std::chrono::minutes(11);
+
+// The error for an exception that cpprestsdk threw while doing `what`.
+Failure<ApiError> failure(const std::string& what, const std::exception& e) {
+  return Fail(transport_error(what + ": " + e.what()));
+}
 
 void load_credentials(boost::asio::ssl::context& ctx, const ClusterConfig& cfg) {
   if (!cfg.ca_pem.empty()) ctx.add_certificate_authority(boost::asio::buffer(cfg.ca_pem));
@@ -70,20 +74,31 @@ http_client_config make_client_config(const ClusterConfig& cfg, std::chrono::sec
   return c;
 }
 
+// Reads a watch's body line by line with continuations on cpprestsdk's pool: no thread waits.
 class RestLineStream final : public LineStream {
  public:
   RestLineStream(web::http::http_response response, pplx::cancellation_token_source cancel)
       : response_(std::move(response)), body_(response_.body()), cancel_(std::move(cancel)) {}
   ~RestLineStream() override { cancel(); }
 
-  Result<std::optional<std::string>, ApiError> next() override {
+  void next_async(LineDone done) override {
+    // The buffer and the stream handle live in the continuation, so a read may outlive this object.
+    auto line = std::make_shared<concurrency::streams::container_buffer<std::string>>();
     try {
-      concurrency::streams::container_buffer<std::string> line;
-      body_.read_line(line).get();
-      if (line.collection().empty() && body_.is_eof()) return std::optional<std::string>();
-      return std::optional<std::string>(std::move(line.collection()));
+      body_.read_line(*line).then([line, body = body_, done = std::move(done)](pplx::task<size_t> t) {
+        Line result = [&]() -> Line {
+          try {
+            t.get();
+            if (line->collection().empty() && body.is_eof()) return std::optional<std::string>();
+            return std::optional<std::string>(std::move(line->collection()));
+          } catch (const std::exception& e) {
+            return failure("watch stream", e);
+          }
+        }();
+        done(std::move(result));
+      });
     } catch (const std::exception& e) {
-      return Fail(transport_error(std::string("watch stream: ") + e.what()));
+      done(failure("watch stream", e));
     }
   }
 
@@ -105,19 +120,13 @@ class RestTransport final : public Transport {
             make_client_config(cfg, std::chrono::duration_cast<std::chrono::seconds>(kStreamTimeout))) {}
 
   SendResult send(const HttpRequest& request) override {
-    std::promise<SendResult> answer;
-    auto future = answer.get_future();
-    send_async(request, [&answer](SendResult r) { answer.set_value(std::move(r)); });
-    return future.get();
+    return wait_for_answer<SendResult>([&](SendDone done) { send_async(request, std::move(done)); });
   }
 
   // The response and its body are read by continuations on cpprestsdk's pool; the last one (or a
   // failure anywhere) calls `done`.
   void send_async(const HttpRequest& request, SendDone done) override {
     const std::string what = request.method + " " + request.target;
-    const auto failed = [what](const std::exception& e) {
-      return Fail(transport_error(what + ": " + e.what()));
-    };
     try {
       client_.request(build(request), shutdown_.get_token())
           .then([](web::http::http_response resp) {
@@ -125,36 +134,55 @@ class RestTransport final : public Transport {
               return HttpResponse{code, std::move(body)};
             });
           })
-          .then([done = std::move(done), failed](pplx::task<HttpResponse> t) {
+          .then([done = std::move(done), what](pplx::task<HttpResponse> t) {
             SendResult result = [&]() -> SendResult {
               try {
                 return t.get();
               } catch (const std::exception& e) {
-                return failed(e);
+                return failure(what, e);
               }
             }();
             done(std::move(result));
           });
     } catch (const std::exception& e) {
-      done(failed(e));
+      done(failure(what, e));
     }
   }
 
   void cancel_all() override { shutdown_.cancel(); }
 
-  Result<std::unique_ptr<LineStream>, ApiError> open_stream(const HttpRequest& request) override {
+  void open_stream_async(const HttpRequest& request, StreamDone done) override {
+    const std::string what = request.method + " " + request.target;
     try {
       // Its own cancellation (LineStream::cancel), which cancel_all() cancels too.
       auto shutdown = shutdown_.get_token();
       auto cancel = pplx::cancellation_token_source::create_linked_source(shutdown);
-      web::http::http_response resp = stream_client_.request(build(request), cancel.get_token()).get();
-      if (resp.status_code() < 200 || resp.status_code() > 299) {
-        return Fail(decode_status(resp.status_code(), resp.extract_utf8string(true).get()));
-      }
-      return std::unique_ptr<LineStream>(
-          std::make_unique<RestLineStream>(std::move(resp), std::move(cancel)));
+      stream_client_.request(build(request), cancel.get_token())
+          .then([cancel, done = std::move(done), what](pplx::task<web::http::http_response> t) mutable {
+            web::http::http_response resp;
+            try {
+              resp = t.get();
+            } catch (const std::exception& e) {
+              return done(failure(what, e));
+            }
+            if (resp.status_code() >= 200 && resp.status_code() <= 299) {
+              return done(std::unique_ptr<LineStream>(
+                  std::make_unique<RestLineStream>(std::move(resp), std::move(cancel))));
+            }
+            resp.extract_utf8string(true).then(
+                [code = resp.status_code(), done = std::move(done), what](pplx::task<std::string> body) {
+                  StreamResult result = [&]() -> StreamResult {
+                    try {
+                      return Fail(decode_status(code, body.get()));
+                    } catch (const std::exception& e) {
+                      return failure(what, e);
+                    }
+                  }();
+                  done(std::move(result));
+                });
+          });
     } catch (const std::exception& e) {
-      return Fail(transport_error(request.method + " " + request.target + ": " + e.what()));
+      done(failure(what, e));
     }
   }
 

@@ -2,14 +2,20 @@
 // read line by line (a watch). The real implementation speaks HTTPS with cpprestsdk; unit tests
 // substitute a fake to drive protocol edge cases. No cpprestsdk type crosses this header.
 //
-// Thread-safety: a Transport may be used from several threads at once; a LineStream by one thread
-// at a time, except cancel(), which any thread may call to end a blocked next().
+// Nothing here blocks a thread per request: answers, streams and lines are delivered to callbacks
+// on the transport's own threads (cpprestsdk's small pool), so any number of requests and watches
+// are in flight on a few threads. The blocking forms (send, LineStream::next) wait for those
+// callbacks, for callers that run on a worker of their own.
+//
+// Thread-safety: a Transport may be used from several threads at once; a LineStream has one read
+// outstanding at a time, and cancel() may be called from any thread to end it.
 //
 // Shutdown is one cancellation: cancel_all() fails every request in flight (blocked sends, streams
 // being opened or read) promptly with a transport error, and every later one at once.
 #pragma once
 
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +25,16 @@
 #include "kube/error.hpp"
 
 namespace repl::kube {
+
+// The blocking form of an asynchronous verb: calls `start` with a callback and waits until that
+// callback has been called once with the answer (of type T).
+template <typename T, typename Start>
+T wait_for_answer(Start&& start) {
+  std::promise<T> answer;
+  auto future = answer.get_future();
+  start([&answer](T value) { answer.set_value(std::move(value)); });
+  return future.get();
+}
 
 struct HttpRequest {
   std::string method;  // "GET", "PATCH", ...
@@ -34,11 +50,20 @@ struct HttpResponse {
 
 class LineStream {
  public:
+  // A line without its newline; std::nullopt when the server ended the stream normally.
+  using Line = Result<std::optional<std::string>, ApiError>;
+  using LineDone = std::function<void(Line)>;
+
   virtual ~LineStream() = default;
-  // The next line without its newline; std::nullopt when the server ended the stream normally.
-  virtual Result<std::optional<std::string>, ApiError> next() = 0;
-  // Ends the stream from another thread; a blocked next() returns promptly.
+  // Reads the next line: `done` is called once with it, on a transport thread (or on the caller's,
+  // before returning, when a line is at hand). One read at a time.
+  virtual void next_async(LineDone done) = 0;
+  // Ends the stream from any thread: a pending read completes promptly.
   virtual void cancel() = 0;
+  // next_async(), waited for.
+  Line next() {
+    return wait_for_answer<Line>([this](LineDone done) { next_async(std::move(done)); });
+  }
 };
 
 class Transport {
@@ -53,8 +78,11 @@ class Transport {
   // thread of the transport's (or on the caller's, before returning, when the answer is known at
   // once). Many may be in flight together; no thread is held per request.
   virtual void send_async(const HttpRequest& request, SendDone done) = 0;
-  // Opens a streaming response. A non-2xx answer is read whole and returned as a decoded error.
-  virtual Result<std::unique_ptr<LineStream>, ApiError> open_stream(const HttpRequest& request) = 0;
+  using StreamResult = Result<std::unique_ptr<LineStream>, ApiError>;
+  using StreamDone = std::function<void(StreamResult)>;
+  // Opens a streaming response; `done` is called once, as for send_async. A non-2xx answer is read
+  // whole and returned as a decoded error.
+  virtual void open_stream_async(const HttpRequest& request, StreamDone done) = 0;
   virtual void cancel_all() = 0;
 };
 

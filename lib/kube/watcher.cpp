@@ -1,6 +1,10 @@
 #include "kube/watcher.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <condition_variable>
+#include <mutex>
 #include <random>
 
 #include "common/json.hpp"
@@ -116,112 +120,235 @@ Step step(const State& state, const Input& input, SteadyTime now, double jitter)
 
 }  // namespace watcher
 
-WatchRunner::WatchRunner(Client& client, Clock& clock, WatcherOptions options, WatchSink& sink)
-    : client_(client), clock_(clock), options_(std::move(options)), sink_(sink) {}
+// The runner's state and its chain of operations. Each operation's callback holds the Loop (a
+// shared_ptr), so a callback that comes late finds it alive; after stop() such a callback only
+// ends the loop (resume), and touches neither the client nor the sink.
+class WatchRunner::Loop final : public std::enable_shared_from_this<Loop> {
+ public:
+  Loop(Client& client, Clock& clock, boost::asio::any_io_executor executor, WatcherOptions options,
+       WatchSink& sink)
+      : client_(client),
+        clock_(clock),
+        executor_(std::move(executor)),
+        options_(std::move(options)),
+        sink_(sink),
+        timer_(clock.make_timer()),
+        rng_(std::random_device{}()) {}
 
-void WatchRunner::stop() {
-  std::lock_guard lock(mu_);
-  stopping_ = true;
-  if (stream_ != nullptr) stream_->cancel();
-  cv_.notify_all();
-}
+  void start() {
+    std::lock_guard lock(mu_);
+    if (started_ || stopping_) return;
+    started_ = true;
+    boost::asio::post(executor_, [self = shared_from_this()] { self->act(); });
+  }
 
-bool WatchRunner::sleep_for(SteadyDuration d) {
-  std::unique_lock lock(mu_);
-  return sleep_until(clock_, clock_.now() + d, lock, cv_, [this] { return stopping_.load(); });
-}
-
-void WatchRunner::run() {
-  std::mt19937_64 rng(std::random_device{}());
-  std::uniform_real_distribution<double> jitter(0.5, 1.5);
-  std::uniform_int_distribution<int> timeout(300, 600);  // spread re-watches of many operators
-  watcher::State state;
-  watcher::Action action{watcher::Action::Kind::kList, {}};
-  const auto feed = [&](const watcher::Input& in) {
-    auto next = watcher::step(state, in, clock_.now(), jitter(rng));
-    state = std::move(next.state);
-    action = next.action;
-  };
-  const std::string& name = options_.name;
-  const auto signal = [this](WatchSignal s) {
-    if (options_.on_signal) options_.on_signal(s);
-  };
-  bool listed_once = false;
-  bool watched_once = false;
-
-  while (!stopping_) {
-    if (action.delay > SteadyDuration::zero() && !sleep_for(action.delay)) break;
-    if (action.kind == watcher::Action::Kind::kList) {
-      sink_.begin_resync();
-      auto rv = client_.list(options_.collection,
-                             {options_.label_selector, options_.page_size, options_.field_selector},
-                             [this](const rapidjson::Value& item) { sink_.resync_item(item); });
-      if (!rv) {
-        log::warn("list failed", {{"watcher", name}, {"error", rv.error().describe()}});
-        signal(WatchSignal::kFailed);
-        feed(watcher::ListFailed{rv.error()});
-        continue;
-      }
-      sink_.end_resync();
-      sink_.on_progress(*rv);
-      signal(listed_once ? WatchSignal::kRelisted : WatchSignal::kListed);
-      listed_once = true;
-      log::debug("listed", {{"watcher", name}, {"resourceVersion", *rv}});
-      feed(watcher::ListSucceeded{*rv});
-      continue;
+  void stop() {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    if (!started_) return finish();
+    if (stream_ != nullptr) stream_->cancel();
+    if (sleeping_) {
+      timer_->cancel();
+      finish();
     }
-    // kWatch
-    auto stream = client_.watch(options_.collection, {state.resource_version, options_.label_selector,
-                                                      timeout(rng), true, options_.field_selector});
+  }
+
+  void wait() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return finished_ || !started_; });
+  }
+
+ private:
+  using Kind = watcher::Action::Kind;
+
+  // Under mu_: the loop is over; wait() returns.
+  void finish() {
+    finished_ = true;
+    sleeping_ = false;
+    stream_.reset();
+    cv_.notify_all();
+  }
+
+  // Whether the loop may go on (and start an operation); if not, it ends here.
+  bool may_continue() {
+    std::lock_guard lock(mu_);
+    if (stopping_) finish();
+    return !stopping_;
+  }
+
+  // The callback of an operation: runs `next` on the executor, unless the runner was stopped.
+  template <typename Fn>
+  void resume(Fn next) {
+    boost::asio::post(executor_, [self = shared_from_this(), next = std::move(next)]() mutable {
+      {
+        std::lock_guard lock(self->mu_);
+        self->sleeping_ = false;
+      }
+      if (self->may_continue()) next(*self);
+    });
+  }
+
+  void feed(const watcher::Input& in) {
+    auto next = watcher::step(state_, in, clock_.now(), jitter_(rng_));
+    state_ = std::move(next.state);
+    action_ = next.action;
+  }
+  void signal(WatchSignal s) const {
+    if (options_.on_signal) options_.on_signal(s);
+  }
+
+  // Carries out action_: after its delay, a list or a watch.
+  void act() {
+    if (action_.delay > SteadyDuration::zero()) {
+      std::lock_guard lock(mu_);
+      if (stopping_) return finish();
+      sleeping_ = true;
+      timer_->wait_until(clock_.now() + action_.delay, [self = shared_from_this()] {
+        self->resume([](Loop& loop) {
+          loop.action_.delay = {};
+          loop.act();
+        });
+      });
+      return;
+    }
+    if (!may_continue()) return;
+    if (action_.kind == Kind::kList) {
+      sink_.begin_resync();
+      client_.list_async(
+          options_.collection, {options_.label_selector, options_.page_size, options_.field_selector},
+          [self = shared_from_this()](const rapidjson::Value& item) {
+            if (!self->stopping_) self->sink_.resync_item(item);
+          },
+          [self = shared_from_this()](Client::ListResult rv) {
+            self->resume([rv = std::move(rv)](Loop& loop) { loop.listed(rv); });
+          });
+      return;
+    }
+    client_.watch_async(
+        options_.collection,
+        {state_.resource_version, options_.label_selector, timeout_(rng_), true, options_.field_selector},
+        [self = shared_from_this()](Transport::StreamResult stream) {
+          self->resume([stream = std::move(stream)](Loop& loop) mutable { loop.opened(std::move(stream)); });
+        });
+  }
+
+  void listed(const Client::ListResult& rv) {
+    if (!rv) {
+      log::warn("list failed", {{"watcher", options_.name}, {"error", rv.error().describe()}});
+      signal(WatchSignal::kFailed);
+      feed(watcher::ListFailed{rv.error()});
+      return act();
+    }
+    sink_.end_resync();
+    sink_.on_progress(*rv);
+    signal(listed_once_ ? WatchSignal::kRelisted : WatchSignal::kListed);
+    listed_once_ = true;
+    log::debug("listed", {{"watcher", options_.name}, {"resourceVersion", *rv}});
+    feed(watcher::ListSucceeded{*rv});
+    act();
+  }
+
+  void opened(Transport::StreamResult stream) {
     if (!stream) {
-      log::warn("watch failed", {{"watcher", name}, {"error", stream.error().describe()}});
+      log::warn("watch failed", {{"watcher", options_.name}, {"error", stream.error().describe()}});
       signal(WatchSignal::kFailed);
       feed(watcher::WatchOpenFailed{stream.error()});
-      continue;
+      return act();
     }
-    if (watched_once) signal(WatchSignal::kRewatched);
-    watched_once = true;
+    if (watched_once_) signal(WatchSignal::kRewatched);
+    watched_once_ = true;
     {
       std::lock_guard lock(mu_);
-      if (stopping_) break;
-      stream_ = stream->get();
+      if (stopping_) return finish();
+      stream_ = std::move(*stream);
     }
-    const auto opened = clock_.now();
-    bool got_events = false;
-    do {
-      auto line = (*stream)->next();
-      if (stopping_) break;
-      if (!line) {
-        log::warn("watch stream broke", {{"watcher", name}, {"error", line.error().describe()}});
-        signal(WatchSignal::kFailed);
-        feed(watcher::StreamBroken{line.error()});
-      } else if (!line->has_value()) {
-        // A watch that ends at once with nothing in it (a proxy that cuts streams, a server that
-        // refuses them politely) is a failure, or we would spin re-opening it (as client-go does).
-        if (!got_events && clock_.now() - opened < std::chrono::seconds(1)) {
-          signal(WatchSignal::kFailed);
-          feed(watcher::StreamBroken{transport_error("watch ended at once, without events")});
-        } else {
-          feed(watcher::StreamEnded{});
-        }
-      } else if (auto ev = parse_watch_event(**line); !ev) {
-        log::warn("bad watch event", {{"watcher", name}, {"error", ev.error().describe()}});
-        feed(watcher::StreamBroken{ev.error()});
-      } else {
-        got_events = true;
-        if (ev->type == EventType::kError) {
-          log::info("watch error event", {{"watcher", name}, {"error", ev->error.describe()}});
-        } else if (ev->type == EventType::kBookmark) {
-          sink_.on_progress(ev->resource_version);
-        } else {
-          sink_.on_event(ev->type, ev->object);
-        }
-        feed(watcher::EventReceived{ev->type, ev->resource_version, ev->error});
-      }
-    } while (action.kind == watcher::Action::Kind::kKeepReading && !stopping_);
-    std::lock_guard lock(mu_);
-    stream_ = nullptr;
+    opened_at_ = clock_.now();
+    got_events_ = false;
+    read();
   }
+
+  void read() {
+    stream_->next_async([self = shared_from_this()](LineStream::Line line) {
+      self->resume([line = std::move(line)](Loop& loop) mutable { loop.got(std::move(line)); });
+    });
+  }
+
+  void got(LineStream::Line line) {
+    const std::string& name = options_.name;
+    if (!line) {
+      log::warn("watch stream broke", {{"watcher", name}, {"error", line.error().describe()}});
+      signal(WatchSignal::kFailed);
+      feed(watcher::StreamBroken{line.error()});
+    } else if (!line->has_value()) {
+      // A watch that ends at once with nothing in it (a proxy that cuts streams, a server that
+      // refuses them politely) is a failure, or we would spin re-opening it (as client-go does).
+      if (!got_events_ && clock_.now() - opened_at_ < std::chrono::seconds(1)) {
+        signal(WatchSignal::kFailed);
+        feed(watcher::StreamBroken{transport_error("watch ended at once, without events")});
+      } else {
+        feed(watcher::StreamEnded{});
+      }
+    } else if (auto ev = parse_watch_event(**line); !ev) {
+      log::warn("bad watch event", {{"watcher", name}, {"error", ev.error().describe()}});
+      feed(watcher::StreamBroken{ev.error()});
+    } else {
+      got_events_ = true;
+      if (ev->type == EventType::kError) {
+        log::info("watch error event", {{"watcher", name}, {"error", ev->error.describe()}});
+      } else if (ev->type == EventType::kBookmark) {
+        sink_.on_progress(ev->resource_version);
+      } else {
+        sink_.on_event(ev->type, ev->object);
+      }
+      feed(watcher::EventReceived{ev->type, ev->resource_version, ev->error});
+    }
+    if (action_.kind == Kind::kKeepReading) return read();
+    {
+      std::lock_guard lock(mu_);
+      stream_.reset();
+    }
+    act();
+  }
+
+  Client& client_;
+  Clock& clock_;
+  const boost::asio::any_io_executor executor_;
+  const WatcherOptions options_;
+  WatchSink& sink_;
+  const std::unique_ptr<Timer> timer_;  // the backoff's; armed and cancelled under mu_
+
+  // The loop's own state: touched by one operation's continuation at a time.
+  std::mt19937_64 rng_;
+  std::uniform_real_distribution<double> jitter_{0.5, 1.5};
+  std::uniform_int_distribution<int> timeout_{300, 600};  // spread re-watches of many operators
+  watcher::State state_;
+  watcher::Action action_{Kind::kList, {}};
+  bool listed_once_ = false;
+  bool watched_once_ = false;
+  SteadyTime opened_at_{};
+  bool got_events_ = false;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<bool> stopping_{false};
+  bool started_ = false;
+  bool sleeping_ = false;  // waiting for timer_
+  bool finished_ = false;
+  std::unique_ptr<LineStream> stream_;  // open while reading; set and reset on the loop's turn
+};
+
+WatchRunner::WatchRunner(Client& client, Clock& clock, boost::asio::any_io_executor executor,
+                         WatcherOptions options, WatchSink& sink)
+    : loop_(std::make_shared<Loop>(client, clock, std::move(executor), std::move(options), sink)) {}
+
+WatchRunner::~WatchRunner() {
+  stop();
+  wait();
 }
+
+void WatchRunner::start() { loop_->start(); }
+void WatchRunner::stop() { loop_->stop(); }
+void WatchRunner::wait() { loop_->wait(); }
 
 }  // namespace repl::kube

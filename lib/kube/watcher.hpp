@@ -7,21 +7,19 @@
 //      |                     |      last answer was a 410 too: then after the backoff)
 //      +---------------------+  any other failure --> the same step again after a backoff
 //
-// step() is the whole state machine, a pure function of (state, input, now, jitter); run_watcher()
+// step() is the whole state machine, a pure function of (state, input, now, jitter); WatchRunner
 // is the I/O that drives it. Backoff: 0.8 s doubling, scaled by a jitter in [0.5, 1.5), at most
 // 30 s, reset after 2 minutes without failures.
 //
-// Thread-safety: step() is pure. run_watcher() blocks the calling thread until stop is requested;
-// the sink is called on that thread.
+// Thread-safety: step() is pure. A WatchRunner holds no thread: see its comment.
 #pragma once
 
 #include <rapidjson/document.h>
 
-#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -124,27 +122,30 @@ struct WatcherOptions {
   std::string field_selector = {};
 };
 
-// The I/O around step(): lists, watches and feeds the sink until stop() is called. Backoffs are
-// waited for on `clock` (which must outlive the runner's pending timer, see common/clock.hpp).
+// The I/O around step(): lists, watches and feeds the sink until stop() is called. It holds no
+// thread: every request, read and backoff is an asynchronous operation (the transport's, or a timer
+// of `clock`, which must outlive the runner), one at a time, and the runner's own code runs between
+// them on `executor`. The sink and the observer are called from one thread at a time (the
+// executor's; a list's items from the transport's), and never after wait() has returned.
 class WatchRunner {
  public:
-  WatchRunner(Client& client, Clock& clock, WatcherOptions options, WatchSink& sink);
-  // Blocks until stop() is called.
-  void run();
-  // Any thread: ends run() promptly.
+  WatchRunner(Client& client, Clock& clock, boost::asio::any_io_executor executor, WatcherOptions options,
+              WatchSink& sink);
+  ~WatchRunner();  // stop(), then wait()
+  WatchRunner(const WatchRunner&) = delete;
+  WatchRunner& operator=(const WatchRunner&) = delete;
+
+  // Starts listing; returns at once.
+  void start();
+  // Any thread: ends the runner promptly. A backoff is cut short and an open stream cancelled; a
+  // request in flight ends when the transport answers it (Client::cancel_all makes that prompt).
   void stop();
+  // Blocks until the runner has ended after stop() (at once if it never started).
+  void wait();
 
  private:
-  bool sleep_for(SteadyDuration d);
-
-  Client& client_;
-  Clock& clock_;
-  const WatcherOptions options_;
-  WatchSink& sink_;
-  std::atomic<bool> stopping_{false};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  LineStream* stream_ = nullptr;  // guarded by mu_
+  class Loop;
+  std::shared_ptr<Loop> loop_;
 };
 
 }  // namespace repl::kube

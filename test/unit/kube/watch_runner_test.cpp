@@ -2,6 +2,8 @@
 // test's own thread: the sink (or the observer) stops the runner once the script is played. Time is
 // virtual (repl::ManualClock): nothing sleeps, and backoffs are checked exactly.
 #include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <functional>
@@ -102,13 +104,12 @@ std::string param(const std::string& target, const std::string& name) {
   return "(absent)";
 }
 
-// A watch stream whose next() is the test's function.
+// A watch stream whose every read is answered at once by the test's function.
 class FuncStream final : public repl::kube::LineStream {
  public:
-  using Line = repl::Result<std::optional<std::string>, repl::kube::ApiError>;
   using Next = std::function<Line()>;
   explicit FuncStream(Next next) : next_(std::move(next)) {}
-  Line next() override { return next_(); }
+  void next_async(LineDone done) override { done(next_()); }
   void cancel() override {}
 
  private:
@@ -145,7 +146,10 @@ struct Harness {
                                          if (s == stop_on) self->stop();
                                        },
                                        field_selector};
-    repl::kube::WatchRunner runner(client, clock, std::move(options), sink);
+    boost::asio::io_context io;
+    auto work = boost::asio::make_work_guard(io);
+    std::thread io_thread([&io] { io.run(); });
+    repl::kube::WatchRunner runner(client, clock, io.get_executor(), std::move(options), sink);
     self = &runner;
     sink.clock = &clock;
     sink.stop = [&runner] { runner.stop(); };
@@ -164,11 +168,14 @@ struct Harness {
         if (auto due = clock.wait_armed(std::chrono::milliseconds(10))) clock.advance_to(*due);
       }
     });
-    runner.run();
+    runner.start();
+    runner.wait();
     finished = true;
     done.set_value();
     driver.join();
     watchdog.join();
+    work.reset();
+    io_thread.join();
     INFO("sink calls: " << sink.calls.size() << ", signals: " << signals.size());
     REQUIRE_FALSE(timed_out);
   }

@@ -113,8 +113,13 @@ struct Fixture {
   repl::Reconciler reconciler{client, events, repl::ChildSettings{}, repl::test::repo_templates()};
   repl::OperatorMetrics metrics;
   boost::asio::thread_pool pool{2};
-  repl::Controller controller{client, reconciler,          metrics,
-                              clock,  pool.get_executor(), repl::ControllerOptions{}};
+  repl::Controller controller{client,
+                              reconciler,
+                              metrics,
+                              clock,
+                              pool.get_executor(),
+                              pool.get_executor(),
+                              repl::ControllerOptions{}};
   std::thread runner;
 };
 

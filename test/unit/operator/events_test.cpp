@@ -1,12 +1,14 @@
-// Events on a Repl: the core/v1 Event object, and ApiEventRecorder posting it (best-effort).
+// Events on a Repl: the core/v1 Event object, ApiEventSender posting it (best-effort), and
+// AsyncEventRecorder handing them to a sender one at a time.
 #include "events.hpp"
 
 #include <catch2/catch.hpp>
-#include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "unit/support/fake_transport.hpp"
@@ -64,18 +66,21 @@ TEST_CASE("event_object: Normal events", "[operator][events]") {
   CHECK(string_at(e, "/message") == "created Deployment abc123");
 }
 
-TEST_CASE("ApiEventRecorder posts the Event to the Repl's namespace", "[operator][events]") {
+TEST_CASE("ApiEventSender posts the Event to the Repl's namespace", "[operator][events]") {
   repl::test::QuietLogs quiet;
   auto transport = std::make_shared<repl::test::FakeTransport>();
   repl::kube::Client client(transport);
-  repl::ApiEventRecorder recorder(client, "pod-1");
+  repl::ApiEventSender sender(client, "pod-1");
   const auto repl = repl::test::sample_repl();
   SECTION("accepted") { transport->respond(201, R"({"kind":"Event"})"); }
   SECTION("refused: dropped without failing the caller") {
     transport->respond(403, repl::test::status_json(403, "Forbidden", "cannot create events"));
   }
   SECTION("unreachable: dropped too") { transport->fail(repl::kube::transport_error("connection refused")); }
-  recorder.record(repl, repl::EventType::kWarning, "ImagePullFailed", "container runner: ErrImagePull");
+  bool done = false;
+  sender.send(repl, repl::EventType::kWarning, "ImagePullFailed", "container runner: ErrImagePull",
+              [&done] { done = true; });
+  CHECK(done);  // the fake transport answers at once
   REQUIRE(transport->requests.size() == 1);
   const auto& r = transport->requests[0];
   CHECK(r.method == "POST");
@@ -93,70 +98,104 @@ TEST_CASE("ApiEventRecorder posts the Event to the Repl's namespace", "[operator
 
 namespace {
 
-// Collects what reaches it; `gate` (when set) holds each record() until opened.
-class CollectingRecorder final : public repl::EventRecorder {
+// Collects what reaches it. While closed, each send stays in flight (its `done` is held) until
+// the sender is opened, as a slow API server's answer would.
+class CollectingSender final : public repl::EventSender {
  public:
-  void record(const repl::Repl& repl, repl::EventType, const std::string& reason,
-              const std::string&) override {
-    std::unique_lock lock(mu_);
-    ++entered_;
-    cv_.notify_all();
-    cv_.wait(lock, [this] { return open_; });
-    seen_.push_back(repl.key.name + ":" + reason);
-    cv_.notify_all();
+  void send(const repl::Repl& repl, repl::EventType, const std::string& reason, const std::string&,
+            std::function<void()> done) override {
+    {
+      std::lock_guard lock(mu_);
+      ++entered_;
+      seen_.push_back(repl.key.name + ":" + reason);
+      if (!open_) {
+        held_.push_back(std::move(done));
+        return;
+      }
+    }
+    done();
   }
   void set_open(bool open) {
+    std::vector<std::function<void()>> held;
+    {
+      std::lock_guard lock(mu_);
+      open_ = open;
+      if (open) held.swap(held_);
+    }
+    for (auto& done : held) done();
+  }
+  std::size_t entered() {
     std::lock_guard lock(mu_);
-    open_ = open;
-    cv_.notify_all();
+    return entered_;
   }
-  void wait_entered(std::size_t n) {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, std::chrono::seconds(5), [&] { return entered_ >= n; });
-  }
-  std::vector<std::string> wait_for(std::size_t n) {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, std::chrono::seconds(5), [&] { return seen_.size() >= n; });
+  std::vector<std::string> seen() {
+    std::lock_guard lock(mu_);
     return seen_;
   }
 
  private:
   std::mutex mu_;
-  std::condition_variable cv_;
   bool open_ = true;
   std::size_t entered_ = 0;
   std::vector<std::string> seen_;
+  std::vector<std::function<void()>> held_;
 };
 
 }  // namespace
 
-TEST_CASE("AsyncEventRecorder sends Events in order, off the caller's thread", "[operator][events]") {
-  CollectingRecorder target;
-  target.set_open(false);  // the caller must not wait for a blocked target
+TEST_CASE("AsyncEventRecorder sends Events in order, one at a time, without the caller waiting",
+          "[operator][events]") {
+  CollectingSender target;
+  target.set_open(false);  // the caller must not wait for a slow sender
   repl::AsyncEventRecorder async(target);
   auto r = repl::test::sample_repl();
   async.record(r, repl::EventType::kNormal, "Created", "");
   async.record(r, repl::EventType::kNormal, "Updated", "");
   async.record(r, repl::EventType::kWarning, "Failed", "");
+  CHECK(target.entered() == 1);  // the next goes out only when the first is through
   target.set_open(true);
-  CHECK(target.wait_for(3) == std::vector<std::string>{"abc123:Created", "abc123:Updated", "abc123:Failed"});
+  CHECK(target.seen() == std::vector<std::string>{"abc123:Created", "abc123:Updated", "abc123:Failed"});
   CHECK(async.dropped() == 0);
 }
 
 TEST_CASE("AsyncEventRecorder drops beyond its capacity and sends the rest at shutdown",
           "[operator][events]") {
-  CollectingRecorder target;
+  CollectingSender target;
   target.set_open(false);
   auto r = repl::test::sample_repl();
+  std::thread opener;
   {
     repl::AsyncEventRecorder async(target, 2, std::chrono::milliseconds(5000));
-    async.record(r, repl::EventType::kNormal, "a", "");  // taken by the thread, blocked in the target
-    target.wait_entered(1);
+    async.record(r, repl::EventType::kNormal, "a", "");  // in flight, held by the sender
     async.record(r, repl::EventType::kNormal, "b", "");
     async.record(r, repl::EventType::kNormal, "c", "");
     async.record(r, repl::EventType::kNormal, "d", "");  // the queue holds 2: dropped
     CHECK(async.dropped() == 1);
-    target.set_open(true);
+    opener = std::thread([&target] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      target.set_open(true);
+    });
   }  // the destructor drains what is queued
-  CHECK(target.wait_for(3) == std::vector<std::string>{"abc123:a", "abc123:b", "abc123:c"});
+  CHECK(target.seen() == std::vector<std::string>{"abc123:a", "abc123:b", "abc123:c"});
+  opener.join();
+}
+
+TEST_CASE("AsyncEventRecorder gives up the queue after the drain time, but waits for the Event in flight",
+          "[operator][events]") {
+  repl::test::QuietLogs quiet;
+  CollectingSender target;
+  target.set_open(false);
+  auto r = repl::test::sample_repl();
+  std::thread opener;
+  {
+    repl::AsyncEventRecorder async(target, 10, std::chrono::milliseconds(20));
+    async.record(r, repl::EventType::kNormal, "a", "");
+    async.record(r, repl::EventType::kNormal, "b", "");
+    opener = std::thread([&target] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      target.set_open(true);  // "a" answered only now, long after the drain time
+    });
+  }  // returns once "a" is through; "b" is dropped
+  CHECK(target.seen() == std::vector<std::string>{"abc123:a"});
+  opener.join();
 }

@@ -6,6 +6,7 @@
 // may send from several threads while the test waits for requests (wait_for).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -22,38 +23,39 @@
 
 namespace repl::test {
 
-// A watch stream that yields the given lines, then ends normally.
+// A watch stream that yields the given lines, then ends normally; each read answers at once.
 class FakeLineStream final : public kube::LineStream {
  public:
   explicit FakeLineStream(std::vector<std::string> lines) : lines_(lines.begin(), lines.end()) {}
-  Result<std::optional<std::string>, kube::ApiError> next() override {
-    if (cancelled_ || lines_.empty()) return std::optional<std::string>();
+  void next_async(LineDone done) override {
+    if (cancelled_ || lines_.empty()) return done(std::optional<std::string>());
     std::string line = std::move(lines_.front());
     lines_.pop_front();
-    return std::optional<std::string>(std::move(line));
+    done(std::optional<std::string>(std::move(line)));
   }
   void cancel() override { cancelled_ = true; }
 
  private:
   std::deque<std::string> lines_;
-  bool cancelled_ = false;
+  std::atomic<bool> cancelled_{false};
 };
 
 inline std::string path_of(const std::string& target) { return target.substr(0, target.find('?')); }
 
-// A watch stream the test feeds while it is open: next() blocks until a line is pushed, the test
-// ends it, or it is cancelled (then it ends normally, as a cancelled real stream's reader stops).
+// A watch stream the test feeds while it is open: a read waits (holding no thread) until a line is
+// pushed, the test ends the feed, or the reader is cancelled (then it ends normally, as a cancelled
+// real stream's reader stops); push() and end() answer a waiting read on the test's thread.
 class PushStream {
  public:
   void push(std::string line) {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     lines_.push_back(std::move(line));
-    cv_.notify_all();
+    answer(lock);
   }
   void end() {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     ended_ = true;
-    cv_.notify_all();
+    answer(lock);
   }
   // The LineStream the transport hands out; it reads this feed.
   std::unique_ptr<kube::LineStream> reader(std::shared_ptr<PushStream> self) {
@@ -64,29 +66,39 @@ class PushStream {
   class Reader final : public kube::LineStream {
    public:
     explicit Reader(std::shared_ptr<PushStream> feed) : feed_(std::move(feed)) {}
-    Result<std::optional<std::string>, kube::ApiError> next() override {
+    void next_async(LineDone done) override {
       std::unique_lock lock(feed_->mu_);
-      feed_->cv_.wait(lock, [this] { return !feed_->lines_.empty() || feed_->ended_; });
-      if (feed_->lines_.empty()) return std::optional<std::string>();
-      std::string line = std::move(feed_->lines_.front());
-      feed_->lines_.pop_front();
-      return std::optional<std::string>(std::move(line));
+      feed_->waiting_ = std::move(done);
+      feed_->answer(lock);
     }
     void cancel() override { feed_->end(); }
 
    private:
     std::shared_ptr<PushStream> feed_;
   };
+
+  // Under mu_ (released before the callback): hands a waiting read its line or the end.
+  void answer(std::unique_lock<std::mutex>& lock) {
+    if (!waiting_ || (lines_.empty() && !ended_)) return;
+    kube::LineStream::LineDone done = std::move(waiting_);
+    waiting_ = nullptr;
+    std::optional<std::string> line;
+    if (!lines_.empty()) {
+      line = std::move(lines_.front());
+      lines_.pop_front();
+    }
+    lock.unlock();
+    done(std::move(line));
+  }
+
   std::mutex mu_;
-  std::condition_variable cv_;
   std::deque<std::string> lines_;
   bool ended_ = false;
+  kube::LineStream::LineDone waiting_;
 };
 
 class FakeTransport final : public kube::Transport {
  public:
-  using StreamResult = Result<std::unique_ptr<kube::LineStream>, kube::ApiError>;
-
   // Scripts the answer to the next send() that no route matches.
   void respond(int status, std::string body) {
     std::lock_guard lock(mu_);
@@ -109,7 +121,7 @@ class FakeTransport final : public kube::Transport {
     std::lock_guard lock(mu_);
     stream_routes_[path] = std::move(feed);
   }
-  // Scripts the answer to the next open_stream().
+  // Scripts the answer to the next stream opened.
   void stream(std::vector<std::string> lines) {
     std::lock_guard lock(mu_);
     streams_.emplace_back(
@@ -119,7 +131,7 @@ class FakeTransport final : public kube::Transport {
     std::lock_guard lock(mu_);
     streams_.emplace_back(Fail(std::move(error)));
   }
-  // Scripts a stream of the test's own making as the answer to the next open_stream().
+  // Scripts a stream of the test's own making as the answer to the next stream opened.
   void custom_stream(std::unique_ptr<kube::LineStream> stream) {
     std::lock_guard lock(mu_);
     streams_.emplace_back(std::move(stream));
@@ -146,17 +158,8 @@ class FakeTransport final : public kube::Transport {
     return r;
   }
   void send_async(const kube::HttpRequest& request, SendDone done) override { done(send(request)); }
-  StreamResult open_stream(const kube::HttpRequest& request) override {
-    std::lock_guard lock(mu_);
-    record(request);
-    if (cancelled_) return Fail(kube::transport_error("cancelled: stream " + request.target));
-    if (auto it = stream_routes_.find(path_of(request.target)); it != stream_routes_.end()) {
-      return it->second->reader(it->second);
-    }
-    if (streams_.empty()) return Fail(kube::transport_error("unscripted stream " + request.target));
-    StreamResult r = std::move(streams_.front());
-    streams_.pop_front();
-    return r;
+  void open_stream_async(const kube::HttpRequest& request, StreamDone done) override {
+    done(open_stream(request));
   }
   void cancel_all() override {
     std::lock_guard lock(mu_);
@@ -183,6 +186,18 @@ class FakeTransport final : public kube::Transport {
   std::vector<kube::HttpRequest> requests;
 
  private:
+  StreamResult open_stream(const kube::HttpRequest& request) {
+    std::lock_guard lock(mu_);
+    record(request);
+    if (cancelled_) return Fail(kube::transport_error("cancelled: stream " + request.target));
+    if (auto it = stream_routes_.find(path_of(request.target)); it != stream_routes_.end()) {
+      return it->second->reader(it->second);
+    }
+    if (streams_.empty()) return Fail(kube::transport_error("unscripted stream " + request.target));
+    StreamResult r = std::move(streams_.front());
+    streams_.pop_front();
+    return r;
+  }
   struct Route {
     std::deque<SendResult> answers;
     bool last_used = false;  // the one answer left has answered already: a new one replaces it
