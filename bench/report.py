@@ -41,6 +41,35 @@ create, start = load("latency-create.json"), load("latency-start.json")
 scale = [json.loads(line) for line in (work / "scale.jsonl").read_text().splitlines() if line.strip()]
 for s in scale:
     s["idle_cpu_percent"] = round(100.0 * s["idle_cpu_ticks"] / s["clk_tck"] / s["idle_seconds"], 3)
+
+
+def bytes_per_repl(scale):
+    """What one more Repl costs the operator: settled RSS between the smallest and the largest size."""
+    if len(scale) < 2 or scale[-1]["repls"] == scale[0]["repls"]:
+        return None
+    first, last = scale[0], scale[-1]
+    return round((last["rss_kb"] - first["rss_kb"]) * 1024 / (last["repls"] - first["repls"]))
+
+
+def soak_summary():
+    """RSS over the soak, and its end against the value after the first 5 minutes (or the first sixth
+    of a shorter soak)."""
+    if not (work / "soak.json").exists():
+        return None
+    soak = load("soak.json")
+    samples = [tuple(int(x) for x in line.split()) for line in (work / "soak-rss").read_text().splitlines() if line]
+    reference_at = min(300, soak["seconds"] // 6)
+    reference = next((sample for sample in samples if sample[0] >= reference_at), samples[-1])
+    end = samples[-1]
+    soak.update({
+        "series": [{"seconds": t, "rss_kb": kb, "deployments": d} for t, kb, d in samples],
+        "reference": {"seconds": reference[0], "rss_kb": reference[1]},
+        "end": {"seconds": end[0], "rss_kb": end[1]},
+        "end_over_reference": round(end[1] / reference[1], 3),
+    })
+    return soak
+
+
 results = {
     "latency": {
         "create": {k: create[k] for k in ("call", "children", "ready")},
@@ -48,6 +77,8 @@ results = {
     },
     "burst": load("burst.json"),
     "scale": scale,
+    "bytes_per_repl": bytes_per_repl(scale),
+    "soak": soak_summary(),
     "shim": wrk_summary((work / "wrk.txt").read_text()),
     "real_node": load("real.json"),
 }
@@ -98,6 +129,20 @@ print()
 row("scale", "sync (ms)", "peak RSS MB", "idle CPU %", "idle writes")
 for s in scale:
     row(f"{s['repls']} Repls", s["sync_ms"], round(s["peak_rss_kb"] / 1024, 1), s["idle_cpu_percent"], s["idle_writes"])
+if results["bytes_per_repl"] is not None:
+    print(f"bytes per Repl (settled RSS, {scale[0]['repls']} -> {scale[-1]['repls']} Repls): {results['bytes_per_repl']}")
+if soak := results["soak"]:
+    print()
+    print(f"soak: {soak['seconds']} s at {soak['rate']} Repls/s ({soak['created']} created, {soak['deleted']} deleted, "
+          f"{soak['failed']} failed, {soak['live']} live)")
+    row("soak: seconds", "RSS MB", "Deployments")
+    samples = soak["series"]
+    shown = samples[:: max(1, len(samples) // 12)]
+    for sample in shown + ([samples[-1]] if shown[-1] != samples[-1] else []):
+        row(f"  {sample['seconds']}", round(sample["rss_kb"] / 1024, 1), sample["deployments"])
+    print(f"soak: RSS at the end {soak['end']['rss_kb'] / 1024:.1f} MB, after {soak['reference']['seconds']} s "
+          f"{soak['reference']['rss_kb'] / 1024:.1f} MB: ratio {soak['end_over_reference']:.3f} "
+          f"({'within' if abs(soak['end_over_reference'] - 1) <= 0.10 else 'outside'} 10 %)")
 w = results["shim"]
 print()
 print(f"shim /start under wrk: {w['requests_per_s']} requests/s, p50 {w.get('p50_ms')} ms, p99 {w.get('p99_ms')} ms, "

@@ -9,12 +9,15 @@
 #            the same concurrency (the baseline), and the ratio
 #   scale    the operator restarted with 1,000 and with 10,000 Repls in the cluster: time from start
 #            to caches synced, peak RSS after sync, CPU and write requests over an idle minute
+#   soak     an operator limited to one namespace while Repls are created and deleted there for a
+#            set time (10 a second, 100 live, so pods come and go): its RSS every 10 s, and the end
+#            against the value after the first 5 minutes
 #   shim     wrk against /start (a new replId per request) while the operator runs
 #   real     on one real node (cluster.sh up --real-node; root): 20 repls one after another, from
 #            /start to Ready and to the first websocket byte through the ingress (p50/p99)
 #
-# BENCH_SCALE="1000 10000", BENCH_LATENCY=200, BENCH_BURST=1000, BENCH_IDLE=60, BENCH_REAL=20
-# change the sizes.
+# BENCH_SCALE="1000 10000", BENCH_LATENCY=200, BENCH_BURST=1000, BENCH_IDLE=60, BENCH_SOAK=1800
+# (seconds; 0 skips the soak), BENCH_REAL=20 change the sizes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -37,6 +40,7 @@ latency_n=${BENCH_LATENCY:-200}
 burst_n=${BENCH_BURST:-1000}
 scale_ns=${BENCH_SCALE:-1000 10000}
 idle=${BENCH_IDLE:-60}
+soak=${BENCH_SOAK:-1800}
 
 pids=()
 cleanup() {
@@ -53,7 +57,7 @@ say "starting the simulated cluster (4 nodes)"
 KWOK_POD_DELAY_MS=20 KWOK_POD_JITTER_MS=50 KWOK_NODE_PODS=2000 KWOK_NODE_CPU=64 KWOK_NODE_MEMORY=512Gi \
   "$root/test/cluster/cluster.sh" up "$work/cluster" --nodes 4 --crds "$root/crd/repls.peetcode.com.yaml" >/dev/null
 export KUBECONFIG=$work/cluster/admin.kubeconfig
-for ns in bench bench-start bench-burst bench-baseline bench-scale; do kubectl create namespace "$ns" >/dev/null; done
+for ns in bench bench-start bench-burst bench-baseline bench-scale bench-soak; do kubectl create namespace "$ns" >/dev/null; done
 
 operator_pid=""
 # start_operator LOG [ARGS...]: the operator (all namespaces unless ARGS say), metrics on a free port
@@ -150,6 +154,26 @@ for n in $scale_ns; do
   echo "{\"repls\":$n,\"sync_ms\":$sync_ms,\"peak_rss_kb\":$rss_peak,\"peak_rss_after_sync_kb\":$rss_after_sync,\"rss_kb\":$rss_now,\"idle_seconds\":$idle,\"idle_cpu_ticks\":$((ticks1 - ticks0)),\"clk_tck\":$(getconf CLK_TCK),\"idle_writes\":$((writes1 - writes0)),\"idle_requests\":$((requests1 - requests0))}" \
     >> "$work/scale.jsonl"
 done
+
+if [ "$soak" -gt 0 ]; then
+  say "soak: $soak s of churn, 10 Repls a second created and as many deleted, 100 live"
+  start_operator "$work/operator-soak.log" --namespace bench-soak
+  "$build/bin/repl-bench" soak --namespace bench-soak --prefix soak- --seconds "$soak" --rate 10 --count 100 \
+    > "$work/soak.json" &
+  soak_pid=$!
+  pids+=("$soak_pid")
+  soak_start=$(date +%s)
+  : > "$work/soak-rss"
+  # Seconds since the start, the operator's RSS in kB, and the Deployments in the namespace: the
+  # garbage collector deletes a deleted Repl's children, and while it lags the operator caches them.
+  while kill -0 "$soak_pid" 2>/dev/null; do
+    echo "$(( $(date +%s) - soak_start )) $(awk '/VmRSS/ {print $2}' "/proc/$operator_pid/status")" \
+      "$(kubectl get deployments -n bench-soak -o name | wc -l)" >> "$work/soak-rss"
+    sleep 10
+  done
+  wait "$soak_pid" || say "soak: some requests failed (see $work/soak.json)"
+  stop_operator
+fi
 
 # Last, as it leaves thousands of new Repls (and pods) behind.
 say "shim: wrk -t2 -c64 -d30s against /start, the operator running"
