@@ -422,9 +422,8 @@ int soak(kube::Client& client, const Options& o) {
   std::deque<std::string> live;
   int created = 0, deleted = 0, failed = 0;
   const auto remove_oldest = [&] {
-    if (!client.remove(kube::object_path(kube::repls(), o.ns, live.front()))) ++failed;
+    ++(client.remove(kube::object_path(kube::repls(), o.ns, live.front())) ? deleted : failed);
     live.pop_front();
-    ++deleted;
   };
   for (auto next = t0; Clock::now() < end; next += period) {
     std::string name = o.prefix + std::to_string(created++);

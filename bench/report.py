@@ -111,7 +111,7 @@ subprocess.run(["gnuplot"], input=script, text=True, check=True)
 
 
 def row(*cells):
-    print("  ".join(str(c).ljust(w) for c, w in zip(cells, (34, 12, 12, 12, 12))))
+    print("  ".join(str(c).ljust(w) for c, w in zip(cells, (34, 12, 12, 12, 12, 12))))
 
 
 print()
@@ -126,9 +126,10 @@ print(f"burst: {b['repls']} Repls at concurrency {b['concurrency']}: operator {b
       f"baseline ({b['baseline_objects']} objects created directly) {b['baseline_ms'] / 1000:.2f} s, "
       f"ratio {b['ratio']:.2f}")
 print()
-row("scale", "sync (ms)", "peak RSS MB", "idle CPU %", "idle writes")
+row("scale", "sync (ms)", "peak RSS MB", "idle CPU %", "idle writes", "threads")
 for s in scale:
-    row(f"{s['repls']} Repls", s["sync_ms"], round(s["peak_rss_kb"] / 1024, 1), s["idle_cpu_percent"], s["idle_writes"])
+    row(f"{s['repls']} Repls", s["sync_ms"], round(s["peak_rss_kb"] / 1024, 1), s["idle_cpu_percent"], s["idle_writes"],
+        s["threads"])
 if results["bytes_per_repl"] is not None:
     print(f"bytes per Repl (settled RSS, {scale[0]['repls']} -> {scale[-1]['repls']} Repls): {results['bytes_per_repl']}")
 if soak := results["soak"]:

@@ -150,8 +150,9 @@ for n in $scale_ns; do
   ticks1=$(cpu_ticks); writes1=$(writes); requests1=$(metric '^repl_operator_api_requests_total')
   rss_peak=$(awk '/VmHWM/ {print $2}' "/proc/$operator_pid/status")
   rss_now=$(awk '/VmRSS/ {print $2}' "/proc/$operator_pid/status")
+  threads=$(awk '/^Threads/ {print $2}' "/proc/$operator_pid/status")
   stop_operator
-  echo "{\"repls\":$n,\"sync_ms\":$sync_ms,\"peak_rss_kb\":$rss_peak,\"peak_rss_after_sync_kb\":$rss_after_sync,\"rss_kb\":$rss_now,\"idle_seconds\":$idle,\"idle_cpu_ticks\":$((ticks1 - ticks0)),\"clk_tck\":$(getconf CLK_TCK),\"idle_writes\":$((writes1 - writes0)),\"idle_requests\":$((requests1 - requests0))}" \
+  echo "{\"repls\":$n,\"sync_ms\":$sync_ms,\"peak_rss_kb\":$rss_peak,\"peak_rss_after_sync_kb\":$rss_after_sync,\"rss_kb\":$rss_now,\"threads\":$threads,\"idle_seconds\":$idle,\"idle_cpu_ticks\":$((ticks1 - ticks0)),\"clk_tck\":$(getconf CLK_TCK),\"idle_writes\":$((writes1 - writes0)),\"idle_requests\":$((requests1 - requests0))}" \
     >> "$work/scale.jsonl"
 done
 
