@@ -37,10 +37,25 @@ def wrk_summary(text):
     return result
 
 
-create, start = load("latency-create.json"), load("latency-start.json")
-scale = [json.loads(line) for line in (work / "scale.jsonl").read_text().splitlines() if line.strip()]
-for s in scale:
-    s["idle_cpu_percent"] = round(100.0 * s["idle_cpu_ticks"] / s["clk_tck"] / s["idle_seconds"], 3)
+def load_scale(tag):
+    path = work / f"scale-{tag}.jsonl"
+    if not path.exists():
+        return []
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for s in runs:
+        s["idle_cpu_percent"] = round(100.0 * s["idle_cpu_ticks"] / s["clk_tck"] / s["idle_seconds"], 3)
+    return runs
+
+
+create, start = load("latency-ours.json"), load("latency-start.json")
+scale = load_scale("ours")
+burst = load("burst-ours.json")
+baseline = load("baseline.json")
+burst.update({"baseline_ms": baseline["baseline_ms"], "baseline_writes": baseline["writes"],
+              "ratio": round(burst["operator_ms"] / baseline["baseline_ms"], 3)})
+PEERS = ("peer-default", "peer-unthrottled")
+peers = {tag: {"latency": load(f"latency-{tag}.json"), "burst": load(f"burst-{tag}.json"), "scale": load_scale(tag)}
+         for tag in PEERS if (work / f"latency-{tag}.json").exists()}
 
 
 def bytes_per_repl(scale):
@@ -75,12 +90,14 @@ results = {
         "create": {k: create[k] for k in ("call", "children", "ready")},
         "start": {k: start[k] for k in ("call", "children", "ready")},
     },
-    "burst": load("burst.json"),
+    "burst": burst,
     "scale": scale,
+    "peers": {tag: {"latency": {k: p["latency"][k] for k in ("children", "ready")}, "burst": p["burst"],
+                    "scale": p["scale"]} for tag, p in peers.items()},
     "bytes_per_repl": bytes_per_repl(scale),
     "soak": soak_summary(),
     "shim": wrk_summary((work / "wrk.txt").read_text()),
-    "real_node": load("real.json"),
+    "real_node": load("real.json") if (work / "real.json").exists() else None,
 }
 Path(out + ".json").write_text(json.dumps(results, indent=2) + "\n")
 
@@ -123,8 +140,8 @@ for via in ("create", "start"):
 b = results["burst"]
 print()
 print(f"burst: {b['repls']} Repls at concurrency {b['concurrency']}: operator {b['operator_ms'] / 1000:.2f} s, "
-      f"baseline ({b['baseline_objects']} objects created directly) {b['baseline_ms'] / 1000:.2f} s, "
-      f"ratio {b['ratio']:.2f}")
+      f"baseline ({b['baseline_writes']} writes issued directly: per Repl its create, 4 child creates, 1 status "
+      f"apply) {b['baseline_ms'] / 1000:.2f} s, ratio {b['ratio']:.2f}")
 print()
 row("scale", "sync (ms)", "peak RSS MB", "idle CPU %", "idle writes", "threads")
 for s in scale:
@@ -148,8 +165,72 @@ w = results["shim"]
 print()
 print(f"shim /start under wrk: {w['requests_per_s']} requests/s, p50 {w.get('p50_ms')} ms, p99 {w.get('p99_ms')} ms, "
       f"non-2xx {w['non_2xx']}, socket errors {w['socket_errors']}")
-r = results["real_node"]
+if r := results["real_node"]:
+    print()
+    row(f"real node ({r['count']} repls, ms)", "p50", "", "p99")
+    row("/start -> Ready", r["ready_ms"]["p50"], "", r["ready_ms"]["p99"])
+    row("/start -> first websocket byte", r["first_byte_ms"]["p50"], "", r["first_byte_ms"]["p99"])
+
+
+def at_size(runs, n):
+    return next((r for r in runs if r["repls"] == n), None)
+
+
+def figures(latency, burst_run, runs):
+    """The compared figures of one operator, by name (None where not measured)."""
+    big = runs[-1] if runs else None
+    return {
+        "create -> last child p50 (ms)": latency["children"]["p50"],
+        "create -> last child p99 (ms)": latency["children"]["p99"],
+        "create -> Ready p50 (ms)": latency["ready"]["p50"],
+        "create -> Ready p99 (ms)": latency["ready"]["p99"],
+        f"burst of {burst_run['repls']} (s)": round(burst_run["operator_ms"] / 1000, 2),
+        f"sync at {big['repls'] if big else '?'} (ms)": big["sync_ms"] if big else None,
+        f"peak RSS after sync at {big['repls'] if big else '?'} (MB)":
+            round(big["peak_rss_after_sync_kb"] / 1024, 1) if big else None,
+        f"idle CPU at {big['repls'] if big else '?'} (%)": big["idle_cpu_percent"] if big else None,
+        f"idle requests at {big['repls'] if big else '?'}": big["idle_requests"] if big else None,
+        "threads": big["threads"] if big else None,
+    }
+
+
+if peers:
+    ours = figures(create, burst, scale)
+    theirs = {tag: figures(p["latency"], p["burst"], p["scale"]) for tag, p in peers.items()}
+    print()
+    print("side by side (the peer: bench/peer, controller-runtime; ratio = ours / peer)")
+    head = ["figure", "ours"]
+    for tag in theirs:
+        head += [tag, "ratio"]
+    print("  ".join(c.ljust(w) for c, w in zip(head, (36, 10, 16, 8, 16, 8))))
+    for name, value in ours.items():
+        cells = [name, value]
+        for tag, f in theirs.items():
+            other = f.get(name)
+            cells += [other if other is not None else "-",
+                      f"{value / other:.2f}" if value is not None and other else "-"]
+        print("  ".join(str(c).ljust(w) for c, w in zip(cells, (36, 10, 16, 8, 16, 8))))
+
+
+def target(what, value, limit, unit=""):
+    verdict = "met" if value is not None and value <= limit else "missed"
+    print(f"  {what}: {value}{unit} (target at most {limit}{unit}): {verdict}")
+
+
 print()
-row(f"real node ({r['count']} repls, ms)", "p50", "", "p99")
-row("/start -> Ready", r["ready_ms"]["p50"], "", r["ready_ms"]["p99"])
-row("/start -> first websocket byte", r["first_byte_ms"]["p50"], "", r["first_byte_ms"]["p99"])
+print("targets (issue 12)")
+big = at_size(scale, 10000)
+unthrottled = peers.get("peer-unthrottled")
+if big:
+    rss = round(big["peak_rss_after_sync_kb"] / 1024, 1)
+    target("peak RSS after sync at 10,000 Repls", rss, 40, " MB")
+    peer_big = at_size(unthrottled["scale"], 10000) if unthrottled else None
+    if peer_big:
+        target("  as a share of the unthrottled peer's", round(big["peak_rss_after_sync_kb"] / peer_big["peak_rss_after_sync_kb"], 3), 0.2)
+    target("idle CPU at 10,000 Repls", big["idle_cpu_percent"], 0.2, " %")
+    target("idle requests at 10,000 Repls", big["idle_requests"], 0)
+target(f"burst of {burst['repls']} over the baseline", burst["ratio"], 1.15)
+if unthrottled:
+    target(f"burst of {burst['repls']} over the unthrottled peer's", round(burst["operator_ms"] / unthrottled["burst"]["operator_ms"], 3), 0.8)
+target("create -> last child p50", create["children"]["p50"], 10, " ms")
+target("create -> last child p99", create["children"]["p99"], 30, " ms")

@@ -5,19 +5,24 @@
 #   latency  200 Repls one after another, created through the API and then through the shim's
 #            /start: time to all four children seen by a watch, and to Ready (p50/p90/p99)
 #   burst    1,000 Repls created at once (32 in flight): time until every child exists and every
-#            status is written; then the same child objects created directly by a minimal client at
-#            the same concurrency (the baseline), and the ratio
+#            status is written; and, with no operator running, the baseline: the writes an operator
+#            must make per Repl (its create, four child creates, one status apply) issued directly at
+#            the same concurrency
 #   scale    the operator restarted with 1,000 and with 10,000 Repls in the cluster: time from start
 #            to caches synced, peak RSS after sync, CPU and write requests over an idle minute
 #   soak     an operator limited to one namespace while Repls are created and deleted there for a
 #            set time (10 a second, 100 live, so pods come and go): its RSS every 10 s, and the end
 #            against the value after the first 5 minutes
+#   peer     the same reconcile written with controller-runtime (bench/peer), one operator at a
+#            time on the same cluster: latency and burst with controller-runtime's defaults (client
+#            QPS 20, one worker), and latency, burst and scale unthrottled (no client-side limit, 16
+#            workers); the report prints ours / peer for each figure
 #   shim     wrk against /start (a new replId per request) while the operator runs
 #   real     on one real node (cluster.sh up --real-node; root): 20 repls one after another, from
 #            /start to Ready and to the first websocket byte through the ingress (p50/p99)
 #
 # BENCH_SCALE="1000 10000", BENCH_LATENCY=200, BENCH_BURST=1000, BENCH_IDLE=60, BENCH_SOAK=1800
-# (seconds; 0 skips the soak), BENCH_REAL=20 change the sizes.
+# (seconds; 0 skips the soak), BENCH_REAL=20 (0 skips the real node) change the sizes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
@@ -57,16 +62,46 @@ say "starting the simulated cluster (4 nodes)"
 KWOK_POD_DELAY_MS=20 KWOK_POD_JITTER_MS=50 KWOK_NODE_PODS=2000 KWOK_NODE_CPU=64 KWOK_NODE_MEMORY=512Gi \
   "$root/test/cluster/cluster.sh" up "$work/cluster" --nodes 4 --crds "$root/crd/repls.peetcode.com.yaml" >/dev/null
 export KUBECONFIG=$work/cluster/admin.kubeconfig
-for ns in bench bench-start bench-burst bench-baseline bench-scale bench-soak; do kubectl create namespace "$ns" >/dev/null; done
+for ns in bench bench-start bench-burst bench-baseline bench-scale bench-soak \
+  bench-peer-d bench-peer-d-burst bench-peer-u bench-peer-u-burst bench-peer-u-scale; do
+  kubectl create namespace "$ns" >/dev/null
+done
+
+# The peer, built like the other Go tools into the cache, under a name that changes with its source.
+cache=${REPL_CACHE:-$HOME/.cache/repl-operator}
+peer_dir=$cache/repl-peer-$(cat "$root"/bench/peer/go.mod "$root"/bench/peer/go.sum "$root"/bench/peer/*.go | sha256sum | cut -c1-12)
+if [ ! -x "$peer_dir/repl-peer" ]; then
+  say "building the peer (first time only; cached in $peer_dir)"
+  mkdir -p "$peer_dir"
+  (cd "$root/bench/peer" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -o "$peer_dir/repl-peer.tmp" .)
+  mv -f "$peer_dir/repl-peer.tmp" "$peer_dir/repl-peer"
+fi
+
+# Which operator start_operator runs, and the metrics that tell its queue and its requests.
+use_ours() {
+  operator_cmd=("$build/bin/repl-operator" --templates "$root/templates" --metrics-addr 127.0.0.1:0
+    --health-addr 127.0.0.1:0)
+  depth_re='^repl_operator_workqueue_depth'
+  busy_re='^repl_operator_workqueue_in_flight'
+  requests_re='^repl_operator_api_requests_total'
+  writes_re='^repl_operator_api_requests_total\{.*verb="(POST|PUT|PATCH|DELETE)"'
+}
+use_peer() {  # use_peer QPS WORKERS
+  operator_cmd=("$peer_dir/repl-peer" --qps "$1" --workers "$2")
+  depth_re='^workqueue_depth\{.*name="repl"'
+  busy_re='^controller_runtime_active_workers'
+  requests_re='^rest_client_requests_total'
+  writes_re='^rest_client_requests_total\{.*method="(POST|PUT|PATCH|DELETE)"'
+}
+use_ours
 
 operator_pid=""
-# start_operator LOG [ARGS...]: the operator (all namespaces unless ARGS say), metrics on a free port
-# written to $work/metrics.
+# start_operator LOG [ARGS...]: the current operator (all namespaces unless ARGS say), metrics on a
+# free port written to $work/metrics.
 start_operator() {
   local log=$1
   shift
-  "$build/bin/repl-operator" --templates "$root/templates" --metrics-addr 127.0.0.1:0 --health-addr 127.0.0.1:0 \
-    "$@" > "$log" 2>&1 &
+  "${operator_cmd[@]}" "$@" > "$log" 2>&1 &
   operator_pid=$!
   pids+=("$operator_pid")
   local addr=""
@@ -85,12 +120,12 @@ stop_operator() {
 metric() {  # metric NAME_REGEX: the sum of the series whose line matches
   curl -sf "http://$(cat "$work/metrics")/metrics" | awk -v re="$1" '$0 ~ re && $1 !~ /^#/ {s += $NF} END {printf "%d\n", s}'
 }
-writes() { metric '^repl_operator_api_requests_total\{.*verb="(POST|PUT|PATCH|DELETE)"'; }
+writes() { metric "$writes_re"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$operator_pid/stat"; }
 settle() {  # until the queue is empty and nothing is in flight, twice in a row
   local quiet=0
   while [ $quiet -lt 2 ]; do
-    if [ "$(metric '^repl_operator_workqueue_depth')" = 0 ] && [ "$(metric '^repl_operator_workqueue_in_flight')" = 0 ]; then
+    if [ "$(metric "$depth_re")" = 0 ] && [ "$(metric "$busy_re")" = 0 ]; then
       quiet=$((quiet + 1))
     else
       quiet=0
@@ -99,7 +134,6 @@ settle() {  # until the queue is empty and nothing is in flight, twice in a row
   done
 }
 
-start_operator "$work/operator.log"
 "$build/bin/repl-shim" --listen 127.0.0.1:0 --namespace bench-start --workers 64 > "$work/shim.log" 2>&1 &
 pids+=($!)
 shim_addr=""
@@ -110,51 +144,77 @@ for _ in $(seq 1 100); do
 done
 [ -n "$shim_addr" ] || { say "the shim did not start (log: $work/shim.log)"; exit 1; }
 
-say "latency: $latency_n Repls one after another, through the API"
-"$build/bin/repl-bench" latency --namespace bench --count "$latency_n" > "$work/latency-create.json"
-say "latency: $latency_n Repls one after another, through the shim's /start"
+# latency_and_burst TAG NS_LATENCY NS_BURST: the current operator, limited to each namespace in turn.
+latency_and_burst() {
+  local tag=$1
+  say "$tag: latency: $latency_n Repls one after another, through the API"
+  start_operator "$work/operator-$tag-latency.log" --namespace "$2"
+  "$build/bin/repl-bench" latency --namespace "$2" --count "$latency_n" > "$work/latency-$tag.json"
+  stop_operator
+  say "$tag: burst: $burst_n Repls at once"
+  start_operator "$work/operator-$tag-burst.log" --namespace "$3"
+  "$build/bin/repl-bench" burst --namespace "$3" --count "$burst_n" --concurrency 32 > "$work/burst-$tag.json"
+  stop_operator
+}
+
+# scale TAG NS: suspended Repls (no pods: the figures are the operator's own), added up to each size
+# by the current operator, in a namespace of their own that it is limited to; then a fresh operator.
+scale() {
+  local tag=$1 ns=$2
+  : > "$work/scale-$tag.jsonl"
+  for n in $scale_ns; do
+    say "$tag: scale: $n Repls"
+    start_operator "$work/operator-$tag-populate-$n.log" --namespace "$ns"
+    "$build/bin/repl-bench" populate --namespace "$ns" --prefix "s" --count "$n" --concurrency 32 --suspended \
+      > "$work/populate-$tag-$n.json"
+    settle
+    stop_operator
+    # A fresh operator: the time to sync is from its start to its "caches synced" line.
+    local log=$work/operator-$tag-scale-$n.log started synced=""
+    started=$(date +%s%3N)
+    start_operator "$log" --namespace "$ns"
+    for _ in $(seq 1 1200); do
+      synced=$(sed -n 's/^{"ts":"\([^"]*\)","level":"info","msg":"caches synced".*/\1/p' "$log")
+      [ -n "$synced" ] && break
+      sleep 0.05
+    done
+    [ -n "$synced" ] || { say "the operator did not sync within 60 s (log: $log)"; exit 1; }
+    local sync_ms=$(( $(date -d "$synced" +%s%3N) - started ))
+    settle
+    local rss_after_sync ticks0 writes0 requests0 ticks1 writes1 requests1 rss_peak rss_now threads
+    rss_after_sync=$(awk '/VmHWM/ {print $2}' "/proc/$operator_pid/status")
+    ticks0=$(cpu_ticks); writes0=$(writes); requests0=$(metric "$requests_re")
+    sleep "$idle"
+    ticks1=$(cpu_ticks); writes1=$(writes); requests1=$(metric "$requests_re")
+    rss_peak=$(awk '/VmHWM/ {print $2}' "/proc/$operator_pid/status")
+    rss_now=$(awk '/VmRSS/ {print $2}' "/proc/$operator_pid/status")
+    threads=$(awk '/^Threads/ {print $2}' "/proc/$operator_pid/status")
+    stop_operator
+    echo "{\"repls\":$n,\"sync_ms\":$sync_ms,\"peak_rss_kb\":$rss_peak,\"peak_rss_after_sync_kb\":$rss_after_sync,\"rss_kb\":$rss_now,\"threads\":$threads,\"idle_seconds\":$idle,\"idle_cpu_ticks\":$((ticks1 - ticks0)),\"clk_tck\":$(getconf CLK_TCK),\"idle_writes\":$((writes1 - writes0)),\"idle_requests\":$((requests1 - requests0))}" \
+      >> "$work/scale-$tag.jsonl"
+  done
+}
+
+say "ours: latency: $latency_n Repls one after another, through the shim's /start"
+start_operator "$work/operator-start.log"
 "$build/bin/repl-bench" latency --namespace bench-start --count "$latency_n" --shim "http://$shim_addr" \
   > "$work/latency-start.json"
-
-say "burst: $burst_n Repls at once, then the baseline"
-"$build/bin/repl-bench" burst --namespace bench-burst --baseline-namespace bench-baseline --count "$burst_n" \
-  --concurrency 32 --templates "$root/templates" > "$work/burst.json"
-
 stop_operator
+latency_and_burst ours bench bench-burst
+say "baseline: the writes of $burst_n Repls, directly, no operator running"
+"$build/bin/repl-bench" baseline --namespace bench-baseline --count "$burst_n" --concurrency 32 \
+  --templates "$root/templates" > "$work/baseline.json"
+scale ours bench-scale
 
-# Scale: suspended Repls (no pods: the figures are the operator's own), added up to each size, in a
-# namespace of their own that the operator is limited to.
-: > "$work/scale.jsonl"
-for n in $scale_ns; do
-  say "scale: $n Repls"
-  start_operator "$work/operator-populate-$n.log" --namespace bench-scale
-  "$build/bin/repl-bench" populate --namespace bench-scale --prefix "s" --count "$n" --concurrency 32 --suspended \
-    > "$work/populate-$n.json"
-  settle
-  stop_operator
-  # A fresh operator: the time to sync is from its start to its "caches synced" line.
-  started=$(date +%s%3N)
-  start_operator "$work/operator-scale-$n.log" --namespace bench-scale
-  synced=""
-  for _ in $(seq 1 1200); do
-    synced=$(sed -n 's/^{"ts":"\([^"]*\)","level":"info","msg":"caches synced".*/\1/p' "$work/operator-scale-$n.log")
-    [ -n "$synced" ] && break
-    sleep 0.05
-  done
-  [ -n "$synced" ] || { say "the operator did not sync within 60 s (log: $work/operator-scale-$n.log)"; exit 1; }
-  sync_ms=$(( $(date -d "$synced" +%s%3N) - started ))
-  settle
-  rss_after_sync=$(awk '/VmHWM/ {print $2}' "/proc/$operator_pid/status")
-  ticks0=$(cpu_ticks); writes0=$(writes); requests0=$(metric '^repl_operator_api_requests_total')
-  sleep "$idle"
-  ticks1=$(cpu_ticks); writes1=$(writes); requests1=$(metric '^repl_operator_api_requests_total')
-  rss_peak=$(awk '/VmHWM/ {print $2}' "/proc/$operator_pid/status")
-  rss_now=$(awk '/VmRSS/ {print $2}' "/proc/$operator_pid/status")
-  threads=$(awk '/^Threads/ {print $2}' "/proc/$operator_pid/status")
-  stop_operator
-  echo "{\"repls\":$n,\"sync_ms\":$sync_ms,\"peak_rss_kb\":$rss_peak,\"peak_rss_after_sync_kb\":$rss_after_sync,\"rss_kb\":$rss_now,\"threads\":$threads,\"idle_seconds\":$idle,\"idle_cpu_ticks\":$((ticks1 - ticks0)),\"clk_tck\":$(getconf CLK_TCK),\"idle_writes\":$((writes1 - writes0)),\"idle_requests\":$((requests1 - requests0))}" \
-    >> "$work/scale.jsonl"
-done
+# The peer: controller-runtime's defaults (its client's QPS 20 and burst 30, one worker), then
+# unthrottled (no client-side limit, 16 workers). Scale only unthrottled: with QPS 20, populating
+# 10,000 Repls (60,000 writes) alone would take 50 minutes.
+use_peer 20 1
+latency_and_burst peer-default bench-peer-d bench-peer-d-burst
+use_peer -1 16
+latency_and_burst peer-unthrottled bench-peer-u bench-peer-u-burst
+scale peer-unthrottled bench-peer-u-scale
+use_ours
 
 if [ "$soak" -gt 0 ]; then
   say "soak: $soak s of churn, 10 Repls a second created and as many deleted, 100 live"
@@ -185,12 +245,15 @@ stop_operator
 "$root/test/cluster/cluster.sh" down "$work/cluster" >/dev/null
 
 # The real node: real containers, Traefik, S3; what a user waits for. The test binary's hidden
-# bench case drives it (the same set-up as the real-node tests).
-say "real node: ${BENCH_REAL:-20} repls one after another, /start to Ready and to the first websocket byte"
-"$root/test/cluster/cluster.sh" up "$work/real" --real-node --crds "$root/crd/repls.peetcode.com.yaml" >/dev/null
-REPL_TEST_KUBECONFIG=$work/real/admin.kubeconfig REPL_BENCH_OUT=$work/real.json REPL_BENCH_COUNT=${BENCH_REAL:-20} \
-  "$build/bin/integration-tests" "[.real-bench]" >&2
-"$root/test/cluster/cluster.sh" down "$work/real" >/dev/null
+# bench case drives it (the same set-up as the real-node tests). BENCH_REAL=0 skips it.
+real_n=${BENCH_REAL:-20}
+if [ "$real_n" -gt 0 ]; then
+  say "real node: $real_n repls one after another, /start to Ready and to the first websocket byte"
+  "$root/test/cluster/cluster.sh" up "$work/real" --real-node --crds "$root/crd/repls.peetcode.com.yaml" >/dev/null
+  REPL_TEST_KUBECONFIG=$work/real/admin.kubeconfig REPL_BENCH_OUT=$work/real.json REPL_BENCH_COUNT=$real_n \
+    "$build/bin/integration-tests" "[.real-bench]" >&2
+  "$root/test/cluster/cluster.sh" down "$work/real" >/dev/null
+fi
 
 python3 "$root/bench/report.py" "$work" "$results/$stamp"
 cp "$work"/*.log "$results/" 2>/dev/null || true
