@@ -1,6 +1,7 @@
 // repl-shim: wires flags, the kube client, the HTTP server and the Shim. Requests are answered on
-// the shim's own worker threads (a Boost.Asio thread pool), so a request that waits (wait=ready)
-// never holds one of the HTTP library's threads. No logic lives here.
+// the shim's own worker threads (a Boost.Asio thread pool), as they call the API server; a
+// wait=ready holds no thread while it waits: one watch of the namespace's Repls on the io_context
+// ends the waits (ReadyWaiters), with timers of the same io_context. No logic lives here.
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -18,7 +19,10 @@
 #include "common/metrics.hpp"
 #include "kube/config.hpp"
 #include "kube/http_server.hpp"
+#include "kube/resource.hpp"
 #include "kube/transport.hpp"
+#include "kube/watcher.hpp"
+#include "ready_waiters.hpp"
 #include "repl_api.hpp"
 #include "shim.hpp"
 
@@ -98,24 +102,30 @@ int main(int argc, char** argv) {
     return 1;
   }
   kube::Client client(connection->transport);
-  shim::KubeReplApi api(client, ns);
-  metrics::Registry registry;
-  shim::Shim shim(options, api, registry);
 
-  // One io_context carries the HTTP server's connections, its deadlines and the signals; requests
-  // are handled on the workers, which may block (a wait=ready), so no connection waits for another.
+  // One io_context carries the HTTP server's connections, its deadlines, the signals, the watch
+  // of Repls and the waits' timers; requests are handled on the workers, which block while they
+  // call the API server, so no connection waits for another.
   boost::asio::io_context io;
   auto io_work = boost::asio::make_work_guard(io);
   AsioClock clock(io.get_executor());
+  shim::ReadyWaiters waiters(clock);
+  kube::WatchRunner repl_watch(
+      client, clock, io.get_executor(),
+      kube::WatcherOptions{kube::collection_path(kube::repls(), ns), "", 500, "repls"}, waiters);
+  shim::KubeReplApi api(client, ns, waiters);
+  metrics::Registry registry;
+  shim::Shim shim(options, api, clock, registry);
   boost::asio::thread_pool pool(static_cast<std::size_t>(workers));
   kube::ServerLimits limits;
   limits.max_body_bytes = static_cast<std::size_t>(max_body_bytes);
   auto server = kube::HttpServer::start(
       io.get_executor(), clock, listen,
       [&](kube::IncomingRequest request, kube::Responder respond) {
-        boost::asio::post(pool, [&shim, request = std::move(request), respond = std::move(respond)] {
-          respond(shim.handle(request));
-        });
+        boost::asio::post(pool,
+                          [&shim, request = std::move(request), respond = std::move(respond)]() mutable {
+                            shim.handle(request, std::move(respond));
+                          });
       },
       limits);
   if (!server) {
@@ -133,11 +143,16 @@ int main(int argc, char** argv) {
     log::info("stopping", {{"signal", std::to_string(sig)}});
     stop.set_value();
   });
+  repl_watch.start();
   std::vector<std::thread> io_threads;
   for (int i = 0; i < kIoThreads; ++i) io_threads.emplace_back([&io] { io.run(); });
   stop.get_future().wait();
   server->reset();  // no new requests; those in flight finish on the pool
   pool.join();
+  waiters.finish_all();  // the waits still open are answered as they stand
+  repl_watch.stop();
+  client.cancel_all();
+  repl_watch.wait();
   io_work.reset();
   io.stop();
   for (auto& t : io_threads) t.join();

@@ -2,7 +2,6 @@
 
 #include "common/json.hpp"
 #include "kube/resource.hpp"
-#include "kube/watcher.hpp"
 
 namespace repl::shim {
 namespace {
@@ -52,38 +51,10 @@ Result<void, kube::ApiError> KubeReplApi::remove(const std::string& repl_id, con
   return client_.remove(kube::object_path(kube::repls(), ns_, repl_id), uid);
 }
 
-Result<std::optional<Repl>, kube::ApiError> KubeReplApi::wait_ready(
-    const std::string& repl_id, std::chrono::steady_clock::time_point deadline) {
-  // Read, then watch this one object from the version read, until Ready, deleted, or the deadline
-  // (the server ends the watch then: timeoutSeconds). No polling.
-  auto current = get(repl_id);
-  if (!current || !*current || (*current)->status.phase == "Ready") return current;
-  std::string version = (*current)->resource_version;
-  std::optional<Repl> last = std::move(*current);
-  while (true) {
-    // The server ends the watch after whole seconds: round up, so the wait is never cut short.
-    const auto left = std::chrono::ceil<std::chrono::seconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() < 1) return last;
-    auto stream =
-        client_.watch(kube::collection_path(kube::repls(), ns_),
-                      {version, "", static_cast<int>(left.count()), false, "metadata.name=" + repl_id});
-    if (!stream) return Fail(stream.error());
-    while (true) {
-      auto line = (*stream)->next();
-      if (!line) return Fail(line.error());
-      if (!line->has_value()) break;  // the server's timeout: loop checks the deadline
-      auto ev = kube::parse_watch_event(**line);
-      if (!ev) return Fail(ev.error());
-      if (ev->type == kube::EventType::kError) return Fail(ev->error);
-      if (ev->type == kube::EventType::kDeleted) return std::optional<Repl>();
-      if (ev->type == kube::EventType::kBookmark) continue;
-      version = ev->resource_version;
-      auto r = to_repl(ev->object);
-      if (!r) return Fail(r.error());
-      last = std::move(*r);
-      if (last->status.phase == "Ready") return last;
-    }
-  }
+void KubeReplApi::wait_ready(const std::string& repl_id, std::chrono::milliseconds timeout, WaitDone done) {
+  // Waiting first, then the read: a change after the read arrives through the shared watch.
+  const auto waiter = waiters_.add(repl_id, timeout, std::move(done));
+  waiters_.seed(waiter, get(repl_id));
 }
 
 bool KubeReplApi::reachable() { return client_.get("/version").has_value(); }

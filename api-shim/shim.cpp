@@ -196,9 +196,10 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   return d;
 }
 
-Shim::Shim(ShimOptions options, ReplApi& api, metrics::Registry& registry)
+Shim::Shim(ShimOptions options, ReplApi& api, Clock& clock, metrics::Registry& registry)
     : options_(std::move(options)),
       api_(api),
+      clock_(clock),
       registry_(registry),
       requests_(prometheus::BuildCounter()
                     .Name("repl_shim_requests_total")
@@ -227,23 +228,33 @@ bool Shim::authorized(const IncomingRequest& request) const {
   return !given.empty() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-HttpReply Shim::handle(const IncomingRequest& request) {
-  const auto started = std::chrono::steady_clock::now();
+void Shim::handle(const IncomingRequest& request, kube::Responder respond) {
   std::string route_name = "other";
-  HttpReply reply = route(request, route_name);
-  const std::string origin = request.header("origin");
-  if (origin_allowed(origin)) {
-    reply.headers.emplace_back("Access-Control-Allow-Origin", origin);
-    reply.headers.emplace_back("Access-Control-Allow-Credentials", "true");
+  Routed routed = route(request, route_name);
+  auto finish = [this, started = clock_.now(), route_name, origin = request.header("origin"),
+                 respond = std::move(respond)](HttpReply reply) {
+    if (origin_allowed(origin)) {
+      reply.headers.emplace_back("Access-Control-Allow-Origin", origin);
+      reply.headers.emplace_back("Access-Control-Allow-Credentials", "true");
+    }
+    if (!options_.cors_origins.empty()) reply.headers.emplace_back("Vary", "Origin");
+    requests_.Add({{"route", route_name}, {"code", std::to_string(reply.status)}}).Increment();
+    latency_.Add({{"route", route_name}}, metrics::default_seconds_buckets())
+        .Observe(std::chrono::duration<double>(clock_.now() - started).count());
+    respond(std::move(reply));
+  };
+  if (auto* wait = std::get_if<WaitReady>(&routed)) {
+    api_.wait_ready(wait->repl_id, wait->timeout, [finish = std::move(finish)](WaitResult r) {
+      if (!r) return finish(upstream_reply(r.error()));
+      if (!*r) return finish(error_reply(404, "not_found", "replId", "no such repl"));
+      finish(repl_reply(200, **r));
+    });
+    return;
   }
-  if (!options_.cors_origins.empty()) reply.headers.emplace_back("Vary", "Origin");
-  requests_.Add({{"route", route_name}, {"code", std::to_string(reply.status)}}).Increment();
-  latency_.Add({{"route", route_name}}, metrics::default_seconds_buckets())
-      .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  return reply;
+  finish(std::get<HttpReply>(std::move(routed)));
 }
 
-HttpReply Shim::route(const IncomingRequest& req, std::string& route_name) {
+Shim::Routed Shim::route(const IncomingRequest& req, std::string& route_name) {
   const std::string& path = req.path;
   const auto method_not_allowed = [](const char* allow) {
     HttpReply r = error_reply(405, "method_not_allowed", "", std::string("allowed: ") + allow);
@@ -347,7 +358,7 @@ HttpReply Shim::stop(const IncomingRequest& req) {
   return repl_reply(200, applied->repl);
 }
 
-HttpReply Shim::get(const IncomingRequest& req, const std::string& repl_id) {
+Shim::Routed Shim::get(const IncomingRequest& req, const std::string& repl_id) {
   if (auto e = validate_repl_id(repl_id)) return error_reply(400, "bad_request", "replId", e->message);
   const auto query = parse_query(req.query);
   const auto wait = query.find("wait");
@@ -370,10 +381,7 @@ HttpReply Shim::get(const IncomingRequest& req, const std::string& repl_id) {
     }
     timeout = *parsed;
   }
-  auto r = api_.wait_ready(repl_id, std::chrono::steady_clock::now() + timeout);
-  if (!r) return upstream_reply(r.error());
-  if (!*r) return error_reply(404, "not_found", "replId", "no such repl");
-  return repl_reply(200, **r);
+  return WaitReady{repl_id, timeout};
 }
 
 HttpReply Shim::remove(const IncomingRequest& req, const std::string& repl_id) {

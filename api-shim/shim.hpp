@@ -8,10 +8,12 @@
 // the CRD, via lib/repl/validation) before any request to Kubernetes. When the API server cannot be
 // reached the answer is 503 with Retry-After, never a 500.
 //
-// handle() blocks (it calls the API server, and wait=ready holds until Ready or the timeout):
-// call it from the shim's own worker threads, not from the HTTP library's.
+// handle() blocks while it calls the API server: call it from the shim's own worker threads, not
+// from the HTTP library's. It answers through `respond`, before it returns, except for wait=ready:
+// that answer comes later, from the ReplApi's thread, and holds no thread meanwhile.
 //
-// Thread-safety: handle() from any number of threads at once.
+// Thread-safety: handle() from any number of threads at once. The Shim must outlive every answer
+// still to come (the ReplApi's waits ended, e.g. ReadyWaiters::finish_all()).
 #pragma once
 
 #include <prometheus/counter.h>
@@ -19,8 +21,10 @@
 
 #include <chrono>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "common/metrics.hpp"
 #include "kube/http_server.hpp"
 #include "repl_api.hpp"
@@ -43,15 +47,23 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 
 class Shim final {
  public:
-  Shim(ShimOptions options, ReplApi& api, metrics::Registry& registry);
+  // `clock` times the answers (repl_shim_request_duration_seconds).
+  Shim(ShimOptions options, ReplApi& api, Clock& clock, metrics::Registry& registry);
 
-  kube::HttpReply handle(const kube::IncomingRequest& request);
+  void handle(const kube::IncomingRequest& request, kube::Responder respond);
 
  private:
-  kube::HttpReply route(const kube::IncomingRequest& request, std::string& route_name);
+  // A valid GET ?wait=ready: answered once the ReplApi's wait ends.
+  struct WaitReady {
+    std::string repl_id;
+    std::chrono::milliseconds timeout;
+  };
+  using Routed = std::variant<kube::HttpReply, WaitReady>;
+
+  Routed route(const kube::IncomingRequest& request, std::string& route_name);
   kube::HttpReply start(const kube::IncomingRequest& request);
   kube::HttpReply stop(const kube::IncomingRequest& request);
-  kube::HttpReply get(const kube::IncomingRequest& request, const std::string& repl_id);
+  Routed get(const kube::IncomingRequest& request, const std::string& repl_id);
   kube::HttpReply remove(const kube::IncomingRequest& request, const std::string& repl_id);
   kube::HttpReply preflight(const kube::IncomingRequest& request);
   bool origin_allowed(const std::string& origin) const;
@@ -59,6 +71,7 @@ class Shim final {
 
   const ShimOptions options_;
   ReplApi& api_;  // not owned
+  Clock& clock_;  // not owned
   metrics::Registry& registry_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& latency_;

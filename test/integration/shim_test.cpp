@@ -1,7 +1,7 @@
 // The API shim against the real API server, with the operator running: /start leads to the three
 // children, the answers carry the status, users cannot touch each other's Repls, stop / resume /
 // delete work, bad input creates nothing, 50 simultaneous /start calls make one Repl, and
-// wait=ready is released by the Deployment becoming ready.
+// wait=ready is released by the Deployment becoming ready, holds no worker, and ends on a delete.
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -187,6 +187,32 @@ TEST_CASE("?wait=ready holds the request until the Repl is Ready", "[shim]") {
   CHECK(waited.status == 200);
   CHECK_THAT(waited.body, Catch::Contains(R"("ready":true)") && Catch::Contains(R"("phase":"Ready")"));
   CHECK(std::chrono::steady_clock::now() - released < 10s);
+}
+
+TEST_CASE("waits hold no worker: with 2 workers, 12 waits and a /start at once; a delete ends the waits",
+          "[shim]") {
+  Setup s("shim-waits", {"--workers", "2"});
+  REQUIRE(s.post("/start", start_body("waiter", "crowded")).status == 201);
+  std::vector<HttpResult> waited(12);
+  std::vector<std::thread> waiters;
+  for (auto& w : waited) {
+    waiters.emplace_back([&s, &w] { w = s.get("/repls/crowded?wait=ready&timeout=30s"); });
+  }
+  std::this_thread::sleep_for(1500ms);  // every wait is in (each took a worker only for its read)
+  const auto before = std::chrono::steady_clock::now();
+  CHECK(s.post("/start", start_body("waiter", "another")).status == 201);
+  CHECK(s.get("/repls/another").status == 200);
+  CHECK(std::chrono::steady_clock::now() - before < 2s);
+
+  // The shared watch sees the deletion: every wait ends at once with 404.
+  const auto deleting = std::chrono::steady_clock::now();
+  REQUIRE(kubectl({"delete", "repl", "crowded", "-n", s.ns, "--wait=false"}).exit_code == 0);
+  for (auto& t : waiters) t.join();
+  CHECK(std::chrono::steady_clock::now() - deleting < 10s);
+  for (const auto& w : waited) {
+    CHECK(w.status == 404);
+    CHECK_THAT(w.body, Catch::Contains(R"("error":"not_found")"));
+  }
 }
 
 TEST_CASE("the shim's health and metrics endpoints; an empty token file is refused", "[shim]") {

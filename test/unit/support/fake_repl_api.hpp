@@ -28,10 +28,10 @@ class FakeReplApi final : public shim::ReplApi {
 
   struct Record {
     Call call;
-    std::string repl_id;                             // empty for kReachable
-    shim::StartRequest start;                        // kApply
-    std::string uid;                                 // kRemove
-    std::chrono::steady_clock::time_point deadline;  // kWaitReady
+    std::string repl_id;                  // empty for kReachable
+    shim::StartRequest start;             // kApply
+    std::string uid;                      // kRemove
+    std::chrono::milliseconds timeout{};  // kWaitReady
   };
 
   static constexpr const char* kNamespace = "repls";
@@ -126,12 +126,21 @@ class FakeReplApi final : public shim::ReplApi {
     return Ok{};
   }
 
-  Result<std::optional<Repl>, kube::ApiError> wait_ready(
-      const std::string& repl_id, std::chrono::steady_clock::time_point deadline) override {
-    std::lock_guard lock(mu_);
-    calls.push_back({Call::kWaitReady, repl_id, {}, {}, deadline});
-    if (auto f = failure(Call::kWaitReady)) return Fail(*f);
-    return find(repl_id);  // as last seen: the test sets the phase it wants beforehand
+  // Ends at once, before it returns, with the Repl as stored: the test sets the phase it wants
+  // beforehand (ReadyWaiters' own tests cover the waiting).
+  void wait_ready(const std::string& repl_id, std::chrono::milliseconds timeout,
+                  shim::WaitDone done) override {
+    shim::WaitResult result = std::optional<Repl>();
+    {
+      std::lock_guard lock(mu_);
+      calls.push_back({Call::kWaitReady, repl_id, {}, {}, timeout});
+      if (auto f = failure(Call::kWaitReady)) {
+        result = Fail(*f);
+      } else {
+        result = find(repl_id);
+      }
+    }
+    done(std::move(result));
   }
 
   bool reachable() override {
