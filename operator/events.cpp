@@ -56,22 +56,27 @@ void ApiEventSender::send(const Repl& repl, EventType type, const std::string& r
                        });
 }
 
-AsyncEventRecorder::~AsyncEventRecorder() {
-  std::unique_lock lock(mu_);
-  const auto drained = [this] { return queue_.empty() && !in_flight_; };
-  if (!cv_.wait_for(lock, drain_, drained) && !queue_.empty()) {
+void AsyncEventRecorder::drain() {
+  auto give_up = clock_.make_timer();
+  give_up->wait_until(clock_.now() + drain_, [sync = sync_] {
+    std::lock_guard lock(sync->mu);
+    sync->give_up = true;
+    sync->cv.notify_all();
+  });
+  std::unique_lock lock(sync_->mu);
+  sync_->cv.wait(lock, [this] { return !in_flight_ && (queue_.empty() || closed_ || sync_->give_up); });
+  if (!closed_ && !queue_.empty()) {
     log::warn("events not recorded at shutdown", {{"count", std::to_string(queue_.size())}});
   }
   closed_ = true;
   queue_.clear();
-  cv_.wait(lock, [this] { return !in_flight_; });
 }
 
 void AsyncEventRecorder::record(const Repl& repl, EventType type, const std::string& reason,
                                 const std::string& message) {
   std::optional<Pending> next;
   {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(sync_->mu);
     if (queue_.size() >= capacity_) {
       ++dropped_;
       return;
@@ -83,7 +88,7 @@ void AsyncEventRecorder::record(const Repl& repl, EventType type, const std::str
 }
 
 std::optional<AsyncEventRecorder::Pending> AsyncEventRecorder::take_next() {
-  if (in_flight_ || closed_ || queue_.empty()) return std::nullopt;
+  if (in_flight_ || closed_ || sync_->give_up || queue_.empty()) return std::nullopt;
   in_flight_ = true;
   Pending next = std::move(queue_.front());
   queue_.pop_front();
@@ -94,18 +99,18 @@ void AsyncEventRecorder::send(Pending event) {
   target_.send(event.repl, event.type, event.reason, event.message, [this] {
     std::optional<Pending> next;
     {
-      std::lock_guard lock(mu_);
+      std::lock_guard lock(sync_->mu);
       in_flight_ = false;
       next = take_next();
-      // Once nothing is in flight the destructor may return: `this` is not touched after this.
-      if (!next) return cv_.notify_all();
+      // Once nothing is in flight drain() may return: `this` is not touched after this.
+      if (!next) return sync_->cv.notify_all();
     }
     send(std::move(*next));
   });
 }
 
 std::size_t AsyncEventRecorder::dropped() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(sync_->mu);
   return dropped_;
 }
 

@@ -10,7 +10,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
-#include <future>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -177,8 +176,9 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // One io_context carries the timers (the queue's delays, the watchers' backoffs, the shutdown
-  // backstop) and the signals; a fixed pool runs reconciles, which block their thread.
+  // One io_context carries the watches, the Lease renewal, the Event sender, the timers (the
+  // queue's delays, the watchers' backoffs, the shutdown backstop) and the signals; a fixed pool
+  // runs reconciles, which block their thread.
   boost::asio::io_context io;
   auto io_work = boost::asio::make_work_guard(io);
   boost::asio::thread_pool reconcile_pool(static_cast<std::size_t>(controller_options.workers));
@@ -191,12 +191,12 @@ int main(int argc, char** argv) {
   ShutdownRequest shutdown;
   const std::string identity = kube::default_leader_identity();
   ApiEventSender api_events(client, identity);
-  AsyncEventRecorder events(api_events);
+  AsyncEventRecorder events(api_events, clock);
   Reconciler reconciler(client, events, settings, std::move(*templates));
   controller_options.leading_at_start = !leader_elect;
   std::unique_ptr<kube::LeaderElector> elector;
   // is_leader() turns false at the renew deadline by itself, before the standby may take over,
-  // even while a slow Lease request still holds the elector's thread.
+  // even while a slow Lease request is still in flight.
   if (leader_elect) controller_options.may_write = [&elector] { return elector && elector->is_leader(); };
   // The first LISTs are the largest transient allocation the operator ever makes: give it back.
   controller_options.on_synced = [] { malloc_trim(0); };
@@ -213,8 +213,6 @@ int main(int argc, char** argv) {
       log::error("bad leader election settings", {{"error", valid.error()}});
       return 2;
     }
-    kube::ElectorClock elector_clock;
-    elector_clock.now = [&clock] { return clock.now(); };
     elector = std::make_unique<kube::LeaderElector>(
         client, election,
         kube::LeaderCallbacks{[&] {
@@ -230,7 +228,7 @@ int main(int argc, char** argv) {
                                 lost_leadership = true;
                                 shutdown.request();
                               }},
-        elector_clock);
+        clock);
   }
 
   metrics.add_counter("repl_operator_events_dropped_total",
@@ -266,14 +264,7 @@ int main(int argc, char** argv) {
   });
   std::vector<std::thread> io_threads;
   for (int i = 0; i < kIoThreads; ++i) io_threads.emplace_back([&io] { io.run(); });
-  std::thread election_thread;
-  std::promise<void> election_ended;
-  if (elector) {
-    election_thread = std::thread([&] {
-      elector->run();
-      election_ended.set_value();
-    });
-  }
+  if (elector) elector->start();
 
   log::info("starting", {{"server", connection->config.server},
                          {"config", connection->config.source},
@@ -299,14 +290,18 @@ int main(int argc, char** argv) {
   controller.stop();
   if (elector) {
     elector->stop();
-    if (election_ended.get_future().wait_for(kReleaseTimeout) != std::future_status::ready) {
+    auto release_deadline = clock.make_timer();
+    release_deadline->wait_until(clock.now() + kReleaseTimeout, [&client] {
       log::warn("the Lease was not released in time");
-    }
+      client.cancel_all();  // ends the request in flight, and so the elector
+    });
+    elector->wait();
+    release_deadline->cancel();
   }
   client.cancel_all();
-  if (election_thread.joinable()) election_thread.join();
   controller_thread.join();
   reconcile_pool.join();
+  events.drain();  // while the io_context still runs its timer
   backstop->cancel();
   signals.cancel();
   metrics_server.reset();  // while the io_context still runs their closing

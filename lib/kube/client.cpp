@@ -82,6 +82,10 @@ Result<rapidjson::Document, ApiError> Client::get(std::string_view path) {
   return exchange("GET", {"GET", std::string(path), "", ""});
 }
 
+void Client::get_async(std::string_view path, Done done) {
+  exchange_async("GET", {"GET", std::string(path), "", ""}, std::move(done));
+}
+
 struct Client::Listing {
   std::string collection;
   ListOptions options;
@@ -182,6 +186,10 @@ void Client::create_async(std::string_view collection, const rapidjson::Value& o
 
 Result<rapidjson::Document, ApiError> Client::update(std::string_view path, const rapidjson::Value& object) {
   return exchange("PUT", {"PUT", std::string(path), "application/json", to_json(object)});
+}
+
+void Client::update_async(std::string_view path, const rapidjson::Value& object, Done done) {
+  exchange_async("PUT", {"PUT", std::string(path), "application/json", to_json(object)}, std::move(done));
 }
 
 void Client::watch_async(std::string_view collection, const WatchOptions& options,

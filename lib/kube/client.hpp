@@ -51,6 +51,7 @@ class Client final {
   using Done = std::function<void(Answer)>;
 
   Result<rapidjson::Document, ApiError> get(std::string_view path);
+  void get_async(std::string_view path, Done done);
 
   using ItemFn = std::function<void(const rapidjson::Value&)>;
   using ListResult = Result<std::string, ApiError>;
@@ -88,6 +89,7 @@ class Client final {
   void create_async(std::string_view collection, const rapidjson::Value& object, Done done);
   // PUT `object` (replace); with metadata.resourceVersion set, 409 Conflict when it changed meanwhile.
   Result<rapidjson::Document, ApiError> update(std::string_view path, const rapidjson::Value& object);
+  void update_async(std::string_view path, const rapidjson::Value& object, Done done);
 
   // Opens a watch on a collection; `done` is called once with the stream (as for send_async). Each
   // line of the stream is one JSON watch event.

@@ -306,36 +306,59 @@ std::optional<Action> release(const LeaderElectionConfig& config, const State& s
 namespace {
 
 // Each answer leads to at most a few more requests (a 404 to a create, a 409 to one re-read, a read
-// to a write); this bound only keeps a bug from turning tick() into a hot loop.
+// to a write) before the next wait; this bound only keeps a bug from making a hot loop of them.
 constexpr int kMaxRequestsPerTick = 8;
 
 }  // namespace
 
 LeaderElector::LeaderElector(Client& client, LeaderElectionConfig config, LeaderCallbacks callbacks,
-                             ElectorClock clock)
+                             Clock& clock, ElectorClock wall)
     : client_(client),
       config_(std::move(config)),
       callbacks_(std::move(callbacks)),
-      clock_(std::move(clock)),
+      clock_(clock),
+      wall_(std::move(wall)),
       path_(object_path(leases(), config_.lease.ns, config_.lease.name)),
+      timer_(clock.make_timer()),
       rng_(std::random_device{}()) {
-  action_.kind = leader::Action::Kind::kWait;  // the first tick() starts with a read
+  action_.kind = leader::Action::Kind::kWait;  // the first wait is over at once: a read
 }
+
+LeaderElector::~LeaderElector() { stop(); }
 
 bool LeaderElector::is_leader() const {
   return leading_.load() && clock_.now().time_since_epoch().count() < leader_until_.load();
 }
 
-void LeaderElector::stop() {
+void LeaderElector::start() {
   {
     std::lock_guard lock(mu_);
-    stopping_ = true;
+    if (phase_ != Phase::kIdle) return;
+    phase_ = Phase::kRunning;
   }
-  cv_.notify_all();
+  next();  // action_ is a wait due at once: this arms the timer, nothing more
+}
+
+void LeaderElector::stop() {
+  std::lock_guard lock(mu_);
+  stopping_ = true;
+  if (phase_ == Phase::kIdle) {
+    phase_ = Phase::kEnded;
+    changed_.notify_all();
+  } else if (waiting_) {
+    const std::uint64_t seq = ++wait_seq_;
+    timer_->wait_until(clock_.now(), [this, seq] { woke(seq); });  // ends on the executor, at once
+  }
+  // Otherwise a request is in flight: its answer ends the elector.
+}
+
+void LeaderElector::wait() {
+  std::unique_lock lock(mu_);
+  changed_.wait(lock, [this] { return phase_ != Phase::kRunning; });
 }
 
 double LeaderElector::jitter() {
-  if (clock_.jitter) return clock_.jitter();
+  if (wall_.jitter) return wall_.jitter();
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
 }
 
@@ -346,7 +369,7 @@ void LeaderElector::publish() {
 }
 
 void LeaderElector::feed(const leader::Input& input) {
-  auto next = leader::step(config_, state_, input, clock_.now(), clock_.wall_now(), jitter());
+  auto next = leader::step(config_, state_, input, clock_.now(), wall_.wall_now(), jitter());
   state_ = std::move(next.state);
   action_ = std::move(next.action);
   publish();
@@ -361,32 +384,81 @@ void LeaderElector::feed(const leader::Input& input) {
   }
 }
 
-leader::Input LeaderElector::perform(const leader::Action& action) {
+void LeaderElector::next() {
   using Kind = leader::Action::Kind;
-  const std::string lease = config_.lease.str();
+  if (stopping_) return end();
+  if (action_.kind == Kind::kWait) {
+    std::lock_guard lock(mu_);
+    if (!stopping_) {
+      waiting_ = true;
+      const std::uint64_t seq = ++wait_seq_;
+      timer_->wait_until(action_.wake_at, [this, seq] { woke(seq); });
+      return;
+    }
+  } else if (requests_ == kMaxRequestsPerTick) {
+    log::error("leader election made too many requests in a row; waiting", {{"lease", config_.lease.str()}});
+    action_ = leader::Action{Kind::kWait, clock_.now() + config_.retry_period, {}, {}};
+    return next();
+  } else {
+    ++requests_;
+    return perform(action_, [this](leader::Input input) {
+      feed(input);
+      next();
+    });
+  }
+  end();  // stopped while deciding to wait
+}
+
+void LeaderElector::woke(std::uint64_t seq) {
+  {
+    std::lock_guard lock(mu_);
+    if (!waiting_ || seq != wait_seq_) return;  // a wait replaced meanwhile
+    waiting_ = false;
+  }
+  if (stopping_) return end();
+  requests_ = 0;
+  feed(leader::Tick{});
+  next();
+}
+
+void LeaderElector::perform(const leader::Action& action, std::function<void(leader::Input)> done) {
+  using Kind = leader::Action::Kind;
   if (action.kind == Kind::kRead) {
-    auto got = client_.get(path_);
-    if (!got) {
-      if (got.error().is_not_found()) return leader::ReadNotFound{};
-      log::warn("cannot read the lease", {{"lease", lease}, {"error", got.error().describe()}});
-      return leader::ReadFailed{got.error()};
-    }
-    auto parsed = leader::parse_lease(*got);
-    if (!parsed) {
-      log::warn("cannot read the lease", {{"lease", lease}, {"error", parsed.error().describe()}});
-      return leader::ReadFailed{parsed.error()};
-    }
-    last_lease_ = std::move(*got);
-    const std::string& holder = parsed->record.holder_identity;
-    if (holder != config_.identity) log::debug("lease observed", {{"lease", lease}, {"holder", holder}});
-    return leader::ReadOk{std::move(*parsed)};
+    return client_.get_async(
+        path_, [this, done = std::move(done)](Client::Answer got) { done(read_answer(std::move(got))); });
   }
   const bool create = action.kind == Kind::kCreate;
   const rapidjson::Document body =
       leader::lease_json(config_.lease, action.record, action.resource_version,
                          !create && last_lease_.IsObject() ? &last_lease_ : nullptr);
-  auto written = create ? client_.create(collection_path(leases(), config_.lease.ns), body)
-                        : client_.update(path_, body);
+  auto answered = [this, done = std::move(done)](Client::Answer written) {
+    done(write_answer(std::move(written)));
+  };
+  if (create)
+    return client_.create_async(collection_path(leases(), config_.lease.ns), body, std::move(answered));
+  client_.update_async(path_, body, std::move(answered));
+}
+
+leader::Input LeaderElector::read_answer(Client::Answer got) {
+  const std::string lease = config_.lease.str();
+  if (!got) {
+    if (got.error().is_not_found()) return leader::ReadNotFound{};
+    log::warn("cannot read the lease", {{"lease", lease}, {"error", got.error().describe()}});
+    return leader::ReadFailed{got.error()};
+  }
+  auto parsed = leader::parse_lease(*got);
+  if (!parsed) {
+    log::warn("cannot read the lease", {{"lease", lease}, {"error", parsed.error().describe()}});
+    return leader::ReadFailed{parsed.error()};
+  }
+  last_lease_ = std::move(*got);
+  const std::string& holder = parsed->record.holder_identity;
+  if (holder != config_.identity) log::debug("lease observed", {{"lease", lease}, {"holder", holder}});
+  return leader::ReadOk{std::move(*parsed)};
+}
+
+leader::Input LeaderElector::write_answer(Client::Answer written) {
+  const std::string lease = config_.lease.str();
   if (!written) {
     if (written.error().is_conflict()) {
       log::debug("lease written by another replica first", {{"lease", lease}});
@@ -404,33 +476,7 @@ leader::Input LeaderElector::perform(const leader::Action& action) {
   return leader::WriteOk{std::move(*parsed)};
 }
 
-MonoTime LeaderElector::tick() {
-  using Kind = leader::Action::Kind;
-  if (stopping_) return clock_.now();
-  if (action_.kind == Kind::kWait) feed(leader::Tick{});
-  for (int requests = 0; action_.kind != Kind::kWait; ++requests) {
-    if (stopping_) return clock_.now();
-    if (requests == kMaxRequestsPerTick) {
-      log::error("leader election made too many requests in a row; waiting",
-                 {{"lease", config_.lease.str()}});
-      action_ = leader::Action{Kind::kWait, clock_.now() + config_.retry_period, {}, {}};
-      break;
-    }
-    feed(perform(action_));
-  }
-  return action_.wake_at;
-}
-
-void LeaderElector::run() {
-  while (!stopping_) {
-    const MonoTime wake = tick();
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, wake - clock_.now(), [this] { return stopping_.load(); });
-  }
-  shutdown();
-}
-
-void LeaderElector::shutdown() {
+void LeaderElector::end() {
   const std::string lease = config_.lease.str();
   if (state_.leading) {
     state_.leading = false;
@@ -439,24 +485,26 @@ void LeaderElector::shutdown() {
     if (callbacks_.on_stopped_leading) callbacks_.on_stopped_leading();
   }
   // After the callback, so that leader-only work has stopped before a standby may start.
-  const auto release = leader::release(config_, state_, clock_.wall_now());
-  if (!release) return;
+  const auto release = leader::release(config_, state_, wall_.wall_now());
+  if (!release) return ended();
   const rapidjson::Document body =
       leader::lease_json(config_.lease, release->record, release->resource_version,
                          last_lease_.IsObject() ? &last_lease_ : nullptr);
-  auto written = client_.update(path_, body);
-  if (!written) {
-    // The lease then expires after its duration, as if we had crashed.
-    log::warn("cannot release the lease", {{"lease", lease}, {"error", written.error().describe()}});
-    return;
-  }
-  if (auto parsed = leader::parse_lease(*written)) {
-    state_.observed = std::move(*parsed);
-    last_lease_ = std::move(*written);
-  } else {
-    state_.observed.reset();  // released either way: never release twice
-  }
-  log::info("released the lease", {{"lease", lease}});
+  client_.update_async(path_, body, [this, lease](Client::Answer written) {
+    if (!written) {
+      // The lease then expires after its duration, as if we had crashed.
+      log::warn("cannot release the lease", {{"lease", lease}, {"error", written.error().describe()}});
+    } else {
+      log::info("released the lease", {{"lease", lease}});
+    }
+    ended();
+  });
+}
+
+void LeaderElector::ended() {
+  std::lock_guard lock(mu_);
+  phase_ = Phase::kEnded;
+  changed_.notify_all();
 }
 
 }  // namespace repl::kube

@@ -18,17 +18,18 @@
 //             └─ failure ──> wait; while leading, a failure past renew_deadline ends leadership
 //
 // leader::step() is the whole state machine, a pure function of (config, state, input, monotonic
-// now, wall now, jitter). LeaderElector is the I/O around it: tick() performs the requests the
-// machine asks for until it asks to wait; run() loops tick() and an interruptible wait on its own
-// thread. Time and jitter come from an ElectorClock, so tests drive tick() with virtual time.
+// now, wall now, jitter). LeaderElector is the I/O around it, with no thread of its own: the
+// requests the machine asks for are asynchronous, its waits are timers of the injected Clock (on
+// the shared io_context), so tests drive it in virtual time.
 //
 // After losing the lease the elector keeps competing, so on_started_leading and
 // on_stopped_leading alternate, starting with started. Work that cannot be restarted should end the
 // process in on_stopped_leading (kube-controller-manager does).
 //
-// Ownership: LeaderElector borrows the Client, which must outlive it.
-// Thread-safety: leader::* are pure. run() (or tick()) on one thread; the callbacks run on that
-// thread. stop() and is_leader() may be called from any thread, also from the callbacks.
+// Ownership: LeaderElector borrows the Client and the Clock, which must outlive it.
+// Thread-safety: leader::* are pure. The elector's steps run one at a time, on the clock's executor
+// or the transport's thread that answered; the callbacks run there. start(), stop(), wait() and
+// is_leader() may be called from any thread; stop() and is_leader() also from the callbacks.
 #pragma once
 
 #include <rapidjson/document.h>
@@ -45,6 +46,7 @@
 #include <string_view>
 #include <variant>
 
+#include "common/clock.hpp"
 #include "common/object_key.hpp"
 #include "common/result.hpp"
 #include "kube/client.hpp"
@@ -159,10 +161,10 @@ std::optional<Action> release(const LeaderElectionConfig& config, const State& s
 
 }  // namespace leader
 
-// Time and randomness for LeaderElector. The defaults are the system clocks and a random jitter;
-// tests substitute virtual time. Called on the elector's thread, and now() also from is_leader().
+// The wall clock (written into the Lease, never used for expiry) and the jitter of LeaderElector;
+// the monotonic time and the timers come from its Clock. The defaults are the system clock and a
+// random jitter; tests substitute their own.
 struct ElectorClock {
-  std::function<MonoTime()> now = [] { return std::chrono::steady_clock::now(); };
   std::function<WallTime()> wall_now = [] { return std::chrono::system_clock::now(); };
   std::function<double()> jitter;  // in [0, 1); empty: uniformly random
 };
@@ -174,30 +176,35 @@ struct LeaderCallbacks {
 
 class LeaderElector final {
  public:
-  // `config` must pass validate().
-  LeaderElector(Client& client, LeaderElectionConfig config, LeaderCallbacks callbacks,
-                ElectorClock clock = {});
+  // `config` must pass validate(). `clock` gives the monotonic time and the waits.
+  LeaderElector(Client& client, LeaderElectionConfig config, LeaderCallbacks callbacks, Clock& clock,
+                ElectorClock wall = {});
+  ~LeaderElector();  // stop(); once started, it must have ended (wait()) before it is destroyed
   LeaderElector(const LeaderElector&) = delete;
   LeaderElector& operator=(const LeaderElector&) = delete;
 
-  // Competes for the lease until stop() is called, then stops leading (on_stopped_leading) and
-  // releases the lease if it names us. Returns after at most the request in flight plus the
-  // release request (each bounded by the transport's request timeout).
-  void run();
-  // Any thread, never blocks: makes run() return as described there.
+  // Competes for the lease from now on (the first read on the clock's executor) until stop().
+  void start();
+  // Any thread, never blocks. Once the request in flight is answered (Client::cancel_all makes
+  // that prompt), or at once when it was waiting, the elector stops leading (on_stopped_leading)
+  // and releases the lease if it names us.
   void stop();
+  // Blocks until the elector has ended after stop(), the release answered (at once if it never
+  // started).
+  void wait();
   // True while we hold the lease and our last successful renewal is younger than renew_deadline;
-  // turns false at that deadline even while a request blocks the elector's thread.
+  // turns false at that deadline by itself, even while a request is still in flight.
   bool is_leader() const;
 
-  // The building blocks of run(), public for tests. tick() is called when the wait it last
-  // returned is over: it performs the requests the machine asks for and returns when to call it
-  // next (the clock's now() when stop() was requested meanwhile). shutdown() is run()'s ending.
-  MonoTime tick();
-  void shutdown();
-
  private:
-  leader::Input perform(const leader::Action& action);
+  enum class Phase { kIdle, kRunning, kEnded };
+  void next();                   // performs the action asked for, or waits for it
+  void woke(std::uint64_t seq);  // the wait `seq` is over
+  void end();                    // stops leading and releases the lease
+  void ended();
+  void perform(const leader::Action& action, std::function<void(leader::Input)> done);
+  leader::Input read_answer(Client::Answer got);
+  leader::Input write_answer(Client::Answer written);
   void feed(const leader::Input& input);
   void publish();
   double jitter();
@@ -205,12 +212,15 @@ class LeaderElector final {
   Client& client_;  // not owned
   const LeaderElectionConfig config_;
   const LeaderCallbacks callbacks_;
-  const ElectorClock clock_;
+  Clock& clock_;  // not owned
+  const ElectorClock wall_;
   const std::string path_;  // of the Lease object
+  const std::unique_ptr<Timer> timer_;
 
-  // Touched by the elector's thread only.
+  // Touched by the elector's steps only (one at a time).
   leader::State state_;
   leader::Action action_;
+  int requests_ = 0;                // since the last wait
   rapidjson::Document last_lease_;  // the Lease last read or written, the base of the next write
   std::mt19937_64 rng_;
 
@@ -218,8 +228,13 @@ class LeaderElector final {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> leading_{false};
   std::atomic<std::int64_t> leader_until_{0};  // MonoTime ticks: renewed_at + renew_deadline
+
+  // Under mu_: where the steps are, for stop() and wait().
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable changed_;
+  Phase phase_ = Phase::kIdle;
+  bool waiting_ = false;        // a wait of timer_ is armed
+  std::uint64_t wait_seq_ = 0;  // of the wait armed last
 };
 
 }  // namespace repl::kube

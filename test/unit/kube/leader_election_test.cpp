@@ -1,5 +1,5 @@
 // Leader election: the pure state machine transition by transition, the Lease JSON, and the
-// LeaderElector driven through tick() by a scripted transport on virtual time (nothing sleeps).
+// LeaderElector driven by a scripted transport on virtual time (nothing sleeps).
 #include "kube/leader_election.hpp"
 
 #include <catch2/catch.hpp>
@@ -355,35 +355,44 @@ TEST_CASE("release clears the holder, with duration 1 s and the observed version
 
 namespace {
 
-struct VirtualTime {
-  MonoTime now = kT0;
-  WallTime wall = kWall;
-  void advance(std::chrono::steady_clock::duration d) {
-    now += d;
-    wall += std::chrono::duration_cast<WallTime::duration>(d);
-  }
-  repl::kube::ElectorClock clock() {
-    return {[this] { return now; }, [this] { return wall; }, [] { return 0.0; }};
-  }
-};
-
+// The scripted transport answers at once, so every step of the elector runs inside start() or
+// the virtual clock's advance(): a test sees each wait as the clock's earliest armed timer.
 struct Harness {
   repl::test::QuietLogs quiet;
   std::shared_ptr<repl::test::FakeTransport> transport = std::make_shared<repl::test::FakeTransport>();
   repl::kube::Client client{transport};
-  VirtualTime time;
+  repl::ManualClock clock;
+  const MonoTime t0 = clock.now();
   std::vector<std::string> events;
   repl::kube::LeaderElector elector{
       client,
       config(),
       {[this] { events.push_back("started@" + std::to_string(transport->requests.size())); },
        [this] { events.push_back("stopped@" + std::to_string(transport->requests.size())); }},
-      time.clock()};
+      clock,
+      {[this] { return kWall + std::chrono::duration_cast<WallTime::duration>(clock.now() - t0); },
+       [] { return 0.0; }}};
 
-  // Advances virtual time to when the elector asked to be called, and calls it.
-  MonoTime next_tick(MonoTime wake) {
-    if (wake > time.now) time.advance(wake - time.now);
-    return elector.tick();
+  ~Harness() {
+    elector.stop();
+    clock.advance(0s);
+    elector.wait();
+  }
+  // When the elector next wants to run: its one armed timer.
+  MonoTime wake() const {
+    REQUIRE(clock.pending() == 1);
+    return *clock.wait_armed(0ms);
+  }
+  // Starts the elector and runs its first step (a read, due at once); returns its next wake.
+  MonoTime first_tick() {
+    elector.start();
+    clock.advance(0s);
+    return wake();
+  }
+  // Advances virtual time to `at`, where the elector asked to run; returns its next wake.
+  MonoTime next_tick(MonoTime at) {
+    clock.advance_to(at);
+    return wake();
   }
   const repl::kube::HttpRequest& request(std::size_t i) const { return transport->requests.at(i); }
 };
@@ -395,8 +404,10 @@ TEST_CASE("LeaderElector creates a missing lease and leads", "[leader]") {
   h.transport->respond(404, repl::test::status_json(404, "NotFound", "leases \"repl-operator\" not found"));
   h.transport->respond(201, lease_body("me", "1", kWallText, 0));
 
-  const MonoTime wake = h.elector.tick();
-  CHECK(wake == kT0 + 2s);
+  h.elector.start();
+  CHECK(h.transport->requests.empty());  // start() only arms the first wait
+  const MonoTime wake = h.next_tick(h.t0);
+  CHECK(wake == h.t0 + 2s);
   CHECK(h.elector.is_leader());
   CHECK(h.events == std::vector<std::string>{"started@2"});
   REQUIRE(h.transport->requests.size() == 2);
@@ -418,9 +429,9 @@ TEST_CASE("LeaderElector waits out a live holder, then takes over with a PUT car
           "[leader]") {
   Harness h;
   for (int i = 0; i < 8; ++i) h.transport->respond(200, lease_body("other", "5"));  // t0, +2, ..., +14
-  MonoTime wake = h.elector.tick();
+  MonoTime wake = h.first_tick();
   for (int i = 1; i < 8; ++i) wake = h.next_tick(wake);
-  CHECK(h.time.now == kT0 + 14s);
+  CHECK(h.clock.now() == h.t0 + 14s);
   CHECK(h.transport->requests.size() == 8);
   CHECK_FALSE(h.elector.is_leader());
   CHECK(h.events.empty());
@@ -438,17 +449,18 @@ TEST_CASE("LeaderElector waits out a live holder, then takes over with a PUT car
   CHECK(string_at(body, "/metadata/labels/team") == "platform");  // the read Lease's metadata kept
   CHECK(string_at(body, "/spec/holderIdentity") == "me");
   CHECK(at(body, "/spec/leaseTransitions").GetInt() == 4);
-  CHECK(string_at(body, "/spec/acquireTime") == repl::kube::format_micro_time(h.time.wall));
+  CHECK(string_at(body, "/spec/acquireTime") == repl::kube::format_micro_time(kWall + 16s));
   CHECK(h.elector.is_leader());
   CHECK(h.events == std::vector<std::string>{"started@10"});
   CHECK(h.transport->unused_responses() == 0);
+  h.transport->respond(200, lease_body("", "7", kWallText, 4, 1));  // the release, at the end
 }
 
 TEST_CASE("LeaderElector renews while leading and stops once renewals fail past the deadline", "[leader]") {
   Harness h;
   h.transport->respond(404, "");
   h.transport->respond(201, lease_body("me", "1", kWallText, 0));
-  MonoTime wake = h.elector.tick();  // leading since t0
+  MonoTime wake = h.first_tick();  // leading since t0
   h.transport->respond(200, lease_body("me", "2", kWallText, 0));
   wake = h.next_tick(wake);  // +2: renewed
   REQUIRE(h.transport->requests.size() == 3);
@@ -459,23 +471,55 @@ TEST_CASE("LeaderElector renews while leading and stops once renewals fail past 
   // From +4 on, every request fails: a 500, then transport errors (the unscripted requests).
   h.transport->respond(500, repl::test::status_json(500, "InternalError", "etcd is down"));
   wake = h.next_tick(wake);  // +4: PUT fails
-  CHECK(wake == kT0 + 6s);
+  CHECK(wake == h.t0 + 6s);
   CHECK(h.elector.is_leader());
-  wake = h.next_tick(wake);  // +6: GET fails
-  wake = h.next_tick(wake);  // +8: GET fails
-  CHECK(wake == kT0 + 10s);  // the last renewal was sent at +2: deadline +12
-  wake = h.next_tick(wake);  // +10: GET fails
-  CHECK(wake == kT0 + 12s);
+  wake = h.next_tick(wake);   // +6: GET fails
+  wake = h.next_tick(wake);   // +8: GET fails
+  CHECK(wake == h.t0 + 10s);  // the last renewal was sent at +2: deadline +12
+  wake = h.next_tick(wake);   // +10: GET fails
+  CHECK(wake == h.t0 + 12s);
   CHECK(h.elector.is_leader());
-  h.time.advance(2s);
-  CHECK_FALSE(h.elector.is_leader());  // false at the deadline, before the elector's thread runs
+  h.clock.advance(2s - 1ns);
+  CHECK(h.elector.is_leader());
   CHECK(h.events == std::vector<std::string>{"started@2"});
-  wake = h.next_tick(wake);  // +12: past the deadline
+  h.clock.advance(1ns);  // +12: the deadline; the elector's step notices it too
+  CHECK_FALSE(h.elector.is_leader());
   CHECK(h.events == std::vector<std::string>{"started@2", "stopped@7"});
-  wake = h.next_tick(wake);
+  wake = h.next_tick(h.wake());
   wake = h.next_tick(wake);
   CHECK(h.events.size() == 2);  // stopped reported once
   CHECK_FALSE(h.elector.is_leader());
+}
+
+TEST_CASE("LeaderElector's is_leader turns false at the deadline while a request is still in flight",
+          "[leader]") {
+  repl::test::QuietLogs quiet;
+  // A transport that keeps the renewal unanswered until the test answers it.
+  auto transport = std::make_shared<repl::test::FakeTransport>();
+  repl::kube::Client client{transport};
+  repl::ManualClock clock;
+  const MonoTime t0 = clock.now();
+  transport->respond(404, "");
+  transport->respond(201, lease_body("me", "1", kWallText, 0));
+  repl::kube::LeaderElector elector(client, config(), {}, clock, {[] { return kWall; }, [] { return 0.0; }});
+  elector.start();
+  clock.advance(0s);
+  REQUIRE(elector.is_leader());
+  transport->hold_next();  // the renewal at +2 hangs
+  clock.advance(2s);
+  REQUIRE(transport->requests.size() == 3);
+  CHECK(clock.pending() == 0);  // no wait armed: the request is in flight
+  clock.advance(7s);            // +9
+  CHECK(elector.is_leader());
+  clock.advance(1s);  // +10: the renew deadline of the create, the last write that succeeded (at t0)
+  CHECK_FALSE(elector.is_leader());
+  CHECK(clock.now() == t0 + 10s);
+  elector.stop();
+  transport->release_held(500, repl::test::status_json(500, "InternalError", "too late"));
+  elector.wait();  // the answer ended it; the lease still names us, so it tried to release it
+  REQUIRE(transport->requests.size() == 4);
+  CHECK(transport->requests.at(3).method == "PUT");
+  CHECK(string_at(parse_json(transport->requests.at(3).body), "/spec/holderIdentity") == "");
 }
 
 TEST_CASE("LeaderElector treats a 409 on acquire as a lost race and re-reads", "[leader]") {
@@ -483,32 +527,38 @@ TEST_CASE("LeaderElector treats a 409 on acquire as a lost race and re-reads", "
   h.transport->respond(200, lease_body("", "9", kWallText, 3, 1));  // released
   h.transport->respond(409, repl::test::status_json(409, "Conflict", "the object has been modified"));
   h.transport->respond(200, lease_body("other", "10", kWallText, 4));
-  const MonoTime wake = h.elector.tick();
+  const MonoTime wake = h.first_tick();
   REQUIRE(h.transport->requests.size() == 3);
   CHECK(h.request(1).method == "PUT");
   CHECK(h.request(2).method == "GET");
-  CHECK(wake == kT0 + 2s);
+  CHECK(wake == h.t0 + 2s);
   CHECK_FALSE(h.elector.is_leader());
   CHECK(h.events.empty());
 }
 
-TEST_CASE("LeaderElector::run stops leading, then releases the lease, when stopped", "[leader]") {
-  Harness h;
-  h.transport->respond(404, "");
-  h.transport->respond(201, lease_body("me", "1", kWallText, 0));
-  h.transport->respond(200, lease_body("", "2", kWallText, 0, 1));
+TEST_CASE("LeaderElector, stopped, stops leading, then releases the lease", "[leader]") {
+  repl::test::QuietLogs quiet;
+  auto transport = std::make_shared<repl::test::FakeTransport>();
+  repl::kube::Client client{transport};
+  repl::ManualClock clock;
+  transport->respond(404, "");
+  transport->respond(201, lease_body("me", "1", kWallText, 0));
+  transport->respond(200, lease_body("", "2", kWallText, 0, 1));
   std::vector<std::string> order;
   repl::kube::LeaderElector elector(
-      h.client, config(),
-      {[&] { elector.stop(); },  // stop() from a callback, on the elector's own thread
-       [&] { order.push_back("stopped@" + std::to_string(h.transport->requests.size())); }},
-      h.time.clock());
-  elector.run();  // returns at once: stop() was requested before any wait
+      client, config(),
+      {[&] { elector.stop(); },  // stop() from a callback, inside the elector's own step
+       [&] { order.push_back("stopped@" + std::to_string(transport->requests.size())); }},
+      clock, {[] { return kWall; }, [] { return 0.0; }});
+  elector.start();
+  clock.advance(0s);
+  elector.wait();  // ended within that step: stop() was requested before any wait
 
   CHECK(order == std::vector<std::string>{"stopped@2"});  // before the release request
   CHECK_FALSE(elector.is_leader());
-  REQUIRE(h.transport->requests.size() == 3);
-  const auto& put = h.request(2);
+  CHECK(clock.pending() == 0);
+  REQUIRE(transport->requests.size() == 3);
+  const auto& put = transport->requests.at(2);
   CHECK(put.method == "PUT");
   CHECK(put.target == kLeasePath);
   const auto body = parse_json(put.body);
@@ -517,16 +567,30 @@ TEST_CASE("LeaderElector::run stops leading, then releases the lease, when stopp
   CHECK(string_at(body, "/metadata/resourceVersion") == "1");
   CHECK(at(body, "/spec/leaseTransitions").GetInt() == 0);
 
-  elector.shutdown();  // a second shutdown has nothing to release
-  CHECK(h.transport->requests.size() == 3);
+  elector.stop();  // again: nothing more to do or release
+  elector.wait();
+  CHECK(transport->requests.size() == 3);
 }
 
-TEST_CASE("LeaderElector does not release a lease it does not hold", "[leader]") {
+TEST_CASE("LeaderElector stopped while waiting ends at once; it does not release a lease it does not hold",
+          "[leader]") {
   Harness h;
   h.transport->respond(200, lease_body("other", "5"));
-  (void)h.elector.tick();
+  const MonoTime wake = h.first_tick();
+  CHECK(wake == h.t0 + 2s);
   h.elector.stop();
-  h.elector.run();  // already stopping: only shuts down
+  h.clock.advance(0s);  // the wait ends now, not at +2
+  h.elector.wait();
+  CHECK(h.clock.now() == h.t0);
   CHECK(h.transport->requests.size() == 1);
   CHECK(h.events.empty());
+}
+
+TEST_CASE("LeaderElector never started: stop and wait return at once, no request", "[leader]") {
+  Harness h;
+  h.elector.stop();
+  h.elector.wait();
+  h.elector.start();  // too late: it has ended
+  h.clock.advance(10s);
+  CHECK(h.transport->requests.empty());
 }

@@ -147,7 +147,8 @@ TEST_CASE("AsyncEventRecorder sends Events in order, one at a time, without the 
           "[operator][events]") {
   CollectingSender target;
   target.set_open(false);  // the caller must not wait for a slow sender
-  repl::AsyncEventRecorder async(target);
+  repl::ManualClock clock;
+  repl::AsyncEventRecorder async(target, clock);
   auto r = repl::test::sample_repl();
   async.record(r, repl::EventType::kNormal, "Created", "");
   async.record(r, repl::EventType::kNormal, "Updated", "");
@@ -162,22 +163,26 @@ TEST_CASE("AsyncEventRecorder drops beyond its capacity and sends the rest at sh
           "[operator][events]") {
   CollectingSender target;
   target.set_open(false);
+  repl::ManualClock clock;
   auto r = repl::test::sample_repl();
   std::thread opener;
   {
-    repl::AsyncEventRecorder async(target, 2, std::chrono::milliseconds(5000));
+    repl::AsyncEventRecorder async(target, clock, 2, std::chrono::milliseconds(5000));
     async.record(r, repl::EventType::kNormal, "a", "");  // in flight, held by the sender
     async.record(r, repl::EventType::kNormal, "b", "");
     async.record(r, repl::EventType::kNormal, "c", "");
     async.record(r, repl::EventType::kNormal, "d", "");  // the queue holds 2: dropped
     CHECK(async.dropped() == 1);
-    opener = std::thread([&target] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    opener = std::thread([&] {
+      (void)clock.wait_armed(
+          std::chrono::seconds(10));  // the drain has begun (Catch2 asserts only on the test thread)
+      clock.advance(std::chrono::milliseconds(4999));  // within the drain time
       target.set_open(true);
     });
   }  // the destructor drains what is queued
-  CHECK(target.seen() == std::vector<std::string>{"abc123:a", "abc123:b", "abc123:c"});
   opener.join();
+  CHECK(target.seen() == std::vector<std::string>{"abc123:a", "abc123:b", "abc123:c"});
+  CHECK(clock.pending() == 0);  // its timer gone with it
 }
 
 TEST_CASE("AsyncEventRecorder gives up the queue after the drain time, but waits for the Event in flight",
@@ -185,17 +190,21 @@ TEST_CASE("AsyncEventRecorder gives up the queue after the drain time, but waits
   repl::test::QuietLogs quiet;
   CollectingSender target;
   target.set_open(false);
+  repl::ManualClock clock;
   auto r = repl::test::sample_repl();
   std::thread opener;
   {
-    repl::AsyncEventRecorder async(target, 10, std::chrono::milliseconds(20));
+    repl::AsyncEventRecorder async(target, clock, 10, std::chrono::milliseconds(20));
     async.record(r, repl::EventType::kNormal, "a", "");
     async.record(r, repl::EventType::kNormal, "b", "");
-    opener = std::thread([&target] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      target.set_open(true);  // "a" answered only now, long after the drain time
+    opener = std::thread([&] {
+      (void)clock.wait_armed(std::chrono::seconds(10));
+      clock.advance(std::chrono::milliseconds(20));  // the drain time is over, "a" still in flight
+      target.set_open(true);                         // "a" answered only now
     });
-  }  // returns once "a" is through; "b" is dropped
-  CHECK(target.seen() == std::vector<std::string>{"abc123:a"});
+    async.drain();  // returns once "a" is through; "b" is dropped
+    CHECK(target.entered() == 1);
+  }
   opener.join();
+  CHECK(target.seen() == std::vector<std::string>{"abc123:a"});
 }

@@ -157,7 +157,31 @@ class FakeTransport final : public kube::Transport {
     responses_.pop_front();
     return r;
   }
-  void send_async(const kube::HttpRequest& request, SendDone done) override { done(send(request)); }
+  void send_async(const kube::HttpRequest& request, SendDone done) override {
+    {
+      std::lock_guard lock(mu_);
+      if (hold_next_) {
+        hold_next_ = false;
+        record(request);
+        held_ = std::move(done);
+        return;
+      }
+    }
+    done(send(request));
+  }
+  // The next asynchronous request is recorded but left unanswered (in flight) until release_held().
+  void hold_next() {
+    std::lock_guard lock(mu_);
+    hold_next_ = true;
+  }
+  void release_held(int status, std::string body) {
+    SendDone done;
+    {
+      std::lock_guard lock(mu_);
+      done = std::move(held_);
+    }
+    if (done) done(kube::HttpResponse{status, std::move(body)});
+  }
   void open_stream_async(const kube::HttpRequest& request, StreamDone done) override {
     done(open_stream(request));
   }
@@ -217,6 +241,8 @@ class FakeTransport final : public kube::Transport {
   mutable std::mutex mu_;
   std::condition_variable seen_;
   bool cancelled_ = false;
+  bool hold_next_ = false;
+  SendDone held_;
   std::deque<SendResult> responses_;
   std::deque<StreamResult> streams_;
   std::map<std::pair<std::string, std::string>, Route> routes_;
