@@ -234,3 +234,14 @@ if unthrottled:
     target(f"burst of {burst['repls']} over the unthrottled peer's", round(burst["operator_ms"] / unthrottled["burst"]["operator_ms"], 3), 0.8)
 target("create -> last child p50", create["children"]["p50"], 10, " ms")
 target("create -> last child p99", create["children"]["p99"], 30, " ms")
+
+for tag in ("ours",) + PEERS:
+    runs = scale if tag == "ours" else peers.get(tag, {}).get("scale", [])
+    if not runs:
+        continue
+    profile = work / f"idle-profile-{tag}-{runs[-1]['repls']}.txt"
+    if profile.exists():
+        print()
+        print(f"where {tag}'s idle CPU at {runs[-1]['repls']} Repls goes (perf, the idle minute; overhead, object, symbol):")
+        for line in profile.read_text().splitlines()[:12]:
+            print("  " + line.rstrip())

@@ -184,7 +184,15 @@ scale() {
     local rss_after_sync ticks0 writes0 requests0 ticks1 writes1 requests1 rss_peak rss_now threads
     rss_after_sync=$(awk '/VmHWM/ {print $2}' "/proc/$operator_pid/status")
     ticks0=$(cpu_ticks); writes0=$(writes); requests0=$(metric "$requests_re")
-    sleep "$idle"
+    # What the idle CPU is spent on: a sampled profile of the idle minute (perf, when the machine
+    # has it), the top symbols kept as idle-profile-TAG-N.txt.
+    if command -v perf >/dev/null 2>&1; then
+      perf record -q -F 199 -g -p "$operator_pid" -o "$work/perf-$tag-$n.data" -- sleep "$idle" >/dev/null 2>&1 || sleep "$idle"
+      perf report -q -i "$work/perf-$tag-$n.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
+        | grep -v '^$' | head -n 60 > "$work/idle-profile-$tag-$n.txt" || true
+    else
+      sleep "$idle"
+    fi
     ticks1=$(cpu_ticks); writes1=$(writes); requests1=$(metric "$requests_re")
     rss_peak=$(awk '/VmHWM/ {print $2}' "/proc/$operator_pid/status")
     rss_now=$(awk '/VmRSS/ {print $2}' "/proc/$operator_pid/status")
@@ -256,5 +264,5 @@ if [ "$real_n" -gt 0 ]; then
 fi
 
 python3 "$root/bench/report.py" "$work" "$results/$stamp"
-cp "$work"/*.log "$results/" 2>/dev/null || true
+cp "$work"/*.log "$work"/idle-profile-*.txt "$results/" 2>/dev/null || true
 say "results: $results/$stamp.json, $results/$stamp-latency.png"

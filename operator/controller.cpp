@@ -43,11 +43,14 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
             if (auto state = pods_.get(pod)) dispatcher_.add(state->repl);
           }),
       leading_(options_.leading_at_start) {
+  // Pages of 100: a LIST page is held whole, as text and as a document, while its items are
+  // stored, and the watches list at once; 500 (client-go's default) made the start-up peak.
+  constexpr int kPageSize = 100;
   const auto watch = [&](kube::WatchSink& sink, const kube::Resource& r, const char* name,
                          const std::string& selector, const std::string& field_selector = "") {
     watchers_.push_back(std::make_unique<kube::WatchRunner>(
         client, clock_, io_executor,
-        kube::WatcherOptions{kube::collection_path(r, options_.ns), selector, 500, name,
+        kube::WatcherOptions{kube::collection_path(r, options_.ns), selector, kPageSize, name,
                              metrics_.watch_observer(name), field_selector},
         sink));
   };
