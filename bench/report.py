@@ -87,12 +87,13 @@ def soak_summary():
 
 results = {
     "latency": {
-        "create": {k: create[k] for k in ("call", "children", "ready")},
+        "create": {k: create.get(k) for k in ("first_ready", "call", "children", "ready")},
         "start": {k: start[k] for k in ("call", "children", "ready")},
     },
     "burst": burst,
     "scale": scale,
-    "peers": {tag: {"latency": {k: p["latency"][k] for k in ("children", "ready")}, "burst": p["burst"],
+    "peers": {tag: {"latency": {k: p["latency"].get(k) for k in ("first_ready", "children", "ready")},
+                    "burst": p["burst"],
                     "scale": p["scale"]} for tag, p in peers.items()},
     "bytes_per_repl": bytes_per_repl(scale),
     "soak": soak_summary(),
@@ -184,6 +185,7 @@ def figures(latency, burst_run, runs):
         "create -> last child p99 (ms)": latency["children"]["p99"],
         "create -> Ready p50 (ms)": latency["ready"]["p50"],
         "create -> Ready p99 (ms)": latency["ready"]["p99"],
+        "first Repl after start -> Ready (ms)": round(latency["first_ready"]) if latency.get("first_ready") else None,
         f"burst of {burst_run['repls']} (s)": round(burst_run["operator_ms"] / 1000, 2),
         f"sync at {big['repls'] if big else '?'} (ms)": big["sync_ms"] if big else None,
         f"peak RSS after sync at {big['repls'] if big else '?'} (MB)":

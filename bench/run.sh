@@ -122,6 +122,17 @@ metric() {  # metric NAME_REGEX: the sum of the series whose line matches
 }
 writes() { metric "$writes_re"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$operator_pid/stat"; }
+# quiet: until the cluster's own controllers have caught up (no Deployment changed anywhere for
+# 10 s; at most 5 minutes), so that one phase's backlog (the controller manager's ReplicaSets and
+# status writes for thousands of new Deployments) does not land in the next phase's figures.
+quiet() {
+  local deadline=$(( $(date +%s) + 300 )) n
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    n=$(timeout 10 kubectl get deployments -A --watch-only -o name 2>/dev/null | wc -l || true)
+    [ "$n" -eq 0 ] && return 0
+  done
+  say "the cluster was still busy after 5 minutes (Deployments changing)"
+}
 settle() {  # until the queue is empty and nothing is in flight, twice in a row
   local quiet=0
   while [ $quiet -lt 2 ]; do
@@ -147,10 +158,12 @@ done
 # latency_and_burst TAG NS_LATENCY NS_BURST: the current operator, limited to each namespace in turn.
 latency_and_burst() {
   local tag=$1
+  quiet
   say "$tag: latency: $latency_n Repls one after another, through the API"
   start_operator "$work/operator-$tag-latency.log" --namespace "$2"
   "$build/bin/repl-bench" latency --namespace "$2" --count "$latency_n" > "$work/latency-$tag.json"
   stop_operator
+  quiet
   say "$tag: burst: $burst_n Repls at once"
   start_operator "$work/operator-$tag-burst.log" --namespace "$3"
   "$build/bin/repl-bench" burst --namespace "$3" --count "$burst_n" --concurrency 32 > "$work/burst-$tag.json"
@@ -168,6 +181,7 @@ scale() {
     "$build/bin/repl-bench" populate --namespace "$ns" --prefix "s" --count "$n" --concurrency 32 --suspended \
       > "$work/populate-$tag-$n.json"
     settle
+    quiet
     stop_operator
     # A fresh operator: the time to sync is from its start to its "caches synced" line.
     local log=$work/operator-$tag-scale-$n.log started synced=""
@@ -181,6 +195,7 @@ scale() {
     [ -n "$synced" ] || { say "the operator did not sync within 60 s (log: $log)"; exit 1; }
     local sync_ms=$(( $(date -d "$synced" +%s%3N) - started ))
     settle
+    quiet
     local rss_after_sync ticks0 writes0 requests0 ticks1 writes1 requests1 rss_peak rss_now threads
     rss_after_sync=$(awk '/VmHWM/ {print $2}' "/proc/$operator_pid/status")
     ticks0=$(cpu_ticks); writes0=$(writes); requests0=$(metric "$requests_re")
@@ -209,6 +224,7 @@ start_operator "$work/operator-start.log"
   > "$work/latency-start.json"
 stop_operator
 latency_and_burst ours bench bench-burst
+quiet
 say "baseline: the writes of $burst_n Repls, directly, no operator running"
 "$build/bin/repl-bench" baseline --namespace bench-baseline --count "$burst_n" --concurrency 32 \
   --templates "$root/templates" > "$work/baseline.json"
@@ -225,6 +241,7 @@ scale peer-unthrottled bench-peer-u-scale
 use_ours
 
 if [ "$soak" -gt 0 ]; then
+  quiet
   say "soak: $soak s of churn, 10 Repls a second created and as many deleted, 100 live"
   start_operator "$work/operator-soak.log" --namespace bench-soak
   "$build/bin/repl-bench" soak --namespace bench-soak --prefix soak- --seconds "$soak" --rate 10 --count 100 \
