@@ -54,7 +54,9 @@ baseline = load("baseline.json")
 burst.update({"baseline_ms": baseline["baseline_ms"], "baseline_writes": baseline["writes"],
               "ratio": round(burst["operator_ms"] / baseline["baseline_ms"], 3)})
 PEERS = ("peer-default", "peer-unthrottled")
-peers = {tag: {"latency": load(f"latency-{tag}.json"), "burst": load(f"burst-{tag}.json"), "scale": load_scale(tag)}
+peers = {tag: {"latency": load(f"latency-{tag}.json"),
+               "burst": load(f"burst-{tag}.json") if (work / f"burst-{tag}.json").exists() else None,
+               "scale": load_scale(tag)}
          for tag in PEERS if (work / f"latency-{tag}.json").exists()}
 
 
@@ -97,7 +99,7 @@ results = {
                     "scale": p["scale"]} for tag, p in peers.items()},
     "bytes_per_repl": bytes_per_repl(scale),
     "soak": soak_summary(),
-    "shim": wrk_summary((work / "wrk.txt").read_text()),
+    "shim": wrk_summary((work / "wrk.txt").read_text()) if (work / "wrk.txt").exists() else None,
     "real_node": load("real.json") if (work / "real.json").exists() else None,
 }
 Path(out + ".json").write_text(json.dumps(results, indent=2) + "\n")
@@ -162,10 +164,10 @@ if soak := results["soak"]:
     print(f"soak: RSS at the end {soak['end']['rss_kb'] / 1024:.1f} MB, after {soak['reference']['seconds']} s "
           f"{soak['reference']['rss_kb'] / 1024:.1f} MB: ratio {soak['end_over_reference']:.3f} "
           f"({'within' if abs(soak['end_over_reference'] - 1) <= 0.10 else 'outside'} 10 %)")
-w = results["shim"]
-print()
-print(f"shim /start under wrk: {w['requests_per_s']} requests/s, p50 {w.get('p50_ms')} ms, p99 {w.get('p99_ms')} ms, "
-      f"non-2xx {w['non_2xx']}, socket errors {w['socket_errors']}")
+if w := results["shim"]:
+    print()
+    print(f"shim /start under wrk: {w['requests_per_s']} requests/s, p50 {w.get('p50_ms')} ms, p99 {w.get('p99_ms')} ms, "
+          f"non-2xx {w['non_2xx']}, socket errors {w['socket_errors']}")
 if r := results["real_node"]:
     print()
     row(f"real node ({r['count']} repls, ms)", "p50", "", "p99")
@@ -177,30 +179,35 @@ def at_size(runs, n):
     return next((r for r in runs if r["repls"] == n), None)
 
 
-def figures(latency, burst_run, runs):
-    """The compared figures of one operator, by name (None where not measured)."""
-    big = runs[-1] if runs else None
+def figures(latency, burst_run, runs, size):
+    """The compared figures of one operator, by name (None where not measured); scale at `size`."""
+    big = at_size(runs, size)
     return {
         "create -> last child p50 (ms)": latency["children"]["p50"],
         "create -> last child p99 (ms)": latency["children"]["p99"],
         "create -> Ready p50 (ms)": latency["ready"]["p50"],
         "create -> Ready p99 (ms)": latency["ready"]["p99"],
         "first Repl after start -> Ready (ms)": round(latency["first_ready"]) if latency.get("first_ready") else None,
-        f"burst of {burst_run['repls']} (s)": round(burst_run["operator_ms"] / 1000, 2),
-        f"sync at {big['repls'] if big else '?'} (ms)": big["sync_ms"] if big else None,
-        f"peak RSS after sync at {big['repls'] if big else '?'} (MB)":
-            round(big["peak_rss_after_sync_kb"] / 1024, 1) if big else None,
-        f"idle CPU at {big['repls'] if big else '?'} (%)": big["idle_cpu_percent"] if big else None,
-        f"idle requests at {big['repls'] if big else '?'}": big["idle_requests"] if big else None,
+        f"burst of {burst['repls']} (s)": round(burst_run["operator_ms"] / 1000, 2) if burst_run else None,
+        f"sync at {size} (ms)": big["sync_ms"] if big else None,
+        f"peak RSS after sync at {size} (MB)": round(big["peak_rss_after_sync_kb"] / 1024, 1) if big else None,
+        f"idle CPU at {size} (%)": big["idle_cpu_percent"] if big else None,
+        f"idle requests at {size}": big["idle_requests"] if big else None,
         "threads": big["threads"] if big else None,
     }
 
 
 if peers:
-    ours = figures(create, burst, scale)
-    theirs = {tag: figures(p["latency"], p["burst"], p["scale"]) for tag, p in peers.items()}
+    # Scale compared at the largest size both were measured at.
+    sizes = {r["repls"] for r in scale}
+    for p in peers.values():
+        if p["scale"]:
+            sizes &= {r["repls"] for r in p["scale"]}
+    size = max(sizes) if sizes else (scale[-1]["repls"] if scale else 0)
+    ours = figures(create, burst, scale, size)
+    theirs = {tag: figures(p["latency"], p["burst"], p["scale"], size) for tag, p in peers.items()}
     print()
-    print("side by side (the peer: bench/peer, controller-runtime; ratio = ours / peer)")
+    print(f"side by side (the peer: bench/peer, controller-runtime; ratio = ours / peer; scale at {size} Repls)")
     head = ["figure", "ours"]
     for tag in theirs:
         head += [tag, "ratio"]
@@ -226,13 +233,17 @@ unthrottled = peers.get("peer-unthrottled")
 if big:
     rss = round(big["peak_rss_after_sync_kb"] / 1024, 1)
     target("peak RSS after sync at 10,000 Repls", rss, 40, " MB")
-    peer_big = at_size(unthrottled["scale"], 10000) if unthrottled else None
-    if peer_big:
-        target("  as a share of the unthrottled peer's", round(big["peak_rss_after_sync_kb"] / peer_big["peak_rss_after_sync_kb"], 3), 0.2)
+    for n in (10000, 1000):  # the peer's figure at 10,000 when it was measured there
+        mine = at_size(scale, n)
+        theirs = at_size(unthrottled["scale"], n) if unthrottled else None
+        if mine and theirs:
+            target(f"  peak RSS after sync at {n:,} as a share of the unthrottled peer's",
+                   round(mine["peak_rss_after_sync_kb"] / theirs["peak_rss_after_sync_kb"], 3), 0.2)
+            break
     target("idle CPU at 10,000 Repls", big["idle_cpu_percent"], 0.2, " %")
     target("idle requests at 10,000 Repls", big["idle_requests"], 0)
 target(f"burst of {burst['repls']} over the baseline", burst["ratio"], 1.15)
-if unthrottled:
+if unthrottled and unthrottled["burst"]:
     target(f"burst of {burst['repls']} over the unthrottled peer's", round(burst["operator_ms"] / unthrottled["burst"]["operator_ms"], 3), 0.8)
 target("create -> last child p50", create["children"]["p50"], 10, " ms")
 target("create -> last child p99", create["children"]["p99"], 30, " ms")

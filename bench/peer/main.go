@@ -138,7 +138,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			"phase":              phase,
 			"observedGeneration": repl.GetGeneration(),
 			"urls": map[string]interface{}{
-				"ide": "http://" + name + "." + r.ideDomain, "preview": "http://" + name + "." + r.previewDomain,
+				"ide": "https://" + name + "." + r.ideDomain, "preview": "https://" + name + "." + r.previewDomain,
 			},
 			"conditions": []interface{}{map[string]interface{}{
 				"type": "Ready", "status": status, "reason": reason, "message": message,
@@ -150,6 +150,8 @@ func (r *reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		client.ForceOwnership)
 }
 
+// deployment mirrors templates/deployment.yaml with repl-operator's default settings (requests and
+// limits of lib/repl/children.hpp's ChildSettings), so both put the same pods on the nodes.
 func (r *reconciler) deployment(name, ns, language string, replicas int32, l map[string]string,
 	owner *metaac.OwnerReferenceApplyConfiguration) *appsac.DeploymentApplyConfiguration {
 	q := resource.MustParse
@@ -167,7 +169,7 @@ func (r *reconciler) deployment(name, ns, language string, replicas int32, l map
 				WithRunAsGroup(1000).WithFSGroup(1000).
 				WithSeccompProfile(coreac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
 			WithVolumes(coreac.Volume().WithName("workspace-volume").
-				WithEmptyDir(coreac.EmptyDirVolumeSource().WithSizeLimit(q("1Gi")))).
+				WithEmptyDir(coreac.EmptyDirVolumeSource().WithSizeLimit(q("2Gi")))).
 			WithInitContainers(coreac.Container().WithName("copy-s3-resources").WithImage("amazon/aws-cli:2.17.0").
 				WithCommand("/bin/sh", "-c").WithArgs("aws s3 cp --recursive \"s3://$S3_BUCKET/$CODE_PREFIX/$REPL_ID/\" /workspace").
 				WithEnv(env("REPL_ID", name), env("LANGUAGE", language), env("S3_BUCKET", "repl"),
@@ -181,8 +183,8 @@ func (r *reconciler) deployment(name, ns, language string, replicas int32, l map
 					WithPeriodSeconds(2).WithFailureThreshold(3)).
 				WithSecurityContext(restricted).
 				WithResources(coreac.ResourceRequirements().
-					WithRequests(corev1.ResourceList{"cpu": q("250m"), "memory": q("256Mi"), "ephemeral-storage": q("256Mi")}).
-					WithLimits(corev1.ResourceList{"cpu": q("1"), "memory": q("1Gi"), "ephemeral-storage": q("1Gi")})).
+					WithRequests(corev1.ResourceList{"cpu": q("100m"), "memory": q("256Mi"), "ephemeral-storage": q("256Mi")}).
+					WithLimits(corev1.ResourceList{"cpu": q("1"), "memory": q("1Gi"), "ephemeral-storage": q("2Gi")})).
 				WithVolumeMounts(mount)))))
 }
 
