@@ -149,7 +149,9 @@ int main(int argc, char** argv) {
   stop.get_future().wait();
   server->reset();  // no new requests; those in flight finish on the pool
   pool.join();
-  waiters.finish_all();  // the waits still open are answered as they stand
+  // No request can add a wait any more: end those still open (their connections are closed
+  // already) before the Shim they answer through goes.
+  waiters.finish_all();
   repl_watch.stop();
   client.cancel_all();
   repl_watch.wait();

@@ -57,6 +57,10 @@ void ApiEventSender::send(const Repl& repl, EventType type, const std::string& r
 }
 
 void AsyncEventRecorder::drain() {
+  {
+    std::lock_guard lock(sync_->mu);
+    if (closed_) return;  // drained already (the destructor after an explicit drain)
+  }
   auto give_up = clock_.make_timer();
   give_up->wait_until(clock_.now() + drain_, [sync = sync_] {
     std::lock_guard lock(sync->mu);

@@ -439,6 +439,17 @@ void LeaderElector::perform(const leader::Action& action, std::function<void(lea
   client_.update_async(path_, body, std::move(answered));
 }
 
+Result<leader::ObservedLease, ApiError> LeaderElector::take_lease(rapidjson::Document lease,
+                                                                  const char* what) {
+  auto parsed = leader::parse_lease(lease);
+  if (!parsed) {
+    log::warn(what, {{"lease", config_.lease.str()}, {"error", parsed.error().describe()}});
+    return parsed;
+  }
+  last_lease_ = std::move(lease);
+  return parsed;
+}
+
 leader::Input LeaderElector::read_answer(Client::Answer got) {
   const std::string lease = config_.lease.str();
   if (!got) {
@@ -446,20 +457,16 @@ leader::Input LeaderElector::read_answer(Client::Answer got) {
     log::warn("cannot read the lease", {{"lease", lease}, {"error", got.error().describe()}});
     return leader::ReadFailed{got.error()};
   }
-  auto parsed = leader::parse_lease(*got);
-  if (!parsed) {
-    log::warn("cannot read the lease", {{"lease", lease}, {"error", parsed.error().describe()}});
-    return leader::ReadFailed{parsed.error()};
-  }
-  last_lease_ = std::move(*got);
-  const std::string& holder = parsed->record.holder_identity;
+  auto observed = take_lease(std::move(*got), "cannot read the lease");
+  if (!observed) return leader::ReadFailed{observed.error()};
+  const std::string& holder = observed->record.holder_identity;
   if (holder != config_.identity) log::debug("lease observed", {{"lease", lease}, {"holder", holder}});
-  return leader::ReadOk{std::move(*parsed)};
+  return leader::ReadOk{std::move(*observed)};
 }
 
 leader::Input LeaderElector::write_answer(Client::Answer written) {
-  const std::string lease = config_.lease.str();
   if (!written) {
+    const std::string lease = config_.lease.str();
     if (written.error().is_conflict()) {
       log::debug("lease written by another replica first", {{"lease", lease}});
     } else {
@@ -467,13 +474,9 @@ leader::Input LeaderElector::write_answer(Client::Answer written) {
     }
     return leader::WriteFailed{written.error()};
   }
-  auto parsed = leader::parse_lease(*written);
-  if (!parsed) {
-    log::warn("cannot read the written lease", {{"lease", lease}, {"error", parsed.error().describe()}});
-    return leader::WriteFailed{parsed.error()};
-  }
-  last_lease_ = std::move(*written);
-  return leader::WriteOk{std::move(*parsed)};
+  auto observed = take_lease(std::move(*written), "cannot read the written lease");
+  if (!observed) return leader::WriteFailed{observed.error()};
+  return leader::WriteOk{std::move(*observed)};
 }
 
 void LeaderElector::end() {

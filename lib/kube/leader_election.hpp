@@ -203,6 +203,9 @@ class LeaderElector final {
   void end();                    // stops leading and releases the lease
   void ended();
   void perform(const leader::Action& action, std::function<void(leader::Input)> done);
+  // The Lease an answer carries, kept as the base of the next write; a decode error (logged as
+  // `what`) when it is not one.
+  Result<leader::ObservedLease, ApiError> take_lease(rapidjson::Document lease, const char* what);
   leader::Input read_answer(Client::Answer got);
   leader::Input write_answer(Client::Answer written);
   void feed(const leader::Input& input);
