@@ -7,6 +7,7 @@
 
 #include <boost/asio/ssl/context.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
 
 #include "kube/transport.hpp"
@@ -65,6 +66,17 @@ class TokenSource {
   std::string cached_;
   std::chrono::steady_clock::time_point read_at_{};
 };
+
+// See make_http_transport().
+void trust_only_configured_ca() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // OpenSSL reads these names at every load of its default paths; /dev/null holds no certificate,
+    // and a failed default load is not an error (X509_STORE_set_default_paths clears it).
+    setenv("SSL_CERT_FILE", "/dev/null", 1);
+    setenv("SSL_CERT_DIR", "/dev/null", 1);
+  });
+}
 
 http_client_config make_client_config(const ClusterConfig& cfg, std::chrono::seconds timeout) {
   http_client_config c;
@@ -220,6 +232,7 @@ Result<std::shared_ptr<Transport>, ConfigError> make_http_transport(const Cluste
   if (cfg.server.rfind("https://", 0) != 0 && cfg.server.rfind("http://", 0) != 0) {
     return Fail(ConfigError{"server \"" + cfg.server + "\" is not an http(s) URL"});
   }
+  if (!cfg.ca_pem.empty()) trust_only_configured_ca();
   // Load the credentials once now, so bad PEM is reported at start and not on the first request.
   try {
     boost::asio::ssl::context probe(boost::asio::ssl::context::tls_client);
