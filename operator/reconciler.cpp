@@ -51,7 +51,7 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
     const auto cached = view.child(child.resource, {repl.key.ns, child.name});
     live[i] = cached.has_value();
     if (cached && cached->fingerprint == templates_[i].shape.fingerprint(child.object)) {
-      if (child.resource == kube::deployments()) seen.deployment = cached->deployment;
+      if (child.resource == kube::deployments() && cached->deployment) seen.deployment = *cached->deployment;
       continue;  // every field we manage already holds our value
     }
     todo.push_back(i);

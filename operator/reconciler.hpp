@@ -11,6 +11,7 @@
 // Thread-safety: reconcile() may run on several threads at once, for different Repls.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -28,8 +29,10 @@ inline constexpr const char* kFieldManager = "repl-operator";
 
 // A child as the cache knows it.
 struct LiveChild {
-  std::uint64_t fingerprint = 0;              // of the fields we manage (Shape::fingerprint)
-  std::optional<DeploymentState> deployment;  // Deployments only
+  std::uint64_t fingerprint = 0;  // of the fields we manage (Shape::fingerprint)
+  // Deployments only (null for the other kinds): behind a pointer, so a Service's entry does not
+  // carry a Deployment's room (the caches hold one per child).
+  std::shared_ptr<const DeploymentState> deployment;
 };
 
 // What reconcile reads from the caches.

@@ -5,8 +5,9 @@
 //
 // Memory: per object the store keeps its name, the parsed record and its version. Namespaces are
 // interned (each stored once per store, however many objects share it), and the owner is kept
-// only when it differs from the object's own key (a Repl's children are named after it), so the
-// owner index holds only those objects (pods, Events).
+// only when it differs from the object's own key (a Repl's children are named after it). The
+// index by owner, which for_owner() needs, is kept only by stores made with OwnerIndex::kKept
+// (pods, Events); a store of children is looked up by key and goes without it.
 //
 // Thread-safety: the WatchSink methods are called by one watcher at a time; get(), for_owner(),
 // size(), wait_synced() and write_through() by any thread. The change callback runs outside the lock.
@@ -46,18 +47,20 @@ class Store : public kube::WatchSink {
   // Parses an object; std::nullopt when it is unreadable or not one of ours (it is then ignored).
   using Parse = std::function<std::optional<Item>(const rapidjson::Value&)>;
   using OnChange = std::function<void(const ObjectKey& owner)>;
+  enum class OwnerIndex { kKept, kNone };
 
-  Store(std::string name, Parse parse, OnChange on_change)
-      : name_(std::move(name)), parse_(std::move(parse)), on_change_(std::move(on_change)) {}
+  Store(std::string name, Parse parse, OnChange on_change, OwnerIndex index = OwnerIndex::kKept)
+      : name_(std::move(name)), parse_(std::move(parse)), on_change_(std::move(on_change)), index_(index) {}
 
   std::optional<R> get(const ObjectKey& key) const {
     std::lock_guard lock(mu_);
-    const auto it = find(items_, key);
-    if (it == items_.end()) return std::nullopt;
+    const auto it = find(live_.items, key);
+    if (it == live_.items.end()) return std::nullopt;
     return it->second.record;
   }
 
-  // Calls f(record) for every object owned by `owner`.
+  // Calls f(record) for every object owned by `owner` (with OwnerIndex::kNone: only the one whose key
+  // is `owner`, if it is its own owner).
   template <class F>
   void for_owner(const ObjectKey& owner, F f) const {
     for_owner_items(owner, [&f](const ObjectKey&, const R& record) { f(record); });
@@ -67,17 +70,17 @@ class Store : public kube::WatchSink {
   template <class F>
   void for_owner_items(const ObjectKey& owner, F f) const {
     std::lock_guard lock(mu_);
-    if (const auto self = find(items_, owner); self != items_.end() && !self->second.owner) {
+    if (const auto self = find(live_.items, owner); self != live_.items.end() && !self->second.owner) {
       f(owner, self->second.record);
     }
-    const auto it = by_owner_.find(owner);
-    if (it == by_owner_.end()) return;
-    for (const ObjectKey& key : it->second) f(key, find(items_, key)->second.record);
+    const auto it = live_.by_owner.find(owner);
+    if (it == live_.by_owner.end()) return;
+    for (const ObjectKey& key : it->second) f(key, find(live_.items, key)->second.record);
   }
 
   std::size_t size() const {
     std::lock_guard lock(mu_);
-    return items_.size();
+    return live_.items.size();
   }
 
   // Blocks until the first list has been stored (true) or cancel_wait() is called (false).
@@ -110,19 +113,24 @@ class Store : public kube::WatchSink {
     if (!item) return;
     std::lock_guard lock(mu_);
     if (item->version <= horizon_) return;
-    if (const auto old = find(items_, item->key); old != items_.end()) {
+    if (const auto old = find(live_.items, item->key); old != live_.items.end()) {
       if (old->second.version >= item->version) return;
-      erase(old);
+      erase(live_, old);
     }
-    insert(std::move(*item));
+    insert(live_, std::move(*item));
   }
 
-  void begin_resync() override { incoming_.clear(); }
+  // A resync builds the new contents in their final form, which then replace the old: each object
+  // is allocated once, not copied from a staging map that is freed afterwards (that left the heap
+  // full of holes after every list).
+  void begin_resync() override { incoming_ = Table{}; }
 
   void resync_item(const rapidjson::Value& object) override {
     if (auto item = parse(object)) {
-      ObjectKey key = item->key;
-      incoming_.insert_or_assign(std::move(key), std::move(*item));
+      std::lock_guard lock(mu_);  // the namespaces are shared with readers
+      if (const auto old = find(incoming_.items, item->key); old != incoming_.items.end())
+        erase(incoming_, old);
+      insert(incoming_, std::move(*item));
     }
   }
 
@@ -130,21 +138,18 @@ class Store : public kube::WatchSink {
     std::set<ObjectKey> changed;
     {
       std::lock_guard lock(mu_);
-      for (const auto& [key, entry] : items_) {
+      for (const auto& [key, entry] : live_.items) {
         // Vanished while we were not watching, or now owned by another Repl: the old owner must
         // look again either way.
         ObjectKey k{*key.ns, key.name};
         ObjectKey owner = owner_of(k, entry);
-        const auto now = incoming_.find(k);
-        if (now == incoming_.end() || now->second.owner != owner) changed.insert(std::move(owner));
+        const auto now = incoming_.items.find(key);
+        if (now == incoming_.items.end() || owner_of(k, now->second) != owner)
+          changed.insert(std::move(owner));
       }
-      items_.clear();
-      by_owner_.clear();
-      for (auto& [key, item] : incoming_) {
-        changed.insert(item.owner);
-        insert(std::move(item));
-      }
-      incoming_.clear();
+      for (const auto& [key, entry] : incoming_.items)
+        changed.insert(owner_of(ObjectKey{*key.ns, key.name}, entry));
+      live_ = std::exchange(incoming_, Table{});
       synced_ = true;
     }
     synced_cv_.notify_all();
@@ -161,18 +166,19 @@ class Store : public kube::WatchSink {
     {
       std::lock_guard lock(mu_);
       horizon_ = std::max(horizon_, item->version);
-      const auto old = find(items_, item->key);
+      const auto old = find(live_.items, item->key);
       // An event older than what our own write already stored changes nothing.
-      if (type != kube::EventType::kDeleted && old != items_.end() && old->second.version > item->version)
+      if (type != kube::EventType::kDeleted && old != live_.items.end() &&
+          old->second.version > item->version)
         return;
-      if (old != items_.end()) {
+      if (old != live_.items.end()) {
         // Re-owned (a label changed): the previous owner must look again too.
         if (ObjectKey previous = owner_of(item->key, old->second); previous != item->owner) {
           owners.push_back(std::move(previous));
         }
-        erase(old);
+        erase(live_, old);
       }
-      if (type != kube::EventType::kDeleted) insert(std::move(*item));
+      if (type != kube::EventType::kDeleted) insert(live_, std::move(*item));
     }
     for (const auto& owner : owners) on_change_(owner);
   }
@@ -219,6 +225,11 @@ class Store : public kube::WatchSink {
     std::unique_ptr<ObjectKey> owner;  // null: the object is owned by its own key
   };
   using Items = std::map<Key, Entry, KeyLess>;
+  struct Table {
+    Items items;
+    // Objects owned by another key than their own, by owner.
+    std::map<ObjectKey, std::set<ObjectKey>> by_owner;
+  };
 
   static ObjectKey owner_of(const ObjectKey& key, const Entry& entry) {
     return entry.owner ? *entry.owner : key;
@@ -234,39 +245,38 @@ class Store : public kube::WatchSink {
     if (ns == namespaces_.end()) return items.end();
     return items.find(KeyView{&*ns, key.name});
   }
-  void insert(Item item) {
+  void insert(Table& table, Item item) {
     const std::string* ns = &*namespaces_.insert(item.key.ns).first;
     std::unique_ptr<ObjectKey> owner;
     if (item.owner != item.key) {
-      by_owner_[item.owner].insert(item.key);
+      if (index_ == OwnerIndex::kKept) table.by_owner[item.owner].insert(item.key);
       owner = std::make_unique<ObjectKey>(std::move(item.owner));
     }
-    items_.insert_or_assign(Key{ns, std::move(item.key.name)},
-                            Entry{std::move(item.record), item.version, std::move(owner)});
+    table.items.insert_or_assign(Key{ns, std::move(item.key.name)},
+                                 Entry{std::move(item.record), item.version, std::move(owner)});
   }
-  void erase(typename Items::iterator it) {
+  void erase(Table& table, typename Items::iterator it) {
     if (const auto& owner = it->second.owner) {
-      if (auto index = by_owner_.find(*owner); index != by_owner_.end()) {
+      if (auto index = table.by_owner.find(*owner); index != table.by_owner.end()) {
         index->second.erase(ObjectKey{*it->first.ns, it->first.name});
-        if (index->second.empty()) by_owner_.erase(index);
+        if (index->second.empty()) table.by_owner.erase(index);
       }
     }
-    items_.erase(it);
+    table.items.erase(it);
   }
 
   const std::string name_;
   const Parse parse_;
   const OnChange on_change_;
+  const OwnerIndex index_;
   mutable std::mutex mu_;
   std::condition_variable synced_cv_;
   // Namespaces seen, each once (a few per cluster: never pruned).
   std::set<std::string, std::less<>> namespaces_;
-  Items items_;
-  // Objects owned by another key than their own, by owner.
-  std::map<ObjectKey, std::set<ObjectKey>> by_owner_;
+  Table live_;
   // The newest resourceVersion the watch has delivered (see write_through()).
   std::uint64_t horizon_ = 0;
-  std::map<ObjectKey, Item> incoming_;  // a resync in progress; only the watcher touches it
+  Table incoming_;  // a resync in progress; only the watcher writes it (under mu_: see resync_item)
   bool synced_ = false;
   bool wait_cancelled_ = false;
 };

@@ -118,8 +118,9 @@ struct Fixture {
     const auto children = repl::test::render_children(repl);
     for (std::size_t i = 0; i < children.size(); ++i) {
       const auto& c = children[i];
-      repl::LiveChild live{reconciler.templates()[i].shape.fingerprint(c.object), std::nullopt};
-      if (c.resource == repl::kube::deployments()) live.deployment = state;
+      repl::LiveChild live{reconciler.templates()[i].shape.fingerprint(c.object), nullptr};
+      if (c.resource == repl::kube::deployments())
+        live.deployment = std::make_shared<const DeploymentState>(state);
       view.children[{c.resource.kind, {repl.key.ns, c.name}}] = live;
     }
   }

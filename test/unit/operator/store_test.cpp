@@ -210,6 +210,34 @@ TEST_CASE("a resync reports listed owners and owners whose objects vanished", "[
   }
 }
 
+// A store of children is looked up by key and keeps no index by owner: it still reports every
+// owner a change concerns (the object's, the previous one's, a vanished object's).
+TEST_CASE("without an owner index, changes still report their owners", "[operator][store]") {
+  repl::test::QuietLogs quiet;
+  Keys changes;
+  TestStore store{"test", parse_record, [&changes](const ObjectKey& owner) { changes.push_back(owner); },
+                  TestStore::OwnerIndex::kNone};
+  store.on_event(EventType::kAdded, object(kX, kOwner1, "x"));
+  store.on_event(EventType::kAdded, object(kOwner2, kOwner2, "self"));
+  CHECK(changes == Keys{kOwner1, kOwner2});
+  CHECK(store.get(kX)->value == "x");
+  Values owned;
+  store.for_owner(kOwner1, [&owned](const Record& r) { owned.push_back(r.value); });
+  store.for_owner(kOwner2, [&owned](const Record& r) { owned.push_back(r.value); });
+  CHECK(owned == Values{"self"});  // only an object that is its own owner
+  changes.clear();
+  store.on_event(EventType::kModified, object(kX, kOwner2, "x2", "2"));
+  CHECK(changes == Keys{kOwner2, kOwner1});
+  changes.clear();
+  store.begin_resync();
+  store.resync_item(object(kOwner2, kOwner2, "self"));
+  store.end_resync();  // x vanished
+  std::sort(changes.begin(), changes.end());
+  CHECK(changes == Keys{kOwner2});
+  CHECK_FALSE(store.get(kX));
+  CHECK(store.size() == 1);
+}
+
 // As on_event does: the previous owner of a re-owned object is told it lost a child.
 TEST_CASE("a resync that re-owns an object reports the previous owner too", "[operator][store]") {
   Fixture f;
