@@ -6,6 +6,7 @@
 //   repl-bench latency  --namespace NS --count 200 [--shim URL]   one Repl after another
 //   repl-bench burst    --namespace NS --count 1000 --concurrency 32    Repls at once
 //   repl-bench baseline --namespace NS --count 1000 --concurrency 32    the same writes, directly
+//   repl-bench floor    --namespace NS --count 200    latency's floor: a Repl's children, directly
 //   repl-bench populate --namespace NS --count N [--suspended]    create N, wait for every status
 //   repl-bench soak     --namespace NS --seconds S --rate 10 --count 100   churn for S seconds
 //
@@ -51,6 +52,7 @@ const std::array<kube::Resource, 4> kChildren = {kube::deployments(), kube::serv
                                                  kube::network_policies()};
 
 struct Timeline {
+  std::optional<TimePoint> seen;  // first delivered by the Repl watch
   std::array<std::optional<TimePoint>, kChildren.size()> child;
   std::optional<TimePoint> status;  // first status with a phase
   std::optional<TimePoint> ready;   // first Ready=True
@@ -84,6 +86,7 @@ class Recorder {
       }
     }
     update(name, [has_phase, ready](Timeline& t, TimePoint now) {
+      if (!t.seen) t.seen = now;
       if (has_phase && !t.status) t.status = now;
       if (ready && !t.ready) t.ready = now;
     });
@@ -365,15 +368,92 @@ int burst(kube::Client& client, const Options& o) {
   return 0;
 }
 
+// The Repl an operator would see once `created` (the API server's answer to its create).
+Repl created_repl(const Options& o, const std::string& name, const rapidjson::Value& created) {
+  Repl r;
+  r.key = {o.ns, name};
+  r.spec.user_id = "bench";
+  r.spec.language = "node-js";
+  r.uid = json::string_at(json::member(created, "metadata"), "uid");
+  r.generation = 1;
+  return r;
+}
+
+std::optional<std::vector<ChildTemplate>> templates_or_say(const Options& o) {
+  auto templates = load_child_templates(o.templates);
+  if (!templates) {
+    std::cerr << "repl-bench: " << templates.error().message << "\n";
+    return std::nullopt;
+  }
+  return std::move(*templates);
+}
+
+// The floor of latency's "create -> last child", with no operator running: the bench itself acts as
+// an operator that costs nothing. Per Repl: create it, wait for the Repl watch to deliver it (the
+// hop every operator waits for), apply its four children at once, rendered by the same
+// templates, and time until the child watches have seen all four; one Repl after another.
+int floor_latency(kube::Client& client, const Options& o) {
+  const auto templates = templates_or_say(o);
+  if (!templates) return 1;
+  Recorder recorder;
+  Watches watches(client, o.ns, recorder);
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // the watches have listed
+  std::vector<double> to_children, to_seen, writes;
+  for (int i = 0; i < o.count; ++i) {
+    const std::string name = o.prefix + std::to_string(i);
+    const auto t0 = Clock::now();
+    auto created = client.create(kube::collection_path(kube::repls(), o.ns), repl_object(o.ns, name, false));
+    if (!created ||
+        !recorder.wait(
+            name, [](const Timeline& t) { return t.seen.has_value(); }, std::chrono::seconds(60))) {
+      std::cerr << "repl-bench: " << name << " was not created and seen\n";
+      return 1;
+    }
+    auto children = desired_children(created_repl(o, name, *created), ChildSettings{}, *templates);
+    if (!children) return 1;
+    const auto w0 = Clock::now();
+    // As the operator does: asynchronous server-side applies, all in flight at once.
+    std::mutex mu;
+    std::condition_variable all_in;
+    std::size_t pending = children->size();
+    int failed = 0;
+    for (const auto& c : *children) {
+      client.apply_async(kube::object_path(c.resource, o.ns, c.name), c.object, "repl-operator",
+                         [&](kube::Client::Answer applied) {
+                           std::lock_guard lock(mu);
+                           if (!applied) ++failed;
+                           if (--pending == 0) all_in.notify_one();
+                         });
+    }
+    {
+      std::unique_lock lock(mu);
+      all_in.wait(lock, [&] { return pending == 0; });
+    }
+    writes.push_back(ms(Clock::now() - w0));
+    if (failed > 0 ||
+        !recorder.wait(
+            name, [](const Timeline& t) { return t.last_child().has_value(); }, std::chrono::seconds(60))) {
+      std::cerr << "repl-bench: the children of " << name << " were not created and seen\n";
+      return 1;
+    }
+    const auto t = recorder.get(name);
+    to_seen.push_back(ms(*t.seen - t0));
+    to_children.push_back(ms(*t.last_child() - t0));
+    // The cluster's own work for this Repl (its ReplicaSet, pod, scheduling, kwok's stages) ends
+    // before the next, as latency's wait for Ready lets it: otherwise it lands in the next figure.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  std::cout << R"({"children":)" << percentiles(to_children) << R"(,"seen":)" << percentiles(to_seen)
+            << R"(,"child_writes":)" << percentiles(writes) << "}\n";
+  return 0;
+}
+
 // The physical baseline of a burst, with no operator running: the writes an operator must make per
 // Repl (the Repl's create, its four children's creates, owned by it and rendered by the same
 // templates, and one status apply), issued directly, `concurrency` Repls at a time.
 int baseline(kube::Client& client, const Options& o) {
-  auto templates = load_child_templates(o.templates);
-  if (!templates) {
-    std::cerr << "repl-bench: " << templates.error().message << "\n";
-    return 1;
-  }
+  const auto templates = templates_or_say(o);
+  if (!templates) return 1;
   std::atomic<int> failed{0}, writes{0};
   const auto write = [&](const auto& result) {
     ++writes;
@@ -382,15 +462,10 @@ int baseline(kube::Client& client, const Options& o) {
   };
   const auto t0 = Clock::now();
   parallel(o.count, o.concurrency, [&](int i) {
-    Repl r;
-    r.key = {o.ns, o.prefix + std::to_string(i)};
-    r.spec.user_id = "bench";
-    r.spec.language = "node-js";
-    auto created =
-        client.create(kube::collection_path(kube::repls(), o.ns), repl_object(o.ns, r.key.name, false));
+    const std::string name = o.prefix + std::to_string(i);
+    auto created = client.create(kube::collection_path(kube::repls(), o.ns), repl_object(o.ns, name, false));
     if (!write(created)) return;
-    r.uid = json::string_at(json::member(*created, "metadata"), "uid");
-    r.generation = 1;
+    const Repl r = created_repl(o, name, *created);
     auto children = desired_children(r, ChildSettings{}, *templates);
     if (!children) {
       ++failed;
@@ -477,7 +552,7 @@ int soak(kube::Client& client, const Options& o) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: repl-bench latency|burst|baseline|populate|soak [flags] (--help for flags)\n";
+    std::cerr << "usage: repl-bench latency|burst|baseline|floor|populate|soak [flags] (--help for flags)\n";
     return 2;
   }
   const std::string command = argv[1];
@@ -486,7 +561,7 @@ int main(int argc, char** argv) {
   flags.add("kubeconfig", "", &o.kubeconfig, "kubeconfig file (default $KUBECONFIG)");
   flags.add("namespace", "", &o.ns, "namespace the operator watches");
   flags.add("shim", "", &o.shim, "latency: create through POST <shim>/start instead of the API");
-  flags.add("templates", "", &o.templates, "baseline: the templates it renders");
+  flags.add("templates", "", &o.templates, "baseline, floor: the templates they render");
   flags.add("prefix", "", &o.prefix, "Repl names are <prefix><n>");
   flags.add("count", "", &o.count, "Repls");
   flags.add("concurrency", "", &o.concurrency, "creates in flight (burst, baseline, populate)");
@@ -504,6 +579,7 @@ int main(int argc, char** argv) {
   if (command == "latency") return latency(client, o);
   if (command == "burst") return burst(client, o);
   if (command == "baseline") return baseline(client, o);
+  if (command == "floor") return floor_latency(client, o);
   if (command == "populate") return populate(client, o);
   if (command == "soak") return soak(client, o);
   std::cerr << "repl-bench: unknown command " << command << "\n";

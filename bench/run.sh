@@ -8,6 +8,9 @@
 #            status is written; and, with no operator running, the baseline: the writes an operator
 #            must make per Repl (its create, four child creates, one status apply) issued directly at
 #            the same concurrency
+#   floor    with no operator running, latency's floor: per Repl its create, the Repl watch's
+#            delivery, its four children created directly at once, until a watch has seen them; and
+#            the API server's own time per child write (its request-duration metric) during ours
 #   scale    the operator restarted with 1,000 and with 10,000 Repls in the cluster: time from start
 #            to caches synced, peak RSS after sync, CPU and write requests over an idle minute
 #   soak     an operator limited to one namespace while Repls are created and deleted there for a
@@ -62,7 +65,7 @@ say "starting the simulated cluster (4 nodes)"
 KWOK_POD_DELAY_MS=20 KWOK_POD_JITTER_MS=50 KWOK_NODE_PODS=2000 KWOK_NODE_CPU=64 KWOK_NODE_MEMORY=512Gi \
   "$root/test/cluster/cluster.sh" up "$work/cluster" --nodes 4 --crds "$root/crd/repls.peetcode.com.yaml" >/dev/null
 export KUBECONFIG=$work/cluster/admin.kubeconfig
-for ns in bench bench-start bench-burst bench-baseline bench-scale bench-soak \
+for ns in bench bench-start bench-burst bench-baseline bench-floor bench-scale bench-soak \
   bench-peer-d bench-peer-d-burst bench-peer-u bench-peer-u-burst bench-peer-u-scale; do
   kubectl create namespace "$ns" >/dev/null
 done
@@ -133,6 +136,13 @@ quiet() {
   done
   say "the cluster was still busy after 5 minutes (Deployments changing)"
 }
+# apiserver_writes: "SECONDS COUNT", the API server's own time on writes of the four kinds of child
+# so far (its apiserver_request_duration_seconds, which excludes the network and the client).
+apiserver_writes() {
+  kubectl get --raw /metrics | awk '/^apiserver_request_duration_seconds_(sum|count)[{]/ &&
+    /verb="(POST|APPLY|PATCH)"/ && /resource="(deployments|services|ingresses|networkpolicies)"/ {
+      if ($1 ~ /_sum[{]/) s += $NF; else c += $NF } END {printf "%f %d\n", s, c}'
+}
 settle() {  # until the queue is empty and nothing is in flight, twice in a row
   local quiet=0
   while [ $quiet -lt 2 ]; do
@@ -161,7 +171,12 @@ latency_and_burst() {
   quiet
   say "$tag: latency: $latency_n Repls one after another, through the API"
   start_operator "$work/operator-$tag-latency.log" --namespace "$2"
+  local before after
+  before=$(apiserver_writes)
   "$build/bin/repl-bench" latency --namespace "$2" --count "$latency_n" > "$work/latency-$tag.json"
+  after=$(apiserver_writes)
+  echo "$before $after" | awk '{printf "{\"writes\":%d,\"mean_ms\":%.2f}\n", $4 - $2, ($4 > $2) ? 1000 * ($3 - $1) / ($4 - $2) : 0}' \
+    > "$work/server-$tag.json"
   stop_operator
   quiet
   say "$tag: burst: $burst_n Repls at once"
@@ -228,6 +243,10 @@ quiet
 say "baseline: the writes of $burst_n Repls, directly, no operator running"
 "$build/bin/repl-bench" baseline --namespace bench-baseline --count "$burst_n" --concurrency 32 \
   --templates "$root/templates" > "$work/baseline.json"
+quiet
+say "floor: $latency_n Repls one after another, their children written directly, no operator running"
+"$build/bin/repl-bench" floor --namespace bench-floor --count "$latency_n" --templates "$root/templates" \
+  > "$work/floor.json"
 scale ours bench-scale
 
 # The peer: controller-runtime's defaults (its client's QPS 20 and burst 30, one worker), then
