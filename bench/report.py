@@ -266,8 +266,8 @@ print("floors (the same run)")
 if floor:
     print(f"  create -> last child with no operator at all (the bench writes the children once the Repl watch "
           f"delivers it): p50 {floor['children']['p50']} ms, p99 {floor['children']['p99']} ms; ours over it: "
-          f"p50 +{create['children']['p50'] - floor['children']['p50']:.2f} ms, "
-          f"p99 +{create['children']['p99'] - floor['children']['p99']:.2f} ms")
+          f"p50 {create['children']['p50'] - floor['children']['p50']:+.2f} ms, "
+          f"p99 {create['children']['p99'] - floor['children']['p99']:+.2f} ms")
 if "ours" in server:
     print(f"  the API server's own time per child write: {server['ours']['mean_ms']} ms")
 if unthrottled and unthrottled["burst"]:
