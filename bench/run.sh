@@ -301,4 +301,5 @@ fi
 
 python3 "$root/bench/report.py" "$work" "$results/$stamp"
 cp "$work"/*.log "$work"/idle-profile-*.txt "$results/" 2>/dev/null || true
+rm -rf "$work"  # its logs and profiles are in $results; a failed run keeps it for them
 say "results: $results/$stamp.json, $results/$stamp-latency.png"
