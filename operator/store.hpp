@@ -136,6 +136,7 @@ class Store : public kube::WatchSink {
 
   void end_resync() override {
     std::set<ObjectKey> changed;
+    Table replaced;  // freed after the lock is released: readers do not wait for that
     {
       std::lock_guard lock(mu_);
       for (const auto& [key, entry] : live_.items) {
@@ -149,7 +150,7 @@ class Store : public kube::WatchSink {
       }
       for (const auto& [key, entry] : incoming_.items)
         changed.insert(owner_of(ObjectKey{*key.ns, key.name}, entry));
-      live_ = std::exchange(incoming_, Table{});
+      replaced = std::exchange(live_, std::exchange(incoming_, Table{}));
       synced_ = true;
     }
     synced_cv_.notify_all();
