@@ -410,7 +410,11 @@ int floor_latency(kube::Client& client, const Options& o) {
       return 1;
     }
     auto children = desired_children(created_repl(o, name, *created), ChildSettings{}, *templates);
-    if (!children) return 1;
+    if (!children) {
+      std::cerr << "repl-bench: cannot render the children of " << name << ": " << children.error().message
+                << "\n";
+      return 1;
+    }
     const auto w0 = Clock::now();
     // As the operator does: asynchronous server-side applies, all in flight at once.
     std::mutex mu;
@@ -421,7 +425,10 @@ int floor_latency(kube::Client& client, const Options& o) {
       client.apply_async(kube::object_path(c.resource, o.ns, c.name), c.object, "repl-operator",
                          [&](kube::Client::Answer applied) {
                            std::lock_guard lock(mu);
-                           if (!applied) ++failed;
+                           if (!applied) {
+                             std::cerr << "repl-bench: apply: " << applied.error().describe() << "\n";
+                             ++failed;
+                           }
                            if (--pending == 0) all_in.notify_one();
                          });
     }
