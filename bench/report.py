@@ -52,11 +52,10 @@ scale = load_scale("ours")
 burst = load("burst-ours.json")
 baseline = load("baseline.json")
 floor = load("floor.json") if (work / "floor.json").exists() else None
-server = {tag: load(f"server-{tag}.json") for tag in ("ours",) + ("peer-default", "peer-unthrottled")
-          if (work / f"server-{tag}.json").exists()}
 burst.update({"baseline_ms": baseline["baseline_ms"], "baseline_writes": baseline["writes"],
               "ratio": round(burst["operator_ms"] / baseline["baseline_ms"], 3)})
 PEERS = ("peer-default", "peer-unthrottled")
+server = {tag: load(f"server-{tag}.json") for tag in ("ours",) + PEERS if (work / f"server-{tag}.json").exists()}
 peers = {tag: {"latency": load(f"latency-{tag}.json"),
                "burst": load(f"burst-{tag}.json") if (work / f"burst-{tag}.json").exists() else None,
                "scale": load_scale(tag)}
