@@ -457,7 +457,8 @@ int floor_latency(kube::Client& client, const Options& o) {
 
 // The physical baseline of a burst, with no operator running: the writes an operator must make per
 // Repl (the Repl's create, its four children's creates, owned by it and rendered by the same
-// templates, and one status apply), issued directly, `concurrency` Repls at a time.
+// templates, the apply of its finalizer, and one status apply), issued directly, `concurrency`
+// Repls at a time.
 int baseline(kube::Client& client, const Options& o) {
   const auto templates = templates_or_say(o);
   if (!templates) return 1;
@@ -479,6 +480,8 @@ int baseline(kube::Client& client, const Options& o) {
       return;
     }
     for (const auto& c : *children) write(client.create(kube::collection_path(c.resource, o.ns), c.object));
+    write(client.apply(kube::object_path(kube::repls(), o.ns, r.key.name), finalizer_apply_body(r.key, true),
+                       "repl-operator"));
     const auto status = compute_status(r, ChildObservation{}, urls_for(r, ChildSettings{}), rfc3339_now());
     write(client.apply(kube::object_path(kube::repls(), o.ns, r.key.name) + "/status",
                        status_apply_body(r, status), "repl-operator"));

@@ -20,9 +20,10 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
       repls_([this](const ObjectKey& key) { dispatcher_.add(key); }),
       pods_(
           "pods",
-          [](const rapidjson::Value& pod) -> std::optional<Store<PodState>::Item> {
+          [this](const rapidjson::Value& pod) -> std::optional<Store<PodState>::Item> {
             auto state = pod_state(pod);
             if (!state) return std::nullopt;
+            if (state->final_sync) saw_final_sync(state->repl, *state->final_sync);
             const auto* meta = json::member(pod, "metadata");
             return Store<PodState>::Item{
                 {json::string_at(meta, "namespace"), json::string_at(meta, "name")}, state->repl, *state};
@@ -115,8 +116,39 @@ std::optional<LiveChild> Controller::child(const kube::Resource& resource, const
 }
 
 void Controller::wrote(const kube::Resource& resource, const rapidjson::Value& object) {
-  if (resource == kube::repls()) repls_.write_through(object);
+  if (resource == kube::repls()) {
+    repls_.write_through(object);
+    // A status that shows the final sync we kept: the Repl holds it now.
+    if (auto repl = parse_repl(object); repl && repl->status.synced) {
+      std::lock_guard lock(final_syncs_mu_);
+      const auto it = final_syncs_.find(repl->key);
+      if (it != final_syncs_.end() && it->second.message == repl->status.synced->message)
+        final_syncs_.erase(it);
+    }
+  }
   if (ChildStore* store = child_store(resource)) store->write_through(object);
+}
+
+void Controller::saw_final_sync(const ObjectKey& repl, const FinalSync& sync) {
+  // Every later event about the stopped pod shows it again: once on the Repl, it is not kept.
+  if (const auto r = repls_.get(repl); r && r->status.synced && r->status.synced->message == sync.message)
+    return;
+  std::lock_guard lock(final_syncs_mu_);
+  auto [it, added] = final_syncs_.try_emplace(repl, sync);
+  if (!added && it->second.finished_at <= sync.finished_at) it->second = sync;  // RFC 3339 sorts as text
+}
+
+std::optional<FinalSync> Controller::final_sync(const ObjectKey& repl) const {
+  std::lock_guard lock(final_syncs_mu_);
+  const auto it = final_syncs_.find(repl);
+  if (it == final_syncs_.end()) return std::nullopt;
+  return it->second;
+}
+
+bool Controller::has_pods(const ObjectKey& repl) const {
+  bool any = false;
+  pods_.for_owner(repl, [&any](const PodState&) { any = true; });
+  return any;
 }
 
 std::optional<Problem> Controller::pod_problem(const ObjectKey& repl) const {
@@ -150,7 +182,11 @@ bool Controller::synced() const {
 
 ReconcileOutcome Controller::reconcile(const ObjectKey& key) {
   const auto repl = repls_.get(key);
-  if (!repl) return ReconcileOutcome::done();  // deleted: its children go with it
+  if (!repl) {  // deleted: its children go with it
+    std::lock_guard lock(final_syncs_mu_);
+    final_syncs_.erase(key);
+    return ReconcileOutcome::done();
+  }
   if (!options_.may_write()) return ReconcileOutcome::requeue_after(std::chrono::seconds(1));
   const auto started = clock_.now();
   auto result = reconciler_.reconcile(*repl, *this);

@@ -20,6 +20,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -67,6 +68,8 @@ class Controller final : public ChildView {
 
   std::optional<LiveChild> child(const kube::Resource& resource, const ObjectKey& key) const override;
   std::optional<Problem> pod_problem(const ObjectKey& repl) const override;
+  bool has_pods(const ObjectKey& repl) const override;
+  std::optional<FinalSync> final_sync(const ObjectKey& repl) const override;
   void wrote(const kube::Resource& resource, const rapidjson::Value& object) override;
 
  private:
@@ -93,6 +96,12 @@ class Controller final : public ChildView {
   std::vector<ChildCache> children_;  // one per template, in template order
   Store<PodState> pods_;
   Store<PullFailure> pull_failures_;  // keyed by Event, owned by the pod they are about
+  // The newest final sync seen per Repl (from a stopping pod's status, or the last state its
+  // deletion carried), until the Repl's status shows it or the Repl is gone: the pod and the
+  // event that showed it may be gone before the Repl's reconcile runs.
+  mutable std::mutex final_syncs_mu_;
+  std::map<ObjectKey, FinalSync> final_syncs_;
+  void saw_final_sync(const ObjectKey& repl, const FinalSync& sync);
   std::vector<std::unique_ptr<kube::WatchRunner>> watchers_;
   std::mutex state_mu_;
   bool synced_all_ = false;

@@ -139,6 +139,11 @@ int main(int argc, char** argv) {
             "uid every container of a runner pod runs as (runAsUser; not 0: the pod runs as non-root)");
   flags.add("runner-gid", "REPL_RUNNER_GID", &settings.runner_gid,
             "gid of every container of a runner pod (runAsGroup), and the workspace's group (fsGroup)");
+  flags.add("sync-interval", "REPL_SYNC_INTERVAL", &settings.sync_interval_seconds,
+            "seconds between two pushes of a running repl's workspace to S3 by its sync sidecar");
+  flags.add("termination-grace-period", "REPL_TERMINATION_GRACE_PERIOD",
+            &settings.termination_grace_period_seconds,
+            "seconds a stopping runner pod has for the runner's exit and the final sync to S3 (at least 10)");
   flags.add("url-scheme", "REPL_URL_SCHEME", &settings.url_scheme, "scheme of the URLs reported in status");
   flags.add("workers", "REPL_WORKERS", &controller_options.workers, "Repls reconciled in parallel");
   flags.add("leader-elect", "REPL_LEADER_ELECT", &leader_elect,

@@ -1,11 +1,13 @@
 #include "reconciler.hpp"
 
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <mutex>
 
 #include "common/json.hpp"
 #include "common/log.hpp"
+#include "kube/resource.hpp"
 #include "repl/validation.hpp"
 
 namespace repl {
@@ -20,7 +22,7 @@ bool is_permanent(const kube::ApiError& e) {
 }
 
 Result<void, kube::ApiError> Reconciler::reconcile(const Repl& repl, ChildView& view) {
-  if (repl.deleting) return Ok{};  // owned children go with it (garbage collection)
+  if (repl.deleting) return finalize(repl, view);
   ChildObservation seen;
   std::optional<FieldError> invalid = validate_repl_id(repl.key.name);
   if (!invalid) invalid = validate_user_id(repl.spec.user_id);
@@ -29,14 +31,60 @@ Result<void, kube::ApiError> Reconciler::reconcile(const Repl& repl, ChildView& 
   if (invalid) {
     seen.failure_reason = "InvalidSpec";
     seen.failure_message = invalid->field + ": " + invalid->message;
-  } else if (auto applied = apply_children(repl, view, seen); !applied) {
+  } else if (auto applied = apply_children(repl, view, seen, Create::kYes); !applied) {
     return applied;
   }
   return write_status(repl, view, seen);
 }
 
+Result<void, kube::ApiError> Reconciler::finalize(const Repl& repl, ChildView& view) {
+  if (!repl.finalizer) return Ok{};  // nothing of ours holds it: its children go with it (garbage collection)
+  ChildObservation seen;
+  seen.pods = view.has_pods(repl.key);
+  seen.final_sync = view.final_sync(repl.key);
+  if (seen.pods) {
+    // The runner stops first (its Deployment scaled to zero), and the sync sidecar after it, with a
+    // final push to S3; the pods' end brings the key back here.
+    Repl stopping = repl;
+    stopping.spec.suspended = true;
+    if (auto applied = apply_children(stopping, view, seen, Create::kNo); !applied) return applied;
+    return write_status(repl, view, seen);
+  }
+  // Held only while there is someone to tell: not in a namespace that is going away.
+  if (final_sync_failed(repl, seen) && !repl.force_delete) {
+    auto ns = client_.get("/api/v1/namespaces/" + repl.key.ns);
+    if (!ns && !ns.error().is_not_found()) return Fail(ns.error());
+    const bool ns_going = !ns || json::member(json::member(*ns, "metadata"), "deletionTimestamp") != nullptr;
+    if (!ns_going) {
+      seen.held = true;
+      return write_status(repl, view, seen);
+    }
+  }
+  return remove_finalizer(repl, view);
+}
+
+void Reconciler::apply_finalizer(const Repl& repl, bool keep, kube::Client::Done done) {
+  client_.apply_async(kube::object_path(kube::repls(), repl.key.ns, repl.key.name),
+                      finalizer_apply_body(repl.key, keep), kFieldManager, std::move(done));
+}
+
+Result<void, kube::ApiError> Reconciler::remove_finalizer(const Repl& repl, ChildView& view) {
+  std::promise<kube::Client::Answer> answer;
+  apply_finalizer(repl, false, [&answer](kube::Client::Answer a) { answer.set_value(std::move(a)); });
+  auto removed = answer.get_future().get();
+  if (!removed) {
+    // Gone already; or, if its last finalizer went meanwhile, the apply would have made it anew and
+    // was refused for the missing spec: there is nothing left to hold either way.
+    if (removed.error().is_not_found() || removed.error().is_invalid()) return Ok{};
+    return Fail(removed.error());
+  }
+  view.wrote(kube::repls(), *removed);
+  log::info("released", {{"repl", repl.key.str()}});
+  return Ok{};
+}
+
 Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildView& view,
-                                                        ChildObservation& seen) {
+                                                        ChildObservation& seen, Create create) {
   auto children = desired_children(repl, settings_, templates_);
   if (!children) {
     seen.failure_reason = "RenderFailed";
@@ -54,25 +102,38 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
       if (child.resource == kube::deployments() && cached->deployment) seen.deployment = *cached->deployment;
       continue;  // every field we manage already holds our value
     }
+    if (!cached && create == Create::kNo) continue;
     todo.push_back(i);
   }
+  const bool add_finalizer = !repl.finalizer && !repl.deleting;
   // Their applies, all in flight at once (a new Repl's children cost one round trip, not four, and
   // no thread each); this thread waits for the last answer, then takes them in template order.
+  // The finalizer's apply, if any, goes with them and answers last.
   using Applied = Result<rapidjson::Document, kube::ApiError>;
-  std::vector<std::optional<Applied>> answers(todo.size());
+  std::vector<std::optional<Applied>> answers(todo.size() + (add_finalizer ? 1 : 0));
   {
     std::mutex mu;
     std::condition_variable all_in;
-    std::size_t pending = todo.size();
-    for (std::size_t k = 0; k < todo.size(); ++k) {
-      apply_child(repl, (*children)[todo[k]], live[todo[k]], [&, k](Applied applied) {
+    std::size_t pending = answers.size();
+    const auto answer = [&](std::size_t k) {
+      return [&, k](Applied applied) {
         std::lock_guard lock(mu);
         answers[k] = std::move(applied);
         if (--pending == 0) all_in.notify_one();
-      });
-    }
+      };
+    };
+    for (std::size_t k = 0; k < todo.size(); ++k)
+      apply_child(repl, (*children)[todo[k]], live[todo[k]], answer(k));
+    if (add_finalizer) apply_finalizer(repl, true, answer(todo.size()));
     std::unique_lock lock(mu);
     all_in.wait(lock, [&] { return pending == 0; });
+  }
+  if (add_finalizer) {
+    // Refused if the Repl is being deleted meanwhile (no finalizer may be added then) or is gone:
+    // the retry sees which.
+    Applied& finalized = *answers.back();
+    if (!finalized) return Fail(finalized.error());
+    view.wrote(kube::repls(), *finalized);
   }
   // Every apply that succeeded is taken in; then the first failure, if any, decides. One Event
   // says what was created and one what was restored (not one per child: Events are writes too).
@@ -105,6 +166,8 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
     return Ok{};
   }
   seen.pod_problem = view.pod_problem(repl.key);
+  seen.pods = view.has_pods(repl.key);
+  seen.final_sync = view.final_sync(repl.key);
   return Ok{};
 }
 
@@ -147,6 +210,9 @@ Result<void, kube::ApiError> Reconciler::write_status(const Repl& repl, ChildVie
   const bool was_same = repl.status.ready && repl.status.ready->reason == ready.reason;
   if (status.phase == "Failed" && !was_same) {
     events_.record(repl, EventType::kWarning, ready.reason, ready.message);
+  }
+  if (status.synced && status.synced->status == "False" && status.synced != repl.status.synced) {
+    events_.record(repl, EventType::kWarning, status.synced->reason, status.synced->message);
   }
   return Ok{};
 }

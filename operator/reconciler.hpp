@@ -1,5 +1,9 @@
 // Reconcile of one Repl: render its children, apply those whose managed fields differ from the
 // cache (or that are missing), then write the status if it differs from what the Repl shows.
+// A new Repl also gets the operator's finalizer (in the same round trip as its children); a Repl
+// being deleted has its runner scaled to zero, and loses the finalizer once its pods are gone and
+// their final sync to S3 was not seen to fail (or the force-delete annotation says to go anyway, or
+// its namespace is being deleted).
 // Level-based: it reads the Repl and its children as they are now and never depends on which event
 // brought the key here. In steady state it sends nothing at all.
 //
@@ -42,6 +46,11 @@ class ChildView {
   virtual std::optional<LiveChild> child(const kube::Resource& resource, const ObjectKey& key) const = 0;
   // The first problem among the Repl's runner pods, if any.
   virtual std::optional<Problem> pod_problem(const ObjectKey& repl) const = 0;
+  // Whether the Repl has runner pods (running or stopping).
+  virtual bool has_pods(const ObjectKey& repl) const = 0;
+  // The newest final sync of one of the Repl's pods, kept after the pod is gone until the Repl's
+  // status shows it.
+  virtual std::optional<FinalSync> final_sync(const ObjectKey& repl) const = 0;
   // What the API server answered to our apply of a child or of a Repl's status, so the next
   // reconcile does not act on a cache that has not seen our own write yet.
   virtual void wrote(const kube::Resource& resource, const rapidjson::Value& object) = 0;
@@ -57,12 +66,20 @@ class Reconciler final {
   const std::vector<ChildTemplate>& templates() const { return templates_; }
 
  private:
-  // Applies the children that differ; fills `seen`. Returns transient errors only.
-  Result<void, kube::ApiError> apply_children(const Repl& repl, ChildView& view, ChildObservation& seen);
+  // A Repl being deleted: stop its pods, then let it go (or hold it).
+  Result<void, kube::ApiError> finalize(const Repl& repl, ChildView& view);
+  enum class Create { kYes, kNo };  // kNo: only children that exist are changed
+  // Applies the children that differ (with the finalizer, if the Repl lacks it); fills `seen`.
+  // Returns transient errors only.
+  Result<void, kube::ApiError> apply_children(const Repl& repl, ChildView& view, ChildObservation& seen,
+                                              Create create);
   Result<void, kube::ApiError> write_status(const Repl& repl, ChildView& view, const ChildObservation& seen);
   // One child's apply, with the merge-patch fallback when `live` exists and the apply is refused;
   // `done` gets the answer (on a transport thread). `repl` and `child` must outlive it.
   void apply_child(const Repl& repl, const Child& child, bool live, kube::Client::Done done);
+  // Server-side apply of finalizer_apply_body().
+  void apply_finalizer(const Repl& repl, bool keep, kube::Client::Done done);
+  Result<void, kube::ApiError> remove_finalizer(const Repl& repl, ChildView& view);
 
   kube::Client& client_;   // not owned; outlives this
   EventRecorder& events_;  // not owned; outlives this

@@ -185,7 +185,8 @@ Result<Node, RenderError> convert(const YAML::Node& y, const Variables& vars, co
     return n;
   }
   n.type = Node::Type::kInterpolated;
-  n.typed_by_value = segments->size() == 1;
+  // `!!str "{{ x }}"` is a string whatever x is (an environment variable's value of a number).
+  n.typed_by_value = segments->size() == 1 && y.Tag() != "tag:yaml.org,2002:str";
   n.segments = std::move(*segments);
   return n;
 }

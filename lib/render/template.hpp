@@ -7,7 +7,8 @@
 //
 // Types follow the declared type of the value, never its content: a scalar that is exactly one
 // placeholder takes the value's type (so `replicas: "{{ replicas }}"` renders the number 1, while
-// a userId "123" stays the string "123"); a scalar mixing text and placeholders is a string; a
+// a userId "123" stays the string "123"; `!!str "{{ port }}"` is a string whatever the value, as
+// YAML's tag says); a scalar mixing text and placeholders is a string; a
 // scalar without placeholders is resolved as in YAML 1.2's core schema when plain (null, booleans,
 // numbers) and is a string when quoted. (Placeholders must be quoted: an unquoted `{{` opens a
 // YAML flow mapping.)

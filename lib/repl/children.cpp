@@ -244,6 +244,12 @@ std::vector<std::string> settings_problems(const ChildSettings& s) {
             (s.runner_uid == 0 ? " (0 is root, which the pod's runAsNonRoot refuses)" : ""));
   check(s.runner_gid >= 1, "runner gid " + std::to_string(s.runner_gid) + " must be 1..2147483647" +
                                (s.runner_gid == 0 ? " (0 is the root group)" : ""));
+  check(s.sync_interval_seconds >= 1,
+        "sync interval " + std::to_string(s.sync_interval_seconds) + " s must be at least 1 s");
+  // The final sync gets the grace period less 5 s (the runner's stop): at least one attempt.
+  check(s.termination_grace_period_seconds >= 10, "termination grace period " +
+                                                      std::to_string(s.termination_grace_period_seconds) +
+                                                      " s must be at least 10 s (the final sync's time)");
   struct Bounds {
     const char* what;
     const std::string& request;
@@ -306,7 +312,9 @@ render::Values settings_values(const ChildSettings& s) {
           {"runnerEphemeralStorageRequest", s.runner_ephemeral_storage_request},
           {"runnerEphemeralStorageLimit", s.runner_ephemeral_storage_limit},
           {"runnerUid", std::int64_t{s.runner_uid}},
-          {"runnerGid", std::int64_t{s.runner_gid}}};
+          {"runnerGid", std::int64_t{s.runner_gid}},
+          {"syncIntervalSeconds", std::int64_t{s.sync_interval_seconds}},
+          {"terminationGracePeriodSeconds", std::int64_t{s.termination_grace_period_seconds}}};
 }
 
 render::Values template_values(const Repl& repl, const ChildSettings& s) {

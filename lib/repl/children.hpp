@@ -51,6 +51,10 @@ struct ChildSettings {
   // group-owned by that gid. 1000 is the `node` user of the platform's seed runner image.
   int runner_uid = 1000;
   int runner_gid = 1000;
+  // The sync sidecar pushes the workspace to S3 this often, and once more when the pod stops,
+  // within the pod's grace period (which the runner's own stop shares).
+  int sync_interval_seconds = 15;
+  int termination_grace_period_seconds = 60;
 };
 
 // Every problem with `settings` (an empty list when they can work): checked at start-up, so a

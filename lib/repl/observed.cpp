@@ -1,5 +1,6 @@
 #include "repl/observed.hpp"
 
+#include <set>
 #include <string_view>
 
 #include "common/json.hpp"
@@ -56,10 +57,47 @@ std::optional<Problem> container_problem(const rapidjson::Value& cs, bool init) 
   return std::nullopt;
 }
 
-std::optional<Problem> first_problem(const rapidjson::Value* statuses, bool init) {
+// The names of the pod's sidecars: init containers with restartPolicy Always.
+std::set<std::string, std::less<>> sidecars(const rapidjson::Value& pod) {
+  std::set<std::string, std::less<>> out;
+  const rapidjson::Value* init = member(member(pod, "spec"), "initContainers");
+  if (init == nullptr || !init->IsArray()) return out;
+  for (const auto& c : init->GetArray()) {
+    if (string_at(&c, "restartPolicy") == "Always") out.insert(string_at(&c, "name"));
+  }
+  return out;
+}
+
+std::optional<Problem> first_problem(const rapidjson::Value* statuses, bool init,
+                                     const std::set<std::string, std::less<>>& sidecar_names = {}) {
   if (statuses == nullptr || !statuses->IsArray()) return std::nullopt;
   for (const auto& cs : statuses->GetArray()) {
-    if (auto p = container_problem(cs, init)) return p;
+    if (auto p = container_problem(cs, init && !sidecar_names.contains(string_at(&cs, "name")))) return p;
+  }
+  return std::nullopt;
+}
+
+bool is_terminating(const rapidjson::Value& pod) {
+  return member(member(pod, "metadata"), "deletionTimestamp") != nullptr;
+}
+
+std::optional<FinalSync> final_sync(const rapidjson::Value& pod) {
+  const rapidjson::Value* statuses = member(member(pod, "status"), "initContainerStatuses");
+  if (statuses == nullptr || !statuses->IsArray()) return std::nullopt;
+  for (const auto& cs : statuses->GetArray()) {
+    if (string_at(&cs, "name") != kSyncContainer) continue;
+    const rapidjson::Value* ended = member(member(cs, "state"), "terminated");
+    if (ended == nullptr) return std::nullopt;
+    const std::int64_t code = int_at(ended, "exitCode");
+    std::string message = string_at(ended, "message");
+    // Killed at the end of the grace period, or by the OOM killer: it never wrote its line.
+    if (message.empty()) {
+      message = std::string(kSyncContainer) + " exited with code " + std::to_string(code) +
+                (code == 0 ? "" : " before its final sync finished");
+    }
+    // Named by its pod, so each stop's line is told apart from the last one's.
+    return FinalSync{code == 0, "pod " + string_at(member(pod, "metadata"), "name") + ": " + message,
+                     string_at(ended, "finishedAt")};
   }
   return std::nullopt;
 }
@@ -84,19 +122,21 @@ DeploymentState deployment_state(const rapidjson::Value& d) {
 }
 
 std::optional<Problem> pod_problem(const rapidjson::Value& pod) {
+  if (is_terminating(pod)) return std::nullopt;  // its containers' ends are the stop, not a fault
   const rapidjson::Value* status = member(pod, "status");
   if (const rapidjson::Value* c = condition(status, "PodScheduled");
       c && string_at(c, "status") == "False" && string_at(c, "reason") == "Unschedulable") {
     return Problem{"Unschedulable", string_at(c, "message")};
   }
-  if (auto p = first_problem(member(status, "initContainerStatuses"), true)) return p;
+  if (auto p = first_problem(member(status, "initContainerStatuses"), true, sidecars(pod))) return p;
   return first_problem(member(status, "containerStatuses"), false);
 }
 
 std::optional<PodState> pod_state(const rapidjson::Value& pod) {
   auto repl = labelled_repl(pod);
   if (!repl) return std::nullopt;
-  PodState s{*repl, string_at(member(pod, "metadata"), "uid"), pod_problem(pod), {}};
+  PodState s{*repl, string_at(member(pod, "metadata"), "uid"), pod_problem(pod), {}, is_terminating(pod), {}};
+  if (s.terminating) s.final_sync = final_sync(pod);
   for (const char* list : {"initContainerStatuses", "containerStatuses"}) {
     const rapidjson::Value* statuses = member(member(pod, "status"), list);
     if (statuses == nullptr || !statuses->IsArray()) continue;

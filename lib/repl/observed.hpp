@@ -35,8 +35,22 @@ DeploymentState deployment_state(const rapidjson::Value& deployment);
 
 // Why a runner pod cannot become ready, if it is for a reason the user must act on or wait for:
 // unschedulable, image pull failures, the S3 copy init container failing, a crash loop, a missing
-// Secret or ConfigMap. std::nullopt while it is merely starting (or fine).
+// Secret or ConfigMap. std::nullopt while it is merely starting (or fine), and once it is stopping.
+// A sidecar (an init container with restartPolicy Always) counts as a container, not an init one.
 std::optional<Problem> pod_problem(const rapidjson::Value& pod);
+
+// The runner pod's sync sidecar (templates/deployment.yaml), by the name the operator knows it by:
+// a stopping pod's final sync of the workspace to S3 is its termination message.
+inline constexpr const char* kSyncContainer = "sync-workspace";
+
+// How a stopping pod's final sync ended: the sidecar's exit code and its one line, as the kubelet
+// recorded them (each container's termination message is its own: the runner cannot forge it).
+struct FinalSync {
+  bool ok = false;
+  std::string message;      // "pod <name>: <the sidecar's line>"
+  std::string finished_at;  // RFC 3339
+  bool operator==(const FinalSync&) const = default;
+};
 
 // What the operator keeps of one runner pod.
 struct PodState {
@@ -45,6 +59,9 @@ struct PodState {
   std::optional<Problem> problem;  // pod_problem()
   // Containers (init or not) that have never started: still waiting, e.g. for their image.
   std::vector<std::string> not_started;
+  bool terminating = false;  // metadata.deletionTimestamp is set
+  // Once a terminating pod's sync sidecar has ended.
+  std::optional<FinalSync> final_sync;
   bool operator==(const PodState&) const = default;
 };
 

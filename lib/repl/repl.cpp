@@ -1,6 +1,7 @@
 #include "repl/repl.hpp"
 
 #include "common/json.hpp"
+#include "kube/resource.hpp"
 
 namespace repl {
 
@@ -19,6 +20,11 @@ Result<Repl, ParseError> parse_repl(const rapidjson::Value& object) {
   r.resource_version = string_at(meta, "resourceVersion");
   r.generation = int_at(meta, "generation");
   r.deleting = member(meta, "deletionTimestamp") != nullptr;
+  if (const rapidjson::Value* f = member(meta, "finalizers"); f != nullptr && f->IsArray()) {
+    for (const auto& name : f->GetArray())
+      r.finalizer = r.finalizer || (name.IsString() && name == kFinalizer);
+  }
+  r.force_delete = string_at(member(meta, "annotations"), kForceDeleteAnnotation) == "true";
 
   if (const rapidjson::Value* spec = member(object, "spec"); spec != nullptr && spec->IsObject()) {
     r.spec.user_id = string_at(spec, "userId");
@@ -32,19 +38,35 @@ Result<Repl, ParseError> parse_repl(const rapidjson::Value& object) {
     const rapidjson::Value* urls = member(status, "urls");
     r.status.ide_url = string_at(urls, "ide");
     r.status.preview_url = string_at(urls, "preview");
+    r.status.last_sync_time = string_at(status, "lastSyncTime");
     if (const rapidjson::Value* conds = member(status, "conditions"); conds != nullptr && conds->IsArray()) {
       for (const auto& c : conds->GetArray()) {
-        if (string_at(&c, "type") != "Ready") continue;
-        r.status.ready = Condition{"Ready",
-                                   string_at(&c, "status"),
-                                   string_at(&c, "reason"),
-                                   string_at(&c, "message"),
-                                   int_at(&c, "observedGeneration"),
-                                   string_at(&c, "lastTransitionTime")};
+        const std::string type = string_at(&c, "type");
+        std::optional<Condition>* slot = type == "Ready"    ? &r.status.ready
+                                         : type == "Synced" ? &r.status.synced
+                                                            : nullptr;
+        if (slot == nullptr) continue;
+        *slot = Condition{type,
+                          string_at(&c, "status"),
+                          string_at(&c, "reason"),
+                          string_at(&c, "message"),
+                          int_at(&c, "observedGeneration"),
+                          string_at(&c, "lastTransitionTime")};
       }
     }
   }
   return r;
+}
+
+rapidjson::Document finalizer_apply_body(const ObjectKey& repl, bool keep) {
+  rapidjson::Document body = kube::new_object(kube::repls(), repl.ns, repl.name);
+  if (keep) {
+    auto& a = body.GetAllocator();
+    rapidjson::Value finalizers(rapidjson::kArrayType);
+    finalizers.PushBack(rapidjson::StringRef(kFinalizer), a);
+    body["metadata"].AddMember("finalizers", std::move(finalizers), a);
+  }
+  return body;
 }
 
 }  // namespace repl

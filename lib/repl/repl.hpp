@@ -15,6 +15,12 @@
 
 namespace repl {
 
+// The operator's finalizer: a Repl being deleted stays until its runner pod has stopped and the
+// final sync of its workspace to S3 has been seen (or was impossible: no pod ever ran).
+inline constexpr const char* kFinalizer = "peetcode.com/final-sync";
+// With the value "true", a Repl whose final sync failed is deleted anyway (its last edits are lost).
+inline constexpr const char* kForceDeleteAnnotation = "peetcode.com/force-delete";
+
 struct ReplSpec {
   std::string user_id;
   std::string language;  // optional
@@ -41,6 +47,9 @@ struct ReplStatus {
   std::string ide_url;
   std::string preview_url;
   std::optional<Condition> ready;
+  // Synced: how the last final sync of the workspace to S3 went (absent before the first).
+  std::optional<Condition> synced;
+  std::string last_sync_time;  // RFC 3339, of the last sync known to have succeeded
 
   bool operator==(const ReplStatus&) const = default;
 };
@@ -50,7 +59,9 @@ struct Repl {
   std::string uid;
   std::string resource_version;
   std::int64_t generation = 0;
-  bool deleting = false;  // metadata.deletionTimestamp is set
+  bool deleting = false;      // metadata.deletionTimestamp is set
+  bool finalizer = false;     // metadata.finalizers holds kFinalizer
+  bool force_delete = false;  // annotation kForceDeleteAnnotation is "true"
   ReplSpec spec;
   ReplStatus status;
 };
@@ -60,5 +71,9 @@ struct ParseError {
 };
 
 Result<Repl, ParseError> parse_repl(const rapidjson::Value& object);
+
+// The server-side apply body of a Repl's metadata.finalizers: [kFinalizer] (`keep`), or of none,
+// which takes back the operator's (other managers' finalizers stay theirs).
+rapidjson::Document finalizer_apply_body(const ObjectKey& repl, bool keep);
 
 }  // namespace repl

@@ -8,6 +8,21 @@
 
 namespace repl {
 
+namespace {
+
+// `c` with the previous lastTransitionTime when its status is the same as before, else `now`.
+Condition transitioned(Condition c, const std::optional<Condition>& before, const std::string& now) {
+  c.last_transition_time = before && before->status == c.status ? before->last_transition_time : now;
+  return c;
+}
+
+}  // namespace
+
+bool final_sync_failed(const Repl& repl, const ChildObservation& seen) {
+  if (seen.final_sync) return !seen.final_sync->ok;
+  return repl.status.synced && repl.status.synced->status == "False";
+}
+
 ReplStatus compute_status(const Repl& repl, const ChildObservation& seen, const ReplUrls& urls,
                           const std::string& now) {
   ReplStatus s;
@@ -19,10 +34,23 @@ ReplStatus compute_status(const Repl& repl, const ChildObservation& seen, const 
     s.phase = "Failed";
     ready.reason = *seen.failure_reason;
     ready.message = seen.failure_message;
-  } else if (repl.spec.suspended) {
-    s.phase = "Suspended";
-    ready.reason = "Suspended";
-    ready.message = "spec.suspended is true: the Deployment is scaled to zero";
+  } else if (seen.held) {
+    s.phase = "Failed";
+    ready.reason = "FinalSyncFailed";
+    ready.message =
+        "deletion held: the final sync to S3 failed, so the repl's last edits are not there; annotate " +
+        std::string(kForceDeleteAnnotation) + "=true to delete it anyway";
+  } else if (repl.spec.suspended || repl.deleting) {
+    const std::string why = repl.deleting ? "the Repl is being deleted" : "spec.suspended is true";
+    if (seen.pods) {
+      s.phase = "Stopping";
+      ready.reason = "Stopping";
+      ready.message = why + ": the runner pod is stopping, after a final sync of its workspace to S3";
+    } else {
+      s.phase = "Suspended";
+      ready.reason = "Suspended";
+      ready.message = why + ": the Deployment is scaled to zero";
+    }
   } else if (const auto& d = seen.deployment;
              d && d->ready_replicas > 0 && d->observed_generation >= d->generation) {
     s.phase = "Ready";
@@ -38,9 +66,16 @@ ReplStatus compute_status(const Repl& repl, const ChildObservation& seen, const 
     ready.reason = "DeploymentNotReady";
     ready.message = "waiting for the runner pod to become ready";
   }
-  const bool same_status = repl.status.ready && repl.status.ready->status == ready.status;
-  ready.last_transition_time = same_status ? repl.status.ready->last_transition_time : now;
-  s.ready = std::move(ready);
+  s.ready = transitioned(std::move(ready), repl.status.ready, now);
+  s.synced = repl.status.synced;
+  s.last_sync_time = repl.status.last_sync_time;
+  if (const auto& f = seen.final_sync) {
+    s.synced = transitioned(
+        Condition{"Synced", f->ok ? "True" : "False", f->ok ? "FinalSyncSucceeded" : "FinalSyncFailed",
+                  f->message, repl.generation, ""},
+        repl.status.synced, now);
+    if (f->ok) s.last_sync_time = f->finished_at.empty() ? now : f->finished_at;
+  }
   return s;
 }
 
@@ -57,9 +92,11 @@ rapidjson::Document status_apply_body(const Repl& repl, const ReplStatus& st) {
   urls.AddMember("ide", str(st.ide_url), a);
   urls.AddMember("preview", str(st.preview_url), a);
   status.AddMember("urls", std::move(urls), a);
+  if (!st.last_sync_time.empty()) status.AddMember("lastSyncTime", str(st.last_sync_time), a);
   Value conditions(rapidjson::kArrayType);
-  if (st.ready) {
-    const Condition& c = *st.ready;
+  for (const auto* condition : {&st.ready, &st.synced}) {
+    if (!*condition) continue;
+    const Condition& c = **condition;
     Value cond(rapidjson::kObjectType);
     cond.AddMember("type", str(c.type), a);
     cond.AddMember("status", str(c.status), a);

@@ -22,10 +22,18 @@ struct ChildObservation {
   std::string failure_message;
   std::optional<DeploymentState> deployment;
   std::optional<Problem> pod_problem;
+  bool pods = false;                    // the Repl has runner pods (running or stopping)
+  std::optional<FinalSync> final_sync;  // a stopped pod's, newer than what the Repl shows
+  bool held = false;                    // being deleted, and kept there: its last final sync failed
 };
 
-// Computes the status. `now` (RFC 3339) becomes the Ready condition's lastTransitionTime only when
-// its status changes; otherwise the previous time is kept, so an unchanged status compares equal.
+// Whether the Repl's last known final sync failed.
+bool final_sync_failed(const Repl& repl, const ChildObservation& seen);
+
+// Computes the status. `now` (RFC 3339) becomes a condition's lastTransitionTime only when its
+// status changes; otherwise the previous time is kept, so an unchanged status compares equal.
+// A suspended (or deleted) Repl is Stopping while it has pods, and Suspended once they are gone;
+// Synced and lastSyncTime change only with a final sync seen, and are kept otherwise.
 ReplStatus compute_status(const Repl& repl, const ChildObservation& seen, const ReplUrls& urls,
                           const std::string& now);
 

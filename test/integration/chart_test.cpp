@@ -427,8 +427,13 @@ TEST_CASE(
       std::string as, verb, resource, ns, expected;
     };
     const std::vector<Row> rows = {
-        // The operator: Repls (read) and their status, the four kinds of child, pods (read), Events.
+        // The operator: Repls (read; patch for its finalizer) and their status, the four kinds of
+        // child, pods (read), Events, the Repls' namespace (get: is it being deleted?).
         {op, "watch", "repls.peetcode.com", users, "yes"},
+        {op, "get", "namespaces", users, "yes"},
+        {op, "list", "namespaces", "", "no"},
+        {op, "delete", "namespaces", users, "no"},
+        {op, "update", "repls.peetcode.com", users, "no"},
         {op, "list", "repls.peetcode.com", users, "yes"},
         {op, "patch", "repls.peetcode.com/status", users, "yes"},
         {op, "patch", "deployments.apps", users, "yes"},
@@ -448,7 +453,7 @@ TEST_CASE(
         {op, "create", "leases.coordination.k8s.io", system, "yes"},
         {op, "create", "repls.peetcode.com", users, "no"},
         {op, "delete", "repls.peetcode.com", users, "no"},
-        {op, "patch", "repls.peetcode.com", users, "no"},
+        {op, "patch", "repls.peetcode.com", users, "yes"},
         {op, "get", "secrets", users, "no"},
         {op, "list", "secrets", "", "no"},
         {op, "create", "pods", users, "no"},

@@ -96,22 +96,26 @@ void repl_namespace(const std::string& ns, const std::string& bucket) {
   REQUIRE(secret.exit_code == 0);
 }
 
-// One namespace (restricted), one bucket, the S3 Secret, an operator and a shim for the test.
+// One namespace (restricted), one bucket, the S3 Secret, an operator and a shim for the test. The
+// bucket is the test's own (named like its namespace) unless named: sync sidecars write to it, and
+// an earlier run's pods, stopping in their namespace's deletion, may still be pushing to theirs.
 struct Real : OperatorAndShim {
   std::string bucket;
 
   explicit Real(const std::string& prefix, std::vector<std::string> operator_args = {},
-                std::string bucket_name = "")
-      : OperatorAndShim(prefix,
-                        with_defaults(std::move(operator_args), bucket_name.empty() ? prefix : bucket_name)),
-        bucket(bucket_name.empty() ? prefix : bucket_name) {
-    repl_namespace(ns, bucket);
-  }
+                const std::string& bucket_name = "")
+      : Real(prefix, std::move(operator_args),
+             bucket_name.empty() ? prefix + "-" + random_suffix() : bucket_name, 0) {}
 
   // The node has 2 CPUs: what a test leaves running would make the next one's pods unschedulable.
   ~Real() { kubectl({"delete", "namespace", ns, "--wait=false"}); }
   Real(const Real&) = delete;
   Real& operator=(const Real&) = delete;
+
+  Real(const std::string& prefix, std::vector<std::string> operator_args, const std::string& bucket_name, int)
+      : OperatorAndShim(prefix, with_defaults(std::move(operator_args), bucket_name)), bucket(bucket_name) {
+    repl_namespace(ns, bucket);
+  }
 
   static std::vector<std::string> with_defaults(std::vector<std::string> args, const std::string& bucket) {
     std::vector<std::string> out = {"--init-image",     setting("INIT_IMAGE"),
@@ -407,6 +411,152 @@ TEST_CASE(
     return kubectl({"get", kinds, "-n", s.ns, "-l", "peetcode.com/repl=life", "-o", "name"}).out.empty();
   }));
   CHECK(eventually(20s, [&] { return via_ingress("life." + kIdeDomain).status == 404; }));
+}
+
+namespace {
+
+// An object's content in S3, "" when it is not there.
+std::string s3_text(const std::string& bucket, const std::string& key) {
+  const auto r = aws({"s3", "cp", "s3://" + bucket + "/" + key, "-"});
+  return r.exit_code == 0 ? r.out : "";
+}
+std::string s3_modified(const std::string& bucket, const std::string& key) {
+  return aws({"s3api", "head-object", "--bucket", bucket, "--key", key, "--query", "LastModified", "--output",
+              "text"})
+      .out;
+}
+std::string write_op(const std::string& path, const std::string& content) {
+  return R"({"op":"write","path":")" + path + R"(","content":")" + content + R"("})";
+}
+std::string sync_log(const Real& s, const std::string& repl) {
+  return kubectl({"logs", "-n", s.ns, "deploy/" + repl, "-c", "sync-workspace"}).out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "real: the sync sidecar pushes a running repl's edits to S3: only what changed, deletions too, "
+    "never from an empty workspace",
+    "[real]") {
+  Real s("real-push", {"--sync-interval", "2"});
+  put_object(s.bucket, "code/push/main.py", "print(1)\n");
+  put_object(s.bucket, "code/push/old.py", "old\n");
+  REQUIRE(s.start("push").status == 201);
+  const auto waited = s.wait_ready("push");
+  INFO(waited.err << s.op->log());
+  REQUIRE(waited.exit_code == 0);
+  const auto pod = s.pods("push").at(0);
+  // The sidecar started after the restore and runs beside the runner; neither holds a problem.
+  CHECK(jsonpath(s.ns, pod, "{.status.initContainerStatuses[1].name}") == "sync-workspace");
+  CHECK(jsonpath(s.ns, pod, "{.status.initContainerStatuses[1].started}") == "true");
+  const std::string unchanged = s3_modified(s.bucket, "code/push/main.py");
+
+  // The IDE writes through the runner's websocket; a file goes from a shell in the runner.
+  const auto wrote = websocket("push." + kIdeDomain, {write_op("src/new.py", "print(2)")}, 10);
+  REQUIRE(reply_field(wrote, 1, "op") == "write");
+  REQUIRE(s.exec("push", {"rm", "/workspace/old.py"}).exit_code == 0);
+  CHECK(eventually(20s, [&] { return s3_text(s.bucket, "code/push/src/new.py") == "print(2)"; }));
+  CHECK(eventually(20s, [&] { return s3_text(s.bucket, "code/push/old.py").empty(); }));
+  // Several pushes later, the file nobody touched was never uploaded again.
+  CHECK(s3_modified(s.bucket, "code/push/main.py") == unchanged);
+  CHECK(s3_text(s.bucket, "code/push/main.py") == "print(1)\n");
+
+  // An emptied workspace (a lost volume looks the same) is not pushed: S3 keeps the code.
+  REQUIRE(s.exec("push", {"sh", "-c", "rm -rf /workspace/* /workspace/.[!.]*"}).exit_code == 0);
+  CHECK(eventually(
+      20s, [&] { return sync_log(s, "push").find("/workspace is empty: not synced") != std::string::npos; }));
+  CHECK(s3_text(s.bucket, "code/push/main.py") == "print(1)\n");
+  CHECK(s3_text(s.bucket, "code/push/src/new.py") == "print(2)");
+  // The sidecar holds the keys; the runner still has none, and cannot reach the restore's marker.
+  CHECK_THAT(s.exec("push", {"env"}).out, !Catch::Contains("AWS_"));
+  CHECK(s.exec("push", {"ls", "/sync-state"}).exit_code != 0);
+}
+
+TEST_CASE(
+    "real: suspend and delete wait for the final sync: the last edit is in S3, then the Repl is "
+    "Suspended (Synced, lastSyncTime) or gone; resume brings it back",
+    "[real]") {
+  // No periodic push within the test: whatever reaches S3 after the restore is the final sync's.
+  Real s("real-final", {"--sync-interval", "3600"});
+  put_object(s.bucket, "code/fin/main.py", "print(1)\n");
+  REQUIRE(s.start("fin").status == 201);
+  REQUIRE(s.wait_ready("fin").exit_code == 0);
+  const auto pod = s.pods("fin").at(0);
+  REQUIRE(reply_field(websocket("fin." + kIdeDomain, {write_op("last.py", "typed just before the stop")}, 10),
+                      1, "op") == "write");
+  REQUIRE(s3_text(s.bucket, "code/fin/last.py").empty());
+
+  REQUIRE(http("POST", s.url + "/stop", R"({"userId":"u1","replId":"fin"})", kJson).status == 200);
+  // Stopping while the pod is there (the runner stops, then the sidecar's final push); Suspended
+  // only once it is gone, and by then the edit is in S3.
+  CHECK(eventually(10s, [&] { return jsonpath(s.ns, "repl/fin", "{.status.phase}") == "Stopping"; }));
+  REQUIRE(eventually(60s, [&] { return jsonpath(s.ns, "repl/fin", "{.status.phase}") == "Suspended"; }));
+  CHECK(s.pods("fin").empty());
+  CHECK(s3_text(s.bucket, "code/fin/last.py") == "typed just before the stop");
+  const auto synced = [&](const std::string& field) {
+    return jsonpath(s.ns, "repl/fin", "{.status.conditions[?(@.type==\"Synced\")]." + field + "}");
+  };
+  CHECK(synced("status") == "True");
+  CHECK(synced("reason") == "FinalSyncSucceeded");
+  CHECK_THAT(synced("message"),
+             Catch::StartsWith("pod " + pod.substr(pod.find('/') + 1) + ": final sync: synced /workspace"));
+  CHECK_THAT(jsonpath(s.ns, "repl/fin", "{.status.lastSyncTime}"), Catch::Matches(R"(\d{4}-\d\d-\d\dT.*Z)"));
+  const auto table = kubectl({"get", "repls", "-n", s.ns});
+  CHECK_THAT(table.out, Catch::Contains("LAST SYNC"));
+
+  // Resume: a new pod restores the edit.
+  REQUIRE(s.start("fin").status == 200);
+  REQUIRE(s.wait_ready("fin").exit_code == 0);
+  CHECK(reply_field(websocket("fin." + kIdeDomain, {R"({"op":"read","path":"last.py"})"}, 10), 1,
+                    "content") == "typed just before the stop");
+
+  // Delete: the finalizer holds the Repl until the pod has stopped and pushed.
+  REQUIRE(
+      reply_field(websocket("fin." + kIdeDomain, {write_op("last.py", "typed just before the delete")}, 10),
+                  1, "op") == "write");
+  CHECK_THAT(jsonpath(s.ns, "repl/fin", "{.metadata.finalizers}"),
+             Catch::Contains("peetcode.com/final-sync"));
+  REQUIRE(http("DELETE", s.url + "/repls/fin?userId=u1").status == 200);
+  CHECK(eventually(10s, [&] { return jsonpath(s.ns, "repl/fin", "{.status.phase}") == "Stopping"; }));
+  const auto gone = kubectl({"wait", "-n", s.ns, "--for=delete", "repl/fin", "--timeout=60s"});
+  INFO(gone.err << s.op->log());
+  REQUIRE(gone.exit_code == 0);
+  CHECK(s3_text(s.bucket, "code/fin/last.py") == "typed just before the delete");
+}
+
+TEST_CASE(
+    "real: a final sync that fails says so (Synced False, an Event) and holds the deletion until "
+    "peetcode.com/force-delete",
+    "[real]") {
+  Real s("real-unsynced", {"--sync-interval", "3600", "--termination-grace-period", "12"});
+  put_object(s.bucket, "code/lost/main.py", "print(1)\n");
+  REQUIRE(s.start("lost").status == 201);
+  REQUIRE(s.wait_ready("lost").exit_code == 0);
+  // The bucket goes away under the running repl: no push can succeed now.
+  REQUIRE(aws({"s3", "rb", "--force", "s3://" + s.bucket}).exit_code == 0);
+
+  REQUIRE(http("DELETE", s.url + "/repls/lost?userId=u1").status == 200);
+  const auto synced = [&](const std::string& field) {
+    return jsonpath(s.ns, "repl/lost", "{.status.conditions[?(@.type==\"Synced\")]." + field + "}");
+  };
+  REQUIRE(eventually(60s, [&] { return synced("status") == "False"; }));
+  CHECK(synced("reason") == "FinalSyncFailed");
+  CHECK_THAT(synced("message"), Catch::Contains("final sync failed: cannot sync /workspace to s3://"));
+  CHECK_THAT(synced("message"), Catch::Contains("NoSuchBucket"));
+  CHECK(eventually(30s, [&] { return s.pods("lost").empty(); }));
+  CHECK(eventually(10s, [&] { return s.ready("lost", "reason") == "FinalSyncFailed"; }));
+  CHECK_THAT(s.ready("lost", "message"), Catch::Contains("peetcode.com/force-delete=true"));
+  const auto events = kubectl({"get", "events", "-n", s.ns, "--field-selector",
+                               "involvedObject.kind=Repl,involvedObject.name=lost,reason=FinalSyncFailed"});
+  CHECK_THAT(events.out, Catch::Contains("NoSuchBucket"));
+  // Held: still there a while later.
+  std::this_thread::sleep_for(3s);
+  CHECK(kubectl({"get", "repl", "-n", s.ns, "lost"}).exit_code == 0);
+
+  REQUIRE(kubectl({"annotate", "-n", s.ns, "repl/lost", "peetcode.com/force-delete=true"}).exit_code == 0);
+  const auto gone = kubectl({"wait", "-n", s.ns, "--for=delete", "repl/lost", "--timeout=30s"});
+  INFO(gone.err << s.op->log());
+  CHECK(gone.exit_code == 0);
 }
 
 namespace {

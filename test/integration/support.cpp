@@ -55,14 +55,6 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
   return out;
 }
 
-std::string random_suffix() {
-  static std::mt19937_64 rng(std::random_device{}());
-  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  std::string s;
-  for (int i = 0; i < 6; ++i) s.push_back(kChars[rng() % (sizeof kChars - 1)]);
-  return s;
-}
-
 }  // namespace
 
 TempDir::TempDir() {
@@ -166,6 +158,14 @@ CommandResult helm(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"helm", "--kubeconfig", admin_kubeconfig()};
   argv.insert(argv.end(), args.begin(), args.end());
   return run(argv);
+}
+
+std::string random_suffix() {
+  static std::mt19937_64 rng(std::random_device{}());
+  static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string s;
+  for (int i = 0; i < 6; ++i) s.push_back(kChars[rng() % (sizeof kChars - 1)]);
+  return s;
 }
 
 std::string fresh_namespace(const std::string& prefix) {

@@ -37,6 +37,8 @@ CommandResult kubectl(const std::vector<std::string>& args, const std::string& i
 CommandResult helm(const std::vector<std::string>& args);
 
 // Creates a namespace with a unique name starting with `prefix`; returns its name.
+// Six random characters of [a-z0-9].
+std::string random_suffix();
 std::string fresh_namespace(const std::string& prefix);
 
 // Calls `done` every 50 ms until it returns true or `timeout` passes; returns its last answer.

@@ -41,10 +41,11 @@ const std::vector<std::string> kCollections = {"/apis/peetcode.com/v1alpha1/repl
                                                "/api/v1/pods",
                                                "/api/v1/events"};
 
+// A Repl an earlier reconcile gave the operator's finalizer.
 const std::string kRepl =
     R"({"apiVersion":"peetcode.com/v1alpha1","kind":"Repl","metadata":{"name":"abc123","namespace":"team-a",)"
-    R"("uid":"6f1c2b4e-0d3a-4c55-9e8f-1a2b3c4d5e6f","generation":1,"resourceVersion":"20"},)"
-    R"("spec":{"userId":"user-42","language":"python"}})";
+    R"("uid":"6f1c2b4e-0d3a-4c55-9e8f-1a2b3c4d5e6f","generation":1,"resourceVersion":"20",)"
+    R"("finalizers":["peetcode.com/final-sync"]},"spec":{"userId":"user-42","language":"python"}})";
 
 // The answer to an apply (its content does not matter here: the watch is what fills the caches).
 const std::string kApplied = R"({"metadata":{}})";
@@ -183,6 +184,45 @@ TEST_CASE("a reconcile that fails is retried when virtual time reaches its backo
   REQUIRE(f.wait_status_writes(1));
   CHECK(count(f.transport->snapshot(), "PATCH", kChildPaths[0]) == 3);
   CHECK(f.written_phase() == "Starting");
+}
+
+TEST_CASE("a stopping pod's final sync reaches the Repl's status, and outlives the pod's deletion",
+          "[operator][controller]") {
+  Fixture f;
+  f.transport->route("PATCH", kChildPaths[0], 200, kApplied);
+  f.start();
+  std::string suspended = kRepl;
+  suspended.replace(suspended.find(R"("language":"python")"), 19, R"("language":"python","suspended":true)");
+  f.push(kCollections[0], "ADDED", suspended);
+  REQUIRE(f.wait_status_writes(1));
+  CHECK(f.written_phase() == "Suspended");  // no pod yet
+
+  const std::string pod =
+      R"({"metadata":{"name":"abc123-5d8f-x","namespace":"team-a","uid":"u-1","resourceVersion":"40",)"
+      R"("deletionTimestamp":"2026-01-01T00:01:00Z","labels":{"peetcode.com/repl":"abc123"}},)"
+      R"("spec":{"initContainers":[{"name":"copy-s3-resources"},{"name":"sync-workspace","restartPolicy":"Always"}]},)"
+      R"("status":{"initContainerStatuses":[{"name":"sync-workspace","state":{"terminated":{"exitCode":0,)"
+      R"("message":"final sync: synced /workspace","finishedAt":"2026-01-01T00:01:07Z"}}}]}})";
+  f.push(kCollections[5], "ADDED", pod);
+  REQUIRE(f.wait_status_writes(2));
+  const auto synced = [&f] {
+    const auto requests = f.transport->snapshot();
+    const auto body = repl::test::parse_json(last(requests, "PATCH", kReplPath + "/status")->body);
+    CHECK(string_at(body, "/status/conditions/1/type") == "Synced");
+    CHECK(string_at(body, "/status/conditions/1/status") == "True");
+    CHECK(string_at(body, "/status/conditions/1/message") ==
+          "pod abc123-5d8f-x: final sync: synced /workspace");
+    CHECK(string_at(body, "/status/lastSyncTime") == "2026-01-01T00:01:07Z");
+  };
+  CHECK(f.written_phase() == "Stopping");
+  synced();
+
+  // The pod goes; the Repl's cache has not seen the status (the answers here are empty), so only
+  // what the controller kept can still say how the final sync went.
+  f.push(kCollections[5], "DELETED", pod);
+  REQUIRE(f.wait_status_writes(3));
+  CHECK(f.written_phase() == "Suspended");
+  synced();
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -76,12 +77,20 @@ class FakeView final : public repl::ChildView {
     if (it == problems.end()) return std::nullopt;
     return it->second;
   }
+  bool has_pods(const ObjectKey& repl) const override { return with_pods.contains(repl); }
+  std::optional<repl::FinalSync> final_sync(const ObjectKey& repl) const override {
+    const auto it = final_syncs.find(repl);
+    if (it == final_syncs.end()) return std::nullopt;
+    return it->second;
+  }
   void wrote(const repl::kube::Resource& resource, const rapidjson::Value& object) override {
     writes.push_back(resource.kind + " " + repl::kube::to_json(object));
   }
 
   std::map<std::pair<std::string, ObjectKey>, repl::LiveChild> children;  // by kind and key
   std::map<ObjectKey, Problem> problems;                                  // by Repl
+  std::set<ObjectKey> with_pods;                                          // Repls with pods
+  std::map<ObjectKey, repl::FinalSync> final_syncs;                       // by Repl
   Lines writes;
 };
 
@@ -92,7 +101,12 @@ struct Fixture {
   FakeEvents events;
   FakeView view;
   repl::Reconciler reconciler{client, events, repl::ChildSettings{}, repl::test::repo_templates()};
-  repl::Repl repl = repl::test::sample_repl();
+  // A Repl an earlier reconcile gave the finalizer (the tests of adding it say so).
+  repl::Repl repl = [] {
+    auto r = repl::test::sample_repl();
+    r.finalizer = true;
+    return r;
+  }();
 
   auto reconcile() { return reconciler.reconcile(repl, view); }
 
@@ -151,7 +165,10 @@ struct Fixture {
 };
 
 repl::ChildObservation observed(std::optional<DeploymentState> deployment, std::optional<Problem> pods = {}) {
-  return {std::nullopt, "", std::move(deployment), std::move(pods)};
+  repl::ChildObservation seen;
+  seen.deployment = std::move(deployment);
+  seen.pod_problem = std::move(pods);
+  return seen;
 }
 
 Lines with_status(Lines paths) {
@@ -206,7 +223,9 @@ TEST_CASE("without the NetworkPolicy template, reconcile applies the other three
   transport->route("PATCH", kChildPaths[1], 200, kServiceReply);
   transport->route("PATCH", kChildPaths[2], 200, kIngressReply);
   transport->route("PATCH", kStatusPath, 200, kStatusReply);
-  REQUIRE(reconciler.reconcile(repl::test::sample_repl(), view));
+  auto repl = repl::test::sample_repl();
+  repl.finalizer = true;
+  REQUIRE(reconciler.reconcile(repl, view));
   Lines paths;
   for (const auto& r : transport->requests) paths.push_back(repl::test::path_of(r.target));
   CHECK(paths == with_status({kChildPaths[0], kChildPaths[1], kChildPaths[2]}));
@@ -484,13 +503,150 @@ TEST_CASE("writing the status of a Repl deleted meanwhile is not an error", "[op
   }
 }
 
-TEST_CASE("a Repl being deleted is left alone", "[operator][reconciler]") {
+TEST_CASE("a Repl being deleted without the operator's finalizer is left alone", "[operator][reconciler]") {
   Fixture f;
   f.repl.deleting = true;
+  f.repl.finalizer = false;
   f.view.problems[f.repl.key] = kPullFailed;
+  f.view.with_pods.insert(f.repl.key);
   CHECK(f.reconcile());
   CHECK(f.transport->requests.empty());
   CHECK(f.events.lines.empty());
+}
+
+const std::string kReplPath = "/apis/peetcode.com/v1alpha1" + kNs + "repls/abc123";
+const std::string kFinalizedReply = R"({"kind":"Repl","metadata":{"resourceVersion":"16"}})";
+
+TEST_CASE("a Repl without the finalizer gets it by apply, in flight with its children",
+          "[operator][reconciler]") {
+  Fixture f;
+  f.repl.finalizer = false;
+  f.children_applied(1);
+  f.transport->route("PATCH", kReplPath, 200, kFinalizedReply);
+  f.status_answer(200, kStatusReply);
+  REQUIRE(f.reconcile());
+  Lines want = kChildPaths;
+  want.push_back(kReplPath);
+  CHECK(f.paths() == with_status(want));
+  const auto& finalizer = f.transport->requests[4];
+  CHECK(finalizer.content_type == "application/apply-patch+yaml");
+  CHECK(
+      finalizer.body ==
+      R"({"apiVersion":"peetcode.com/v1alpha1","kind":"Repl","metadata":{"name":"abc123","namespace":"team-a",)"
+      R"("finalizers":["peetcode.com/final-sync"]}})");
+  CHECK(f.view.writes.front() == "Repl " + kFinalizedReply);
+
+  SECTION("refused (the Repl is being deleted by now): returned, for a retry that sees it") {
+    f.children_applied(1);
+    f.transport->route("PATCH", kReplPath, 422,
+                       repl::test::status_json(422, "Invalid", "no new finalizers can be added"));
+    auto r = f.reconcile();
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == 422);
+  }
+}
+
+TEST_CASE("a Repl being deleted has its runner scaled to zero and is Stopping while it has pods",
+          "[operator][reconciler]") {
+  Fixture f;
+  f.cache_desired(kReady);
+  f.view.children.erase({"Service", f.repl.key});  // gone already: not made again for a Repl going away
+  f.repl.deleting = true;
+  f.view.with_pods.insert(f.repl.key);
+  f.answer(0, 200, deployment_reply(0));
+  f.status_answer(200, kStatusReply);
+  REQUIRE(f.reconcile());
+  CHECK(f.paths() == with_status({kChildPaths[0]}));
+  auto stopped = f.repl;
+  stopped.spec.suspended = true;
+  CHECK(f.transport->requests[0].body == repl::kube::to_json(repl::test::render_children(stopped)[0].object));
+  const auto status = f.written_status();
+  CHECK(string_at(status, "/status/phase") == "Stopping");
+  CHECK(string_at(status, "/status/conditions/0/reason") == "Stopping");
+  CHECK_THAT(string_at(status, "/status/conditions/0/message"),
+             Catch::StartsWith("the Repl is being deleted"));
+}
+
+TEST_CASE("once its pods are gone, a Repl being deleted loses the finalizer, unless its final sync failed",
+          "[operator][reconciler]") {
+  Fixture f;
+  f.repl.deleting = true;
+  const auto released = [&f] {
+    CHECK(f.paths() == Lines{kReplPath});
+    const auto& r = f.transport->requests.back();
+    CHECK(r.method == "PATCH");
+    // Our apply without the finalizer takes back our field (others' finalizers stay theirs).
+    CHECK(
+        r.body ==
+        R"({"apiVersion":"peetcode.com/v1alpha1","kind":"Repl","metadata":{"name":"abc123","namespace":"team-a"}})");
+  };
+
+  SECTION("its final sync succeeded") {
+    f.view.final_syncs[f.repl.key] = {true, "pod abc123-x: final sync: synced", "2026-01-01T00:00:05Z"};
+    f.transport->route("PATCH", kReplPath, 200, kFinalizedReply);
+    REQUIRE(f.reconcile());
+    released();
+  }
+  SECTION("no pod ever ran (or none was seen to stop): nothing to wait for") {
+    f.transport->route("PATCH", kReplPath, 200, kFinalizedReply);
+    REQUIRE(f.reconcile());
+    released();
+  }
+  SECTION("gone meanwhile: nothing left to do") {
+    f.transport->route("PATCH", kReplPath, 404, repl::test::status_json(404, "NotFound", "gone"));
+    CHECK(f.reconcile());
+  }
+
+  SECTION("its final sync failed") {
+    const repl::FinalSync failed{false, "pod abc123-x: final sync failed: cannot sync /workspace: 503",
+                                 "2026-01-01T00:00:05Z"};
+    f.view.final_syncs[f.repl.key] = failed;
+    SECTION("held: Synced False with the sidecar's line, Ready says why and how to let it go, two Events") {
+      f.transport->route("GET", "/api/v1/namespaces/team-a", 200, R"({"metadata":{"name":"team-a"}})");
+      f.status_answer(200, kStatusReply);
+      REQUIRE(f.reconcile());
+      CHECK(f.paths() == with_status({"/api/v1/namespaces/team-a"}));
+      const auto status = f.written_status();
+      CHECK(string_at(status, "/status/phase") == "Failed");
+      CHECK(string_at(status, "/status/conditions/0/reason") == "FinalSyncFailed");
+      CHECK_THAT(string_at(status, "/status/conditions/0/message"),
+                 Catch::Contains("peetcode.com/force-delete=true"));
+      CHECK(string_at(status, "/status/conditions/1/type") == "Synced");
+      CHECK(string_at(status, "/status/conditions/1/status") == "False");
+      CHECK(string_at(status, "/status/conditions/1/message") == failed.message);
+      REQUIRE(f.events.lines.size() == 2);
+      CHECK_THAT(f.events.lines[0], Catch::StartsWith("Warning FinalSyncFailed: deletion held"));
+      CHECK(f.events.lines[1] == "Warning FinalSyncFailed: " + failed.message);
+    }
+    SECTION("the Repl's status already says so: held the same") {
+      f.view.final_syncs.clear();
+      repl::ChildObservation seen;
+      seen.final_sync = failed;
+      f.status_from(seen);
+      f.transport->route("GET", "/api/v1/namespaces/team-a", 200, R"({"metadata":{"name":"team-a"}})");
+      f.status_answer(200, kStatusReply);
+      REQUIRE(f.reconcile());
+      CHECK(string_at(f.written_status(), "/status/conditions/0/reason") == "FinalSyncFailed");
+    }
+    SECTION("the force-delete annotation lets it go") {
+      f.repl.force_delete = true;
+      f.transport->route("PATCH", kReplPath, 200, kFinalizedReply);
+      REQUIRE(f.reconcile());
+      released();
+    }
+    SECTION("its namespace is being deleted: nobody to hold it for") {
+      f.transport->route("GET", "/api/v1/namespaces/team-a", 200,
+                         R"({"metadata":{"name":"team-a","deletionTimestamp":"2026-01-01T00:00:06Z"}})");
+      f.transport->route("PATCH", kReplPath, 200, kFinalizedReply);
+      REQUIRE(f.reconcile());
+      CHECK(f.paths() == Lines{"/api/v1/namespaces/team-a", kReplPath});
+    }
+    SECTION("the namespace cannot be read: retried") {
+      f.transport->route("GET", "/api/v1/namespaces/team-a", 403,
+                         repl::test::status_json(403, "Forbidden", "no"));
+      CHECK_FALSE(f.reconcile());
+    }
+  }
 }
 
 TEST_CASE("is_permanent: only API answers saying the request itself is wrong", "[operator][reconciler]") {

@@ -72,6 +72,13 @@ TEST_CASE("a scalar that is exactly one placeholder takes the type of the value"
   }
 }
 
+TEST_CASE("a placeholder tagged !!str is a string whatever its value", "[render]") {
+  const auto doc =
+      render(R"({a: !!str "{{ count }}", b: !!str "{{ flag }}", c: !!str "{{ name }}", d: "{{ count }}"})",
+             {{"count", std::int64_t{15}}, {"flag", true}, {"name", std::string("x")}});
+  CHECK(repl::kube::to_json(doc) == R"({"a":"15","b":"true","c":"x","d":15})");
+}
+
 TEST_CASE("a scalar mixing text and placeholders is a string", "[render]") {
   const Values values = {{"name", std::string("abc")}, {"count", std::int64_t{3}}, {"flag", false}};
   const auto doc =

@@ -12,6 +12,7 @@
 
 #include "kube/client.hpp"
 #include "kube/config.hpp"
+#include "repl/observed.hpp"
 #include "unit/support/child_checks.hpp"
 #include "unit/support/json.hpp"
 #include "unit/support/repl_fixtures.hpp"
@@ -77,14 +78,35 @@ TEST_CASE("the Deployment runs the runner with its code copied from S3", "[rende
   CHECK(string_at(d, "/spec/selector/matchLabels/peetcode.com~1repl") == "abc123");
   check_common_labels(at(d, "/spec/template/metadata/labels"));
 
-  REQUIRE(at(d, "/spec/template/spec/initContainers").Size() == 1);
-  const auto& init = at(d, "/spec/template/spec/initContainers/0");
+  // The restore, then the sync sidecar: the same image, script, env and Secret, told apart by the
+  // argument after the script; only the sidecar restarts (a native sidecar) and it reads the
+  // workspace without writing it.
+  REQUIRE(at(d, "/spec/template/spec/initContainers").Size() == 2);
+  const auto& restore = at(d, "/spec/template/spec/initContainers/0");
+  const auto& sync = at(d, "/spec/template/spec/initContainers/1");
+  CHECK(string_at(restore, "/name") == "copy-s3-resources");
+  CHECK(string_at(sync, "/name") == repl::kSyncContainer);
+  CHECK_FALSE(has(restore, "/restartPolicy"));
+  CHECK(string_at(sync, "/restartPolicy") == "Always");
+  CHECK(string_at(restore, "/args/2") == "copy-s3-resources");
+  CHECK(string_at(sync, "/args/2") == "sync-workspace");
+  CHECK(string_at(restore, "/args/0") == string_at(sync, "/args/0"));
+  CHECK(at(restore, "/env") == at(sync, "/env"));
+  CHECK(at(restore, "/envFrom") == at(sync, "/envFrom"));
+  CHECK(string_at(sync, "/volumeMounts/0/mountPath") == "/workspace");
+  CHECK(at(sync, "/volumeMounts/0/readOnly").IsTrue());
+  CHECK_FALSE(has(restore, "/volumeMounts/0/readOnly"));
+  // The pod's grace period covers the final sync; numbers reach the env as strings.
+  CHECK(at(d, "/spec/template/spec/terminationGracePeriodSeconds").GetInt64() == 60);
+  CHECK(string_at(env_var(sync, "SYNC_INTERVAL"), "/value") == "15");
+  CHECK(string_at(env_var(sync, "GRACE_SECONDS"), "/value") == "60");
+  const auto& init = restore;
   CHECK(string_at(init, "/image") == "amazon/aws-cli:2.17.0");
   CHECK(string_at(env_var(init, "REPL_ID"), "/value") == "abc123");
   CHECK(string_at(env_var(init, "S3_BUCKET"), "/value") == "repl");
   CHECK(string_at(env_var(init, "S3_SECRET_NAME"), "/value") == "aws-credentials");
   // The credentials come from the Secret, whole (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
-  // AWS_SESSION_TOKEN if present), and only into the init container; no env value holds a key.
+  // AWS_SESSION_TOKEN if present), and only into these two containers; no env value holds a key.
   const auto& env_from = at(init, "/envFrom");
   REQUIRE(env_from.IsArray());
   REQUIRE(env_from.Size() == 1);
@@ -230,7 +252,9 @@ TEST_CASE("urls_for and template_values follow the Repl and the settings", "[rep
                                                                          "runnerEphemeralStorageRequest",
                                                                          "runnerEphemeralStorageLimit",
                                                                          "runnerUid",
-                                                                         "runnerGid"});
+                                                                         "runnerGid",
+                                                                         "syncIntervalSeconds",
+                                                                         "terminationGracePeriodSeconds"});
   CHECK(std::get<std::int64_t>(values.at("runnerUid")) == 1000);
   CHECK(std::get<std::int64_t>(values.at("runnerGid")) == 1000);
   CHECK(std::get<std::string>(values.at("s3EgressCidr")).empty());

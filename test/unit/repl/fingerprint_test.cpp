@@ -209,7 +209,6 @@ TEST_CASE("a live Deployment as the API server returns it matches the desired on
   live = edited(live, "/spec/template/spec/restartPolicy", R"("Always")");
   live = edited(live, "/spec/template/spec/dnsPolicy", R"("ClusterFirst")");
   live = edited(live, "/spec/template/spec/schedulerName", R"("default-scheduler")");
-  live = edited(live, "/spec/template/spec/terminationGracePeriodSeconds", "30");
   live = edited(live, "/spec/template/spec/volumes/0/emptyDir/medium", R"("")");
   live = edited(live, "/spec/template/spec/containers/0/imagePullPolicy", R"("Always")");
   live = edited(live, "/spec/template/spec/containers/0/terminationMessagePath", R"("/dev/termination-log")");
@@ -220,6 +219,9 @@ TEST_CASE("a live Deployment as the API server returns it matches the desired on
   live = edited(live, "/spec/template/spec/containers/0/readinessProbe/successThreshold", "1");
   live = edited(live, "/spec/template/spec/initContainers/0/imagePullPolicy", R"("Always")");
   live = edited(live, "/spec/template/spec/initContainers/0/terminationMessagePath",
+                R"("/dev/termination-log")");
+  live = edited(live, "/spec/template/spec/initContainers/1/imagePullPolicy", R"("Always")");
+  live = edited(live, "/spec/template/spec/initContainers/1/terminationMessagePath",
                 R"("/dev/termination-log")");
   live = edited(live, "/status", R"({"observedGeneration": 2, "replicas": 1, "readyReplicas": 1,
                                      "conditions": [{"type": "Available", "status": "True"}]})");

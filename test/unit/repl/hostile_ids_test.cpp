@@ -1,5 +1,7 @@
 // Hostile replId/userId values (bypassing validation, as if the CRD's rules were missing) can only
 // change string contents of the rendered children, never their structure.
+#include <yaml-cpp/yaml.h>
+
 #include <catch2/catch.hpp>
 #include <set>
 #include <string>
@@ -61,38 +63,15 @@ std::set<std::string> paths_containing(const rapidjson::Value& v, const std::str
   return out;
 }
 
-// The init container's script, exactly as templates/deployment.yaml has it: every value reaches it
-// as an environment variable, none is pasted into it.
-const std::string kScript = R"sh(set -u
-fail() { echo "copy-s3-resources: $*" >&2; exit 1; }
-err=$(mktemp)
-s3() {
-  if [ -n "$S3_ENDPOINT" ]; then aws --endpoint-url "$S3_ENDPOINT" "$@"; else aws "$@"; fi 2>"$err"
+// The containers' script as templates/deployment.yaml holds it, read with yaml-cpp (not rendered):
+// every value reaches it as an environment variable, none is pasted into it.
+const std::string& script() {
+  static const std::string text =
+      YAML::LoadFile(std::string(REPL_SOURCE_DIR) +
+                     "/templates/deployment.yaml")["spec"]["template"]["spec"]["initContainers"][0]["args"][0]
+          .as<std::string>();
+  return text;
 }
-# The key of the first object under a prefix, "None" when there is none.
-first_key() {
-  s3 s3api list-objects-v2 --bucket "$S3_BUCKET" --prefix "$1" --max-items 1 \
-    --query 'Contents[0].Key' --output text ||
-    fail "cannot list s3://$S3_BUCKET/$1: $(tail -n 1 "$err")"
-}
-if [ "$S3_CREDENTIALS" = secret ] && [ -z "${AWS_ACCESS_KEY_ID:-}" ]; then
-  fail "no AWS_ACCESS_KEY_ID: the Secret $S3_SECRET_NAME is missing or lacks the key"
-fi
-code="$CODE_PREFIX/$REPL_ID/"
-found=$(first_key "$code") || exit 1
-if [ "$found" = None ]; then
-  [ -n "$LANGUAGE" ] || fail "s3://$S3_BUCKET/$code is empty and the Repl names no language to start from"
-  base="$BASE_PREFIX/$LANGUAGE/"
-  found=$(first_key "$base") || exit 1
-  [ "$found" != None ] || fail "s3://$S3_BUCKET/$base is empty: nothing to start $REPL_ID from"
-  s3 s3 cp --recursive --only-show-errors "s3://$S3_BUCKET/$base" "s3://$S3_BUCKET/$code" ||
-    fail "cannot copy s3://$S3_BUCKET/$base to s3://$S3_BUCKET/$code: $(tail -n 1 "$err")"
-  echo "seeded s3://$S3_BUCKET/$code from s3://$S3_BUCKET/$base"
-fi
-s3 s3 cp --recursive --only-show-errors "s3://$S3_BUCKET/$code" "$WORKSPACE/" ||
-  fail "cannot copy s3://$S3_BUCKET/$code to $WORKSPACE: $(tail -n 1 "$err")"
-echo "copied s3://$S3_BUCKET/$code to $WORKSPACE"
-)sh";
 
 std::vector<std::string> hostile_values() {
   return {"a\"b'c",
@@ -125,9 +104,12 @@ void check_same_structure(const repl::Repl& hostile, const std::string& value,
     // The value lands exactly where the normal value does, and nowhere else.
     CHECK(paths_containing(changed[i].object, value) == paths_containing(normal[i].object, normal_value));
   }
-  const auto& init = changed[0].object["spec"]["template"]["spec"]["initContainers"][0];
-  CHECK(string_at(init, "/args/0") == kScript);
-  CHECK(string_at(normal[0].object, "/spec/template/spec/initContainers/0/args/0") == kScript);
+  REQUIRE_THAT(script(), Catch::Contains("s3 s3 sync --delete"));
+  for (const char* path :
+       {"/spec/template/spec/initContainers/0/args/0", "/spec/template/spec/initContainers/1/args/0"}) {
+    CHECK(string_at(changed[0].object, path) == script());
+    CHECK(string_at(normal[0].object, path) == script());
+  }
 }
 
 }  // namespace

@@ -309,3 +309,74 @@ TEST_CASE("pull_failure: the kubelet's Event that an image could not be pulled, 
   CHECK_FALSE(event("Pod", "FailedScheduling", "0/1 nodes are available"));
   CHECK_FALSE(repl::pull_failure(repl::test::parse_json("{}")));
 }
+
+namespace {
+
+// A runner pod of the template's shape (the restore, then the sync sidecar), `deleting` or not.
+std::string sidecar_pod(bool deleting, const std::string& status_members) {
+  return R"({"metadata":{"name":"abc123-5d8f-x","namespace":"team-a","uid":"u-1",)" +
+         std::string(deleting ? R"("deletionTimestamp":"2026-01-01T00:01:00Z",)" : "") +
+         R"("labels":{"peetcode.com/repl":"abc123"}},)"
+         R"("spec":{"initContainers":[{"name":"copy-s3-resources"},{"name":"sync-workspace","restartPolicy":"Always"}],)"
+         R"("containers":[{"name":"runner"}]},"status":{"phase":"Running",)" +
+         status_members + "}}";
+}
+std::string ended(int code, const std::string& message) {
+  return R"({"terminated":{"exitCode":)" + std::to_string(code) + R"(,"reason":"Completed","message":)" +
+         quoted(message) + R"(,"finishedAt":"2026-01-01T00:01:07Z"}})";
+}
+
+}  // namespace
+
+TEST_CASE("pod_state: a stopping pod's final sync is its sync sidecar's end", "[repl][observed]") {
+  const auto restored = container("copy-s3-resources", terminated(0, "Completed"));
+  const auto state = [&](bool deleting, const std::string& sync_state) {
+    auto s = repl::pod_state(repl::test::parse_json(
+        sidecar_pod(deleting, init_statuses(restored + "," + container("sync-workspace", sync_state)))));
+    REQUIRE(s);
+    return *s;
+  };
+  SECTION("running, or not stopping: none") {
+    CHECK_FALSE(state(false, kRunning).final_sync);
+    CHECK_FALSE(state(true, kRunning).final_sync);
+    CHECK(state(true, kRunning).terminating);
+    CHECK_FALSE(state(false, kRunning).terminating);
+  }
+  SECTION("ended with 0: succeeded, with its line and time, named by the pod") {
+    const auto s = state(true, ended(0, "final sync: synced /workspace to s3://b/code/abc123/"));
+    CHECK(s.final_sync ==
+          repl::FinalSync{true, "pod abc123-5d8f-x: final sync: synced /workspace to s3://b/code/abc123/",
+                          "2026-01-01T00:01:07Z"});
+    CHECK_FALSE(s.problem);
+  }
+  SECTION("ended otherwise: failed, with its line") {
+    const auto s = state(true, ended(1, "final sync failed: cannot sync /workspace: 503"));
+    REQUIRE(s.final_sync);
+    CHECK_FALSE(s.final_sync->ok);
+    CHECK(s.final_sync->message == "pod abc123-5d8f-x: final sync failed: cannot sync /workspace: 503");
+    CHECK_FALSE(s.problem);  // a stopping pod's ends are not a problem to report
+  }
+  SECTION("killed before it wrote its line (the grace period ran out)") {
+    const auto s = state(true, ended(137, ""));
+    REQUIRE(s.final_sync);
+    CHECK_FALSE(s.final_sync->ok);
+    CHECK(s.final_sync->message ==
+          "pod abc123-5d8f-x: sync-workspace exited with code 137 before its final sync finished");
+  }
+  SECTION("a running pod's sidecar that crashed is a crash loop, not a failed init container") {
+    const auto s = state(false, kRunning);
+    CHECK_FALSE(s.problem);
+    const auto crashed = repl::pod_state(repl::test::parse_json(sidecar_pod(
+        false,
+        init_statuses(restored + "," +
+                      container("sync-workspace", waiting("CrashLoopBackOff"), terminated(1, "Error"))))));
+    REQUIRE(crashed);
+    CHECK(crashed->problem ==
+          Problem{"CrashLoopBackOff", "container sync-workspace keeps exiting (last exit code 1)"});
+    const auto restarted = repl::pod_state(repl::test::parse_json(sidecar_pod(
+        false,
+        init_statuses(restored + "," + container("sync-workspace", kRunning, terminated(1, "Error"))))));
+    REQUIRE(restarted);
+    CHECK_FALSE(restarted->problem);
+  }
+}

@@ -114,9 +114,10 @@ TEST_CASE("every container drops all capabilities and cannot escalate privileges
           "[render][repl][security]") {
   const auto d = deployment_for(repl::test::sample_repl(), custom_settings());
   const auto containers = all_containers(d);
-  REQUIRE(containers.size() == 2);
+  REQUIRE(containers.size() == 3);
   CHECK(containers[0].first == "initContainers copy-s3-resources");
-  CHECK(containers[1].first == "containers runner");
+  CHECK(containers[1].first == "initContainers sync-workspace");
+  CHECK(containers[2].first == "containers runner");
   for (const auto& [label, c] : containers) {
     INFO(label);
     CHECK(at(*c, "/securityContext/allowPrivilegeEscalation").IsFalse());
@@ -142,10 +143,12 @@ TEST_CASE("the runner's requests and limits come from the settings", "[render][r
   // The workspace volume is bounded by the same scratch-disk limit.
   CHECK(string_at(d, "/spec/template/spec/volumes/0/name") == "workspace-volume");
   CHECK(string_at(d, "/spec/template/spec/volumes/0/emptyDir/sizeLimit") == s.runner_ephemeral_storage_limit);
-  // The init container is bounded too (by the template).
-  const auto& init = at(d, "/spec/template/spec/initContainers/0/resources");
-  CHECK(has(init, "/limits/memory"));
-  CHECK(has(init, "/limits/ephemeral-storage"));
+  // The restore and the sync sidecar are bounded too (by the template).
+  for (const char* path :
+       {"/spec/template/spec/initContainers/0/resources", "/spec/template/spec/initContainers/1/resources"}) {
+    CHECK(has(at(d, path), "/limits/memory"));
+    CHECK(has(at(d, path), "/limits/ephemeral-storage"));
+  }
 }
 
 TEST_CASE("the runner is ready once its IDE port listens", "[render][repl]") {
@@ -155,7 +158,7 @@ TEST_CASE("the runner is ready once its IDE port listens", "[render][repl]") {
   CHECK(port.GetInt64() == 3001);
 }
 
-TEST_CASE("S3 settings reach the init container's env, and the runner has no env at all",
+TEST_CASE("S3 settings reach the restore's and the sync sidecar's env, and the runner has no env at all",
           "[render][repl][security]") {
   const ChildSettings s = custom_settings();
   auto r = repl::test::sample_repl();
@@ -173,6 +176,9 @@ TEST_CASE("S3 settings reach the init container's env, and the runner has no env
   CHECK(string_at(init, "/envFrom/0/secretRef/name") == "minio-creds");
   // A failing copy says why in the pod's termination message (and so in the Repl's status).
   CHECK(string_at(init, "/terminationMessagePolicy") == "FallbackToLogsOnError");
+  // The sidecar gets the very same env (one anchor in the template).
+  CHECK(at(d, "/spec/template/spec/initContainers/1/env") == at(init, "/env"));
+  CHECK(at(d, "/spec/template/spec/initContainers/1/envFrom") == at(init, "/envFrom"));
 
   const auto& runner = at(d, "/spec/template/spec/containers/0");
   CHECK_FALSE(has(runner, "/env"));

@@ -268,3 +268,18 @@ TEST_CASE("the S3 egress CIDR is one canonical IPv4 or IPv6 CIDR, and needs an S
     CHECK(problems_for("10.88.0.1", "").size() == 2);
   }
 }
+
+TEST_CASE("the sync interval is at least 1 s, the grace period at least 10 s (the final sync's time)",
+          "[repl][settings]") {
+  ChildSettings s;
+  s.sync_interval_seconds = 0;
+  s.termination_grace_period_seconds = 9;
+  const auto problems = repl::settings_problems(s);
+  INFO(problems_text(problems));
+  REQUIRE(problems.size() == 2);
+  CHECK(problems[0] == "sync interval 0 s must be at least 1 s");
+  CHECK(problems[1] == "termination grace period 9 s must be at least 10 s (the final sync's time)");
+  s.sync_interval_seconds = 1;
+  s.termination_grace_period_seconds = 10;
+  CHECK(repl::settings_problems(s).empty());
+}

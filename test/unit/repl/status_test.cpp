@@ -72,11 +72,22 @@ TEST_CASE("compute_status: phase and Ready condition", "[repl][status]") {
     check_ready_condition(s, "False", "ApplyFailed");
     CHECK(s.ready->message == "Deployment abc123: invalid");
   }
-  SECTION("suspended, even with a pod still ready") {
+  SECTION("suspended once its pods are gone, even with the Deployment still counting one ready") {
     repl.spec.suspended = true;
     const auto s = repl::compute_status(repl, ready_replicas(1), kUrls, kNow);
     CHECK(s.phase == "Suspended");
     check_ready_condition(s, "False", "Suspended");
+  }
+  SECTION("suspended but a pod is still there (stopping, syncing): Stopping") {
+    repl.spec.suspended = true;
+    auto seen = ready_replicas(0);
+    seen.pods = true;
+    seen.pod_problem = kPullFailed;  // a stopping pod's problems do not matter any more
+    const auto s = repl::compute_status(repl, seen, kUrls, kNow);
+    CHECK(s.phase == "Stopping");
+    check_ready_condition(s, "False", "Stopping");
+    CHECK(s.ready->message ==
+          "spec.suspended is true: the runner pod is stopping, after a final sync of its workspace to S3");
   }
   SECTION("ready when the Deployment has a ready replica") {
     const auto s = repl::compute_status(repl, ready_replicas(1), kUrls, kNow);
@@ -181,6 +192,53 @@ TEST_CASE("lastTransitionTime changes only when the condition's status does", "[
   }
 }
 
+TEST_CASE("compute_status: Synced and lastSyncTime come from a final sync seen, and are kept otherwise",
+          "[repl][status]") {
+  auto repl = repl::test::sample_repl();
+  repl.spec.suspended = true;
+  auto seen = ready_replicas(0);
+  CHECK_FALSE(repl::compute_status(repl, seen, kUrls, kNow).synced);  // none before the first
+  CHECK(repl::compute_status(repl, seen, kUrls, kNow).last_sync_time.empty());
+
+  seen.final_sync =
+      repl::FinalSync{true, "pod abc123-1: final sync: synced /workspace", "2026-01-02T03:04:00Z"};
+  const auto ok = repl::compute_status(repl, seen, kUrls, kNow);
+  CHECK(ok.phase == "Suspended");
+  REQUIRE(ok.synced);
+  CHECK(ok.synced->type == "Synced");
+  CHECK(ok.synced->status == "True");
+  CHECK(ok.synced->reason == "FinalSyncSucceeded");
+  CHECK(ok.synced->message == "pod abc123-1: final sync: synced /workspace");
+  CHECK(ok.synced->last_transition_time == kNow);
+  CHECK(ok.last_sync_time == "2026-01-02T03:04:00Z");  // when the sidecar finished, not now
+
+  repl.status = ok;
+  SECTION("kept as they are when no new final sync is seen (the pod is long gone)") {
+    const auto later = repl::compute_status(repl, ready_replicas(0), kUrls, "2026-01-03T00:00:00Z");
+    CHECK(later.synced == ok.synced);
+    CHECK(later.last_sync_time == ok.last_sync_time);
+    CHECK(later == ok);
+  }
+  SECTION("a failed one: Synced False with the sidecar's line; lastSyncTime stays the last good one") {
+    seen.final_sync =
+        repl::FinalSync{false, "pod abc123-2: final sync failed: cannot sync: 503", "2026-01-03T00:00:00Z"};
+    const auto bad = repl::compute_status(repl, seen, kUrls, "2026-01-03T00:00:01Z");
+    REQUIRE(bad.synced);
+    CHECK(bad.synced->status == "False");
+    CHECK(bad.synced->reason == "FinalSyncFailed");
+    CHECK(bad.synced->message == "pod abc123-2: final sync failed: cannot sync: 503");
+    CHECK(bad.synced->last_transition_time == "2026-01-03T00:00:01Z");
+    CHECK(bad.last_sync_time == "2026-01-02T03:04:00Z");
+    CHECK(bad.phase == "Suspended");  // a suspend that could not sync still stops the pod
+    CHECK(repl::final_sync_failed(repl, seen));
+  }
+  SECTION("final_sync_failed reads the Repl's own status when nothing newer was seen") {
+    CHECK_FALSE(repl::final_sync_failed(repl, ChildObservation{}));
+    repl.status.synced->status = "False";
+    CHECK(repl::final_sync_failed(repl, ChildObservation{}));
+  }
+}
+
 TEST_CASE("status_apply_body names the Repl and carries the whole status", "[repl][status]") {
   const auto repl = repl::test::sample_repl();
   const auto status = repl::compute_status(repl, ready_replicas(1), kUrls, kNow);
@@ -198,6 +256,20 @@ TEST_CASE("status_apply_body names the Repl and carries the whole status", "[rep
     auto parsed = repl::parse_repl(body);
     REQUIRE(parsed);
     CHECK(parsed->status == status);
+  }
+  SECTION("with a final sync: lastSyncTime, and Synced after Ready; read back the same") {
+    auto suspended = repl;
+    suspended.spec.suspended = true;
+    auto seen = ready_replicas(0);
+    seen.final_sync = repl::FinalSync{true, "pod p: final sync: synced", "2026-01-02T03:04:00Z"};
+    const auto synced = repl::compute_status(suspended, seen, kUrls, kNow);
+    const auto written = repl::status_apply_body(suspended, synced);
+    CHECK(repl::test::string_at(written, "/status/lastSyncTime") == "2026-01-02T03:04:00Z");
+    CHECK(repl::test::string_at(written, "/status/conditions/1/type") == "Synced");
+    CHECK(repl::test::string_at(written, "/status/conditions/1/reason") == "FinalSyncSucceeded");
+    auto parsed = repl::parse_repl(written);
+    REQUIRE(parsed);
+    CHECK(parsed->status == synced);
   }
   SECTION("without a condition the list is empty") {
     ReplStatus bare = status;
