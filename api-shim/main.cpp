@@ -42,13 +42,15 @@ int main(int argc, char** argv) {
   std::string default_user;
   int max_body_bytes = 16 * 1024;
   int workers = 64;
+  int activity_interval = 60;
   std::string log_level = "info";
 
   Flags flags(
       "repl-shim",
       "HTTP front for the Repl API: POST /start {userId, replId, language?} creates (or resumes) a Repl and\n"
       "answers {replId, userId, phase, ready, urls}; GET /repls/{replId}[?wait=ready&timeout=30s];\n"
-      "POST /stop {userId, replId}; DELETE /repls/{replId}?userId=...; GET /healthz, /readyz, /metrics.");
+      "POST /stop {userId, replId}; DELETE /repls/{replId}?userId=...; POST /repls/{replId}/heartbeat\n"
+      "{userId} (the frontend, while the repl's tab is open); GET /healthz, /readyz, /metrics.");
   flags.add("listen", "SHIM_LISTEN", &listen, "address to listen on, [host]:port");
   flags.add("namespace", "SHIM_NAMESPACE", &ns, "namespace the Repls are created in");
   flags.add("kubeconfig", "", &kubeconfig, "kubeconfig file; without it $KUBECONFIG, then in-cluster config");
@@ -60,19 +62,22 @@ int main(int argc, char** argv) {
   flags.add("max-body-bytes", "SHIM_MAX_BODY_BYTES", &max_body_bytes,
             "largest request body accepted (413 beyond)");
   flags.add("workers", "SHIM_WORKERS", &workers, "requests handled at once (waiting ones included)");
+  flags.add("activity-interval", "SHIM_ACTIVITY_INTERVAL", &activity_interval,
+            "seconds: a heartbeat writes a Repl's last activity only when it is older than this");
   flags.add("log-level", "SHIM_LOG_LEVEL", &log_level, "debug, info, warn or error");
   if (auto exit_code = flags.parse_main(argc, argv)) return *exit_code;
 
   const auto level = log::parse_level(log_level);
-  if (!level || workers < 1 || max_body_bytes < 1) {
-    std::cerr << "repl-shim: --log-level must be debug, info, warn or error; --workers and --max-body-bytes "
-                 "positive\n";
+  if (!level || workers < 1 || max_body_bytes < 1 || activity_interval < 1) {
+    std::cerr << "repl-shim: --log-level must be debug, info, warn or error; --workers, --max-body-bytes and "
+                 "--activity-interval positive\n";
     return 2;
   }
   log::set_level(*level);
 
   shim::ShimOptions options;
   options.default_user = default_user;
+  options.activity_interval = std::chrono::seconds(activity_interval);
   std::stringstream origins(cors_origins);
   for (std::string o; std::getline(origins, o, ',');) {
     if (!o.empty()) options.cors_origins.push_back(o);

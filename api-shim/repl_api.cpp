@@ -38,6 +38,11 @@ Result<Applied, kube::ApiError> KubeReplApi::apply(const StartRequest& request) 
   if (!request.language.empty()) spec.AddMember("language", str(request.language), a);
   spec.AddMember("suspended", request.suspended, a);
   doc.AddMember("spec", std::move(spec), a);
+  if (!request.last_activity.empty()) {
+    rapidjson::Value annotations(rapidjson::kObjectType);
+    annotations.AddMember(rapidjson::StringRef(kLastActivityAnnotation), str(request.last_activity), a);
+    doc["metadata"].AddMember("annotations", std::move(annotations), a);
+  }
 
   bool created = false;
   auto object = client_.apply(kube::object_path(r, ns_, request.repl_id), doc, kFieldManager, true, &created);
@@ -55,6 +60,20 @@ void KubeReplApi::wait_ready(const std::string& repl_id, std::chrono::millisecon
   // Waiting first, then the read: a change after the read arrives through the shared watch.
   const auto waiter = waiters_.add(repl_id, timeout, std::move(done));
   waiters_.seed(waiter, get(repl_id));
+}
+
+Result<Repl, kube::ApiError> KubeReplApi::record_activity(const std::string& repl_id, const std::string& at) {
+  // A merge patch, not an apply: an apply of this manager's that left out its spec would remove it.
+  rapidjson::Document patch(rapidjson::kObjectType);
+  auto& a = patch.GetAllocator();
+  rapidjson::Value annotations(rapidjson::kObjectType);
+  annotations.AddMember(rapidjson::StringRef(kLastActivityAnnotation), json::string_value(at, a), a);
+  rapidjson::Value meta(rapidjson::kObjectType);
+  meta.AddMember("annotations", std::move(annotations), a);
+  patch.AddMember("metadata", std::move(meta), a);
+  auto object = client_.merge_patch(kube::object_path(kube::repls(), ns_, repl_id), patch);
+  if (!object) return Fail(object.error());
+  return to_repl(*object);
 }
 
 bool KubeReplApi::reachable() { return client_.get("/version").has_value(); }

@@ -23,6 +23,7 @@ struct StartRequest {
   std::string user_id;
   std::string language;  // optional
   bool suspended = false;
+  std::string last_activity;  // RFC 3339: the annotation peetcode.com/last-activity; empty: none
 };
 
 struct Applied {
@@ -39,6 +40,8 @@ class ReplApi {
   virtual Result<Applied, kube::ApiError> apply(const StartRequest& request) = 0;
   // Deletes exactly the Repl with this uid (a Repl re-created meanwhile under the name is kept).
   virtual Result<void, kube::ApiError> remove(const std::string& repl_id, const std::string& uid) = 0;
+  // Sets the annotation peetcode.com/last-activity to `at` (RFC 3339), nothing else.
+  virtual Result<Repl, kube::ApiError> record_activity(const std::string& repl_id, const std::string& at) = 0;
   // Waits, at most `timeout`, for the Repl to report phase Ready, without holding the caller's
   // thread once the call returns: `done` gets the Repl as last seen (std::nullopt if it does not
   // exist or was deleted meanwhile), exactly once, from any thread (perhaps before this returns).
@@ -56,6 +59,7 @@ class KubeReplApi final : public ReplApi {
   Result<std::optional<Repl>, kube::ApiError> get(const std::string& repl_id) override;
   Result<Applied, kube::ApiError> apply(const StartRequest& request) override;
   Result<void, kube::ApiError> remove(const std::string& repl_id, const std::string& uid) override;
+  Result<Repl, kube::ApiError> record_activity(const std::string& repl_id, const std::string& at) override;
   void wait_ready(const std::string& repl_id, std::chrono::milliseconds timeout, WaitDone done) override;
   bool reachable() override;
 

@@ -15,6 +15,7 @@
 
 #include "common/json.hpp"
 #include "common/log.hpp"
+#include "common/time.hpp"
 #include "repl/validation.hpp"
 
 namespace repl::shim {
@@ -276,11 +277,20 @@ Shim::Routed Shim::route(const IncomingRequest& req, std::string& route_name) {
   const bool is_start = path == "/start";
   const bool is_stop = path == "/stop";
   const std::string repls_prefix = "/repls/";
-  const bool is_repl = path.rfind(repls_prefix, 0) == 0 && path.size() > repls_prefix.size() &&
-                       path.find('/', repls_prefix.size()) == std::string::npos;
+  const std::string heartbeat_suffix = "/heartbeat";
+  std::string repl_id;
+  bool is_heartbeat = false;
+  if (path.rfind(repls_prefix, 0) == 0) {
+    repl_id = path.substr(repls_prefix.size());
+    is_heartbeat = repl_id.size() > heartbeat_suffix.size() &&
+                   repl_id.compare(repl_id.size() - heartbeat_suffix.size(), heartbeat_suffix.size(),
+                                   heartbeat_suffix) == 0;
+    if (is_heartbeat) repl_id.resize(repl_id.size() - heartbeat_suffix.size());
+  }
+  const bool is_repl = !repl_id.empty() && repl_id.find('/') == std::string::npos;
   if (!is_start && !is_stop && !is_repl)
     return error_reply(404, "not_found", "", "no such endpoint: " + path);
-  route_name = is_start ? "start" : is_stop ? "stop" : "repl";
+  route_name = is_start ? "start" : is_stop ? "stop" : is_heartbeat ? "heartbeat" : "repl";
   if (!authorized(req)) {
     HttpReply r = error_reply(401, "unauthorized", "", "a valid bearer token is required");
     r.headers.emplace_back("WWW-Authenticate", "Bearer");
@@ -288,7 +298,7 @@ Shim::Routed Shim::route(const IncomingRequest& req, std::string& route_name) {
   }
   if (is_start) return req.method == "POST" ? start(req) : method_not_allowed("POST");
   if (is_stop) return req.method == "POST" ? stop(req) : method_not_allowed("POST");
-  const std::string repl_id = path.substr(repls_prefix.size());
+  if (is_heartbeat) return req.method == "POST" ? heartbeat(req, repl_id) : method_not_allowed("POST");
   if (req.method == "GET") return get(req, repl_id);
   if (req.method == "DELETE") return remove(req, repl_id);
   return method_not_allowed("GET, DELETE");
@@ -311,7 +321,8 @@ HttpReply Shim::preflight(const IncomingRequest& req) {
 HttpReply Shim::start(const IncomingRequest& req) {
   auto fields = parse_fields(req, {"userId", "replId", "language"});
   if (!fields) return fields.error();
-  StartRequest s{field(*fields, "replId"), field(*fields, "userId"), field(*fields, "language"), false};
+  StartRequest s{field(*fields, "replId"), field(*fields, "userId"), field(*fields, "language"), false,
+                 rfc3339(clock_.wall())};
   if (!fields->values.contains("userId")) s.user_id = options_.default_user;
   if (auto bad = invalid_ids(s.repl_id, s.user_id, &s.language)) return *bad;
   if (s.language.empty()) {
@@ -343,7 +354,7 @@ HttpReply Shim::start(const IncomingRequest& req) {
 HttpReply Shim::stop(const IncomingRequest& req) {
   auto fields = parse_fields(req, {"userId", "replId"});
   if (!fields) return fields.error();
-  StartRequest s{field(*fields, "replId"), field(*fields, "userId"), "", true};
+  StartRequest s{field(*fields, "replId"), field(*fields, "userId"), "", true, ""};
   if (!fields->values.contains("userId")) s.user_id = options_.default_user;
   if (auto bad = invalid_ids(s.repl_id, s.user_id, nullptr)) return *bad;
   auto existing = api_.get(s.repl_id);
@@ -353,9 +364,34 @@ HttpReply Shim::stop(const IncomingRequest& req) {
     return error_reply(409, "conflict", "replId", "this replId belongs to another user");
   }
   s.language = (*existing)->spec.language;
+  s.last_activity = (*existing)->last_activity;  // kept: the apply would remove what it leaves out
   auto applied = api_.apply(s);
   if (!applied) return upstream_reply(applied.error());
   return repl_reply(200, applied->repl);
+}
+
+HttpReply Shim::heartbeat(const IncomingRequest& req, const std::string& repl_id) {
+  if (auto e = validate_repl_id(repl_id)) return error_reply(400, "bad_request", "replId", e->message);
+  auto user = requested_user(req);
+  if (!user) return user.error();
+  auto existing = api_.get(repl_id);
+  if (!existing) return upstream_reply(existing.error());
+  if (!*existing) return error_reply(404, "not_found", "replId", "no such repl");
+  if ((*existing)->spec.user_id != *user) {
+    return error_reply(409, "conflict", "replId", "this replId belongs to another user");
+  }
+  // Written at most once an activity interval per Repl (heartbeats come every few seconds from
+  // every open tab); two shim replicas read the same annotation, so together they write about as
+  // rarely.
+  const WallTime now = clock_.wall();
+  const auto last = parse_rfc3339((*existing)->last_activity);
+  if (last && now - *last < options_.activity_interval) return repl_reply(200, **existing);
+  auto recorded = api_.record_activity(repl_id, rfc3339(now));
+  if (!recorded) {
+    if (recorded.error().is_not_found()) return error_reply(404, "not_found", "replId", "no such repl");
+    return upstream_reply(recorded.error());
+  }
+  return repl_reply(200, *recorded);
 }
 
 Shim::Routed Shim::get(const IncomingRequest& req, const std::string& repl_id) {
@@ -384,20 +420,27 @@ Shim::Routed Shim::get(const IncomingRequest& req, const std::string& repl_id) {
   return WaitReady{repl_id, timeout};
 }
 
-HttpReply Shim::remove(const IncomingRequest& req, const std::string& repl_id) {
-  if (auto e = validate_repl_id(repl_id)) return error_reply(400, "bad_request", "replId", e->message);
+Result<std::string, HttpReply> Shim::requested_user(const IncomingRequest& req) const {
   // From the body or the query; the default user only when neither names one at all.
   std::optional<std::string> given;
   if (!req.body.empty() || req.body_too_large) {
     auto fields = parse_fields(req, {"userId"});
-    if (!fields) return fields.error();
+    if (!fields) return Fail(fields.error());
     if (fields->values.contains("userId")) given = field(*fields, "userId");
   } else {
     const auto query = parse_query(req.query);
     if (const auto it = query.find("userId"); it != query.end()) given = it->second;
   }
-  const std::string user_id = given.value_or(options_.default_user);
-  if (auto e = validate_user_id(user_id)) return error_reply(400, "bad_request", "userId", e->message);
+  std::string user_id = given.value_or(options_.default_user);
+  if (auto e = validate_user_id(user_id)) return Fail(error_reply(400, "bad_request", "userId", e->message));
+  return user_id;
+}
+
+HttpReply Shim::remove(const IncomingRequest& req, const std::string& repl_id) {
+  if (auto e = validate_repl_id(repl_id)) return error_reply(400, "bad_request", "replId", e->message);
+  auto user = requested_user(req);
+  if (!user) return user.error();
+  const std::string& user_id = *user;
   auto existing = api_.get(repl_id);
   if (!existing) return upstream_reply(existing.error());
   if (!*existing) return error_reply(404, "not_found", "replId", "no such repl");

@@ -36,6 +36,9 @@ struct ShimOptions {
   std::vector<std::string> cors_origins;  // exact origins, e.g. "https://app.example.com"
   std::string default_user;               // userId for requests that send only a replId
   std::chrono::seconds max_wait{60};      // upper bound of ?timeout=
+  // A heartbeat writes the Repl's last activity only when what it holds is older than this: the
+  // idle timeout is counted in minutes, and each write is a Repl update every watcher sees.
+  std::chrono::seconds activity_interval{60};
 };
 
 // The JSON error body: {"error": code, "field": field or null, "message": message}.
@@ -45,9 +48,12 @@ kube::HttpReply error_reply(int status, const std::string& code, const std::stri
 // "30s", "2m", "500ms", or a bare number of seconds; std::nullopt if malformed.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 
+// Routes: POST /start, POST /stop, GET /repls/{id}[?wait=ready], DELETE /repls/{id},
+// POST /repls/{id}/heartbeat (the frontend, while the repl's tab is open: its last activity, which
+// the idle timeout counts from), /healthz, /readyz, /metrics.
 class Shim final {
  public:
-  // `clock` times the answers (repl_shim_request_duration_seconds).
+  // `clock` times the answers (repl_shim_request_duration_seconds) and dates the activity.
   Shim(ShimOptions options, ReplApi& api, Clock& clock, metrics::Registry& registry);
 
   void handle(const kube::IncomingRequest& request, kube::Responder respond);
@@ -65,6 +71,9 @@ class Shim final {
   kube::HttpReply stop(const kube::IncomingRequest& request);
   Routed get(const kube::IncomingRequest& request, const std::string& repl_id);
   kube::HttpReply remove(const kube::IncomingRequest& request, const std::string& repl_id);
+  kube::HttpReply heartbeat(const kube::IncomingRequest& request, const std::string& repl_id);
+  // The userId of a request naming a Repl in its path: from the body or the query, else the default.
+  Result<std::string, kube::HttpReply> requested_user(const kube::IncomingRequest& request) const;
   kube::HttpReply preflight(const kube::IncomingRequest& request);
   bool origin_allowed(const std::string& origin) const;
   bool authorized(const kube::IncomingRequest& request) const;

@@ -33,6 +33,7 @@
 #include "common/clock.hpp"
 #include "common/flags.hpp"
 #include "common/json.hpp"
+#include "common/time.hpp"
 #include "kube/client.hpp"
 #include "kube/config.hpp"
 #include "kube/resource.hpp"
@@ -482,7 +483,8 @@ int baseline(kube::Client& client, const Options& o) {
     for (const auto& c : *children) write(client.create(kube::collection_path(c.resource, o.ns), c.object));
     write(client.apply(kube::object_path(kube::repls(), o.ns, r.key.name), finalizer_apply_body(r.key, true),
                        "repl-operator"));
-    const auto status = compute_status(r, ChildObservation{}, urls_for(r, ChildSettings{}), rfc3339_now());
+    const auto status = compute_status(r, ChildObservation{}, urls_for(r, ChildSettings{}),
+                                       rfc3339(std::chrono::system_clock::now()));
     write(client.apply(kube::object_path(kube::repls(), o.ns, r.key.name) + "/status",
                        status_apply_body(r, status), "repl-operator"));
   });

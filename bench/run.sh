@@ -84,8 +84,9 @@ fi
 
 # Which operator start_operator runs, and the metrics that tell its queue and its requests.
 use_ours() {
+  # No idle suspends: the peer has none, and the phases leave Repls running past the default 30 m.
   operator_cmd=("$build/bin/repl-operator" --templates "$root/templates" --metrics-addr 127.0.0.1:0
-    --health-addr 127.0.0.1:0)
+    --health-addr 127.0.0.1:0 --idle-timeout 0)
   depth_re='^repl_operator_workqueue_depth'
   busy_re='^repl_operator_workqueue_in_flight'
   requests_re='^repl_operator_api_requests_total'

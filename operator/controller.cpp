@@ -85,6 +85,26 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
                        queue(&Dispatcher::Stats::panics));
   metrics_.add_gauge("repl_operator_cached_repls", "Repls in the cache.",
                      [this] { return static_cast<double>(repls_.size()); });
+  metrics_.registry().labelled_gauge_func(
+      "repl_operator_repls", "Repls by the phase their status shows (\"\" before the first status).", "phase",
+      [this] {
+        std::map<std::string, double> by_phase = {{"Pending", 0},  {"Starting", 0},  {"Ready", 0},
+                                                  {"Stopping", 0}, {"Suspended", 0}, {"Failed", 0}};
+        repls_.for_each([&by_phase](const Repl& r) { by_phase[r.status.phase] += 1; });
+        return metrics::Registry::LabelledValues(by_phase.begin(), by_phase.end());
+      });
+  const auto ended = [this](auto field) {
+    return [this, field] { return static_cast<double>(reconciler_.stats().*field); };
+  };
+  metrics_.add_counter("repl_operator_idle_suspends_total", "Repls the operator suspended for being idle.",
+                       ended(&Reconciler::Stats::idle_suspends));
+  metrics_.add_counter("repl_operator_ttl_deletions_total",
+                       "Repls the operator deleted for being suspended longer than their ttlAfterSuspend.",
+                       ended(&Reconciler::Stats::ttl_deletions));
+  metrics_.add_counter(
+      "repl_operator_sync_failures_total",
+      "Final syncs of a workspace to S3 that failed (each once, as its Repl's status shows it).",
+      ended(&Reconciler::Stats::final_sync_failures));
 }
 
 Controller::~Controller() { stop(); }
@@ -133,9 +153,15 @@ void Controller::saw_final_sync(const ObjectKey& repl, const FinalSync& sync) {
   // Every later event about the stopped pod shows it again: once on the Repl, it is not kept.
   if (const auto r = repls_.get(repl); r && r->status.synced && r->status.synced->message == sync.message)
     return;
-  std::lock_guard lock(final_syncs_mu_);
-  auto [it, added] = final_syncs_.try_emplace(repl, sync);
-  if (!added && it->second.finished_at <= sync.finished_at) it->second = sync;  // RFC 3339 sorts as text
+  {
+    std::lock_guard lock(final_syncs_mu_);
+    auto [it, added] = final_syncs_.try_emplace(repl, sync);
+    if (!added) {
+      if (it->second == sync || it->second.finished_at > sync.finished_at) return;  // RFC 3339 sorts as text
+      it->second = sync;
+    }
+  }
+  if (sync.seconds >= 0) metrics_.final_sync(sync.ok, sync.seconds);
 }
 
 std::optional<FinalSync> Controller::final_sync(const ObjectKey& repl) const {
@@ -198,6 +224,7 @@ ReconcileOutcome Controller::reconcile(const ObjectKey& key) {
     return ReconcileOutcome::retry();
   }
   log::debug("reconciled", {{"repl", key.str()}, {"ms", std::to_string(ms.count())}});
+  if (*result) return ReconcileOutcome::requeue_after(**result);  // an idle or TTL deadline ahead
   return ReconcileOutcome::done();
 }
 

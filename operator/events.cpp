@@ -2,6 +2,7 @@
 
 #include "common/json.hpp"
 #include "common/log.hpp"
+#include "common/time.hpp"
 #include "kube/resource.hpp"
 #include "repl/status.hpp"
 
@@ -45,7 +46,7 @@ rapidjson::Document event_object(const Repl& repl, EventType type, const std::st
 void ApiEventSender::send(const Repl& repl, EventType type, const std::string& reason,
                           const std::string& message, std::function<void()> done) {
   const kube::Resource events{"", "v1", "events", "Event"};
-  auto body = event_object(repl, type, reason, message, rfc3339_now(), instance_);
+  auto body = event_object(repl, type, reason, message, rfc3339(clock_.wall()), instance_);
   client_.create_async(kube::collection_path(events, repl.key.ns), body,
                        [key = repl.key.str(), reason, done = std::move(done)](kube::Client::Answer r) {
                          if (!r) {

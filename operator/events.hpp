@@ -50,13 +50,14 @@ class EventSender {
 class ApiEventSender final : public EventSender {
  public:
   // `instance` names this operator replica (reportingInstance).
-  ApiEventSender(kube::Client& client, std::string instance)
-      : client_(client), instance_(std::move(instance)) {}
+  ApiEventSender(kube::Client& client, Clock& clock, std::string instance)
+      : client_(client), clock_(clock), instance_(std::move(instance)) {}
   void send(const Repl& repl, EventType type, const std::string& reason, const std::string& message,
             std::function<void()> done) override;
 
  private:
   kube::Client& client_;  // not owned
+  Clock& clock_;          // not owned
   const std::string instance_;
 };
 

@@ -14,11 +14,13 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "common/clock.hpp"
 #include "common/flags.hpp"
 #include "common/log.hpp"
+#include "common/time.hpp"
 #include "controller.hpp"
 #include "events.hpp"
 #include "health.hpp"
@@ -144,6 +146,13 @@ int main(int argc, char** argv) {
   flags.add("termination-grace-period", "REPL_TERMINATION_GRACE_PERIOD",
             &settings.termination_grace_period_seconds,
             "seconds a stopping runner pod has for the runner's exit and the final sync to S3 (at least 10)");
+  std::string idle_timeout = "30m", ttl_after_suspend = "0";
+  flags.add("idle-timeout", "REPL_IDLE_TIMEOUT", &idle_timeout,
+            "a running repl with no activity (/start, heartbeat) for this long is suspended, unless its "
+            "spec.idleTimeout says otherwise (h/m/s, e.g. 30m; 0: never)");
+  flags.add("ttl-after-suspend", "REPL_TTL_AFTER_SUSPEND", &ttl_after_suspend,
+            "a repl suspended this long is deleted (after its final sync), unless its spec.ttlAfterSuspend "
+            "says otherwise (h/m/s, e.g. 168h; 0: never)");
   flags.add("url-scheme", "REPL_URL_SCHEME", &settings.url_scheme, "scheme of the URLs reported in status");
   flags.add("workers", "REPL_WORKERS", &controller_options.workers, "Repls reconciled in parallel");
   flags.add("leader-elect", "REPL_LEADER_ELECT", &leader_elect,
@@ -167,6 +176,18 @@ int main(int argc, char** argv) {
   if (controller_options.workers < 1) {
     std::cerr << "repl-operator: --workers must be at least 1\n";
     return 2;
+  }
+  LifecycleSettings lifecycle;
+  for (const auto& [flag, text, target] :
+       {std::tuple{"--idle-timeout", &idle_timeout, &lifecycle.idle_timeout},
+        std::tuple{"--ttl-after-suspend", &ttl_after_suspend, &lifecycle.ttl_after_suspend}}) {
+    const auto parsed = parse_hms_duration(*text);
+    if (!parsed) {
+      std::cerr << "repl-operator: " << flag << " must be 0 or h/m/s such as 30m or 168h, not \"" << *text
+                << "\"\n";
+      return 2;
+    }
+    *target = *parsed;
   }
   if (const auto problems = settings_problems(settings); !problems.empty()) {
     for (const auto& p : problems) std::cerr << "repl-operator: " << p << "\n";
@@ -200,9 +221,9 @@ int main(int argc, char** argv) {
   std::atomic<bool> shutting_down{false};
   ShutdownRequest shutdown;
   const std::string identity = kube::default_leader_identity();
-  ApiEventSender api_events(client, identity);
+  ApiEventSender api_events(client, clock, identity);
   AsyncEventRecorder events(api_events, clock);
-  Reconciler reconciler(client, events, settings, std::move(*templates));
+  Reconciler reconciler(client, events, clock, settings, std::move(*templates), lifecycle);
   controller_options.leading_at_start = !leader_elect;
   std::unique_ptr<kube::LeaderElector> elector;
   // is_leader() turns false at the renew deadline by itself, before the standby may take over,

@@ -21,6 +21,10 @@ OperatorMetrics::OperatorMetrics()
                              .Help("Time one reconcile took.")
                              .Register(registry_.families())
                              .Add({}, metrics::default_seconds_buckets())),
+      final_sync_seconds_(prometheus::BuildHistogram()
+                              .Name("repl_operator_final_sync_duration_seconds")
+                              .Help("From a runner pod's stop to the end of its final sync to S3, by result.")
+                              .Register(registry_.families())),
       api_requests_(counter(registry_, "repl_operator_api_requests_total",
                             "Requests to the Kubernetes API server, by verb and HTTP status code "
                             "(0: not reached).")),
@@ -35,6 +39,12 @@ void OperatorMetrics::reconciled(bool ok, std::chrono::steady_clock::duration to
   reconciles_.Add({{"result", ok ? "success" : "error"}}).Increment();
   if (!ok) reconcile_errors_.Increment();
   reconcile_seconds_.Observe(std::chrono::duration<double>(took).count());
+}
+
+void OperatorMetrics::final_sync(bool ok, double seconds) {
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {0.5, 1,  2,   5,   10, 20,
+                                                                   30,  60, 120, 300, 600};
+  final_sync_seconds_.Add({{"result", ok ? "success" : "failure"}}, kBuckets).Observe(seconds);
 }
 
 kube::Client::Observer OperatorMetrics::api_observer() {

@@ -26,6 +26,8 @@ class OperatorMetrics final {
   metrics::Registry& registry() { return registry_; }
 
   void reconciled(bool ok, std::chrono::steady_clock::duration took);
+  // A stopping pod's final sync, seen once: from its stop to its sync sidecar's end.
+  void final_sync(bool ok, double seconds);
   // For kube::Client: counts every request by verb and code ("0": the server was not reached).
   kube::Client::Observer api_observer();
   // For a WatchRunner named `watcher`.
@@ -40,6 +42,7 @@ class OperatorMetrics final {
   prometheus::Family<prometheus::Counter>& reconciles_;
   prometheus::Counter& reconcile_errors_;
   prometheus::Histogram& reconcile_seconds_;
+  prometheus::Family<prometheus::Histogram>& final_sync_seconds_;
   prometheus::Family<prometheus::Counter>& api_requests_;
   prometheus::Family<prometheus::Counter>& watch_relists_;
   prometheus::Family<prometheus::Counter>& watch_restarts_;

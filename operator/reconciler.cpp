@@ -7,34 +7,98 @@
 
 #include "common/json.hpp"
 #include "common/log.hpp"
+#include "common/time.hpp"
 #include "kube/resource.hpp"
 #include "repl/validation.hpp"
 
 namespace repl {
 
-Reconciler::Reconciler(kube::Client& client, EventRecorder& events, ChildSettings settings,
-                       std::vector<ChildTemplate> templates)
-    : client_(client), events_(events), settings_(std::move(settings)), templates_(std::move(templates)) {}
+Reconciler::Reconciler(kube::Client& client, EventRecorder& events, Clock& clock, ChildSettings settings,
+                       std::vector<ChildTemplate> templates, LifecycleSettings lifecycle)
+    : client_(client),
+      events_(events),
+      clock_(clock),
+      settings_(std::move(settings)),
+      templates_(std::move(templates)),
+      lifecycle_(lifecycle) {}
 
 bool is_permanent(const kube::ApiError& e) {
   // 403 is not here: a missing RBAC rule is fixed by an administrator, and then a retry succeeds.
   return e.kind == kube::ApiError::Kind::kApi && (e.code == 400 || e.code == 422);
 }
 
-Result<void, kube::ApiError> Reconciler::reconcile(const Repl& repl, ChildView& view) {
-  if (repl.deleting) return finalize(repl, view);
+Reconciler::Outcome Reconciler::reconcile(const Repl& repl, ChildView& view) {
+  using After = std::optional<std::chrono::seconds>;
+  if (repl.deleting) {
+    if (auto finalized = finalize(repl, view); !finalized) return Fail(finalized.error());
+    return After{};
+  }
   ChildObservation seen;
   std::optional<FieldError> invalid = validate_repl_id(repl.key.name);
   if (!invalid) invalid = validate_user_id(repl.spec.user_id);
   if (!invalid && !repl.spec.language.empty()) invalid = validate_language(repl.spec.language);
   if (!invalid && !repl.spec.image.empty()) invalid = validate_image(repl.spec.image);
+  if (!invalid && !repl.spec.idle_timeout.empty())
+    invalid = validate_duration("spec.idleTimeout", repl.spec.idle_timeout);
+  if (!invalid && !repl.spec.ttl_after_suspend.empty())
+    invalid = validate_duration("spec.ttlAfterSuspend", repl.spec.ttl_after_suspend);
   if (invalid) {
     seen.failure_reason = "InvalidSpec";
     seen.failure_message = invalid->field + ": " + invalid->message;
   } else if (auto applied = apply_children(repl, view, seen, Create::kYes); !applied) {
-    return applied;
+    return Fail(applied.error());
   }
-  return write_status(repl, view, seen);
+  if (auto written = write_status(repl, view, seen); !written) return Fail(written.error());
+  if (invalid) return After{};
+  return end_of_life(repl, repl.spec.suspended && !seen.pods);
+}
+
+Reconciler::Outcome Reconciler::end_of_life(const Repl& repl, bool stopped) {
+  using Action = LifecycleDecision::Action;
+  using After = std::optional<std::chrono::seconds>;
+  const WallTime now = clock_.wall();
+  const LifecycleDecision d = decide_lifecycle(repl, stopped, lifecycle_, now);
+  if (d.next_check) {
+    // A second late rather than early: the deadline is then past when the key comes back.
+    return After{std::chrono::ceil<std::chrono::seconds>(*d.next_check - now) + std::chrono::seconds(1)};
+  }
+  const std::string path = kube::object_path(kube::repls(), repl.key.ns, repl.key.name);
+  const std::string idle_for = std::to_string(d.limit.count()) + " s";
+  if (d.action == Action::kSuspendIdle) {
+    // spec.suspended, as /stop would; the shim's next /start takes it back. The annotation says why.
+    rapidjson::Document patch(rapidjson::kObjectType);
+    auto& a = patch.GetAllocator();
+    rapidjson::Value annotations(rapidjson::kObjectType);
+    annotations.AddMember(rapidjson::StringRef(kIdleSuspendedAnnotation), json::string_value(rfc3339(now), a),
+                          a);
+    rapidjson::Value meta(rapidjson::kObjectType);
+    meta.AddMember("annotations", std::move(annotations), a);
+    patch.AddMember("metadata", std::move(meta), a);
+    rapidjson::Value spec(rapidjson::kObjectType);
+    spec.AddMember("suspended", true, a);
+    patch.AddMember("spec", std::move(spec), a);
+    auto patched = client_.merge_patch(path, patch);
+    if (!patched) return patched.error().is_not_found() ? Outcome(After{}) : Outcome(Fail(patched.error()));
+    ++idle_suspends_;
+    events_.record(repl, EventType::kNormal, "Idle",
+                   "no activity since " + rfc3339(d.since) + " (idle timeout " + idle_for + "): suspended");
+    log::info("idle: suspended", {{"repl", repl.key.str()}, {"since", rfc3339(d.since)}});
+    return After{};
+  }
+  if (d.action == Action::kDeleteExpired) {
+    // Its pod is gone and its final sync done: the finalizer lets it go at once.
+    auto removed = client_.remove(path, repl.uid);
+    if (!removed) {
+      // Gone, or re-created under its name meanwhile (another uid): nothing of this one is left.
+      if (removed.error().is_not_found() || removed.error().is_conflict()) return After{};
+      return Fail(removed.error());
+    }
+    ++ttl_deletions_;
+    events_.record(repl, EventType::kNormal, "Expired",
+                   "suspended since " + rfc3339(d.since) + " (ttlAfterSuspend " + idle_for + "): deleted");
+    log::info("expired: deleted", {{"repl", repl.key.str()}, {"since", rfc3339(d.since)}});
+  }
+  return After{};
 }
 
 Result<void, kube::ApiError> Reconciler::finalize(const Repl& repl, ChildView& view) {
@@ -194,7 +258,7 @@ void Reconciler::apply_child(const Repl& repl, const Child& child, bool live, ku
 
 Result<void, kube::ApiError> Reconciler::write_status(const Repl& repl, ChildView& view,
                                                       const ChildObservation& seen) {
-  const ReplStatus status = compute_status(repl, seen, urls_for(repl, settings_), rfc3339_now());
+  const ReplStatus status = compute_status(repl, seen, urls_for(repl, settings_), rfc3339(clock_.wall()));
   if (status == repl.status) return Ok{};
   const std::string path = kube::object_path(kube::repls(), repl.key.ns, repl.key.name) + "/status";
   auto written = client_.apply(path, status_apply_body(repl, status), kFieldManager);
@@ -212,6 +276,7 @@ Result<void, kube::ApiError> Reconciler::write_status(const Repl& repl, ChildVie
     events_.record(repl, EventType::kWarning, ready.reason, ready.message);
   }
   if (status.synced && status.synced->status == "False" && status.synced != repl.status.synced) {
+    ++final_sync_failures_;
     events_.record(repl, EventType::kWarning, status.synced->reason, status.synced->message);
   }
   return Ok{};

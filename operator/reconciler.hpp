@@ -15,14 +15,19 @@
 // Thread-safety: reconcile() may run on several threads at once, for different Repls.
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "common/result.hpp"
 #include "events.hpp"
 #include "kube/client.hpp"
 #include "repl/children.hpp"
+#include "repl/lifecycle.hpp"
 #include "repl/observed.hpp"
 #include "repl/repl.hpp"
 #include "repl/status.hpp"
@@ -58,12 +63,23 @@ class ChildView {
 
 class Reconciler final {
  public:
-  Reconciler(kube::Client& client, EventRecorder& events, ChildSettings settings,
-             std::vector<ChildTemplate> templates);
+  // `clock` gives the calendar time (status times, idle and TTL deadlines).
+  Reconciler(kube::Client& client, EventRecorder& events, Clock& clock, ChildSettings settings,
+             std::vector<ChildTemplate> templates, LifecycleSettings lifecycle = {});
 
-  Result<void, kube::ApiError> reconcile(const Repl& repl, ChildView& view);
+  // Ok: done, with when to look again if a deadline (idle, TTL) is ahead.
+  using Outcome = Result<std::optional<std::chrono::seconds>, kube::ApiError>;
+  Outcome reconcile(const Repl& repl, ChildView& view);
 
   const std::vector<ChildTemplate>& templates() const { return templates_; }
+
+  // What reconciles ended on their own, for /metrics.
+  struct Stats {
+    std::uint64_t idle_suspends = 0;
+    std::uint64_t ttl_deletions = 0;
+    std::uint64_t final_sync_failures = 0;
+  };
+  Stats stats() const { return {idle_suspends_.load(), ttl_deletions_.load(), final_sync_failures_.load()}; }
 
  private:
   // A Repl being deleted: stop its pods, then let it go (or hold it).
@@ -80,11 +96,16 @@ class Reconciler final {
   // Server-side apply of finalizer_apply_body().
   void apply_finalizer(const Repl& repl, bool keep, kube::Client::Done done);
   Result<void, kube::ApiError> remove_finalizer(const Repl& repl, ChildView& view);
+  // The idle suspend or the TTL's deletion, when due; else when to look again.
+  Outcome end_of_life(const Repl& repl, bool stopped);
 
   kube::Client& client_;   // not owned; outlives this
   EventRecorder& events_;  // not owned; outlives this
+  Clock& clock_;           // not owned; outlives this
   const ChildSettings settings_;
   const std::vector<ChildTemplate> templates_;
+  const LifecycleSettings lifecycle_;
+  std::atomic<std::uint64_t> idle_suspends_{0}, ttl_deletions_{0}, final_sync_failures_{0};
 };
 
 // Whether an apply error is the request's fault (so retrying the same request cannot help).

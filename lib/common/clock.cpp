@@ -41,6 +41,11 @@ SteadyTime ManualClock::now() const {
   return now_;
 }
 
+WallTime ManualClock::wall() const {
+  const auto since_start = now() - SteadyTime{kSteadyStart};
+  return WallTime{std::chrono::duration_cast<WallTime::duration>(kWallStart + since_start)};
+}
+
 std::unique_ptr<Timer> ManualClock::make_timer() { return std::make_unique<ManualTimer>(*this); }
 
 std::size_t ManualClock::pending() const {

@@ -33,6 +33,7 @@ namespace repl {
 
 using SteadyTime = std::chrono::steady_clock::time_point;
 using SteadyDuration = std::chrono::steady_clock::duration;
+using WallTime = std::chrono::system_clock::time_point;
 
 class Timer {
  public:
@@ -45,6 +46,9 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual SteadyTime now() const = 0;
+  // The calendar time, for what is compared with times on API objects (RFC 3339); it moves with
+  // now() (on ManualClock exactly, from a fixed start).
+  virtual WallTime wall() const = 0;
   virtual std::unique_ptr<Timer> make_timer() = 0;
 };
 
@@ -53,6 +57,7 @@ class AsioClock final : public Clock {
  public:
   explicit AsioClock(boost::asio::any_io_executor executor) : executor_(std::move(executor)) {}
   SteadyTime now() const override { return std::chrono::steady_clock::now(); }
+  WallTime wall() const override { return std::chrono::system_clock::now(); }
   std::unique_ptr<Timer> make_timer() override;
 
  private:
@@ -64,7 +69,10 @@ class AsioClock final : public Clock {
 // those due within the advance run too).
 class ManualClock final : public Clock {
  public:
+  // 2026-01-01T00:00:00Z at the start.
+  static constexpr std::chrono::seconds kWallStart{1767225600};
   SteadyTime now() const override;
+  WallTime wall() const override;
   std::unique_ptr<Timer> make_timer() override;
   void advance(SteadyDuration d);
   // Timers armed and not yet fired or cancelled.
@@ -85,7 +93,8 @@ class ManualClock final : public Clock {
 
   mutable std::mutex mu_;
   mutable std::condition_variable armed_cv_;
-  SteadyTime now_{std::chrono::hours(1)};
+  static constexpr SteadyDuration kSteadyStart = std::chrono::hours(1);
+  SteadyTime now_{kSteadyStart};
   std::uint64_t seq_ = 0;
   std::map<Key, std::pair<ManualTimer*, std::function<void()>>> due_;
   std::map<ManualTimer*, Key> armed_;

@@ -21,11 +21,16 @@ Registry::Registry() : families_(std::make_shared<prometheus::Registry>()) {}
 Registry::~Registry() = default;
 
 void Registry::gauge_func(std::string name, std::string help, std::function<double()> read) {
-  add({std::move(name), std::move(help), false, std::move(read)});
+  add({std::move(name), std::move(help), false, std::move(read), {}, {}});
 }
 
 void Registry::counter_func(std::string name, std::string help, std::function<double()> read) {
-  add({std::move(name), std::move(help), true, std::move(read)});
+  add({std::move(name), std::move(help), true, std::move(read), {}, {}});
+}
+
+void Registry::labelled_gauge_func(std::string name, std::string help, std::string label,
+                                   std::function<LabelledValues()> read) {
+  add(Func{std::move(name), std::move(help), false, {}, std::move(label), std::move(read)});
 }
 
 void Registry::add(Func f) {
@@ -50,6 +55,21 @@ std::string Registry::render() const {
     funcs = funcs_;  // callbacks run unlocked: one may register or render itself
   }
   for (const Func& f : funcs) {
+    if (f.read_all) {
+      prometheus::MetricFamily family{f.name, f.help, prometheus::MetricType::Gauge, {}};
+      try {
+        for (const auto& [label_value, value] : f.read_all()) {
+          prometheus::ClientMetric sample;
+          sample.label.push_back({f.label, label_value});
+          sample.gauge.value = value;
+          family.metric.push_back(std::move(sample));
+        }
+      } catch (...) {
+        family.metric.clear();  // no samples rather than a failed scrape
+      }
+      families.push_back(std::move(family));
+      continue;
+    }
     double value = std::numeric_limits<double>::quiet_NaN();
     try {
       value = f.read();

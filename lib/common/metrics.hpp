@@ -52,6 +52,10 @@ class Registry final {
   void gauge_func(std::string name, std::string help, std::function<double()> read);
   // The same for a counter kept elsewhere (`read` must never go down): exported as a counter.
   void counter_func(std::string name, std::string help, std::function<double()> read);
+  // A gauge with one label, whose samples are `read()` at every render(): {label value, value}.
+  using LabelledValues = std::vector<std::pair<std::string, double>>;
+  void labelled_gauge_func(std::string name, std::string help, std::string label,
+                           std::function<LabelledValues()> read);
 
   // The text exposition format 0.0.4: every family, sorted by name.
   std::string render() const;
@@ -62,6 +66,8 @@ class Registry final {
     std::string help;
     bool counter;
     std::function<double()> read;
+    std::string label;                         // labelled gauges only
+    std::function<LabelledValues()> read_all;  // labelled gauges only
   };
   void add(Func f);
 

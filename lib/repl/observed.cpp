@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "common/json.hpp"
+#include "common/time.hpp"
 
 namespace repl {
 namespace {
@@ -96,8 +97,16 @@ std::optional<FinalSync> final_sync(const rapidjson::Value& pod) {
                 (code == 0 ? "" : " before its final sync finished");
     }
     // Named by its pod, so each stop's line is told apart from the last one's.
-    return FinalSync{code == 0, "pod " + string_at(member(pod, "metadata"), "name") + ": " + message,
-                     string_at(ended, "finishedAt")};
+    const rapidjson::Value* meta = member(pod, "metadata");
+    FinalSync sync{code == 0, "pod " + string_at(meta, "name") + ": " + message,
+                   string_at(ended, "finishedAt")};
+    const auto from = parse_rfc3339(string_at(meta, "deletionTimestamp"));
+    const auto to = parse_rfc3339(sync.finished_at);
+    // The deletion's time is when the grace period ends (its start, less the grace period).
+    const std::int64_t grace = int_at(meta, "deletionGracePeriodSeconds");
+    if (from && to)
+      sync.seconds = std::chrono::duration<double>(*to - (*from - std::chrono::seconds(grace))).count();
+    return sync;
   }
   return std::nullopt;
 }

@@ -49,6 +49,7 @@ struct FinalSync {
   bool ok = false;
   std::string message;      // "pod <name>: <the sidecar's line>"
   std::string finished_at;  // RFC 3339
+  double seconds = -1;      // from the pod's deletion to the sidecar's end (-1: unknown)
   bool operator==(const FinalSync&) const = default;
 };
 

@@ -24,13 +24,19 @@ Result<Repl, ParseError> parse_repl(const rapidjson::Value& object) {
     for (const auto& name : f->GetArray())
       r.finalizer = r.finalizer || (name.IsString() && name == kFinalizer);
   }
-  r.force_delete = string_at(member(meta, "annotations"), kForceDeleteAnnotation) == "true";
+  const rapidjson::Value* annotations = member(meta, "annotations");
+  r.force_delete = string_at(annotations, kForceDeleteAnnotation) == "true";
+  r.last_activity = string_at(annotations, kLastActivityAnnotation);
+  r.idle_suspended_at = string_at(annotations, kIdleSuspendedAnnotation);
+  r.created = string_at(meta, "creationTimestamp");
 
   if (const rapidjson::Value* spec = member(object, "spec"); spec != nullptr && spec->IsObject()) {
     r.spec.user_id = string_at(spec, "userId");
     r.spec.language = string_at(spec, "language");
     r.spec.image = string_at(spec, "image");
     r.spec.suspended = bool_at(spec, "suspended");
+    r.spec.idle_timeout = string_at(spec, "idleTimeout");
+    r.spec.ttl_after_suspend = string_at(spec, "ttlAfterSuspend");
   }
   if (const rapidjson::Value* status = member(object, "status"); status != nullptr && status->IsObject()) {
     r.status.phase = string_at(status, "phase");

@@ -20,12 +20,20 @@ namespace repl {
 inline constexpr const char* kFinalizer = "peetcode.com/final-sync";
 // With the value "true", a Repl whose final sync failed is deleted anyway (its last edits are lost).
 inline constexpr const char* kForceDeleteAnnotation = "peetcode.com/force-delete";
+// When the user was last active (RFC 3339): written by the shim on /start and on heartbeats, at
+// most once a minute per Repl.
+inline constexpr const char* kLastActivityAnnotation = "peetcode.com/last-activity";
+// When the operator suspended the Repl for being idle (RFC 3339), with spec.suspended.
+inline constexpr const char* kIdleSuspendedAnnotation = "peetcode.com/idle-suspended-at";
 
 struct ReplSpec {
   std::string user_id;
   std::string language;  // optional
   std::string image;     // optional runner image override
   bool suspended = false;
+  // Durations in Go's h/m/s form ("30m"); empty: the operator's default; "0": never.
+  std::string idle_timeout;
+  std::string ttl_after_suspend;
 
   bool operator==(const ReplSpec&) const = default;
 };
@@ -59,9 +67,12 @@ struct Repl {
   std::string uid;
   std::string resource_version;
   std::int64_t generation = 0;
-  bool deleting = false;      // metadata.deletionTimestamp is set
-  bool finalizer = false;     // metadata.finalizers holds kFinalizer
-  bool force_delete = false;  // annotation kForceDeleteAnnotation is "true"
+  bool deleting = false;          // metadata.deletionTimestamp is set
+  bool finalizer = false;         // metadata.finalizers holds kFinalizer
+  bool force_delete = false;      // annotation kForceDeleteAnnotation is "true"
+  std::string created;            // metadata.creationTimestamp
+  std::string last_activity;      // annotation kLastActivityAnnotation
+  std::string idle_suspended_at;  // annotation kIdleSuspendedAnnotation
   ReplSpec spec;
   ReplStatus status;
 };

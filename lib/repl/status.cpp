@@ -1,9 +1,7 @@
 #include "repl/status.hpp"
 
-#include <chrono>
-#include <ctime>
-
 #include "common/json.hpp"
+#include "common/time.hpp"
 #include "kube/resource.hpp"
 
 namespace repl {
@@ -17,6 +15,13 @@ Condition transitioned(Condition c, const std::optional<Condition>& before, cons
 }
 
 }  // namespace
+
+bool idle_suspended(const Repl& repl) {
+  if (!repl.spec.suspended || repl.deleting) return false;
+  const auto at = parse_rfc3339(repl.idle_suspended_at);
+  const auto active = parse_rfc3339(repl.last_activity);
+  return at && (!active || *at >= *active);  // not a later suspend after a resume
+}
 
 bool final_sync_failed(const Repl& repl, const ChildObservation& seen) {
   if (seen.final_sync) return !seen.final_sync->ok;
@@ -46,6 +51,10 @@ ReplStatus compute_status(const Repl& repl, const ChildObservation& seen, const 
       s.phase = "Stopping";
       ready.reason = "Stopping";
       ready.message = why + ": the runner pod is stopping, after a final sync of its workspace to S3";
+    } else if (idle_suspended(repl)) {
+      s.phase = "Suspended";
+      ready.reason = "Idle";
+      ready.message = "suspended at " + repl.idle_suspended_at + " for being idle; /start resumes it";
     } else {
       s.phase = "Suspended";
       ready.reason = "Suspended";
@@ -109,15 +118,6 @@ rapidjson::Document status_apply_body(const Repl& repl, const ReplStatus& st) {
   status.AddMember("conditions", std::move(conditions), a);
   doc.AddMember("status", std::move(status), a);
   return doc;
-}
-
-std::string rfc3339_now() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 }  // namespace repl

@@ -27,6 +27,9 @@ struct ChildObservation {
   bool held = false;                    // being deleted, and kept there: its last final sync failed
 };
 
+// Whether the operator suspended the Repl for being idle (and nothing has resumed it since).
+bool idle_suspended(const Repl& repl);
+
 // Whether the Repl's last known final sync failed.
 bool final_sync_failed(const Repl& repl, const ChildObservation& seen);
 
@@ -39,8 +42,5 @@ ReplStatus compute_status(const Repl& repl, const ChildObservation& seen, const 
 
 // The body for PATCH .../repls/<name>/status with application/apply-patch+yaml.
 rapidjson::Document status_apply_body(const Repl& repl, const ReplStatus& status);
-
-// The current time as RFC 3339 in UTC, second precision (metav1.Time).
-std::string rfc3339_now();
 
 }  // namespace repl

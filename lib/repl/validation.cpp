@@ -1,5 +1,7 @@
 #include "repl/validation.hpp"
 
+#include "common/time.hpp"
+
 namespace repl {
 namespace {
 
@@ -79,6 +81,12 @@ std::optional<FieldError> validate_image(std::string_view image) {
       return FieldError{field, "image must not contain whitespace or control characters"};
   }
   return std::nullopt;
+}
+
+std::optional<FieldError> validate_duration(std::string_view field, std::string_view text) {
+  if (parse_hms_duration(text)) return std::nullopt;
+  return FieldError{std::string(field),
+                    "must be 0 or a duration of hours, minutes and seconds such as 30m, 1h30m or 168h"};
 }
 
 }  // namespace repl

@@ -46,4 +46,8 @@ std::optional<FieldError> validate_language(std::string_view language);
 // image: a container image reference without whitespace or control characters, at most 512.
 std::optional<FieldError> validate_image(std::string_view image);
 
+// idleTimeout, ttlAfterSuspend: "0" or Go's h/m/s ("30m", "1h30m"), at most ten years. `field` is
+// the JSON path named in the error (e.g. "spec.idleTimeout").
+std::optional<FieldError> validate_duration(std::string_view field, std::string_view text);
+
 }  // namespace repl

@@ -427,7 +427,8 @@ TEST_CASE(
       std::string as, verb, resource, ns, expected;
     };
     const std::vector<Row> rows = {
-        // The operator: Repls (read; patch for its finalizer) and their status, the four kinds of
+        // The operator: Repls (read; patch for its finalizer and idle suspends, delete for the TTL)
+        // and their status, the four kinds of
         // child, pods (read), Events, the Repls' namespace (get: is it being deleted?).
         {op, "watch", "repls.peetcode.com", users, "yes"},
         {op, "get", "namespaces", users, "yes"},
@@ -452,7 +453,7 @@ TEST_CASE(
         {op, "update", "leases.coordination.k8s.io", system, "yes"},
         {op, "create", "leases.coordination.k8s.io", system, "yes"},
         {op, "create", "repls.peetcode.com", users, "no"},
-        {op, "delete", "repls.peetcode.com", users, "no"},
+        {op, "delete", "repls.peetcode.com", users, "yes"},
         {op, "patch", "repls.peetcode.com", users, "yes"},
         {op, "get", "secrets", users, "no"},
         {op, "list", "secrets", "", "no"},

@@ -103,17 +103,19 @@ struct Real : OperatorAndShim {
   std::string bucket;
 
   explicit Real(const std::string& prefix, std::vector<std::string> operator_args = {},
-                const std::string& bucket_name = "")
+                const std::string& bucket_name = "", std::vector<std::string> shim_args = {})
       : Real(prefix, std::move(operator_args),
-             bucket_name.empty() ? prefix + "-" + random_suffix() : bucket_name, 0) {}
+             bucket_name.empty() ? prefix + "-" + random_suffix() : bucket_name, std::move(shim_args), 0) {}
 
   // The node has 2 CPUs: what a test leaves running would make the next one's pods unschedulable.
   ~Real() { kubectl({"delete", "namespace", ns, "--wait=false"}); }
   Real(const Real&) = delete;
   Real& operator=(const Real&) = delete;
 
-  Real(const std::string& prefix, std::vector<std::string> operator_args, const std::string& bucket_name, int)
-      : OperatorAndShim(prefix, with_defaults(std::move(operator_args), bucket_name)), bucket(bucket_name) {
+  Real(const std::string& prefix, std::vector<std::string> operator_args, const std::string& bucket_name,
+       std::vector<std::string> shim_args, int)
+      : OperatorAndShim(prefix, with_defaults(std::move(operator_args), bucket_name), std::move(shim_args)),
+        bucket(bucket_name) {
     repl_namespace(ns, bucket);
   }
 
@@ -557,6 +559,64 @@ TEST_CASE(
   const auto gone = kubectl({"wait", "-n", s.ns, "--for=delete", "repl/lost", "--timeout=30s"});
   INFO(gone.err << s.op->log());
   CHECK(gone.exit_code == 0);
+}
+
+TEST_CASE(
+    "real: an idle repl is suspended (its code synced), a heartbeat keeps it running, /start resumes "
+    "it, and a suspended one past its TTL is deleted",
+    "[real]") {
+  Real s("real-idle", {"--idle-timeout", "20s", "--ttl-after-suspend", "15s", "--sync-interval", "3600"}, "",
+         {"--activity-interval", "5"});
+  put_object(s.bucket, "code/idle/main.py", "print(1)\n");
+  REQUIRE(s.start("idle").status == 201);
+  REQUIRE(s.wait_ready("idle").exit_code == 0);
+  const auto activity = [&] {
+    return jsonpath(s.ns, "repl/idle", "{.metadata.annotations.peetcode\\.com/last-activity}");
+  };
+  const std::string started = activity();
+  CHECK_THAT(started, Catch::Matches(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"));
+  CHECK_THAT(kubectl({"get", "repls", "-n", s.ns}).out, Catch::Contains("LAST ACTIVE"));
+  REQUIRE(
+      reply_field(websocket("idle." + kIdeDomain, {write_op("work.py", "unsaved until the idle stop")}, 10),
+                  1, "op") == "write");
+
+  // An open tab's heartbeats, every 2 s for 30 s: longer than the idle timeout, and it keeps running.
+  for (int i = 0; i < 15; ++i) {
+    REQUIRE(http("POST", s.url + "/repls/idle/heartbeat", R"({"userId":"u1"})", kJson).status == 200);
+    std::this_thread::sleep_for(2s);
+  }
+  CHECK(jsonpath(s.ns, "repl/idle", "{.status.phase}") == "Ready");
+  CHECK(activity() != started);
+  // Another user's heartbeat is refused and changes nothing.
+  CHECK(http("POST", s.url + "/repls/idle/heartbeat", R"({"userId":"u2"})", kJson).status == 409);
+
+  // The tab closes: 20 s later the repl is suspended, Idle, after its final sync.
+  REQUIRE(eventually(60s, [&] { return jsonpath(s.ns, "repl/idle", "{.status.phase}") == "Suspended"; }));
+  CHECK(s.ready("idle", "reason") == "Idle");
+  CHECK(jsonpath(s.ns, "repl/idle", "{.spec.suspended}") == "true");
+  CHECK(s3_text(s.bucket, "code/idle/work.py") == "unsaved until the idle stop");
+  const auto idle_events = kubectl({"get", "events", "-n", s.ns, "--field-selector",
+                                    "involvedObject.kind=Repl,involvedObject.name=idle,reason=Idle"});
+  CHECK_THAT(idle_events.out, Catch::Contains("suspended"));
+
+  // /start resumes it with the same code.
+  REQUIRE(s.start("idle").status == 200);
+  REQUIRE(s.wait_ready("idle").exit_code == 0);
+  CHECK(reply_field(websocket("idle." + kIdeDomain, {R"({"op":"read","path":"work.py"})"}, 10), 1,
+                    "content") == "unsaved until the idle stop");
+
+  // Stopped by its user, then left: 15 s after the stop it is deleted, its code kept in S3.
+  REQUIRE(http("POST", s.url + "/stop", R"({"userId":"u1","replId":"idle"})", kJson).status == 200);
+  REQUIRE(eventually(60s, [&] { return jsonpath(s.ns, "repl/idle", "{.status.phase}") == "Suspended"; }));
+  CHECK(s.ready("idle", "reason") == "Suspended");  // the user's stop, not an idle one
+  const auto expired = kubectl({"wait", "-n", s.ns, "--for=delete", "repl/idle", "--timeout=60s"});
+  INFO(expired.err << s.op->log());
+  REQUIRE(expired.exit_code == 0);
+  CHECK(s3_text(s.bucket, "code/idle/work.py") == "unsaved until the idle stop");
+  CHECK(s.op->metric("repl_operator_idle_suspends_total") == 1);
+  CHECK(s.op->metric("repl_operator_ttl_deletions_total") == 1);
+  CHECK(s.op->metric("repl_operator_final_sync_duration_seconds_count{result=\"success\"}") == 2);
+  CHECK(s.op->metric("repl_operator_repls{phase=\"Ready\"}") == 0);
 }
 
 namespace {

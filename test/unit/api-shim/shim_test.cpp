@@ -1062,3 +1062,71 @@ TEST_CASE("requests are counted by route and code, and timed by route", "[shim]"
 }
 
 }  // namespace
+
+TEST_CASE("/start dates the Repl's last activity; /stop keeps it", "[shim][activity]") {
+  Harness h;
+  h.clock.advance(90s);
+  REQUIRE(h.handle(post("/start", R"({"replId":"abc","userId":"alice"})")).status == 201);
+  CHECK(h.api.repls.at("abc").last_activity == "2026-01-01T00:01:30Z");
+  h.clock.advance(10min);
+  REQUIRE(h.handle(post("/stop", R"({"replId":"abc","userId":"alice"})")).status == 200);
+  CHECK(h.api.calls_of(Call::kApply).back().start.last_activity == "2026-01-01T00:01:30Z");
+  CHECK(h.api.repls.at("abc").last_activity == "2026-01-01T00:01:30Z");
+  CHECK(h.api.repls.at("abc").spec.suspended);
+  // A resume is activity.
+  REQUIRE(h.handle(post("/start", R"({"replId":"abc","userId":"alice"})")).status == 200);
+  CHECK(h.api.repls.at("abc").last_activity == "2026-01-01T00:11:30Z");
+}
+
+TEST_CASE("POST /repls/{id}/heartbeat records activity, at most once a minute, for the owner only",
+          "[shim][activity]") {
+  Harness h;
+  h.api.add("abc", "alice");
+  const auto beat = [&h](const std::string& body, const std::string& id = "abc") {
+    return h.handle(post("/repls/" + id + "/heartbeat", body));
+  };
+  h.clock.advance(5s);
+  auto r = beat(R"({"userId":"alice"})");
+  CHECK(r.status == 200);
+  CHECK(string_at(repl::test::parse_json(r.body), "/replId") == "abc");
+  REQUIRE(h.api.count(Call::kRecordActivity) == 1);
+  CHECK(h.api.calls_of(Call::kRecordActivity)[0].at == "2026-01-01T00:00:05Z");
+
+  SECTION("heartbeats within the minute write nothing") {
+    h.clock.advance(59s);
+    CHECK(beat(R"({"userId":"alice"})").status == 200);
+    CHECK(h.api.count(Call::kRecordActivity) == 1);
+    h.clock.advance(1s);
+    CHECK(beat(R"({"userId":"alice"})").status == 200);
+    CHECK(h.api.count(Call::kRecordActivity) == 2);
+    CHECK(h.api.repls.at("abc").last_activity == "2026-01-01T00:01:05Z");
+  }
+  SECTION("the userId may come in the query, as for DELETE") {
+    h.clock.advance(2min);
+    CHECK(h.handle(http_request("POST", "/repls/abc/heartbeat?userId=alice")).status == 200);
+    CHECK(h.api.count(Call::kRecordActivity) == 2);
+  }
+  SECTION("another user's repl: 409, nothing written") {
+    h.clock.advance(2min);
+    r = beat(R"({"userId":"mallory"})");
+    CHECK(r.status == 409);
+    CHECK(h.api.count(Call::kRecordActivity) == 1);
+  }
+  SECTION("refused input writes nothing, and reads nothing when the request alone is wrong") {
+    h.clock.advance(2min);
+    const auto gets = h.api.count(Call::kGet);
+    CHECK(beat(R"({"userId":"alice"})", "Bad_Id").status == 400);
+    CHECK(beat(R"({"userId":"no spaces"})").status == 400);
+    CHECK(beat(R"({"userId":"alice","extra":1})").status == 400);
+    CHECK(h.handle(http_request("GET", "/repls/abc/heartbeat")).status == 405);
+    CHECK(h.api.count(Call::kGet) == gets);
+    CHECK(beat(R"({"userId":"alice"})", "nobody").status == 404);
+    CHECK(h.api.count(Call::kRecordActivity) == 1);
+  }
+  SECTION("the API server failing: its status, not a 500 of ours") {
+    h.clock.advance(2min);
+    h.api.failures[Call::kRecordActivity] =
+        repl::kube::ApiError{repl::kube::ApiError::Kind::kApi, 429, "TooManyRequests", "slow down"};
+    CHECK(beat(R"({"userId":"alice"})").status == 503);
+  }
+}

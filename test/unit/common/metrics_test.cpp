@@ -102,3 +102,24 @@ TEST_CASE("a callback's name must be valid and its own", "[metrics]") {
   CHECK_THROWS_WITH(r.gauge_func("0bad", "B.", [] { return 0.0; }), Catch::Contains("0bad"));
   CHECK_THROWS_WITH(r.gauge_func("", "B.", [] { return 0.0; }), Catch::Contains("invalid"));
 }
+
+TEST_CASE("a labelled gauge callback renders one sample per label value, read at each scrape", "[metrics]") {
+  Registry r;
+  int ready = 2;
+  r.labelled_gauge_func("repl_repls", "Repls by phase.", "phase", [&] {
+    return Registry::LabelledValues{{"Ready", static_cast<double>(ready)}, {"Suspended", 5}};
+  });
+  std::string text = r.render();
+  INFO(text);
+  CHECK_THAT(text, Catch::Contains("# TYPE repl_repls gauge\n"));
+  CHECK_THAT(text, Catch::Contains("repl_repls{phase=\"Ready\"} 2\n"));
+  CHECK_THAT(text, Catch::Contains("repl_repls{phase=\"Suspended\"} 5\n"));
+  ready = 3;
+  CHECK_THAT(r.render(), Catch::Contains("repl_repls{phase=\"Ready\"} 3\n"));
+  CHECK_THROWS_AS(
+      r.labelled_gauge_func("repl_repls", "Again.", "phase", [] { return Registry::LabelledValues{}; }),
+      std::invalid_argument);
+  r.labelled_gauge_func("broken_by_phase", "Throws.", "phase",
+                        []() -> Registry::LabelledValues { throw std::runtime_error("no"); });
+  CHECK_THAT(r.render(), Catch::Contains("# TYPE broken_by_phase gauge\n"));
+}

@@ -111,7 +111,7 @@ struct Fixture {
   std::vector<std::shared_ptr<PushStream>> streams;
   repl::kube::Client client{transport};
   NoEvents events;
-  repl::Reconciler reconciler{client, events, repl::ChildSettings{}, repl::test::repo_templates()};
+  repl::Reconciler reconciler{client, events, clock, repl::ChildSettings{}, repl::test::repo_templates()};
   repl::OperatorMetrics metrics;
   boost::asio::thread_pool pool{2};
   repl::Controller controller{client,
@@ -223,6 +223,32 @@ TEST_CASE("a stopping pod's final sync reaches the Repl's status, and outlives t
   REQUIRE(f.wait_status_writes(3));
   CHECK(f.written_phase() == "Suspended");
   synced();
+}
+
+TEST_CASE("an idle Repl is suspended when virtual time reaches its idle timeout, not before",
+          "[operator][controller][lifecycle]") {
+  Fixture f;
+  f.transport->route("PATCH", kChildPaths[0], 200, kApplied);
+  f.transport->route("PATCH", kReplPath, 200, kApplied);
+  f.start();
+  std::string created = kRepl;  // created as the virtual clock starts, and never active since
+  created.replace(created.find(R"("resourceVersion":"20")"), 22,
+                  R"("resourceVersion":"20","creationTimestamp":"2026-01-01T00:00:00Z")");
+  f.push(kCollections[0], "ADDED", created);
+  REQUIRE(f.wait_status_writes(1));
+  // The key comes back at the default 30 minutes (and a second): a timer of the clock.
+  const auto due = f.clock.wait_armed(5000ms);
+  REQUIRE(due);
+  CHECK(*due - f.clock.now() == 30min + 1s);
+  f.clock.advance_to(*due - 1s);
+  CHECK(count(f.transport->snapshot(), "PATCH", kReplPath) == 0);
+  f.clock.advance_to(*due);
+  REQUIRE(f.transport->wait_for([](const Requests& r) { return count(r, "PATCH", kReplPath) == 1; }));
+  const auto requests = f.transport->snapshot();
+  const auto* patch = last(requests, "PATCH", kReplPath);
+  CHECK(patch->content_type == "application/merge-patch+json");
+  CHECK_THAT(patch->body, Catch::Contains(R"("spec":{"suspended":true})"));
+  CHECK_THAT(patch->body, Catch::Contains(R"("peetcode.com/idle-suspended-at":"2026-01-01T00:30:01Z")"));
 }
 
 }  // namespace

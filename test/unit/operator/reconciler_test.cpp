@@ -100,7 +100,8 @@ struct Fixture {
   repl::kube::Client client{transport};
   FakeEvents events;
   FakeView view;
-  repl::Reconciler reconciler{client, events, repl::ChildSettings{}, repl::test::repo_templates()};
+  repl::ManualClock clock;
+  repl::Reconciler reconciler{client, events, clock, repl::ChildSettings{}, repl::test::repo_templates()};
   // A Repl an earlier reconcile gave the finalizer (the tests of adding it say so).
   repl::Repl repl = [] {
     auto r = repl::test::sample_repl();
@@ -218,7 +219,8 @@ TEST_CASE("without the NetworkPolicy template, reconcile applies the other three
   FakeView view;
   auto templates = repl::load_child_templates(std::string(REPL_SOURCE_DIR) + "/templates", false);
   REQUIRE(templates);
-  repl::Reconciler reconciler{client, events, repl::ChildSettings{}, std::move(*templates)};
+  repl::ManualClock clock;
+  repl::Reconciler reconciler{client, events, clock, repl::ChildSettings{}, std::move(*templates)};
   transport->route("PATCH", kChildPaths[0], 200, deployment_reply(1));
   transport->route("PATCH", kChildPaths[1], 200, kServiceReply);
   transport->route("PATCH", kChildPaths[2], 200, kIngressReply);
@@ -750,4 +752,119 @@ TEST_CASE("a refused apply of a child not in the cache is ApplyFailed, without a
   const auto status = f.written_status();
   CHECK(string_at(status, "/status/conditions/0/reason") == "ApplyFailed");
   CHECK(string_at(status, "/status/conditions/0/message") == "Service abc123: spec.ports: bad");
+}
+
+TEST_CASE(
+    "a running Repl's reconcile says when its idle timeout runs out; then it is suspended, with an Event",
+    "[operator][reconciler][lifecycle]") {
+  Fixture f;
+  f.cache_desired(kReady);
+  f.repl.created = "2025-12-31T23:50:00Z";  // the clock is at 2026-01-01T00:00:00Z
+  f.view.with_pods.insert(f.repl.key);
+  // Ready since its creation, and nothing since.
+  f.repl.status =
+      repl::compute_status(f.repl, observed(kReady), repl::urls_for(f.repl, {}), "2025-12-31T23:50:00Z");
+  auto r = f.reconcile();
+  REQUIRE(r);
+  REQUIRE(*r);
+  CHECK(**r == std::chrono::seconds(20 * 60 + 1));  // 30 minutes after its creation, a second late
+  CHECK(f.transport->requests.empty());
+
+  f.clock.advance(std::chrono::minutes(21));
+  f.transport->route("PATCH", kReplPath, 200, kFinalizedReply);
+  r = f.reconcile();
+  REQUIRE(r);
+  CHECK_FALSE(*r);
+  REQUIRE(f.paths() == Lines{kReplPath});
+  const auto& patch = f.transport->requests.back();
+  CHECK(patch.content_type == "application/merge-patch+json");
+  CHECK(
+      patch.body ==
+      R"({"metadata":{"annotations":{"peetcode.com/idle-suspended-at":"2026-01-01T00:21:00Z"}},"spec":{"suspended":true}})");
+  REQUIRE(f.events.lines.size() == 1);
+  CHECK(f.events.lines[0] ==
+        "Normal Idle: no activity since 2025-12-31T23:50:00Z (idle timeout 1800 s): suspended");
+
+  SECTION("once stopped it is Suspended with reason Idle") {
+    f.repl.spec.suspended = true;
+    f.repl.idle_suspended_at = "2026-01-01T00:21:00Z";
+    const auto s = repl::compute_status(f.repl, observed(kNotReady), repl::urls_for(f.repl, {}), "now");
+    CHECK(s.phase == "Suspended");
+    CHECK(s.ready->reason == "Idle");
+    SECTION("but a later /stop after a resume is an ordinary suspend") {
+      f.repl.last_activity = "2026-01-01T00:30:00Z";
+      CHECK(repl::compute_status(f.repl, observed(kNotReady), repl::urls_for(f.repl, {}), "now")
+                .ready->reason == "Suspended");
+    }
+  }
+}
+
+TEST_CASE("a suspended Repl past its TTL is deleted (by uid), with an Event; before, its reconcile says when",
+          "[operator][reconciler][lifecycle]") {
+  repl::test::QuietLogs quiet;
+  auto transport = std::make_shared<repl::test::FakeTransport>();
+  repl::kube::Client client{transport};
+  FakeEvents events;
+  FakeView view;
+  repl::ManualClock clock;
+  repl::Reconciler reconciler{client,
+                              events,
+                              clock,
+                              repl::ChildSettings{},
+                              repl::test::repo_templates(),
+                              {std::chrono::minutes(30), std::chrono::hours(24)}};
+  auto r = repl::test::sample_repl();
+  r.finalizer = true;
+  r.spec.suspended = true;
+  r.created = "2025-12-31T00:00:00Z";
+  r.last_activity = "2025-12-31T12:00:00Z";
+  transport->route("PATCH", kChildPaths[0], 200, deployment_reply(0));
+  for (std::size_t i = 1; i < kChildPaths.size(); ++i)
+    transport->route("PATCH", kChildPaths[i], 200, kServiceReply);
+  transport->route("PATCH", kStatusPath, 200, kStatusReply);
+  auto first = reconciler.reconcile(r, view);
+  REQUIRE(first);
+  REQUIRE(*first);
+  CHECK(**first == std::chrono::hours(12) + std::chrono::seconds(1));
+
+  SECTION("not while it still has a pod (stopping): the pod's end brings it back") {
+    view.with_pods.insert(r.key);
+    clock.advance(std::chrono::hours(13));
+    for (std::size_t i = 0; i < kChildPaths.size(); ++i)
+      transport->route("PATCH", kChildPaths[i], 200, kServiceReply);
+    transport->route("PATCH", kStatusPath, 200, kStatusReply);
+    const auto stopping = reconciler.reconcile(r, view);
+    REQUIRE(stopping);
+    CHECK_FALSE(*stopping);
+    CHECK(transport->requests.back().method == "PATCH");  // no DELETE
+  }
+  SECTION("due: deleted") {
+    clock.advance(std::chrono::hours(12) + std::chrono::seconds(1));
+    for (std::size_t i = 0; i < kChildPaths.size(); ++i)
+      transport->route("PATCH", kChildPaths[i], 200, kServiceReply);
+    transport->route("PATCH", kStatusPath, 200, kStatusReply);
+    transport->route("DELETE", "/apis/peetcode.com/v1alpha1" + kNs + "repls/abc123", 200, "{}");
+    const auto expired = reconciler.reconcile(r, view);
+    REQUIRE(expired);
+    CHECK_FALSE(*expired);
+    const auto& del = transport->requests.back();
+    CHECK(del.method == "DELETE");
+    CHECK_THAT(del.body, Catch::Contains(R"("uid":"6f1c2b4e-0d3a-4c55-9e8f-1a2b3c4d5e6f")"));
+    CHECK(events.lines.back() ==
+          "Normal Expired: suspended since 2025-12-31T12:00:00Z (ttlAfterSuspend 86400 s): deleted");
+  }
+}
+
+TEST_CASE("an unreadable idleTimeout or ttlAfterSuspend is an InvalidSpec, and nothing is applied",
+          "[operator][reconciler][lifecycle]") {
+  Fixture f;
+  f.repl.spec.idle_timeout = "5 days";
+  f.status_answer(200, kStatusReply);
+  const auto r = f.reconcile();
+  REQUIRE(r);
+  CHECK_FALSE(*r);
+  CHECK(f.paths() == Lines{kStatusPath});
+  CHECK(string_at(f.written_status(), "/status/conditions/0/reason") == "InvalidSpec");
+  CHECK_THAT(string_at(f.written_status(), "/status/conditions/0/message"),
+             Catch::StartsWith("spec.idleTimeout: "));
 }

@@ -315,7 +315,9 @@ namespace {
 // A runner pod of the template's shape (the restore, then the sync sidecar), `deleting` or not.
 std::string sidecar_pod(bool deleting, const std::string& status_members) {
   return R"({"metadata":{"name":"abc123-5d8f-x","namespace":"team-a","uid":"u-1",)" +
-         std::string(deleting ? R"("deletionTimestamp":"2026-01-01T00:01:00Z",)" : "") +
+         std::string(deleting
+                         ? R"("deletionTimestamp":"2026-01-01T00:01:00Z","deletionGracePeriodSeconds":60,)"
+                         : "") +
          R"("labels":{"peetcode.com/repl":"abc123"}},)"
          R"("spec":{"initContainers":[{"name":"copy-s3-resources"},{"name":"sync-workspace","restartPolicy":"Always"}],)"
          R"("containers":[{"name":"runner"}]},"status":{"phase":"Running",)" +
@@ -344,9 +346,10 @@ TEST_CASE("pod_state: a stopping pod's final sync is its sync sidecar's end", "[
   }
   SECTION("ended with 0: succeeded, with its line and time, named by the pod") {
     const auto s = state(true, ended(0, "final sync: synced /workspace to s3://b/code/abc123/"));
+    // 67 s from the stop (the deletion's time less its grace period) to the sidecar's end.
     CHECK(s.final_sync ==
           repl::FinalSync{true, "pod abc123-5d8f-x: final sync: synced /workspace to s3://b/code/abc123/",
-                          "2026-01-01T00:01:07Z"});
+                          "2026-01-01T00:01:07Z", 67});
     CHECK_FALSE(s.problem);
   }
   SECTION("ended otherwise: failed, with its line") {

@@ -14,18 +14,22 @@ const char* const kFullRepl = R"json({
   "metadata": {
     "name": "abc123", "namespace": "team-a", "uid": "6f1c2b4e-0d3a-4c55-9e8f-1a2b3c4d5e6f",
     "generation": 4, "resourceVersion": "12345", "creationTimestamp": "2026-01-01T00:00:00Z",
-    "deletionTimestamp": "2026-01-03T00:00:00Z", "finalizers": ["x"],
+    "deletionTimestamp": "2026-01-03T00:00:00Z", "finalizers": ["x", "peetcode.com/final-sync"],
     "labels": {"team": "a"},
+    "annotations": {"peetcode.com/last-activity": "2026-01-02T00:00:00Z",
+                    "peetcode.com/idle-suspended-at": "2026-01-02T00:30:00Z", "peetcode.com/force-delete": "true"},
     "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
   },
-  "spec": {"userId": "user-42", "language": "python", "image": "runner:v2", "suspended": true},
+  "spec": {"userId": "user-42", "language": "python", "image": "runner:v2", "suspended": true,
+           "idleTimeout": "1h", "ttlAfterSuspend": "168h"},
   "status": {
-    "phase": "Ready", "observedGeneration": 3,
+    "phase": "Ready", "observedGeneration": 3, "lastSyncTime": "2026-01-02T00:31:00Z",
     "urls": {"ide": "https://abc123.peetcode.com", "preview": "https://abc123.autogpt-cloud.com"},
     "conditions": [
       {"type": "Progressing", "status": "True", "reason": "Other"},
       {"type": "Ready", "status": "True", "reason": "DeploymentReady", "message": "the runner pod is ready",
-       "observedGeneration": 3, "lastTransitionTime": "2026-01-02T03:04:05Z"}
+       "observedGeneration": 3, "lastTransitionTime": "2026-01-02T03:04:05Z"},
+      {"type": "Synced", "status": "False", "reason": "FinalSyncFailed", "message": "pod p: final sync failed"}
     ]
   }
 })json";
@@ -53,7 +57,16 @@ TEST_CASE("parse_repl reads a full Repl", "[repl]") {
   CHECK(r.uid == "6f1c2b4e-0d3a-4c55-9e8f-1a2b3c4d5e6f");
   CHECK(r.generation == 4);
   CHECK(r.deleting);
-  CHECK(r.spec == repl::ReplSpec{"user-42", "python", "runner:v2", true});
+  CHECK(r.spec == repl::ReplSpec{"user-42", "python", "runner:v2", true, "1h", "168h"});
+  CHECK(r.finalizer);
+  CHECK(r.force_delete);
+  CHECK(r.created == "2026-01-01T00:00:00Z");
+  CHECK(r.last_activity == "2026-01-02T00:00:00Z");
+  CHECK(r.idle_suspended_at == "2026-01-02T00:30:00Z");
+  CHECK(r.status.last_sync_time == "2026-01-02T00:31:00Z");
+  REQUIRE(r.status.synced);
+  CHECK(*r.status.synced ==
+        repl::Condition{"Synced", "False", "FinalSyncFailed", "pod p: final sync failed", 0, ""});
   CHECK(r.status.phase == "Ready");
   CHECK(r.status.observed_generation == 3);
   CHECK(r.status.ide_url == "https://abc123.peetcode.com");
@@ -70,6 +83,9 @@ TEST_CASE("parse_repl of a minimal Repl leaves the rest empty", "[repl]") {
   CHECK(r.generation == 0);
   CHECK_FALSE(r.deleting);
   CHECK(r.spec == repl::ReplSpec{});
+  CHECK_FALSE(r.finalizer);
+  CHECK_FALSE(r.force_delete);
+  CHECK(r.last_activity.empty());
   CHECK(r.status == repl::ReplStatus{});
 }
 

@@ -277,7 +277,3 @@ TEST_CASE("status_apply_body names the Repl and carries the whole status", "[rep
     CHECK(repl::test::at(repl::status_apply_body(repl, bare), "/status/conditions").GetArray().Empty());
   }
 }
-
-TEST_CASE("rfc3339_now is UTC with second precision", "[repl][status]") {
-  CHECK(std::regex_match(repl::rfc3339_now(), std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")));
-}

@@ -24,7 +24,7 @@ namespace repl::test {
 
 class FakeReplApi final : public shim::ReplApi {
  public:
-  enum class Call { kGet, kApply, kRemove, kWaitReady, kReachable };
+  enum class Call { kGet, kApply, kRemove, kWaitReady, kReachable, kRecordActivity };
 
   struct Record {
     Call call;
@@ -32,6 +32,7 @@ class FakeReplApi final : public shim::ReplApi {
     shim::StartRequest start;             // kApply
     std::string uid;                      // kRemove
     std::chrono::milliseconds timeout{};  // kWaitReady
+    std::string at;                       // kRecordActivity
   };
 
   static constexpr const char* kNamespace = "repls";
@@ -74,14 +75,14 @@ class FakeReplApi final : public shim::ReplApi {
 
   Result<std::optional<Repl>, kube::ApiError> get(const std::string& repl_id) override {
     std::lock_guard lock(mu_);
-    calls.push_back({Call::kGet, repl_id, {}, {}, {}});
+    calls.push_back({Call::kGet, repl_id, {}, {}, {}, {}});
     if (auto f = failure(Call::kGet)) return Fail(*f);
     return find(repl_id);
   }
 
   Result<shim::Applied, kube::ApiError> apply(const shim::StartRequest& request) override {
     std::lock_guard lock(mu_);
-    calls.push_back({Call::kApply, request.repl_id, request, {}, {}});
+    calls.push_back({Call::kApply, request.repl_id, request, {}, {}, {}});
     if (auto f = failure(Call::kApply)) return Fail(*f);
     auto it = repls.find(request.repl_id);
     if (it != repls.end() && it->second.spec.user_id != request.user_id) {
@@ -104,17 +105,30 @@ class FakeReplApi final : public shim::ReplApi {
     spec.user_id = request.user_id;
     spec.language = request.language;
     spec.suspended = request.suspended;
-    if (created || !(spec == r.spec)) {
+    if (created || !(spec == r.spec) || r.last_activity != request.last_activity) {
+      if (!(spec == r.spec)) ++r.generation;
       r.spec = spec;
-      ++r.generation;
+      r.last_activity = request.last_activity;  // the annotation this manager owns
       r.resource_version = std::to_string(std::stoll(r.resource_version) + 1);
     }
     return shim::Applied{r, created};
   }
 
+  Result<Repl, kube::ApiError> record_activity(const std::string& repl_id, const std::string& at) override {
+    std::lock_guard lock(mu_);
+    calls.push_back({Call::kRecordActivity, repl_id, {}, {}, {}, at});
+    if (auto f = failure(Call::kRecordActivity)) return Fail(*f);
+    const auto it = repls.find(repl_id);
+    if (it == repls.end())
+      return Fail(kube::ApiError{kube::ApiError::Kind::kApi, 404, "NotFound", "not found"});
+    it->second.last_activity = at;
+    it->second.resource_version = std::to_string(std::stoll(it->second.resource_version) + 1);
+    return it->second;
+  }
+
   Result<void, kube::ApiError> remove(const std::string& repl_id, const std::string& uid) override {
     std::lock_guard lock(mu_);
-    calls.push_back({Call::kRemove, repl_id, {}, uid, {}});
+    calls.push_back({Call::kRemove, repl_id, {}, uid, {}, {}});
     if (auto f = failure(Call::kRemove)) return Fail(*f);
     const auto it = repls.find(repl_id);
     if (it == repls.end())
@@ -133,7 +147,7 @@ class FakeReplApi final : public shim::ReplApi {
     shim::WaitResult result = std::optional<Repl>();
     {
       std::lock_guard lock(mu_);
-      calls.push_back({Call::kWaitReady, repl_id, {}, {}, timeout});
+      calls.push_back({Call::kWaitReady, repl_id, {}, {}, timeout, {}});
       if (auto f = failure(Call::kWaitReady)) {
         result = Fail(*f);
       } else {
@@ -145,7 +159,7 @@ class FakeReplApi final : public shim::ReplApi {
 
   bool reachable() override {
     std::lock_guard lock(mu_);
-    calls.push_back({Call::kReachable, {}, {}, {}, {}});
+    calls.push_back({Call::kReachable, {}, {}, {}, {}, {}});
     return is_reachable;
   }
 
