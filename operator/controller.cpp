@@ -72,8 +72,11 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
   const auto queue = [this](auto field) {
     return [this, field] { return static_cast<double>(dispatcher_.stats().*field); };
   };
-  metrics_.add_gauge("repl_operator_workqueue_depth", "Repl keys waiting for a reconcile.",
+  metrics_.add_gauge("repl_operator_workqueue_depth", "Repl keys due, waiting for a reconcile.",
                      queue(&Dispatcher::Stats::depth));
+  metrics_.add_gauge("repl_operator_workqueue_delayed",
+                     "Repl keys waiting for a later time: a backoff, an idle or TTL deadline.",
+                     queue(&Dispatcher::Stats::delayed));
   metrics_.add_gauge("repl_operator_workqueue_in_flight", "Reconciles running now.",
                      queue(&Dispatcher::Stats::in_flight));
   metrics_.add_counter("repl_operator_workqueue_adds_total", "Keys added to the queue.",

@@ -37,7 +37,8 @@ bool Dispatcher::stop(std::chrono::milliseconds grace) {
 
 Dispatcher::Stats Dispatcher::stats() const {
   std::lock_guard lock(mu_);
-  return {adds_, retries_, panics_, queue_.waiting(), in_flight_};
+  const std::size_t due = queue_.due(clock_.now());
+  return {adds_, retries_, panics_, due, queue_.waiting() - due, in_flight_};
 }
 
 void Dispatcher::pump() {

@@ -42,7 +42,8 @@ class Dispatcher final {
     std::uint64_t adds = 0;     // add() calls
     std::uint64_t retries = 0;  // failed reconciles put back with backoff
     std::uint64_t panics = 0;   // reconciles that threw (also counted in retries)
-    std::size_t depth = 0;      // keys waiting
+    std::size_t depth = 0;      // keys due, waiting for a worker
+    std::size_t delayed = 0;    // keys waiting for a later time (a backoff, an idle or TTL deadline)
     std::size_t in_flight = 0;  // reconciles running
   };
 

@@ -63,4 +63,10 @@ int WorkQueue::failures(const ObjectKey& key) const {
   return it == failures_.end() ? 0 : it->second;
 }
 
+std::size_t WorkQueue::due(TimePoint now) const {
+  std::size_t n = 0;
+  for (auto it = by_due_.begin(); it != by_due_.end() && it->due <= now; ++it) ++n;
+  return n;
+}
+
 }  // namespace repl

@@ -51,8 +51,9 @@ class WorkQueue {
 
   // When the earliest waiting key that no worker holds becomes due (to arm a timer).
   std::optional<TimePoint> next_due() const;
-  // Keys waiting (due or not), and keys held by workers.
+  // Keys waiting (due or not), those of them due by `now`, and keys held by workers.
   std::size_t waiting() const { return by_key_.size(); }
+  std::size_t due(TimePoint now) const;
   std::size_t held() const { return held_.size(); }
   int failures(const ObjectKey& key) const;
 

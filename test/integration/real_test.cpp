@@ -463,10 +463,15 @@ TEST_CASE(
   CHECK(s3_modified(s.bucket, "code/push/main.py") == unchanged);
   CHECK(s3_text(s.bucket, "code/push/main.py") == "print(1)\n");
 
-  // An emptied workspace (a lost volume looks the same) is not pushed: S3 keeps the code.
+  // A workspace found empty (a lost volume looks the same) is not pushed: S3 keeps the code. (One
+  // emptied while a push runs may be pushed, as the user's deletion: so the copy is put back once
+  // the sidecar has seen it empty, and must then stay through several more rounds.)
   REQUIRE(s.exec("push", {"sh", "-c", "rm -rf /workspace/* /workspace/.[!.]*"}).exit_code == 0);
-  CHECK(eventually(
+  REQUIRE(eventually(
       20s, [&] { return sync_log(s, "push").find("/workspace is empty: not synced") != std::string::npos; }));
+  put_object(s.bucket, "code/push/main.py", "print(1)\n");
+  put_object(s.bucket, "code/push/src/new.py", "print(2)");
+  std::this_thread::sleep_for(7s);  // three rounds of 2 s
   CHECK(s3_text(s.bucket, "code/push/main.py") == "print(1)\n");
   CHECK(s3_text(s.bucket, "code/push/src/new.py") == "print(2)");
   // The sidecar holds the keys; the runner still has none, and cannot reach the restore's marker.

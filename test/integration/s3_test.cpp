@@ -114,13 +114,16 @@ const rapidjson::Value& init_container(const rapidjson::Value& deployment) {
       "initContainers");
   REQUIRE(spec != nullptr);
   REQUIRE(spec->IsArray());
-  REQUIRE(spec->Size() == 1);
+  for (const auto& c : spec->GetArray()) {
+    if (repl::json::string_at(&c, "name") == "copy-s3-resources") return c;
+  }
+  FAIL("no init container copy-s3-resources");
   return (*spec)[0];
 }
 
 // Runs the rendered init container of `repl` as the kubelet would: its command and args, its env
 // (value entries, then envFrom Secrets, optional ones skipped when missing), the workspace volume
-// at `workspace`. The container's /tmp is HOME's directory too.
+// at `workspace` (its restore marker's volume beside it). The container's /tmp is HOME's directory too.
 CommandResult run_init(const repl::Repl& repl, const repl::ChildSettings& settings, const Secrets& secrets,
                        const fs::path& workspace, std::map<std::string, std::string> extra_env = {}) {
   auto templates = repl::load_child_templates(std::string(REPL_SOURCE_DIR) + "/templates");
@@ -129,18 +132,26 @@ CommandResult run_init(const repl::Repl& repl, const repl::ChildSettings& settin
   REQUIRE(children);
   const auto& c = init_container((*children)[0].object);
 
-  std::string mount_path;
+  // Each volume at a directory of the test's: the workspace where the caller says, the others in
+  // one directory removed at exit.
+  static const TempDir volumes;
+  std::map<std::string, std::string> mounts;
   for (const auto& m : c["volumeMounts"].GetArray()) {
-    if (repl::json::string_at(&m, "name") == "workspace-volume")
-      mount_path = repl::json::string_at(&m, "mountPath");
+    const std::string name = repl::json::string_at(&m, "name");
+    fs::path at = workspace;
+    if (name != "workspace-volume") {
+      at = volumes.path / (workspace.filename().string() + "-" + name);
+      fs::create_directories(at);
+    }
+    mounts[repl::json::string_at(&m, "mountPath")] = at.string();
   }
-  REQUIRE(mount_path == "/workspace");
+  REQUIRE(mounts.contains("/workspace"));
 
   std::map<std::string, std::string> env;
   for (const auto& e : c["env"].GetArray()) {
     REQUIRE(e.HasMember("value"));  // the template's own env never reads Secrets directly
     std::string value = e["value"].GetString();
-    if (value == mount_path) value = workspace.string();
+    if (const auto m = mounts.find(value); m != mounts.end()) value = m->second;
     env[e["name"].GetString()] = value;
   }
   if (c.HasMember("envFrom")) {

@@ -256,3 +256,18 @@ TEST_CASE("waiting and held count keys, not adds", "[operator][work_queue]") {
   q.done(kA);  // harmless
   CHECK(q.held() == 0);
 }
+
+TEST_CASE("due() counts the waiting keys due by a time, not those delayed past it",
+          "[operator][work_queue]") {
+  WorkQueue q;
+  q.add(kA, kT0);
+  q.add_after(kB, 30min, kT0);
+  q.add_after(kC, 1s, kT0);
+  CHECK(q.waiting() == 3);
+  CHECK(q.due(kT0) == 1);
+  CHECK(q.due(kT0 + 1s) == 2);
+  CHECK(q.due(kT0 + 30min) == 3);
+  CHECK(drain(q, kT0) == Keys{kA});
+  CHECK(q.due(kT0) == 0);
+  CHECK(q.waiting() == 2);
+}
