@@ -43,6 +43,16 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
           [this](const ObjectKey& pod) {
             if (auto state = pods_.get(pod)) dispatcher_.add(state->repl);
           }),
+      sync_checker_(
+          client, clock, options_.sync_check_interval,
+          [this] {
+            std::vector<std::pair<ObjectKey, ObjectKey>> running;
+            pods_.for_each([&running](const ObjectKey& pod, const PodState& s) {
+              if (s.syncing) running.emplace_back(pod, s.repl);
+            });
+            return running;
+          },
+          [this](const ObjectKey& repl) { dispatcher_.add(repl); }),
       leading_(options_.leading_at_start) {
   // Pages of 50: a LIST page is held whole, as text and as a document, while its items are
   // stored, and the watches list at once, so the page size sets the start-up peak. At 10,000
@@ -93,7 +103,7 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
       [this] {
         std::map<std::string, double> by_phase = {{"Pending", 0},  {"Starting", 0},  {"Ready", 0},
                                                   {"Stopping", 0}, {"Suspended", 0}, {"Failed", 0}};
-        repls_.for_each([&by_phase](const Repl& r) { by_phase[r.status.phase] += 1; });
+        repls_.for_each([&by_phase](const ObjectKey&, const Repl& r) { by_phase[r.status.phase] += 1; });
         return metrics::Registry::LabelledValues(by_phase.begin(), by_phase.end());
       });
   const auto ended = [this](auto field) {
@@ -106,8 +116,9 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
                        ended(&Reconciler::Stats::ttl_deletions));
   metrics_.add_counter(
       "repl_operator_sync_failures_total",
-      "Final syncs of a workspace to S3 that failed (each once, as its Repl's status shows it).",
-      ended(&Reconciler::Stats::final_sync_failures));
+      "Syncs of a workspace to S3 seen failing (a running pod's push or a final sync), each once, as its "
+      "Repl's Synced condition turns False.",
+      ended(&Reconciler::Stats::sync_failures));
 }
 
 Controller::~Controller() { stop(); }
@@ -172,6 +183,10 @@ std::optional<FinalSync> Controller::final_sync(const ObjectKey& repl) const {
   const auto it = final_syncs_.find(repl);
   if (it == final_syncs_.end()) return std::nullopt;
   return it->second;
+}
+
+std::optional<SyncReport> Controller::sync_report(const ObjectKey& repl) const {
+  return sync_checker_.report(repl);
 }
 
 bool Controller::has_pods(const ObjectKey& repl) const {
@@ -267,6 +282,7 @@ void Controller::run() {
     log::info("caches synced",
               {{"repls", std::to_string(repls_.size())}, {"children", std::to_string(children)}});
     options_.on_synced();
+    sync_checker_.start();
     Change change = Change::kNone;
     {
       std::lock_guard lock(state_mu_);
@@ -286,6 +302,7 @@ void Controller::stop() {
     change = update_dispatching();
   }
   apply(change);  // waits for in-flight reconciles, up to the grace period
+  sync_checker_.stop();
   for (auto& w : watchers_) w->stop();
   repls_.cancel_wait();
   for (const auto& c : children_) c.store->cancel_wait();

@@ -34,6 +34,7 @@
 #include "reconciler.hpp"
 #include "repl_store.hpp"
 #include "store.hpp"
+#include "sync_checker.hpp"
 
 namespace repl {
 
@@ -47,6 +48,8 @@ struct ControllerOptions {
   std::function<bool()> may_write = [] { return true; };
   // Called once, on run()'s thread, when every cache holds its first list.
   std::function<void()> on_synced = [] {};
+  // How often running sync sidecars' last log lines are read (see sync_checker.hpp); 0: never.
+  std::chrono::seconds sync_check_interval{60};
 };
 
 // The label selector of everything the operator creates.
@@ -70,6 +73,7 @@ class Controller final : public ChildView {
   std::optional<Problem> pod_problem(const ObjectKey& repl) const override;
   bool has_pods(const ObjectKey& repl) const override;
   std::optional<FinalSync> final_sync(const ObjectKey& repl) const override;
+  std::optional<SyncReport> sync_report(const ObjectKey& repl) const override;
   void wrote(const kube::Resource& resource, const rapidjson::Value& object) override;
 
  private:
@@ -102,6 +106,7 @@ class Controller final : public ChildView {
   mutable std::mutex final_syncs_mu_;
   std::map<ObjectKey, FinalSync> final_syncs_;
   void saw_final_sync(const ObjectKey& repl, const FinalSync& sync);
+  SyncChecker sync_checker_;
   std::vector<std::unique_ptr<kube::WatchRunner>> watchers_;
   std::mutex state_mu_;
   bool synced_all_ = false;

@@ -232,6 +232,7 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
   seen.pod_problem = view.pod_problem(repl.key);
   seen.pods = view.has_pods(repl.key);
   seen.final_sync = view.final_sync(repl.key);
+  seen.sync_report = view.sync_report(repl.key);
   return Ok{};
 }
 
@@ -276,7 +277,7 @@ Result<void, kube::ApiError> Reconciler::write_status(const Repl& repl, ChildVie
     events_.record(repl, EventType::kWarning, ready.reason, ready.message);
   }
   if (status.synced && status.synced->status == "False" && status.synced != repl.status.synced) {
-    ++final_sync_failures_;
+    ++sync_failures_;
     events_.record(repl, EventType::kWarning, status.synced->reason, status.synced->message);
   }
   return Ok{};

@@ -56,6 +56,8 @@ class ChildView {
   // The newest final sync of one of the Repl's pods, kept after the pod is gone until the Repl's
   // status shows it.
   virtual std::optional<FinalSync> final_sync(const ObjectKey& repl) const = 0;
+  // How the Repl's running pod's last push went, if it is known.
+  virtual std::optional<SyncReport> sync_report(const ObjectKey& repl) const = 0;
   // What the API server answered to our apply of a child or of a Repl's status, so the next
   // reconcile does not act on a cache that has not seen our own write yet.
   virtual void wrote(const kube::Resource& resource, const rapidjson::Value& object) = 0;
@@ -77,9 +79,9 @@ class Reconciler final {
   struct Stats {
     std::uint64_t idle_suspends = 0;
     std::uint64_t ttl_deletions = 0;
-    std::uint64_t final_sync_failures = 0;
+    std::uint64_t sync_failures = 0;  // Synced turning False (a push or a final sync)
   };
-  Stats stats() const { return {idle_suspends_.load(), ttl_deletions_.load(), final_sync_failures_.load()}; }
+  Stats stats() const { return {idle_suspends_.load(), ttl_deletions_.load(), sync_failures_.load()}; }
 
  private:
   // A Repl being deleted: stop its pods, then let it go (or hold it).
@@ -105,7 +107,7 @@ class Reconciler final {
   const ChildSettings settings_;
   const std::vector<ChildTemplate> templates_;
   const LifecycleSettings lifecycle_;
-  std::atomic<std::uint64_t> idle_suspends_{0}, ttl_deletions_{0}, final_sync_failures_{0};
+  std::atomic<std::uint64_t> idle_suspends_{0}, ttl_deletions_{0}, sync_failures_{0};
 };
 
 // Whether an apply error is the request's fault (so retrying the same request cannot help).

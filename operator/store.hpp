@@ -83,11 +83,11 @@ class Store : public kube::WatchSink {
     return live_.items.size();
   }
 
-  // Calls f(record) for every object, under the store's lock (f must not call back into it).
+  // Calls f(key, record) for every object, under the store's lock (f must not call back into it).
   template <class F>
   void for_each(F f) const {
     std::lock_guard lock(mu_);
-    for (const auto& [key, entry] : live_.items) f(entry.record);
+    for (const auto& [key, entry] : live_.items) f(ObjectKey{*key.ns, key.name}, entry.record);
   }
 
   // Blocks until the first list has been stored (true) or cancel_wait() is called (false).

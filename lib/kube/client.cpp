@@ -86,6 +86,16 @@ void Client::get_async(std::string_view path, Done done) {
   exchange_async("GET", {"GET", std::string(path), "", ""}, std::move(done));
 }
 
+void Client::get_text_async(std::string_view path, TextDone done) {
+  auto shared = std::make_shared<HttpRequest>(HttpRequest{"GET", std::string(path), "", ""});
+  transport_->send_async(*shared, [this, shared, done = std::move(done)](Transport::SendResult resp) {
+    observe("GET", resp ? resp->status : 0);
+    if (!resp) return done(Fail(resp.error()));
+    if (resp->status < 200 || resp->status > 299) return done(Fail(decode_status(resp->status, resp->body)));
+    done(std::move(resp->body));
+  });
+}
+
 struct Client::Listing {
   std::string collection;
   ListOptions options;

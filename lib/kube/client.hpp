@@ -52,6 +52,9 @@ class Client final {
 
   Result<rapidjson::Document, ApiError> get(std::string_view path);
   void get_async(std::string_view path, Done done);
+  // A GET whose answer is text (a pod's log), not JSON.
+  using TextDone = std::function<void(Result<std::string, ApiError>)>;
+  void get_text_async(std::string_view path, TextDone done);
 
   using ItemFn = std::function<void(const rapidjson::Value&)>;
   using ListResult = Result<std::string, ApiError>;

@@ -1,5 +1,6 @@
 #include "repl/observed.hpp"
 
+#include <charconv>
 #include <set>
 #include <string_view>
 
@@ -144,8 +145,16 @@ std::optional<Problem> pod_problem(const rapidjson::Value& pod) {
 std::optional<PodState> pod_state(const rapidjson::Value& pod) {
   auto repl = labelled_repl(pod);
   if (!repl) return std::nullopt;
-  PodState s{*repl, string_at(member(pod, "metadata"), "uid"), pod_problem(pod), {}, is_terminating(pod), {}};
+  PodState s{
+      *repl, string_at(member(pod, "metadata"), "uid"), pod_problem(pod), {}, is_terminating(pod), false, {}};
   if (s.terminating) s.final_sync = final_sync(pod);
+  if (const rapidjson::Value* statuses = member(member(pod, "status"), "initContainerStatuses");
+      !s.terminating && statuses != nullptr && statuses->IsArray()) {
+    for (const auto& cs : statuses->GetArray()) {
+      if (string_at(&cs, "name") == kSyncContainer && member(member(cs, "state"), "running") != nullptr)
+        s.syncing = true;
+    }
+  }
   for (const char* list : {"initContainerStatuses", "containerStatuses"}) {
     const rapidjson::Value* statuses = member(member(pod, "status"), list);
     if (statuses == nullptr || !statuses->IsArray()) continue;
@@ -157,6 +166,32 @@ std::optional<PodState> pod_state(const rapidjson::Value& pod) {
     }
   }
   return s;
+}
+
+std::optional<SyncReport> parse_sync_log(std::string_view log) {
+  while (!log.empty() && (log.back() == '\n' || log.back() == '\r')) log.remove_suffix(1);
+  const auto start = log.rfind('\n');
+  std::string_view line = start == std::string_view::npos ? log : log.substr(start + 1);
+  const auto space = line.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  const auto at = parse_rfc3339(line.substr(0, space));
+  if (!at) return std::nullopt;
+  const std::string_view message = line.substr(space + 1);
+  const std::string prefix = std::string(kSyncContainer) + ": ";
+  if (message.rfind(prefix, 0) != 0) return std::nullopt;
+  const std::string_view what = message.substr(prefix.size());
+  SyncReport r{false, std::string(message), rfc3339(*at), false};
+  if (what.rfind("cannot sync ", 0) == 0) return r;
+  r.ok = true;
+  if (what.rfind("synced ", 0) == 0) {
+    std::int64_t n = 0;
+    const auto digits = what.substr(7);
+    std::from_chars(digits.data(), digits.data() + digits.size(), n);
+    r.changed = n > 0;
+    return r;
+  }
+  if (what.find(" is empty: not synced") != std::string_view::npos) return r;
+  return std::nullopt;
 }
 
 std::optional<PullFailure> pull_failure(const rapidjson::Value& event) {

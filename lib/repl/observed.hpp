@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/object_key.hpp"
@@ -53,6 +54,20 @@ struct FinalSync {
   bool operator==(const FinalSync&) const = default;
 };
 
+// How a running pod's last push went, from the last line of its sync sidecar's log (read with
+// timestamps): the sidecar writes a line for each push that changed something, for each failure, and
+// for the first success after one.
+struct SyncReport {
+  bool ok = false;
+  std::string message;   // the line, without the kubelet's timestamp
+  std::string at;        // RFC 3339 (whole seconds): when the line was written
+  bool changed = false;  // ok, and something was written to S3
+  bool operator==(const SyncReport&) const = default;
+};
+
+// std::nullopt for a log whose last line is none of those (nothing pushed yet, or another line).
+std::optional<SyncReport> parse_sync_log(std::string_view log);
+
 // What the operator keeps of one runner pod.
 struct PodState {
   ObjectKey repl;  // by its label
@@ -61,6 +76,7 @@ struct PodState {
   // Containers (init or not) that have never started: still waiting, e.g. for their image.
   std::vector<std::string> not_started;
   bool terminating = false;  // metadata.deletionTimestamp is set
+  bool syncing = false;      // its sync sidecar runs (and the pod is not stopping)
   // Once a terminating pod's sync sidecar has ended.
   std::optional<FinalSync> final_sync;
   bool operator==(const PodState&) const = default;

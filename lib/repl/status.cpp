@@ -78,6 +78,13 @@ ReplStatus compute_status(const Repl& repl, const ChildObservation& seen, const 
   s.ready = transitioned(std::move(ready), repl.status.ready, now);
   s.synced = repl.status.synced;
   s.last_sync_time = repl.status.last_sync_time;
+  if (const auto& r = seen.sync_report; r && !seen.final_sync) {
+    // A failed push is not the runner's problem: Ready stays as it is.
+    s.synced = transitioned(Condition{"Synced", r->ok ? "True" : "False", r->ok ? "Synced" : "SyncFailed",
+                                      r->message, repl.generation, ""},
+                            repl.status.synced, now);
+    if (r->changed) s.last_sync_time = r->at;
+  }
   if (const auto& f = seen.final_sync) {
     s.synced = transitioned(
         Condition{"Synced", f->ok ? "True" : "False", f->ok ? "FinalSyncSucceeded" : "FinalSyncFailed",

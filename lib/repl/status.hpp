@@ -22,9 +22,10 @@ struct ChildObservation {
   std::string failure_message;
   std::optional<DeploymentState> deployment;
   std::optional<Problem> pod_problem;
-  bool pods = false;                    // the Repl has runner pods (running or stopping)
-  std::optional<FinalSync> final_sync;  // a stopped pod's, newer than what the Repl shows
-  bool held = false;                    // being deleted, and kept there: its last final sync failed
+  bool pods = false;                      // the Repl has runner pods (running or stopping)
+  std::optional<FinalSync> final_sync;    // a stopped pod's, newer than what the Repl shows
+  std::optional<SyncReport> sync_report;  // the running pod's last push
+  bool held = false;                      // being deleted, and kept there: its last final sync failed
 };
 
 // Whether the operator suspended the Repl for being idle (and nothing has resumed it since).

@@ -445,6 +445,8 @@ TEST_CASE(
         {op, "delete", "deployments.apps", users, "no"},
         {op, "patch", "networkpolicies.networking.k8s.io", users, "yes"},
         {op, "watch", "pods", users, "yes"},
+        {op, "get", "pods/log", users, "yes"},
+        {op, "create", "pods/exec", users, "no"},
         {op, "create", "events", users, "yes"},
         {op, "watch", "events", users, "yes"},
         {op, "delete", "events", users, "no"},

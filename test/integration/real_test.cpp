@@ -440,7 +440,7 @@ TEST_CASE(
     "real: the sync sidecar pushes a running repl's edits to S3: only what changed, deletions too, "
     "never from an empty workspace",
     "[real]") {
-  Real s("real-push", {"--sync-interval", "2"});
+  Real s("real-push", {"--sync-interval", "2", "--sync-check-interval", "2"});
   put_object(s.bucket, "code/push/main.py", "print(1)\n");
   put_object(s.bucket, "code/push/old.py", "old\n");
   REQUIRE(s.start("push").status == 201);
@@ -474,6 +474,27 @@ TEST_CASE(
   std::this_thread::sleep_for(7s);  // three rounds of 2 s
   CHECK(s3_text(s.bucket, "code/push/main.py") == "print(1)\n");
   CHECK(s3_text(s.bucket, "code/push/src/new.py") == "print(2)");
+  // The operator reads how the pushes go: Synced, and lastSyncTime once one changed something.
+  const auto synced = [&](const std::string& field) {
+    return jsonpath(s.ns, "repl/push", "{.status.conditions[?(@.type==\"Synced\")]." + field + "}");
+  };
+  CHECK(eventually(20s, [&] { return synced("reason") == "Synced"; }));
+  CHECK_THAT(jsonpath(s.ns, "repl/push", "{.status.lastSyncTime}"), Catch::Matches(R"(\d{4}-.*Z)"));
+  // A push that fails (the bucket gone) is Synced=False with its line and an Event; Ready stays.
+  REQUIRE(s.exec("push", {"sh", "-c", "echo again > /workspace/main.py"}).exit_code == 0);
+  REQUIRE(aws({"s3", "rb", "--force", "s3://" + s.bucket}).exit_code == 0);
+  REQUIRE(eventually(30s, [&] { return synced("status") == "False"; }));
+  CHECK(synced("reason") == "SyncFailed");
+  CHECK_THAT(synced("message"), Catch::Contains("NoSuchBucket"));
+  CHECK(s.ready("push", "status") == "True");
+  CHECK_THAT(kubectl({"get", "events", "-n", s.ns, "--field-selector",
+                      "involvedObject.kind=Repl,involvedObject.name=push,reason=SyncFailed"})
+                 .out,
+             Catch::Contains("NoSuchBucket"));
+  // The bucket back: the next push succeeds and says so.
+  REQUIRE(aws({"s3", "mb", "s3://" + s.bucket}).exit_code == 0);
+  CHECK(eventually(30s, [&] { return synced("status") == "True"; }));
+  CHECK(eventually(20s, [&] { return s3_text(s.bucket, "code/push/main.py") == "again\n"; }));
   // The sidecar holds the keys; the runner still has none, and cannot reach the restore's marker.
   CHECK_THAT(s.exec("push", {"env"}).out, !Catch::Contains("AWS_"));
   CHECK(s.exec("push", {"ls", "/sync-state"}).exit_code != 0);
@@ -505,8 +526,8 @@ TEST_CASE(
   };
   CHECK(synced("status") == "True");
   CHECK(synced("reason") == "FinalSyncSucceeded");
-  CHECK_THAT(synced("message"),
-             Catch::StartsWith("pod " + pod.substr(pod.find('/') + 1) + ": final sync: synced /workspace"));
+  CHECK_THAT(synced("message"), Catch::StartsWith("pod " + pod.substr(pod.find('/') + 1) +
+                                                  ": final sync: synced 1 changes of /workspace"));
   CHECK_THAT(jsonpath(s.ns, "repl/fin", "{.status.lastSyncTime}"), Catch::Matches(R"(\d{4}-\d\d-\d\dT.*Z)"));
   const auto table = kubectl({"get", "repls", "-n", s.ns});
   CHECK_THAT(table.out, Catch::Contains("LAST SYNC"));

@@ -67,8 +67,23 @@ const HttpRequest* last(const Requests& requests, const std::string& method, con
   return found;
 }
 
+// The controller's options: no reads of sync sidecars' logs unless a test asks (their timer would be
+// the first a test waits for).
+repl::ControllerOptions options_with(std::chrono::seconds sync_check) {
+  repl::ControllerOptions o;
+  o.sync_check_interval = sync_check;
+  return o;
+}
+
 struct Fixture {
-  Fixture() {
+  explicit Fixture(std::chrono::seconds sync_check = 0s)
+      : controller{client,
+                   reconciler,
+                   metrics,
+                   clock,
+                   pool.get_executor(),
+                   pool.get_executor(),
+                   options_with(sync_check)} {
     for (const auto& c : kCollections) {
       transport->route("GET", c, 200, R"({"metadata":{"resourceVersion":"10"},"items":[]})");
       streams.push_back(std::make_shared<PushStream>());
@@ -114,13 +129,7 @@ struct Fixture {
   repl::Reconciler reconciler{client, events, clock, repl::ChildSettings{}, repl::test::repo_templates()};
   repl::OperatorMetrics metrics;
   boost::asio::thread_pool pool{2};
-  repl::Controller controller{client,
-                              reconciler,
-                              metrics,
-                              clock,
-                              pool.get_executor(),
-                              pool.get_executor(),
-                              repl::ControllerOptions{}};
+  repl::Controller controller;
   std::thread runner;
 };
 
@@ -249,6 +258,50 @@ TEST_CASE("an idle Repl is suspended when virtual time reaches its idle timeout,
   CHECK(patch->content_type == "application/merge-patch+json");
   CHECK_THAT(patch->body, Catch::Contains(R"("spec":{"suspended":true})"));
   CHECK_THAT(patch->body, Catch::Contains(R"("peetcode.com/idle-suspended-at":"2026-01-01T00:30:01Z")"));
+}
+
+TEST_CASE(
+    "a running sync sidecar's failing pushes reach Synced when virtual time reaches the check, Ready kept",
+    "[operator][controller]") {
+  Fixture f(60s);
+  f.transport->route("PATCH", kChildPaths[0], 200, kApplied);
+  const std::string log = "/api/v1/namespaces/team-a/pods/abc123-5d8f-x/log";
+  for (int i = 0; i < 3; ++i)
+    f.transport->route(
+        "GET", log, 200,
+        "2026-01-01T00:01:00.000000001Z sync-workspace: cannot sync /workspace to s3://repl/code/"
+        "abc123/: An error occurred (NoSuchBucket)\n");
+  f.start();
+  f.push(kCollections[0], "ADDED", kRepl);
+  REQUIRE(f.wait_status_writes(1));
+  f.push(kCollections[5], "ADDED",
+         R"({"metadata":{"name":"abc123-5d8f-x","namespace":"team-a","uid":"u-1","resourceVersion":"40",)"
+         R"("labels":{"peetcode.com/repl":"abc123"}},"spec":{"initContainers":[{"name":"copy-s3-resources"},)"
+         R"({"name":"sync-workspace","restartPolicy":"Always"}]},"status":{"initContainerStatuses":[)"
+         R"({"name":"sync-workspace","state":{"running":{"startedAt":"2026-01-01T00:00:00Z"}}}]}})");
+  // In the cache once its event has been reconciled (here every reconcile writes the status: the
+  // fake's answers never reach the Repl's cache).
+  REQUIRE(f.wait_status_writes(2));
+  // The first check comes one interval (60 s) after the caches synced, and reads only that pod's log.
+  std::optional<repl::SteadyTime> due;
+  while ((due = f.clock.wait_armed(5000ms)) && *due - f.clock.now() != 60s) f.clock.advance_to(*due);
+  REQUIRE(due);
+  CHECK(count(f.transport->snapshot(), "GET", log) == 0);
+  f.clock.advance_to(*due);
+  REQUIRE(f.transport->wait_for([](const Requests& r) {
+    const HttpRequest* status = last(r, "PATCH", kReplPath + "/status");
+    return status != nullptr && status->body.find("SyncFailed") != std::string::npos;
+  }));
+  const auto requests = f.transport->snapshot();
+  const HttpRequest* read = last(requests, "GET", log);
+  REQUIRE(read != nullptr);
+  CHECK(read->target == repl::SyncChecker::log_path({"team-a", "abc123-5d8f-x"}));
+  const auto body = repl::test::parse_json(last(requests, "PATCH", kReplPath + "/status")->body);
+  CHECK(string_at(body, "/status/conditions/1/type") == "Synced");
+  CHECK(string_at(body, "/status/conditions/1/status") == "False");
+  CHECK(string_at(body, "/status/conditions/1/reason") == "SyncFailed");
+  CHECK_THAT(string_at(body, "/status/conditions/1/message"), Catch::EndsWith("(NoSuchBucket)"));
+  CHECK(string_at(body, "/status/conditions/0/type") == "Ready");
 }
 
 }  // namespace

@@ -83,6 +83,11 @@ class FakeView final : public repl::ChildView {
     if (it == final_syncs.end()) return std::nullopt;
     return it->second;
   }
+  std::optional<repl::SyncReport> sync_report(const ObjectKey& repl) const override {
+    const auto it = sync_reports.find(repl);
+    if (it == sync_reports.end()) return std::nullopt;
+    return it->second;
+  }
   void wrote(const repl::kube::Resource& resource, const rapidjson::Value& object) override {
     writes.push_back(resource.kind + " " + repl::kube::to_json(object));
   }
@@ -91,6 +96,7 @@ class FakeView final : public repl::ChildView {
   std::map<ObjectKey, Problem> problems;                                  // by Repl
   std::set<ObjectKey> with_pods;                                          // Repls with pods
   std::map<ObjectKey, repl::FinalSync> final_syncs;                       // by Repl
+  std::map<ObjectKey, repl::SyncReport> sync_reports;                     // by Repl
   Lines writes;
 };
 

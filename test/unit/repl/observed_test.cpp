@@ -383,3 +383,46 @@ TEST_CASE("pod_state: a stopping pod's final sync is its sync sidecar's end", "[
     CHECK_FALSE(restarted->problem);
   }
 }
+
+TEST_CASE("parse_sync_log: the sidecar's last line says how its last push went", "[repl][observed]") {
+  const std::string t = "2026-01-01T00:02:03.123456789Z ";
+  const auto synced = repl::parse_sync_log(
+      "2026-01-01T00:01:00.5Z sync-workspace: cannot sync /workspace to s3://b/code/a/: 503\n" + t +
+      "sync-workspace: synced 3 changes of /workspace to s3://b/code/a/\n");
+  CHECK(synced == repl::SyncReport{true, "sync-workspace: synced 3 changes of /workspace to s3://b/code/a/",
+                                   "2026-01-01T00:02:03Z", true});
+  const auto recovered =
+      repl::parse_sync_log(t + "sync-workspace: synced 0 changes of /workspace to s3://b/");
+  REQUIRE(recovered);
+  CHECK(recovered->ok);
+  CHECK_FALSE(recovered->changed);
+  const auto failed = repl::parse_sync_log(
+      t + "sync-workspace: cannot sync /workspace to s3://b/code/a/: An error occurred (NoSuchBucket)\n");
+  REQUIRE(failed);
+  CHECK_FALSE(failed->ok);
+  CHECK(failed->message ==
+        "sync-workspace: cannot sync /workspace to s3://b/code/a/: An error occurred (NoSuchBucket)");
+  const auto empty =
+      repl::parse_sync_log(t + "sync-workspace: /workspace is empty: not synced, s3://b/ left as it was");
+  REQUIRE(empty);
+  CHECK(empty->ok);
+  CHECK_FALSE(empty->changed);
+  for (const std::string& bad : {std::string(""), std::string("\n"), t + "runner: hello",
+                                 std::string("no-time sync-workspace: synced 1 changes"),
+                                 t + "sync-workspace: /workspace was never restored: refusing to sync it"}) {
+    INFO(bad);
+    CHECK_FALSE(repl::parse_sync_log(bad));
+  }
+}
+
+TEST_CASE("pod_state: a running pod whose sync sidecar runs is syncing; a stopping one is not",
+          "[repl][observed]") {
+  const auto restored = container("copy-s3-resources", terminated(0, "Completed"));
+  const auto state = [&](bool deleting, const std::string& sync_state) {
+    return repl::pod_state(repl::test::parse_json(
+        sidecar_pod(deleting, init_statuses(restored + "," + container("sync-workspace", sync_state)))));
+  };
+  CHECK(state(false, kRunning)->syncing);
+  CHECK_FALSE(state(true, kRunning)->syncing);
+  CHECK_FALSE(state(false, waiting("PodInitializing"))->syncing);
+}

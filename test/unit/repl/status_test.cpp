@@ -239,6 +239,32 @@ TEST_CASE("compute_status: Synced and lastSyncTime come from a final sync seen, 
   }
 }
 
+TEST_CASE("compute_status: a running pod's pushes set Synced, never Ready; lastSyncTime moves with changes",
+          "[repl][status]") {
+  auto repl = repl::test::sample_repl();
+  auto seen = ready_replicas(1);
+  seen.sync_report =
+      repl::SyncReport{false, "sync-workspace: cannot sync: 503", "2026-01-02T03:04:00Z", false};
+  const auto failing = repl::compute_status(repl, seen, kUrls, kNow);
+  CHECK(failing.phase == "Ready");
+  check_ready_condition(failing, "True", "DeploymentReady");
+  REQUIRE(failing.synced);
+  CHECK(failing.synced->status == "False");
+  CHECK(failing.synced->reason == "SyncFailed");
+  CHECK(failing.synced->message == "sync-workspace: cannot sync: 503");
+  CHECK(failing.last_sync_time.empty());
+  repl.status = failing;
+  seen.sync_report = repl::SyncReport{true, "sync-workspace: synced 2 changes", "2026-01-02T03:05:00Z", true};
+  const auto ok = repl::compute_status(repl, seen, kUrls, kNow);
+  CHECK(ok.synced->status == "True");
+  CHECK(ok.synced->reason == "Synced");
+  CHECK(ok.last_sync_time == "2026-01-02T03:05:00Z");
+  repl.status = ok;
+  seen.sync_report =
+      repl::SyncReport{true, "sync-workspace: synced 0 changes", "2026-01-02T03:06:00Z", false};
+  CHECK(repl::compute_status(repl, seen, kUrls, kNow).last_sync_time == "2026-01-02T03:05:00Z");
+}
+
 TEST_CASE("status_apply_body names the Repl and carries the whole status", "[repl][status]") {
   const auto repl = repl::test::sample_repl();
   const auto status = repl::compute_status(repl, ready_replicas(1), kUrls, kNow);

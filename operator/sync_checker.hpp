@@ -1,0 +1,66 @@
+// How running pods' periodic pushes to S3 go: every `interval`, the last line of each running sync
+// sidecar's log (GET pods/<name>/log?container=sync-workspace&tailLines=1&timestamps=true, through
+// the API server: nothing in the pod holds API credentials, and the kubelet stamps the line). A
+// changed report is handed to `on_change` (the Repl's key goes to the queue).
+//
+// Cost: one small GET per running repl per interval (default 60 s), four at a time; a round's
+// reports replace the last round's, so memory follows the running repls.
+//
+// Threads: none of its own. The round's timer is a timer of `clock`; answers arrive on transport
+// threads. report() from any thread. stop() ends the rounds (in-flight GETs end with the transport).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "common/object_key.hpp"
+#include "kube/client.hpp"
+#include "repl/observed.hpp"
+
+namespace repl {
+
+class SyncChecker final {
+ public:
+  // The pods to read now: {pod, its Repl}.
+  using Candidates = std::function<std::vector<std::pair<ObjectKey, ObjectKey>>()>;
+  using OnChange = std::function<void(const ObjectKey& repl)>;
+
+  SyncChecker(kube::Client& client, Clock& clock, std::chrono::seconds interval, Candidates candidates,
+              OnChange on_change);
+  ~SyncChecker();
+
+  // The first round starts one interval from now.
+  void start();
+  void stop();
+
+  std::optional<SyncReport> report(const ObjectKey& repl) const;
+
+  // The log request for a pod.
+  static std::string log_path(const ObjectKey& pod);
+
+ private:
+  struct Round;
+  void arm();
+  void begin_round();
+  void next(const std::shared_ptr<Round>& round);
+  void finish(const std::shared_ptr<Round>& round);
+
+  kube::Client& client_;  // not owned
+  Clock& clock_;          // not owned
+  const std::chrono::seconds interval_;
+  const Candidates candidates_;
+  const OnChange on_change_;
+  std::unique_ptr<Timer> timer_;
+  mutable std::mutex mu_;
+  bool stopped_ = false;
+  std::map<ObjectKey, SyncReport> reports_;  // by Repl
+};
+
+}  // namespace repl
