@@ -15,8 +15,8 @@ struct SyncChecker::Round {
   std::map<ObjectKey, SyncReport> reports;  // what this round read
 };
 
-SyncChecker::SyncChecker(kube::Client& client, Clock& clock, std::chrono::seconds interval, Candidates candidates,
-                         OnChange on_change)
+SyncChecker::SyncChecker(kube::Client& client, Clock& clock, std::chrono::seconds interval,
+                         Candidates candidates, OnChange on_change)
     : client_(client),
       clock_(clock),
       interval_(interval),
@@ -81,7 +81,8 @@ void SyncChecker::next(const std::shared_ptr<Round>& round) {
       if (answer) {
         if (auto report = parse_sync_log(*answer)) round->reports[repl] = std::move(*report);
       } else if (!answer.error().is_not_found()) {
-        log::debug("cannot read a sync sidecar's log", {{"repl", repl.str()}, {"error", answer.error().describe()}});
+        log::debug("cannot read a sync sidecar's log",
+                   {{"repl", repl.str()}, {"error", answer.error().describe()}});
       }
       last = --round->pending == 0;
     }

@@ -28,8 +28,8 @@ struct LifecycleSettings {
 struct LifecycleDecision {
   enum class Action { kNone, kSuspendIdle, kDeleteExpired };
   Action action = Action::kNone;
-  WallTime since{};                   // idle since / suspended at (kSuspendIdle, kDeleteExpired)
-  std::chrono::seconds limit{0};      // the idle timeout or the TTL that ran out
+  WallTime since{};                    // idle since / suspended at (kSuspendIdle, kDeleteExpired)
+  std::chrono::seconds limit{0};       // the idle timeout or the TTL that ran out
   std::optional<WallTime> next_check;  // kNone: when to look again (a timer), if ever
 };
 

@@ -23,10 +23,10 @@ TEST_CASE("rfc3339 writes UTC with whole seconds; parse_rfc3339 reads it back", 
 }
 
 TEST_CASE("parse_rfc3339 refuses anything else", "[common][time]") {
-  for (const char* bad : {"", "2026-01-01", "2026-01-01T00:00:00", "2026-01-01T00:00:00+01:00", "2026-13-01T00:00:00Z",
-                          "2026-02-30T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T00:00:00.Z",
-                          "2026-01-01T00:00:00.1234567890Z", "2026-01-01 00:00:00Z", "x026-01-01T00:00:00Z",
-                          "2026-01-01T00:00:00.12a4Z"}) {
+  for (const char* bad : {"", "2026-01-01", "2026-01-01T00:00:00", "2026-01-01T00:00:00+01:00",
+                          "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-01-01T24:00:00Z",
+                          "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00.1234567890Z", "2026-01-01 00:00:00Z",
+                          "x026-01-01T00:00:00Z", "2026-01-01T00:00:00.12a4Z"}) {
     INFO(bad);
     CHECK_FALSE(repl::parse_rfc3339(bad));
   }
@@ -40,7 +40,8 @@ TEST_CASE("parse_hms_duration: Go's h, m, s in order, or 0", "[common][time]") {
   CHECK(repl::parse_hms_duration("168h") == 168h);
   CHECK(repl::parse_hms_duration("1h2m3s") == 3723s);
   CHECK(repl::parse_hms_duration("0s") == 0s);
-  for (const char* bad : {"", "s", "30", "1m1h", "1h1h", "-5m", "5d", "1.5h", "5 m", "99999999999h", "1h30"}) {
+  for (const char* bad :
+       {"", "s", "30", "1m1h", "1h1h", "-5m", "5d", "1.5h", "5 m", "99999999999h", "1h30"}) {
     INFO(bad);
     CHECK_FALSE(repl::parse_hms_duration(bad));
   }

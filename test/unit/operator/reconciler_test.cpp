@@ -101,13 +101,16 @@ class FakeView final : public repl::ChildView {
 };
 
 struct Fixture {
+  explicit Fixture(repl::LifecycleSettings lifecycle = {})
+      : reconciler{client, events, clock, repl::ChildSettings{}, repl::test::repo_templates(), lifecycle} {}
+
   repl::test::QuietLogs quiet;
   std::shared_ptr<repl::test::FakeTransport> transport = std::make_shared<repl::test::FakeTransport>();
   repl::kube::Client client{transport};
   FakeEvents events;
   FakeView view;
   repl::ManualClock clock;
-  repl::Reconciler reconciler{client, events, clock, repl::ChildSettings{}, repl::test::repo_templates()};
+  repl::Reconciler reconciler;
   // A Repl an earlier reconcile gave the finalizer (the tests of adding it say so).
   repl::Repl repl = [] {
     auto r = repl::test::sample_repl();
@@ -807,18 +810,10 @@ TEST_CASE(
 
 TEST_CASE("a suspended Repl past its TTL is deleted (by uid), with an Event; before, its reconcile says when",
           "[operator][reconciler][lifecycle]") {
-  repl::test::QuietLogs quiet;
-  auto transport = std::make_shared<repl::test::FakeTransport>();
-  repl::kube::Client client{transport};
-  FakeEvents events;
-  FakeView view;
-  repl::ManualClock clock;
-  repl::Reconciler reconciler{client,
-                              events,
-                              clock,
-                              repl::ChildSettings{},
-                              repl::test::repo_templates(),
-                              {std::chrono::minutes(30), std::chrono::hours(24)}};
+  Fixture f({std::chrono::minutes(30), std::chrono::hours(24)});
+  auto& transport = f.transport;
+  auto& clock = f.clock;
+  auto& view = f.view;
   auto r = repl::test::sample_repl();
   r.finalizer = true;
   r.spec.suspended = true;
@@ -828,7 +823,7 @@ TEST_CASE("a suspended Repl past its TTL is deleted (by uid), with an Event; bef
   for (std::size_t i = 1; i < kChildPaths.size(); ++i)
     transport->route("PATCH", kChildPaths[i], 200, kServiceReply);
   transport->route("PATCH", kStatusPath, 200, kStatusReply);
-  auto first = reconciler.reconcile(r, view);
+  auto first = f.reconciler.reconcile(r, view);
   REQUIRE(first);
   REQUIRE(*first);
   CHECK(**first == std::chrono::hours(12) + std::chrono::seconds(1));
@@ -839,7 +834,7 @@ TEST_CASE("a suspended Repl past its TTL is deleted (by uid), with an Event; bef
     for (std::size_t i = 0; i < kChildPaths.size(); ++i)
       transport->route("PATCH", kChildPaths[i], 200, kServiceReply);
     transport->route("PATCH", kStatusPath, 200, kStatusReply);
-    const auto stopping = reconciler.reconcile(r, view);
+    const auto stopping = f.reconciler.reconcile(r, view);
     REQUIRE(stopping);
     CHECK_FALSE(*stopping);
     CHECK(transport->requests.back().method == "PATCH");  // no DELETE
@@ -850,13 +845,13 @@ TEST_CASE("a suspended Repl past its TTL is deleted (by uid), with an Event; bef
       transport->route("PATCH", kChildPaths[i], 200, kServiceReply);
     transport->route("PATCH", kStatusPath, 200, kStatusReply);
     transport->route("DELETE", "/apis/peetcode.com/v1alpha1" + kNs + "repls/abc123", 200, "{}");
-    const auto expired = reconciler.reconcile(r, view);
+    const auto expired = f.reconciler.reconcile(r, view);
     REQUIRE(expired);
     CHECK_FALSE(*expired);
     const auto& del = transport->requests.back();
     CHECK(del.method == "DELETE");
     CHECK_THAT(del.body, Catch::Contains(R"("uid":"6f1c2b4e-0d3a-4c55-9e8f-1a2b3c4d5e6f")"));
-    CHECK(events.lines.back() ==
+    CHECK(f.events.lines.back() ==
           "Normal Expired: suspended since 2025-12-31T12:00:00Z (ttlAfterSuspend 86400 s): deleted");
   }
 }

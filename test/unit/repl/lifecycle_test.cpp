@@ -66,8 +66,7 @@ TEST_CASE("a running Repl is suspended once idle for its timeout, counted from i
   }
 }
 
-TEST_CASE("a suspended Repl is deleted once its pods are gone and its TTL has run out",
-          "[repl][lifecycle]") {
+TEST_CASE("a suspended Repl is deleted once its pods are gone and its TTL has run out", "[repl][lifecycle]") {
   auto r = running();
   r.spec.suspended = true;
   r.last_activity = "2026-01-01T01:00:00Z";
@@ -87,7 +86,8 @@ TEST_CASE("a suspended Repl is deleted once its pods are gone and its TTL has ru
   }
   SECTION("its own ttlAfterSuspend wins; default 0 and its own 0 are never") {
     r.spec.ttl_after_suspend = "1h";
-    CHECK(repl::decide_lifecycle(r, true, kDefaults, t("2026-01-01T02:30:00Z")).action == Action::kDeleteExpired);
+    CHECK(repl::decide_lifecycle(r, true, kDefaults, t("2026-01-01T02:30:00Z")).action ==
+          Action::kDeleteExpired);
     r.spec.ttl_after_suspend = "0";
     CHECK(repl::decide_lifecycle(r, true, kDefaults, t("2030-01-01T00:00:00Z")).action == Action::kNone);
     r.spec.ttl_after_suspend = "";
