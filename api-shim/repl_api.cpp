@@ -37,6 +37,9 @@ Result<Applied, kube::ApiError> KubeReplApi::apply(const StartRequest& request) 
   spec.AddMember("userId", str(request.user_id), a);
   if (!request.language.empty()) spec.AddMember("language", str(request.language), a);
   spec.AddMember("suspended", request.suspended, a);
+  if (!request.idle_timeout.empty()) spec.AddMember("idleTimeout", str(request.idle_timeout), a);
+  if (!request.ttl_after_suspend.empty())
+    spec.AddMember("ttlAfterSuspend", str(request.ttl_after_suspend), a);
   doc.AddMember("spec", std::move(spec), a);
   if (!request.last_activity.empty()) {
     rapidjson::Value annotations(rapidjson::kObjectType);

@@ -23,7 +23,9 @@ struct StartRequest {
   std::string user_id;
   std::string language;  // optional
   bool suspended = false;
-  std::string last_activity;  // RFC 3339: the annotation peetcode.com/last-activity; empty: none
+  std::string idle_timeout;       // optional: spec.idleTimeout
+  std::string ttl_after_suspend;  // optional: spec.ttlAfterSuspend
+  std::string last_activity;      // RFC 3339: the annotation peetcode.com/last-activity; empty: none
 };
 
 struct Applied {

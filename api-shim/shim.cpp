@@ -152,6 +152,14 @@ std::map<std::string, std::string> parse_query(const std::string& query) {
   return out;
 }
 
+// The spec fields a request leaves out, from the Repl as it is: the shim's apply would remove
+// what it owned and leaves out.
+void keep_unnamed(StartRequest& s, const Repl& existing) {
+  if (s.language.empty()) s.language = existing.spec.language;
+  if (s.idle_timeout.empty()) s.idle_timeout = existing.spec.idle_timeout;
+  if (s.ttl_after_suspend.empty()) s.ttl_after_suspend = existing.spec.ttl_after_suspend;
+}
+
 std::array<unsigned char, SHA256_DIGEST_LENGTH> digest(const std::string& s) {
   std::array<unsigned char, SHA256_DIGEST_LENGTH> d{};
   SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), d.data());
@@ -319,18 +327,24 @@ HttpReply Shim::preflight(const IncomingRequest& req) {
 }
 
 HttpReply Shim::start(const IncomingRequest& req) {
-  auto fields = parse_fields(req, {"userId", "replId", "language"});
+  auto fields = parse_fields(req, {"userId", "replId", "language", "idleTimeout", "ttlAfterSuspend"});
   if (!fields) return fields.error();
-  StartRequest s{field(*fields, "replId"), field(*fields, "userId"), field(*fields, "language"), false,
-                 rfc3339(clock_.wall())};
+  StartRequest s{
+      field(*fields, "replId"),      field(*fields, "userId"),          field(*fields, "language"), false,
+      field(*fields, "idleTimeout"), field(*fields, "ttlAfterSuspend"), rfc3339(clock_.wall())};
   if (!fields->values.contains("userId")) s.user_id = options_.default_user;
   if (auto bad = invalid_ids(s.repl_id, s.user_id, &s.language)) return *bad;
-  if (s.language.empty()) {
-    // A resume that names no language keeps the one the Repl has (an apply without the field
-    // would remove it).
+  for (const char* name : {"idleTimeout", "ttlAfterSuspend"}) {
+    // The CRD's rule, with its message: a given but empty value is refused like any other.
+    const auto it = fields->values.find(name);
+    if (it != fields->values.end() && validate_duration(name, it->second))
+      return error_reply(400, "bad_request", name, kDurationMessage);
+  }
+  if (s.language.empty() || s.idle_timeout.empty() || s.ttl_after_suspend.empty()) {
+    // A resume keeps what it does not name (an apply without a field would remove it).
     auto existing = api_.get(s.repl_id);
     if (!existing) return upstream_reply(existing.error());
-    if (*existing) s.language = (*existing)->spec.language;
+    if (*existing) keep_unnamed(s, **existing);
   }
 
   auto applied = api_.apply(s);
@@ -354,7 +368,7 @@ HttpReply Shim::start(const IncomingRequest& req) {
 HttpReply Shim::stop(const IncomingRequest& req) {
   auto fields = parse_fields(req, {"userId", "replId"});
   if (!fields) return fields.error();
-  StartRequest s{field(*fields, "replId"), field(*fields, "userId"), "", true, ""};
+  StartRequest s{field(*fields, "replId"), field(*fields, "userId"), "", true, "", "", ""};
   if (!fields->values.contains("userId")) s.user_id = options_.default_user;
   if (auto bad = invalid_ids(s.repl_id, s.user_id, nullptr)) return *bad;
   auto existing = api_.get(s.repl_id);
@@ -363,8 +377,8 @@ HttpReply Shim::stop(const IncomingRequest& req) {
   if ((*existing)->spec.user_id != s.user_id) {
     return error_reply(409, "conflict", "replId", "this replId belongs to another user");
   }
-  s.language = (*existing)->spec.language;
-  s.last_activity = (*existing)->last_activity;  // kept: the apply would remove what it leaves out
+  keep_unnamed(s, **existing);
+  s.last_activity = (*existing)->last_activity;  // kept too
   auto applied = api_.apply(s);
   if (!applied) return upstream_reply(applied.error());
   return repl_reply(200, applied->repl);

@@ -119,6 +119,19 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
       "Syncs of a workspace to S3 seen failing (a running pod's push or a final sync), each once, as its "
       "Repl's Synced condition turns False.",
       ended(&Reconciler::Stats::sync_failures));
+  const auto checks = [this](auto field) {
+    return [this, field] { return static_cast<double>(sync_checker_.stats().*field); };
+  };
+  metrics_.add_counter("repl_operator_sync_check_reads_total",
+                       "Reads of a running sync sidecar's last log line (GET pods/log), failed ones too.",
+                       checks(&SyncChecker::Stats::reads));
+  metrics_.add_counter("repl_operator_sync_check_read_failures_total",
+                       "Reads of a sync sidecar's log that failed (the pod gone, the kubelet unreachable).",
+                       checks(&SyncChecker::Stats::failed_reads));
+  metrics_.add_gauge(
+      "repl_operator_sync_check_round_seconds",
+      "How long the last round of sync checks (every running pod's log, four at a time) took.",
+      [this] { return std::chrono::duration<double>(sync_checker_.stats().last_round).count(); });
 }
 
 Controller::~Controller() { stop(); }

@@ -42,6 +42,8 @@ Reconciler::Outcome Reconciler::reconcile(const Repl& repl, ChildView& view) {
     invalid = validate_duration("spec.idleTimeout", repl.spec.idle_timeout);
   if (!invalid && !repl.spec.ttl_after_suspend.empty())
     invalid = validate_duration("spec.ttlAfterSuspend", repl.spec.ttl_after_suspend);
+  if (!invalid && repl.spec.sync_interval_seconds != 0)
+    invalid = validate_sync_interval(repl.spec.sync_interval_seconds);
   if (invalid) {
     seen.failure_reason = "InvalidSpec";
     seen.failure_message = invalid->field + ": " + invalid->message;

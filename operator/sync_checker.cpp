@@ -9,6 +9,7 @@ constexpr std::size_t kInFlight = 4;
 }  // namespace
 
 struct SyncChecker::Round {
+  SteadyTime began;
   std::vector<std::pair<ObjectKey, ObjectKey>> pods;
   std::size_t next = 0;
   std::size_t pending = 0;
@@ -43,6 +44,11 @@ void SyncChecker::stop() {
   timer_->cancel();
 }
 
+SyncChecker::Stats SyncChecker::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
 std::optional<SyncReport> SyncChecker::report(const ObjectKey& repl) const {
   std::lock_guard lock(mu_);
   const auto it = reports_.find(repl);
@@ -57,6 +63,7 @@ void SyncChecker::arm() {  // requires mu_
 
 void SyncChecker::begin_round() {
   auto round = std::make_shared<Round>();
+  round->began = clock_.now();
   round->pods = candidates_();
   {
     std::lock_guard lock(mu_);
@@ -78,6 +85,8 @@ void SyncChecker::next(const std::shared_ptr<Round>& round) {
     bool last = false;
     {
       std::lock_guard lock(mu_);
+      ++stats_.reads;
+      if (!answer) ++stats_.failed_reads;
       if (answer) {
         if (auto report = parse_sync_log(*answer)) round->reports[repl] = std::move(*report);
       } else if (!answer.error().is_not_found()) {
@@ -100,6 +109,7 @@ void SyncChecker::finish(const std::shared_ptr<Round>& round) {
       if (old == reports_.end() || old->second != report) changed.push_back(repl);
     }
     reports_ = std::move(round->reports);
+    stats_.last_round = clock_.now() - round->began;
     arm();
   }
   for (const auto& repl : changed) on_change_(repl);

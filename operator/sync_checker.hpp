@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -42,6 +43,14 @@ class SyncChecker final {
 
   std::optional<SyncReport> report(const ObjectKey& repl) const;
 
+  // What the checks cost: log reads made (failed ones too) and the last round's length.
+  struct Stats {
+    std::uint64_t reads = 0;
+    std::uint64_t failed_reads = 0;
+    std::chrono::steady_clock::duration last_round{};
+  };
+  Stats stats() const;
+
   // The log request for a pod.
   static std::string log_path(const ObjectKey& pod);
 
@@ -61,6 +70,7 @@ class SyncChecker final {
   mutable std::mutex mu_;
   bool stopped_ = false;
   std::map<ObjectKey, SyncReport> reports_;  // by Repl
+  Stats stats_;
 };
 
 }  // namespace repl

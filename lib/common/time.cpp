@@ -61,7 +61,6 @@ std::optional<WallTime> parse_rfc3339(std::string_view s) {
 
 std::optional<std::chrono::seconds> parse_hms_duration(std::string_view s) {
   if (s == "0") return std::chrono::seconds(0);
-  constexpr std::int64_t kMax = 10LL * 366 * 24 * 3600;
   std::int64_t total = 0;
   const char* p = s.data();
   const char* end = s.data() + s.size();
@@ -69,17 +68,20 @@ std::optional<std::chrono::seconds> parse_hms_duration(std::string_view s) {
   std::size_t next_unit = 0;  // units must come in the order h, m, s
   constexpr std::string_view kUnits = "hms";
   constexpr std::int64_t kSeconds[] = {3600, 60, 1};
+  // The CRD's rule allows as many digits (5, 7, 9), so that CEL's duration() cannot overflow.
+  constexpr std::ptrdiff_t kDigits[] = {5, 7, 9};
   while (p != end) {
+    if (*p < '0' || *p > '9') return std::nullopt;
     std::int64_t n = 0;
     const auto [after, ec] = std::from_chars(p, end, n);
-    if (ec != std::errc{} || after == end || n < 0 || n > kMax) return std::nullopt;
+    if (ec != std::errc{} || after == end) return std::nullopt;
     const std::size_t unit = kUnits.find(*after);
-    if (unit == std::string_view::npos || unit < next_unit) return std::nullopt;
+    if (unit == std::string_view::npos || unit < next_unit || after - p > kDigits[unit]) return std::nullopt;
     total += n * kSeconds[unit];
-    if (total > kMax) return std::nullopt;
     next_unit = unit + 1;
     p = after + 1;
   }
+  if (total > kMaxHmsDuration.count()) return std::nullopt;
   return std::chrono::seconds(total);
 }
 

@@ -325,6 +325,7 @@ render::Values template_values(const Repl& repl, const ChildSettings& s) {
                  {"language", repl.spec.language},
                  {"image", repl.spec.image.empty() ? s.runner_image : repl.spec.image},
                  {"replicas", std::int64_t{repl.spec.suspended ? 0 : 1}}});
+  if (repl.spec.sync_interval_seconds > 0) values["syncIntervalSeconds"] = repl.spec.sync_interval_seconds;
   return values;
 }
 

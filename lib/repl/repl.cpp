@@ -37,6 +37,7 @@ Result<Repl, ParseError> parse_repl(const rapidjson::Value& object) {
     r.spec.suspended = bool_at(spec, "suspended");
     r.spec.idle_timeout = string_at(spec, "idleTimeout");
     r.spec.ttl_after_suspend = string_at(spec, "ttlAfterSuspend");
+    r.spec.sync_interval_seconds = int_at(spec, "syncIntervalSeconds");
   }
   if (const rapidjson::Value* status = member(object, "status"); status != nullptr && status->IsObject()) {
     r.status.phase = string_at(status, "phase");

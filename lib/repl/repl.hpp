@@ -34,6 +34,7 @@ struct ReplSpec {
   // Durations in Go's h/m/s form ("30m"); empty: the operator's default; "0": never.
   std::string idle_timeout;
   std::string ttl_after_suspend;
+  std::int64_t sync_interval_seconds = 0;  // 0: the operator's --sync-interval
 
   bool operator==(const ReplSpec&) const = default;
 };

@@ -83,10 +83,14 @@ std::optional<FieldError> validate_image(std::string_view image) {
   return std::nullopt;
 }
 
+std::optional<FieldError> validate_sync_interval(std::int64_t seconds) {
+  if (seconds >= 1 && seconds <= kMaxSyncIntervalSeconds) return std::nullopt;
+  return FieldError{"spec.syncIntervalSeconds", "must be between 1 and 86400"};
+}
+
 std::optional<FieldError> validate_duration(std::string_view field, std::string_view text) {
   if (parse_hms_duration(text)) return std::nullopt;
-  return FieldError{std::string(field),
-                    "must be 0 or a duration of hours, minutes and seconds such as 30m, 1h30m or 168h"};
+  return FieldError{std::string(field), kDurationMessage};
 }
 
 }  // namespace repl

@@ -5,6 +5,7 @@
 // Pure functions; thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,8 +47,15 @@ std::optional<FieldError> validate_language(std::string_view language);
 // image: a container image reference without whitespace or control characters, at most 512.
 std::optional<FieldError> validate_image(std::string_view image);
 
-// idleTimeout, ttlAfterSuspend: "0" or Go's h/m/s ("30m", "1h30m"), at most ten years. `field` is
-// the JSON path named in the error (e.g. "spec.idleTimeout").
+// syncIntervalSeconds: 1 to 86400 (the CRD's minimum and maximum).
+inline constexpr std::int64_t kMaxSyncIntervalSeconds = 86400;
+std::optional<FieldError> validate_sync_interval(std::int64_t seconds);
+
+// idleTimeout, ttlAfterSuspend: "0" or Go's h/m/s ("30m", "1h30m"), at most 87600h (see
+// parse_hms_duration). `field` is the JSON path named in the error (e.g. "spec.idleTimeout").
+// The message for a bad duration, word for word the CRD's (its x-kubernetes-validations rule).
+inline constexpr const char* kDurationMessage =
+    "must be 0 or a duration of hours, minutes and seconds such as 30m, 1h30m or 168h, at most 87600h";
 std::optional<FieldError> validate_duration(std::string_view field, std::string_view text);
 
 }  // namespace repl

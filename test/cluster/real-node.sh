@@ -273,8 +273,9 @@ PROXY
     --service-cluster-ip-range="$service_cidr" --health-port=0
 
   # S3 on the bridge's host address, the only place outside the pods that they can reach, with IAM
-  # auth enforced after the first three requests: they create the user "init", allowed s3:* only,
-  # whose key DIR/s3.env holds (a throwaway of this cluster, like its certificates).
+  # auth enforced after the first three requests: they create the user "init", allowed s3:* and
+  # iam:* (tests make users and keys of their own, and revoke them), whose key DIR/s3.env holds (a
+  # throwaway of this cluster, like its certificates).
   daemon "$dir" moto env INITIAL_NO_AUTH_ACTION_COUNT=3 "$BIN/moto_server" -H "$bridge_addr" -p "$S3_PORT"
   await_daemon "$dir" moto 30 "moto did not start" bash -c "echo > /dev/tcp/$bridge_addr/$S3_PORT"
   local keys key_id secret
@@ -283,7 +284,7 @@ PROXY
     s3=(aws --endpoint-url "$S3_ENDPOINT")
     "${s3[@]}" iam create-user --user-name init > /dev/null
     "${s3[@]}" iam put-user-policy --user-name init --policy-name s3 \
-      --policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}'
+      --policy-document '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:*","iam:*"],"Resource":"*"}]}'
     "${s3[@]}" iam create-access-key --user-name init --query 'AccessKey.[AccessKeyId,SecretAccessKey]' --output text
   ) || die "cannot create the S3 user (log: $dir/moto.log)"
   read -r key_id secret <<< "$keys"

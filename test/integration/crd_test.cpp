@@ -65,6 +65,12 @@ TEST_CASE("the API server refuses bad Repls with its own message", "[crd]") {
        "spec.userId: Invalid value: \"array\""},
       {"bad language", repl_yaml("r7", "  userId: bob\n  language: \"../etc\"\n"), "spec.language"},
       {"image with whitespace", repl_yaml("r8", "  userId: bob\n  image: \"a b\"\n"), "spec.image"},
+      {"syncIntervalSeconds 0", repl_yaml("r10", "  userId: bob\n  syncIntervalSeconds: 0\n"),
+       "should be greater than or equal to 1"},
+      {"syncIntervalSeconds above a day", repl_yaml("r11", "  userId: bob\n  syncIntervalSeconds: 86401\n"),
+       "should be less than or equal to 86400"},
+      {"idleTimeout in days", repl_yaml("r12", "  userId: bob\n  idleTimeout: 2d\n"),
+       "spec.idleTimeout: Invalid value: \"2d\": must be 0 or a duration"},
       {"no spec at all", "apiVersion: peetcode.com/v1alpha1\nkind: Repl\nmetadata:\n  name: r9\n",
        "spec: Required value"},
   };

@@ -138,8 +138,15 @@ struct Real : OperatorAndShim {
   CommandResult wait_ready(const std::string& repl, const std::string& timeout = "120s") const {
     return kubectl({"wait", "-n", ns, "--for=condition=Ready", "repl/" + repl, "--timeout=" + timeout});
   }
+  // A field (status, reason, message) of one of the Repl's conditions.
+  std::string condition(const std::string& repl, const std::string& type, const std::string& field) const {
+    return jsonpath(ns, "repl/" + repl, "{.status.conditions[?(@.type==\"" + type + "\")]." + field + "}");
+  }
   std::string ready(const std::string& repl, const std::string& field) const {
-    return jsonpath(ns, "repl/" + repl, "{.status.conditions[?(@.type==\"Ready\")]." + field + "}");
+    return condition(repl, "Ready", field);
+  }
+  std::string synced(const std::string& repl, const std::string& field) const {
+    return condition(repl, "Synced", field);
   }
   // The repl's pod names (by the label every pod of a Repl carries).
   std::vector<std::string> pods(const std::string& repl) const {
@@ -433,6 +440,23 @@ std::string write_op(const std::string& path, const std::string& content) {
 std::string sync_log(const Real& s, const std::string& repl) {
   return kubectl({"logs", "-n", s.ns, "deploy/" + repl, "-c", "sync-workspace"}).out;
 }
+// The node's pid of a container's main process (from containerd: the test runs on the node).
+std::string task_pid(const std::string& ns, const std::string& pod, const std::string& container) {
+  const std::string id =
+      jsonpath(ns, pod, "{.status.containerStatuses[?(@.name==\"" + container + "\")].containerID}");
+  REQUIRE(id.rfind("containerd://", 0) == 0);
+  const auto tasks =
+      run({"ctr", "--address", "/var/lib/repl-operator/node/containerd.sock", "-n", "k8s.io", "task", "ls"});
+  std::istringstream in(tasks.out);
+  std::string pid;
+  for (std::string t, p; in >> t >> p;) {
+    std::string rest;
+    std::getline(in, rest);
+    if (t == id.substr(13)) pid = p;
+  }
+  REQUIRE_FALSE(pid.empty());
+  return pid;
+}
 
 }  // namespace
 
@@ -475,17 +499,15 @@ TEST_CASE(
   CHECK(s3_text(s.bucket, "code/push/main.py") == "print(1)\n");
   CHECK(s3_text(s.bucket, "code/push/src/new.py") == "print(2)");
   // The operator reads how the pushes go: Synced, and lastSyncTime once one changed something.
-  const auto synced = [&](const std::string& field) {
-    return jsonpath(s.ns, "repl/push", "{.status.conditions[?(@.type==\"Synced\")]." + field + "}");
-  };
-  CHECK(eventually(20s, [&] { return synced("reason") == "Synced"; }));
+  CHECK(eventually(20s, [&] { return s.synced("push", "reason") == "Synced"; }));
   CHECK_THAT(jsonpath(s.ns, "repl/push", "{.status.lastSyncTime}"), Catch::Matches(R"(\d{4}-.*Z)"));
   // A push that fails (the bucket gone) is Synced=False with its line and an Event; Ready stays.
   REQUIRE(s.exec("push", {"sh", "-c", "echo again > /workspace/main.py"}).exit_code == 0);
   REQUIRE(aws({"s3", "rb", "--force", "s3://" + s.bucket}).exit_code == 0);
-  REQUIRE(eventually(30s, [&] { return synced("status") == "False"; }));
-  CHECK(synced("reason") == "SyncFailed");
-  CHECK_THAT(synced("message"), Catch::Contains("NoSuchBucket"));
+  REQUIRE(eventually(30s, [&] { return s.synced("push", "status") == "False"; }));
+  CHECK(s.synced("push", "reason") == "SyncFailed");
+  CHECK_THAT(s.synced("push", "message"), Catch::Contains("NoSuchBucket"));
+  CHECK(s.op->metric("repl_operator_sync_failures_total") == 1);
   CHECK(s.ready("push", "status") == "True");
   CHECK_THAT(kubectl({"get", "events", "-n", s.ns, "--field-selector",
                       "involvedObject.kind=Repl,involvedObject.name=push,reason=SyncFailed"})
@@ -493,7 +515,7 @@ TEST_CASE(
              Catch::Contains("NoSuchBucket"));
   // The bucket back: the next push succeeds and says so.
   REQUIRE(aws({"s3", "mb", "s3://" + s.bucket}).exit_code == 0);
-  CHECK(eventually(30s, [&] { return synced("status") == "True"; }));
+  CHECK(eventually(30s, [&] { return s.synced("push", "status") == "True"; }));
   CHECK(eventually(20s, [&] { return s3_text(s.bucket, "code/push/main.py") == "again\n"; }));
   // The sidecar holds the keys; the runner still has none, and cannot reach the restore's marker.
   CHECK_THAT(s.exec("push", {"env"}).out, !Catch::Contains("AWS_"));
@@ -521,13 +543,10 @@ TEST_CASE(
   REQUIRE(eventually(60s, [&] { return jsonpath(s.ns, "repl/fin", "{.status.phase}") == "Suspended"; }));
   CHECK(s.pods("fin").empty());
   CHECK(s3_text(s.bucket, "code/fin/last.py") == "typed just before the stop");
-  const auto synced = [&](const std::string& field) {
-    return jsonpath(s.ns, "repl/fin", "{.status.conditions[?(@.type==\"Synced\")]." + field + "}");
-  };
-  CHECK(synced("status") == "True");
-  CHECK(synced("reason") == "FinalSyncSucceeded");
-  CHECK_THAT(synced("message"), Catch::StartsWith("pod " + pod.substr(pod.find('/') + 1) +
-                                                  ": final sync: synced 1 changes of /workspace"));
+  CHECK(s.synced("fin", "status") == "True");
+  CHECK(s.synced("fin", "reason") == "FinalSyncSucceeded");
+  CHECK_THAT(s.synced("fin", "message"), Catch::StartsWith("pod " + pod.substr(pod.find('/') + 1) +
+                                                           ": final sync: synced 1 changes of /workspace"));
   CHECK_THAT(jsonpath(s.ns, "repl/fin", "{.status.lastSyncTime}"), Catch::Matches(R"(\d{4}-\d\d-\d\dT.*Z)"));
   const auto table = kubectl({"get", "repls", "-n", s.ns});
   CHECK_THAT(table.out, Catch::Contains("LAST SYNC"));
@@ -553,38 +572,123 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "real: a final sync that fails says so (Synced False, an Event) and holds the deletion until "
-    "peetcode.com/force-delete",
+    "real: the sidecar's S3 key revoked under a running repl: Synced False with S3's reason while it "
+    "runs, and a deletion held (Events) until peetcode.com/force-delete",
     "[real]") {
-  Real s("real-unsynced", {"--sync-interval", "3600", "--termination-grace-period", "12"});
+  Real s("real-revoked", {"--sync-interval", "2", "--sync-check-interval", "2", "--termination-grace-period",
+                          "12", "--aws-secret", "revocable-keys"});
+  // An S3 user of the test's own, whose key the namespace's Secret holds.
+  const std::string user = s.ns;
+  REQUIRE(aws({"iam", "create-user", "--user-name", user}).exit_code == 0);
+  REQUIRE(aws({"iam", "put-user-policy", "--user-name", user, "--policy-name", "s3", "--policy-document",
+               R"({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]})"})
+              .exit_code == 0);
+  const auto key = aws({"iam", "create-access-key", "--user-name", user, "--query",
+                        "AccessKey.[AccessKeyId,SecretAccessKey]", "--output", "text"});
+  INFO(key.err);
+  REQUIRE(key.exit_code == 0);
+  std::istringstream fields(key.out);
+  std::string key_id, secret;
+  fields >> key_id >> secret;
+  REQUIRE(kubectl({"create", "secret", "generic", "-n", s.ns, "revocable-keys",
+                   "--from-literal=AWS_ACCESS_KEY_ID=" + key_id,
+                   "--from-literal=AWS_SECRET_ACCESS_KEY=" + secret})
+              .exit_code == 0);
   put_object(s.bucket, "code/lost/main.py", "print(1)\n");
   REQUIRE(s.start("lost").status == 201);
   REQUIRE(s.wait_ready("lost").exit_code == 0);
-  // The bucket goes away under the running repl: no push can succeed now.
-  REQUIRE(aws({"s3", "rb", "--force", "s3://" + s.bucket}).exit_code == 0);
+  REQUIRE(s.exec("lost", {"sh", "-c", "echo kept > /workspace/kept.py"}).exit_code == 0);
+  REQUIRE(eventually(20s, [&] { return s3_text(s.bucket, "code/lost/kept.py") == "kept\n"; }));
 
+  // The key is revoked: every push now fails, as S3 says, and the repl keeps serving.
+  REQUIRE(aws({"iam", "delete-access-key", "--user-name", user, "--access-key-id", key_id}).exit_code == 0);
+  REQUIRE(s.exec("lost", {"sh", "-c", "echo typed > /workspace/unsynced.py"}).exit_code == 0);
+  REQUIRE(eventually(30s, [&] { return s.synced("lost", "status") == "False"; }));
+  CHECK(s.synced("lost", "reason") == "SyncFailed");
+  CHECK_THAT(s.synced("lost", "message"), Catch::Contains("InvalidAccessKeyId"));
+  CHECK(s.ready("lost", "status") == "True");
+  CHECK(s.op->metric("repl_operator_sync_failures_total") == 1);
+
+  // Deleted: the final sync fails too, and holds the Repl.
   REQUIRE(http("DELETE", s.url + "/repls/lost?userId=u1").status == 200);
-  const auto synced = [&](const std::string& field) {
-    return jsonpath(s.ns, "repl/lost", "{.status.conditions[?(@.type==\"Synced\")]." + field + "}");
-  };
-  REQUIRE(eventually(60s, [&] { return synced("status") == "False"; }));
-  CHECK(synced("reason") == "FinalSyncFailed");
-  CHECK_THAT(synced("message"), Catch::Contains("final sync failed: cannot sync /workspace to s3://"));
-  CHECK_THAT(synced("message"), Catch::Contains("NoSuchBucket"));
+  REQUIRE(eventually(60s, [&] { return s.synced("lost", "reason") == "FinalSyncFailed"; }));
+  CHECK(s.synced("lost", "status") == "False");
+  CHECK_THAT(s.synced("lost", "message"),
+             Catch::Contains("final sync failed: cannot sync /workspace to s3://"));
+  CHECK_THAT(s.synced("lost", "message"), Catch::Contains("InvalidAccessKeyId"));
   CHECK(eventually(30s, [&] { return s.pods("lost").empty(); }));
   CHECK(eventually(10s, [&] { return s.ready("lost", "reason") == "FinalSyncFailed"; }));
   CHECK_THAT(s.ready("lost", "message"), Catch::Contains("peetcode.com/force-delete=true"));
   const auto events = kubectl({"get", "events", "-n", s.ns, "--field-selector",
                                "involvedObject.kind=Repl,involvedObject.name=lost,reason=FinalSyncFailed"});
-  CHECK_THAT(events.out, Catch::Contains("NoSuchBucket"));
-  // Held: still there a while later.
+  CHECK_THAT(events.out, Catch::Contains("InvalidAccessKeyId"));
+  CHECK(s.op->metric("repl_operator_final_sync_duration_seconds_count{result=\"failure\"}") == 1);
+  // Held: still there a while later, and S3 has what was synced before the key went.
   std::this_thread::sleep_for(3s);
   CHECK(kubectl({"get", "repl", "-n", s.ns, "lost"}).exit_code == 0);
+  CHECK(s3_text(s.bucket, "code/lost/kept.py") == "kept\n");
+  CHECK(s3_text(s.bucket, "code/lost/unsynced.py").empty());
 
   REQUIRE(kubectl({"annotate", "-n", s.ns, "repl/lost", "peetcode.com/force-delete=true"}).exit_code == 0);
   const auto gone = kubectl({"wait", "-n", s.ns, "--for=delete", "repl/lost", "--timeout=30s"});
   INFO(gone.err << s.op->log());
   CHECK(gone.exit_code == 0);
+  aws({"iam", "delete-user-policy", "--user-name", user, "--policy-name", "s3"});
+  aws({"iam", "delete-user", "--user-name", user});
+}
+
+TEST_CASE(
+    "real: kill -9 of the runner: restarted in its pod with the workspace; a pod lost without its final "
+    "sync comes back with everything synced (the Repl's own sync interval)",
+    "[real]") {
+  Real s("real-kill");
+  put_object(s.bucket, "code/kill/main.py", "print(1)\n");
+  // The Repl's own sync interval, not the operator's 15 s.
+  const auto applied = kubectl({"apply", "-n", s.ns, "-f", "-"},
+                               "apiVersion: peetcode.com/v1alpha1\nkind: Repl\nmetadata:\n  name: kill\n"
+                               "spec:\n  userId: u1\n  syncIntervalSeconds: 2\n");
+  INFO(applied.err);
+  REQUIRE(applied.exit_code == 0);
+  REQUIRE(s.wait_ready("kill").exit_code == 0);
+  const auto pod = s.pods("kill").at(0);
+  CHECK(
+      jsonpath(
+          s.ns, pod,
+          "{.spec.initContainers[?(@.name==\"sync-workspace\")].env[?(@.name==\"SYNC_INTERVAL\")].value}") ==
+      "2");
+  REQUIRE(s.exec("kill", {"sh", "-c", "echo kept > /workspace/kept.py"}).exit_code == 0);
+  REQUIRE(eventually(20s, [&] { return s3_text(s.bucket, "code/kill/kept.py") == "kept\n"; }));
+
+  // SIGKILL from the node, as the OOM killer would: the kubelet restarts the runner in the same
+  // pod; its workspace volume, and the sidecar, were never gone.
+  const std::string runner = task_pid(s.ns, pod, "runner");
+  REQUIRE(run({"kill", "-KILL", runner}).exit_code == 0);
+  REQUIRE(eventually(60s, [&] {
+    return jsonpath(s.ns, pod, "{.status.containerStatuses[?(@.name==\"runner\")].restartCount}") == "1";
+  }));
+  CHECK(jsonpath(s.ns, pod,
+                 "{.status.containerStatuses[?(@.name==\"runner\")].lastState.terminated.exitCode}") ==
+        "137");
+  REQUIRE(s.wait_ready("kill", "60s").exit_code == 0);
+  CHECK(task_pid(s.ns, pod, "runner") != runner);
+  CHECK(jsonpath(s.ns, pod, "{.status.initContainerStatuses[?(@.name==\"sync-workspace\")].restartCount}") ==
+        "0");
+  CHECK(eventually(30s, [&] { return s.exec("kill", {"cat", "/workspace/kept.py"}).out == "kept\n"; }));
+  REQUIRE(s.exec("kill", {"sh", "-c", "echo after > /workspace/after.py"}).exit_code == 0);
+  REQUIRE(eventually(20s, [&] { return s3_text(s.bucket, "code/kill/after.py") == "after\n"; }));
+
+  // The whole pod lost at once (no grace, no final sync: a node gone): its replacement restores
+  // everything that was synced.
+  REQUIRE(kubectl({"delete", "-n", s.ns, pod, "--grace-period=0", "--force"}).exit_code == 0);
+  REQUIRE(eventually(60s, [&] {
+    const auto now = s.pods("kill");
+    return now.size() == 1 && now[0] != pod;
+  }));
+  REQUIRE(s.wait_ready("kill").exit_code == 0);
+  // (The Repl may still show the old pod's Ready: the new pod's runner is asked until it answers.)
+  CHECK(eventually(60s, [&] { return s.exec("kill", {"cat", "/workspace/kept.py"}).out == "kept\n"; }));
+  CHECK(s.exec("kill", {"cat", "/workspace/after.py"}).out == "after\n");
+  CHECK(s.ready("kill", "status") == "True");
 }
 
 TEST_CASE(
@@ -726,21 +830,8 @@ struct BlockedRangeHost {
 // Adds, inside the pod's own network namespace, the route to the blocked range a pod here lacks
 // (pods have no default route: nothing from a pod leaves this machine).
 void route_to_blocked_range(const std::string& ns, const std::string& pod, const std::string& container) {
-  const std::string id =
-      jsonpath(ns, pod, "{.status.containerStatuses[?(@.name==\"" + container + "\")].containerID}");
-  REQUIRE(id.rfind("containerd://", 0) == 0);
-  const auto pid =
-      run({"ctr", "--address", "/var/lib/repl-operator/node/containerd.sock", "-n", "k8s.io", "task", "ls"});
-  std::istringstream in(pid.out);
-  std::string task_pid;
-  for (std::string t, p; in >> t >> p;) {
-    std::string rest;
-    std::getline(in, rest);
-    if (t == id.substr(13)) task_pid = p;
-  }
-  REQUIRE_FALSE(task_pid.empty());
-  const auto added =
-      run({"nsenter", "-t", task_pid, "-n", "ip", "route", "replace", "169.254.0.0/16", "dev", "eth0"});
+  const auto added = run({"nsenter", "-t", task_pid(ns, pod, container), "-n", "ip", "route", "replace",
+                          "169.254.0.0/16", "dev", "eth0"});
   INFO(added.err);
   REQUIRE(added.exit_code == 0);
 }

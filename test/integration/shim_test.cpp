@@ -1,11 +1,16 @@
 // The API shim against the real API server, with the operator running: /start leads to the three
 // children, the answers carry the status, users cannot touch each other's Repls, stop / resume /
 // delete work, bad input creates nothing, 50 simultaneous /start calls make one Repl, and
-// wait=ready is released by the Deployment becoming ready, holds no worker, and ends on a delete.
+// wait=ready is released by the Deployment becoming ready, holds no worker, and ends on a delete;
+// a heartbeat storm from wrk writes the Repl at most once per activity interval.
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <fstream>
+#include <iostream>
+#include <regex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "integration/support.hpp"
@@ -251,4 +256,52 @@ TEST_CASE("with a bearer token, only callers that send it may start Repls", "[sh
             .status == 201);
   CHECK(s.repl_names() == "guarded");
   unlink(path);
+}
+
+TEST_CASE("a heartbeat storm from wrk writes the Repl at most once per activity interval", "[shim]") {
+  constexpr int kInterval = 5, kSeconds = 20;
+  Setup s("shim-storm", {"--activity-interval", std::to_string(kInterval)});
+  REQUIRE(s.post("/start", start_body("alice", "storm")).status == 201);
+  const std::string started =
+      jsonpath(s.ns, "repl/storm", "{.metadata.annotations.peetcode\\.com/last-activity}");
+  REQUIRE_FALSE(started.empty());
+  // Every change of the Repl as a watch sees it (kubectl's own), with the activity it records: a
+  // write of the shim's is a new value (the operator's status writes repeat the last one).
+  auto watch = OperatorProcess::spawn(
+      {"/usr/bin/env", "kubectl", "--kubeconfig", admin_kubeconfig(), "get", "repl", "storm", "-n", s.ns,
+       "--watch-only", "-o", "jsonpath={.metadata.annotations.peetcode\\.com/last-activity}{\"\\n\"}"});
+  std::this_thread::sleep_for(1s);  // the watch is open
+
+  TempDir dir;
+  std::ofstream(dir.path / "beat.lua") << "wrk.method = 'POST'\n"
+                                          "wrk.body = '{\"userId\":\"alice\"}'\n"
+                                          "wrk.headers['Content-Type'] = 'application/json'\n";
+  const auto storm = run({"wrk", "-t2", "-c16", "-d" + std::to_string(kSeconds) + "s", "-s",
+                          (dir.path / "beat.lua").string(), s.url + "/repls/storm/heartbeat"});
+  INFO(storm.out << storm.err);
+  REQUIRE(storm.exit_code == 0);
+  std::smatch m;
+  const std::regex total(R"((\d+) requests in)"), rate(R"(Requests/sec:\s+([\d.]+))");
+  REQUIRE(std::regex_search(storm.out, m, total));
+  const long requests = std::stol(m[1]);
+  REQUIRE(std::regex_search(storm.out, m, rate));
+  const double per_second = std::stod(m[1]);
+  // Every heartbeat answered 200 (wrk names the others).
+  CHECK_THAT(storm.out, !Catch::Contains("Non-2xx") && !Catch::Contains("Socket errors"));
+  std::this_thread::sleep_for(1s);  // the last write reaches the watch
+  watch->stop();
+
+  std::set<std::string> written;
+  std::istringstream events(watch->log());
+  for (std::string line; std::getline(events, line);) {
+    if (!line.empty() && line != started) written.insert(line);
+  }
+  std::cout << "heartbeat storm: " << requests << " heartbeats in " << kSeconds << " s (" << per_second
+            << "/s) for one repl; " << written.size() << " writes of its last activity (interval "
+            << kInterval << " s)\n";
+  CHECK(per_second >= 1000);
+  // Writes at most once an interval: about kSeconds / kInterval of them, and at least one.
+  CHECK(written.size() >= 1);
+  CHECK(written.size() <= kSeconds / kInterval + 1);
+  CHECK(jsonpath(s.ns, "repl/storm", "{.metadata.annotations.peetcode\\.com/last-activity}") != started);
 }

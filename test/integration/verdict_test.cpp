@@ -166,3 +166,58 @@ TEST_CASE("the shim and the API server give the same verdict on every replId and
   REQUIRE(dry_names.exit_code == 0);
   CHECK(dry_names.out.empty());
 }
+
+TEST_CASE("idleTimeout and ttlAfterSuspend: the shim and the API server's CEL rule agree, word for word",
+          "[browser]") {
+  struct Duration {
+    std::string value;
+    bool valid;
+  };
+  const std::vector<Duration> table = {
+      {"0", true},       {"5s", true},       {"30m", true},          {"1h30m", true},
+      {"1h2m3s", true},  {"87600h", true},   {"5256000m", true},     {"315360000s", true},
+      {"0s", true},      {"", false},        {"30", false},          {"1d", false},
+      {"-5m", false},    {"+5m", false},     {"1m1h", false},        {"1h1h", false},
+      {"1.5h", false},   {"5 m", false},     {"87601h", false},      {"87600h1s", false},
+      {"99999h", false}, {"100000h", false}, {"0000000001s", false}, {"99999999999h", false},
+      {"1ms", false},
+  };
+  const std::string shim_ns = fresh_namespace("verdict-duration");
+  const std::string dry_ns = fresh_namespace("verdict-duration-dry");
+  auto shim = start_shim({"--namespace", shim_ns});
+  std::string addr;
+  REQUIRE(eventually(30s, [&] { return !(addr = shim->served_addr("")).empty(); }));
+  const std::string url = "http://" + addr;
+  const std::string message =
+      "must be 0 or a duration of hours, minutes and seconds such as 30m, 1h30m or 168h, at most 87600h";
+
+  int n = 0;
+  for (const auto& v : table) {
+    for (const std::string field : {"idleTimeout", "ttlAfterSuspend"}) {
+      INFO(field << " " << json_string(v.value) << ": expected " << (v.valid ? "accepted" : "refused"));
+      const std::string repl = "d" + std::to_string(++n);
+      const auto shim_reply = http(
+          "POST", url + "/start",
+          R"({"userId":"alice","replId":")" + repl + R"(",")" + field + R"(":)" + json_string(v.value) + "}",
+          {"Content-Type: application/json"});
+      INFO("shim: " << shim_reply.status << " " << shim_reply.body);
+      REQUIRE((shim_reply.status == 201 || shim_reply.status == 400));
+      const auto dry =
+          kubectl({"apply", "--dry-run=server", "-n", dry_ns, "-f", "-"},
+                  R"({"apiVersion":"peetcode.com/v1alpha1","kind":"Repl","metadata":{"name":")" + repl +
+                      R"("},"spec":{"userId":"alice",")" + field + R"(":)" + json_string(v.value) + "}}");
+      INFO("kubectl: exit " << dry.exit_code << " " << dry.out << dry.err);
+      CHECK((shim_reply.status == 201) == v.valid);
+      CHECK((dry.exit_code == 0) == v.valid);
+      if (v.valid) {
+        CHECK(jsonpath(shim_ns, "repl/" + repl, "{.spec." + field + "}") == v.value);
+      } else {
+        // The shim's own refusal, naming the field, with the CRD rule's message.
+        CHECK_THAT(shim_reply.body, Catch::Contains(R"("field":")" + field + R"(")") &&
+                                        Catch::Contains(R"("message":")" + message + R"(")"));
+        CHECK_THAT(dry.err, Catch::Contains("spec." + field) && Catch::Contains(message));
+        CHECK(kubectl({"get", "repl", "-n", shim_ns, repl}).exit_code != 0);
+      }
+    }
+  }
+}

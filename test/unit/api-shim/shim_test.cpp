@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "repl/validation.hpp"
 #include "unit/support/fake_repl_api.hpp"
 #include "unit/support/http_messages.hpp"
 #include "unit/support/json.hpp"
@@ -244,6 +245,8 @@ std::vector<BadInput> bad_inputs() {
     start_body("userId = " + value, R"({"replId": "abc", "userId": )" + value + "}", "userId");
     start_body("language = " + value, R"({"replId": "abc", "userId": "alice", "language": )" + value + "}",
                "language");
+    start_body("idleTimeout = " + value,
+               R"({"replId": "abc", "userId": "alice", "idleTimeout": )" + value + "}", "idleTimeout");
   }
 
   // Unknown fields.
@@ -291,6 +294,14 @@ std::vector<BadInput> bad_inputs() {
        std::vector<S>{"Python", "py thon", "-python", "python-", "c++", "../go", S(33, 'p')}) {
     start_body("language " + language,
                json_object({{"replId", "abc"}, {"userId", "alice"}, {"language", language}}), "language");
+  }
+
+  // idleTimeout and ttlAfterSuspend: the CRD's duration rule.
+  for (const S& d :
+       std::vector<S>{"", "30", "1d", "-5m", "1m1h", "1.5h", "5 m", "87601h", "100000h", "0x10s"}) {
+    for (const char* name : {"idleTimeout", "ttlAfterSuspend"}) {
+      start_body(S(name) + " " + d, json_object({{"replId", "abc"}, {"userId", "alice"}, {name, d}}), name);
+    }
   }
 
   // Size and media type.
@@ -586,6 +597,33 @@ TEST_CASE("/start without a language keeps the Repl's language", "[shim]") {
   REQUIRE(applies.size() == 1);
   CHECK(applies[0].start.language == "python");
   CHECK(h.api.repls.at("abc").spec.language == "python");
+}
+
+TEST_CASE("/start sets idleTimeout and ttlAfterSuspend; a resume and /stop keep them", "[shim][activity]") {
+  Harness h;
+  const auto with = [](std::vector<std::pair<std::string, std::string>> extra) {
+    extra.insert(extra.begin(), {{"replId", "abc"}, {"userId", "alice"}});
+    return post("/start", json_object(extra));
+  };
+  REQUIRE(h.handle(with({{"idleTimeout", "5m"}, {"ttlAfterSuspend", "168h"}})).status == 201);
+  CHECK(h.api.repls.at("abc").spec.idle_timeout == "5m");
+  CHECK(h.api.repls.at("abc").spec.ttl_after_suspend == "168h");
+  REQUIRE(h.handle(post("/stop", R"({"replId": "abc", "userId": "alice"})")).status == 200);
+  REQUIRE(h.handle(start("abc", "alice")).status == 200);
+  for (const auto& a : h.api.calls_of(Call::kApply)) {
+    CHECK(a.start.idle_timeout == "5m");
+    CHECK(a.start.ttl_after_suspend == "168h");
+  }
+  // One named is changed, the other kept; 0 (never) is a value like another.
+  REQUIRE(h.handle(with({{"idleTimeout", "0"}})).status == 200);
+  CHECK(h.api.repls.at("abc").spec.idle_timeout == "0");
+  CHECK(h.api.repls.at("abc").spec.ttl_after_suspend == "168h");
+  // Out of bounds: the CRD's message, and nothing applied.
+  const auto applies = h.api.count(Call::kApply);
+  const HttpReply refused = h.handle(with({{"ttlAfterSuspend", "87601h"}}));
+  require_error(refused, 400, "ttlAfterSuspend");
+  CHECK(string_at(repl::test::parse_json(refused.body), "/message") == repl::kDurationMessage);
+  CHECK(h.api.count(Call::kApply) == applies);
 }
 
 TEST_CASE("/start with a language changes it", "[shim]") {

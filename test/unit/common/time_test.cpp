@@ -40,8 +40,14 @@ TEST_CASE("parse_hms_duration: Go's h, m, s in order, or 0", "[common][time]") {
   CHECK(repl::parse_hms_duration("168h") == 168h);
   CHECK(repl::parse_hms_duration("1h2m3s") == 3723s);
   CHECK(repl::parse_hms_duration("0s") == 0s);
+  CHECK(repl::parse_hms_duration("87600h") == 87600h);
+  CHECK(repl::parse_hms_duration("87599h59m60s") == 87600h);
+  CHECK(repl::parse_hms_duration("5256000m") == 87600h);
+  CHECK(repl::parse_hms_duration("315360000s") == 87600h);
+  // The CRD's grammar exactly: at most 5, 7 and 9 digits, at most 87600h in all.
   for (const char* bad :
-       {"", "s", "30", "1m1h", "1h1h", "-5m", "5d", "1.5h", "5 m", "99999999999h", "1h30"}) {
+       {"", "s", "30", "1m1h", "1h1h", "-5m", "+5m", "5d", "1.5h", "5 m", "99999999999h", "1h30", "87601h",
+        "87600h1s", "9999999m", "000001h", "00000001m", "0000000001s", "h5"}) {
     INFO(bad);
     CHECK_FALSE(repl::parse_hms_duration(bad));
   }

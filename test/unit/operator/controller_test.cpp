@@ -302,6 +302,11 @@ TEST_CASE(
   CHECK(string_at(body, "/status/conditions/1/reason") == "SyncFailed");
   CHECK_THAT(string_at(body, "/status/conditions/1/message"), Catch::EndsWith("(NoSuchBucket)"));
   CHECK(string_at(body, "/status/conditions/0/type") == "Ready");
+  // What the checks cost is on /metrics.
+  const std::string text = f.metrics.registry().render();
+  CHECK_THAT(text, Catch::Contains("repl_operator_sync_check_reads_total 1\n"));
+  CHECK_THAT(text, Catch::Contains("repl_operator_sync_check_read_failures_total 0\n"));
+  CHECK_THAT(text, Catch::Contains("repl_operator_sync_check_round_seconds "));
 }
 
 }  // namespace

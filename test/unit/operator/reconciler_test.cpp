@@ -856,16 +856,26 @@ TEST_CASE("a suspended Repl past its TTL is deleted (by uid), with an Event; bef
   }
 }
 
-TEST_CASE("an unreadable idleTimeout or ttlAfterSuspend is an InvalidSpec, and nothing is applied",
-          "[operator][reconciler][lifecycle]") {
+TEST_CASE(
+    "an unreadable idleTimeout, ttlAfterSuspend or syncIntervalSeconds is an InvalidSpec, and nothing "
+    "is applied",
+    "[operator][reconciler][lifecycle]") {
   Fixture f;
-  f.repl.spec.idle_timeout = "5 days";
+  std::string field = "spec.idleTimeout: ";
+  SECTION("idleTimeout") { f.repl.spec.idle_timeout = "5 days"; }
+  SECTION("ttlAfterSuspend") {
+    f.repl.spec.ttl_after_suspend = "87601h";
+    field = "spec.ttlAfterSuspend: ";
+  }
+  SECTION("syncIntervalSeconds") {
+    f.repl.spec.sync_interval_seconds = GENERATE(-1, 86401);
+    field = "spec.syncIntervalSeconds: ";
+  }
   f.status_answer(200, kStatusReply);
   const auto r = f.reconcile();
   REQUIRE(r);
   CHECK_FALSE(*r);
   CHECK(f.paths() == Lines{kStatusPath});
   CHECK(string_at(f.written_status(), "/status/conditions/0/reason") == "InvalidSpec");
-  CHECK_THAT(string_at(f.written_status(), "/status/conditions/0/message"),
-             Catch::StartsWith("spec.idleTimeout: "));
+  CHECK_THAT(string_at(f.written_status(), "/status/conditions/0/message"), Catch::StartsWith(field));
 }

@@ -177,7 +177,8 @@ TEST_CASE("the Ingress routes the IDE host to 3001 and the preview host to 3000"
   CHECK(at(i, "/spec/rules/1/http/paths/0/backend/service/port/number").GetInt64() == 3000);
 }
 
-TEST_CASE("operator settings and spec.image reach the rendered children", "[render][repl]") {
+TEST_CASE("operator settings, spec.image and spec.syncIntervalSeconds reach the rendered children",
+          "[render][repl]") {
   ChildSettings settings;
   settings.runner_image = "runner:v2";
   settings.init_image = "init:v3";
@@ -194,6 +195,17 @@ TEST_CASE("operator settings and spec.image reach the rendered children", "[rend
     r.spec.image = "custom/image:1";
     CHECK(string_at(repl::test::render_children(r, settings)[0].object,
                     "/spec/template/spec/containers/0/image") == "custom/image:1");
+  }
+  SECTION("the sync interval comes from the settings unless the Repl sets one") {
+    settings.sync_interval_seconds = 30;
+    const auto sync_interval = [&] {
+      const auto children = repl::test::render_children(r, settings);
+      return string_at(
+          env_var(at(children[0].object, "/spec/template/spec/initContainers/1"), "SYNC_INTERVAL"), "/value");
+    };
+    CHECK(sync_interval() == "30");
+    r.spec.sync_interval_seconds = 5;
+    CHECK(sync_interval() == "5");
   }
   SECTION("the other settings") {
     const auto children = repl::test::render_children(r, settings);

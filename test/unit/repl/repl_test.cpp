@@ -21,7 +21,7 @@ const char* const kFullRepl = R"json({
     "managedFields": [{"manager": "kubectl", "operation": "Apply"}]
   },
   "spec": {"userId": "user-42", "language": "python", "image": "runner:v2", "suspended": true,
-           "idleTimeout": "1h", "ttlAfterSuspend": "168h"},
+           "idleTimeout": "1h", "ttlAfterSuspend": "168h", "syncIntervalSeconds": 5},
   "status": {
     "phase": "Ready", "observedGeneration": 3, "lastSyncTime": "2026-01-02T00:31:00Z",
     "urls": {"ide": "https://abc123.peetcode.com", "preview": "https://abc123.autogpt-cloud.com"},
@@ -57,7 +57,7 @@ TEST_CASE("parse_repl reads a full Repl", "[repl]") {
   CHECK(r.uid == "6f1c2b4e-0d3a-4c55-9e8f-1a2b3c4d5e6f");
   CHECK(r.generation == 4);
   CHECK(r.deleting);
-  CHECK(r.spec == repl::ReplSpec{"user-42", "python", "runner:v2", true, "1h", "168h"});
+  CHECK(r.spec == repl::ReplSpec{"user-42", "python", "runner:v2", true, "1h", "168h", 5});
   CHECK(r.finalizer);
   CHECK(r.force_delete);
   CHECK(r.created == "2026-01-01T00:00:00Z");

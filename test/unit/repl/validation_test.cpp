@@ -4,11 +4,13 @@
 #include <yaml-cpp/yaml.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <functional>
 #include <regex>
 #include <string>
 #include <vector>
 
+#include "common/time.hpp"
 #include "kube/config.hpp"
 
 namespace {
@@ -203,5 +205,34 @@ TEST_CASE("the validators agree with the CRD's schema", "[repl][validation]") {
     INFO("replId \"" << printable(c.value) << "\"");
     const bool crd_ok = c.value.size() <= 63 && std::regex_search(c.value, name_pattern);
     CHECK(crd_ok == !repl::validate_repl_id(c.value).has_value());
+  }
+}
+
+TEST_CASE("durations and the sync interval: the CRD's rules, with its words", "[repl][validation]") {
+  auto text = repl::kube::read_file(std::string(REPL_SOURCE_DIR) + "/crd/repls.peetcode.com.yaml");
+  REQUIRE(text);
+  const YAML::Node crd = YAML::Load(*text);
+  for (const char* name : {"idleTimeout", "ttlAfterSuspend"}) {
+    INFO(name);
+    const YAML::Node rule = spec_property(crd, name)["x-kubernetes-validations"][0];
+    CHECK(rule["message"].as<std::string>() == repl::kDurationMessage);
+    CHECK_THAT(rule["rule"].as<std::string>(),
+               Catch::Contains("^([0-9]{1,5}h)?([0-9]{1,7}m)?([0-9]{1,9}s)?$") &&
+                   Catch::Contains("duration('87600h')"));
+    const auto e = repl::validate_duration(std::string("spec.") + name, "2d");
+    REQUIRE(e);
+    CHECK(e->field == std::string("spec.") + name);
+    CHECK(e->message == repl::kDurationMessage);
+    CHECK_FALSE(repl::validate_duration(name, "87600h"));
+  }
+  CHECK(repl::kMaxHmsDuration == std::chrono::hours(87600));
+  const YAML::Node sync = spec_property(crd, "syncIntervalSeconds");
+  CHECK(sync["minimum"].as<std::int64_t>() == 1);
+  CHECK(sync["maximum"].as<std::int64_t>() == repl::kMaxSyncIntervalSeconds);
+  for (const std::int64_t ok : {1, 15, 86400}) CHECK_FALSE(repl::validate_sync_interval(ok));
+  for (const std::int64_t bad : {-1, 0, 86401}) {
+    const auto e = repl::validate_sync_interval(bad);
+    REQUIRE(e);
+    CHECK(e->field == "spec.syncIntervalSeconds");
   }
 }

@@ -105,6 +105,8 @@ class FakeReplApi final : public shim::ReplApi {
     spec.user_id = request.user_id;
     spec.language = request.language;
     spec.suspended = request.suspended;
+    spec.idle_timeout = request.idle_timeout;
+    spec.ttl_after_suspend = request.ttl_after_suspend;
     if (created || !(spec == r.spec) || r.last_activity != request.last_activity) {
       if (!(spec == r.spec)) ++r.generation;
       r.spec = spec;
