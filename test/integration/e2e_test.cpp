@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "integration/support.hpp"
 
@@ -113,6 +114,54 @@ TEST_CASE("e2e: suspending removes the pod and keeps the rest; resuming brings i
   CHECK(waited.exit_code == 0);
   CHECK(s.running_pods("gamma") == 1);
   CHECK(s.objects(kept, "gamma") == children);
+}
+
+TEST_CASE(
+    "e2e: idle 5 s suspends a Repl whose pod runs, heartbeats keep it, /start resumes it, TTL 10 s deletes "
+    "it "
+    "and the garbage collector its children",
+    "[e2e]") {
+  Setup s("e2e-idle", {"--idle-timeout", "5s", "--ttl-after-suspend", "10s"});
+  // The shim writes activity at most once a second here (60 s by default).
+  s.shim = start_shim({"--namespace", s.ns, "--activity-interval", "1"});
+  std::string addr;
+  REQUIRE(eventually(10s, [&] { return !(addr = s.shim->served_addr("")).empty(); }));
+  s.url = "http://" + addr;
+  REQUIRE(s.start("idle").status == 201);
+  REQUIRE(s.wait_ready("idle").exit_code == 0);
+  // Twice the idle timeout of heartbeats: still running.
+  for (int i = 0; i < 10; ++i) {
+    REQUIRE(http("POST", s.url + "/repls/idle/heartbeat", R"({"userId":"u1"})", kJson).status == 200);
+    std::this_thread::sleep_for(1s);
+  }
+  CHECK(jsonpath(s.ns, "repl/idle", "{.status.phase}") == "Ready");
+  CHECK(s.running_pods("idle") == 1);
+  // Then none: suspended for being idle, once its pod is gone.
+  const auto last_beat = std::chrono::steady_clock::now();
+  REQUIRE(eventually(30s, [&] { return jsonpath(s.ns, "repl/idle", "{.status.phase}") == "Suspended"; }));
+  const double idle_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_beat).count();
+  CHECK(idle_s >= 4);  // the last write may be a second older than the last heartbeat
+  CHECK(jsonpath(s.ns, "repl/idle", "{.status.conditions[?(@.type==\"Ready\")].reason}") == "Idle");
+  CHECK(jsonpath(s.ns, "repl/idle", "{.spec.suspended}") == "true");
+  CHECK(s.objects("pods", "idle").empty());
+  CHECK(s.objects("deployments,services,ingresses", "idle").size() == 3);
+  // /start resumes it.
+  REQUIRE(s.start("idle").status == 200);
+  REQUIRE(s.wait_ready("idle").exit_code == 0);
+  CHECK(jsonpath(s.ns, "repl/idle", "{.spec.suspended}") == "false");
+  // Stopped and left: 10 s after its pod is gone it is deleted, and its children with it.
+  REQUIRE(http("POST", s.url + "/stop", R"({"userId":"u1","replId":"idle"})", kJson).status == 200);
+  REQUIRE(eventually(30s, [&] { return jsonpath(s.ns, "repl/idle", "{.status.phase}") == "Suspended"; }));
+  const auto suspended = std::chrono::steady_clock::now();
+  const auto gone = kubectl({"wait", "-n", s.ns, "--for=delete", "repl/idle", "--timeout=60s"});
+  INFO(gone.err << s.op->log());
+  REQUIRE(gone.exit_code == 0);
+  CHECK(std::chrono::steady_clock::now() - suspended >= 5s);  // counted from the stop, a little earlier
+  CHECK(eventually(30s, [&] { return s.objects("deployments,services,ingresses,pods", "idle").empty(); }));
+  CHECK(s.op->metric("repl_operator_idle_suspends_total") == 1);
+  CHECK(s.op->metric("repl_operator_ttl_deletions_total") == 1);
+  const auto events = kubectl({"get", "events", "-n", s.ns, "--field-selector", "involvedObject.kind=Repl"});
+  CHECK_THAT(events.out, Catch::Contains("Idle") && Catch::Contains("Expired"));
 }
 
 TEST_CASE("e2e: a pod no node can take makes the Repl Failed with the scheduler's reason", "[e2e]") {

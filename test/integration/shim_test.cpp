@@ -305,3 +305,43 @@ TEST_CASE("a heartbeat storm from wrk writes the Repl at most once per activity 
   CHECK(written.size() <= kSeconds / kInterval + 1);
   CHECK(jsonpath(s.ns, "repl/storm", "{.metadata.annotations.peetcode\\.com/last-activity}") != started);
 }
+
+TEST_CASE(
+    "idle 5 s: a heartbeat keeps a Repl, silence suspends it (reason Idle), TTL 10 s deletes it through the "
+    "finalizer; a heartbeat for a missing repl creates nothing",
+    "[shim]") {
+  OperatorAndShim s("shim-idle", {"--idle-timeout", "5s", "--ttl-after-suspend", "10s"},
+                    {"--activity-interval", "1"});
+  const auto post = [&](const std::string& path, const std::string& body) {
+    return http("POST", s.url + path, body, kJson);
+  };
+  REQUIRE(post("/start", start_body("alice", "quiet")).status == 201);
+  REQUIRE(eventually(10s, [&] { return has_children(s.ns, "quiet"); }));
+  CHECK_THAT(jsonpath(s.ns, "repl/quiet", "{.metadata.finalizers}"),
+             Catch::Contains("peetcode.com/final-sync"));
+  for (int i = 0; i < 8; ++i) {
+    REQUIRE(post("/repls/quiet/heartbeat", R"({"userId":"alice"})").status == 200);
+    std::this_thread::sleep_for(1s);
+  }
+  CHECK(jsonpath(s.ns, "repl/quiet", "{.spec.suspended}") == "false");
+  // No node here, so no pod: once idle it is Suspended at once.
+  REQUIRE(eventually(20s, [&] { return jsonpath(s.ns, "repl/quiet", "{.spec.suspended}") == "true"; }));
+  CHECK_THAT(jsonpath(s.ns, "repl/quiet", "{.metadata.annotations.peetcode\\.com/idle-suspended-at}"),
+             Catch::Matches(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"));
+  CHECK(eventually(10s, [&] { return jsonpath(s.ns, "repl/quiet", "{.status.phase}") == "Suspended"; }));
+  CHECK(jsonpath(s.ns, "repl/quiet", "{.status.conditions[?(@.type==\"Ready\")].reason}") == "Idle");
+  // A heartbeat does not resume it (that is /start's job).
+  REQUIRE(post("/repls/quiet/heartbeat", R"({"userId":"alice"})").status == 200);
+  CHECK(jsonpath(s.ns, "repl/quiet", "{.spec.suspended}") == "true");
+  // A heartbeat for a repl that does not exist: 404, and nothing is created.
+  CHECK(post("/repls/nobody/heartbeat", R"({"userId":"alice"})").status == 404);
+  CHECK(kubectl({"get", "repl", "-n", s.ns, "nobody"}).exit_code != 0);
+  // Suspended for 10 s: deleted, and the garbage collector takes its children.
+  const auto gone = kubectl({"wait", "-n", s.ns, "--for=delete", "repl/quiet", "--timeout=60s"});
+  INFO(gone.err << s.op->log());
+  REQUIRE(gone.exit_code == 0);
+  CHECK(eventually(30s, [&] { return !has_children(s.ns, "quiet"); }));
+  CHECK(kubectl({"get", "deployment,service,ingress", "-n", s.ns, "-o", "name"}).out.empty());
+  CHECK(s.op->metric("repl_operator_idle_suspends_total") == 1);
+  CHECK(s.op->metric("repl_operator_ttl_deletions_total") == 1);
+}
