@@ -66,15 +66,7 @@ void KubeReplApi::wait_ready(const std::string& repl_id, std::chrono::millisecon
 }
 
 Result<Repl, kube::ApiError> KubeReplApi::record_activity(const std::string& repl_id, const std::string& at) {
-  // A merge patch, not an apply: an apply of this manager's that left out its spec would remove it.
-  rapidjson::Document patch(rapidjson::kObjectType);
-  auto& a = patch.GetAllocator();
-  rapidjson::Value annotations(rapidjson::kObjectType);
-  annotations.AddMember(rapidjson::StringRef(kLastActivityAnnotation), json::string_value(at, a), a);
-  rapidjson::Value meta(rapidjson::kObjectType);
-  meta.AddMember("annotations", std::move(annotations), a);
-  patch.AddMember("metadata", std::move(meta), a);
-  auto object = client_.merge_patch(kube::object_path(kube::repls(), ns_, repl_id), patch);
+  auto object = client_.merge_patch(kube::object_path(kube::repls(), ns_, repl_id), activity_patch_body(at));
   if (!object) return Fail(object.error());
   return to_repl(*object);
 }

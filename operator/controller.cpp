@@ -202,6 +202,10 @@ std::optional<SyncReport> Controller::sync_report(const ObjectKey& repl) const {
   return sync_checker_.report(repl);
 }
 
+std::optional<WallTime> Controller::ide_activity(const ObjectKey& repl) const {
+  return sync_checker_.activity(repl);
+}
+
 bool Controller::has_pods(const ObjectKey& repl) const {
   bool any = false;
   pods_.for_owner(repl, [&any](const PodState&) { any = true; });

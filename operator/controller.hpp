@@ -74,6 +74,7 @@ class Controller final : public ChildView {
   bool has_pods(const ObjectKey& repl) const override;
   std::optional<FinalSync> final_sync(const ObjectKey& repl) const override;
   std::optional<SyncReport> sync_report(const ObjectKey& repl) const override;
+  std::optional<WallTime> ide_activity(const ObjectKey& repl) const override;
   void wrote(const kube::Resource& resource, const rapidjson::Value& object) override;
 
  private:

@@ -148,8 +148,8 @@ int main(int argc, char** argv) {
             "seconds a stopping runner pod has for the runner's exit and the final sync to S3 (at least 10)");
   int sync_check_interval = 60;
   flags.add("sync-check-interval", "REPL_SYNC_CHECK_INTERVAL", &sync_check_interval,
-            "seconds between two reads of each running sync sidecar's last log line (how its pushes go: "
-            "the Synced condition); 0: never");
+            "seconds between two reads of each running sync sidecar's log (how its pushes go: the Synced "
+            "condition; live IDE connections: activity); 0: never");
   std::string idle_timeout = "30m", ttl_after_suspend = "0";
   flags.add("idle-timeout", "REPL_IDLE_TIMEOUT", &idle_timeout,
             "a running repl with no activity (/start, heartbeat) for this long is suspended, unless its "
@@ -178,6 +178,7 @@ int main(int argc, char** argv) {
   }
   log::set_level(*level);
   controller_options.sync_check_interval = std::chrono::seconds(std::max(0, sync_check_interval));
+  settings.activity_report_seconds = std::max(0, sync_check_interval);
   if (controller_options.workers < 1) {
     std::cerr << "repl-operator: --workers must be at least 1\n";
     return 2;

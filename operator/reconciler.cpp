@@ -52,7 +52,28 @@ Reconciler::Outcome Reconciler::reconcile(const Repl& repl, ChildView& view) {
   }
   if (auto written = write_status(repl, view, seen); !written) return Fail(written.error());
   if (invalid) return After{};
-  return end_of_life(repl, repl.spec.suspended && !seen.pods);
+  Repl current = repl;
+  if (auto recorded = record_ide_activity(current, view); !recorded) return Fail(recorded.error());
+  return end_of_life(current, repl.spec.suspended && !seen.pods);
+}
+
+Result<void, kube::ApiError> Reconciler::record_ide_activity(Repl& repl, const ChildView& view) {
+  // Live IDE connections are activity, like the frontend's heartbeat: written to the same
+  // annotation, when newer (the sidecar says so at most once a sync check interval, so this
+  // writes at most that often), and counted at once by the idle timer below.
+  if (repl.spec.suspended) return Ok{};
+  const auto active = view.ide_activity(repl.key);
+  if (!active) return Ok{};
+  const auto last = parse_rfc3339(repl.last_activity);
+  if (last && std::chrono::floor<std::chrono::seconds>(*active) <= *last)
+    return Ok{};  // whole seconds, as written
+  const std::string at = rfc3339(*active);
+  auto patched = client_.merge_patch(kube::object_path(kube::repls(), repl.key.ns, repl.key.name),
+                                     activity_patch_body(at));
+  if (!patched)
+    return patched.error().is_not_found() ? Result<void, kube::ApiError>(Ok{}) : Fail(patched.error());
+  repl.last_activity = at;
+  return Ok{};
 }
 
 Reconciler::Outcome Reconciler::end_of_life(const Repl& repl, bool stopped) {

@@ -58,6 +58,8 @@ class ChildView {
   virtual std::optional<FinalSync> final_sync(const ObjectKey& repl) const = 0;
   // How the Repl's running pod's last push went, if it is known.
   virtual std::optional<SyncReport> sync_report(const ObjectKey& repl) const = 0;
+  // When the Repl's running pod last had live IDE connections, if known.
+  virtual std::optional<WallTime> ide_activity(const ObjectKey& repl) const = 0;
   // What the API server answered to our apply of a child or of a Repl's status, so the next
   // reconcile does not act on a cache that has not seen our own write yet.
   virtual void wrote(const kube::Resource& resource, const rapidjson::Value& object) = 0;
@@ -99,6 +101,8 @@ class Reconciler final {
   void apply_finalizer(const Repl& repl, bool keep, kube::Client::Done done);
   Result<void, kube::ApiError> remove_finalizer(const Repl& repl, ChildView& view);
   // The idle suspend or the TTL's deletion, when due; else when to look again.
+  // Sets the Repl's last activity from its IDE connections, when newer (see ChildView::ide_activity).
+  Result<void, kube::ApiError> record_ide_activity(Repl& repl, const ChildView& view);
   Outcome end_of_life(const Repl& repl, bool stopped);
 
   kube::Client& client_;   // not owned; outlives this

@@ -14,6 +14,7 @@ struct SyncChecker::Round {
   std::size_t next = 0;
   std::size_t pending = 0;
   std::map<ObjectKey, SyncReport> reports;  // what this round read
+  std::map<ObjectKey, WallTime> active;
 };
 
 SyncChecker::SyncChecker(kube::Client& client, Clock& clock, std::chrono::seconds interval,
@@ -29,7 +30,7 @@ SyncChecker::~SyncChecker() { stop(); }
 
 std::string SyncChecker::log_path(const ObjectKey& pod) {
   return "/api/v1/namespaces/" + pod.ns + "/pods/" + pod.name + "/log?container=" + kSyncContainer +
-         "&tailLines=1&timestamps=true";
+         "&tailLines=20&timestamps=true";
 }
 
 void SyncChecker::start() {
@@ -47,6 +48,13 @@ void SyncChecker::stop() {
 SyncChecker::Stats SyncChecker::stats() const {
   std::lock_guard lock(mu_);
   return stats_;
+}
+
+std::optional<WallTime> SyncChecker::activity(const ObjectKey& repl) const {
+  std::lock_guard lock(mu_);
+  const auto it = active_.find(repl);
+  if (it == active_.end()) return std::nullopt;
+  return it->second;
 }
 
 std::optional<SyncReport> SyncChecker::report(const ObjectKey& repl) const {
@@ -89,6 +97,7 @@ void SyncChecker::next(const std::shared_ptr<Round>& round) {
       if (!answer) ++stats_.failed_reads;
       if (answer) {
         if (auto report = parse_sync_log(*answer)) round->reports[repl] = std::move(*report);
+        if (auto at = parse_activity_log(*answer)) round->active[repl] = *at;
       } else if (!answer.error().is_not_found()) {
         log::debug("cannot read a sync sidecar's log",
                    {{"repl", repl.str()}, {"error", answer.error().describe()}});
@@ -108,7 +117,12 @@ void SyncChecker::finish(const std::shared_ptr<Round>& round) {
       const auto old = reports_.find(repl);
       if (old == reports_.end() || old->second != report) changed.push_back(repl);
     }
+    for (const auto& [repl, at] : round->active) {
+      const auto old = active_.find(repl);
+      if (old == active_.end() || old->second != at) changed.push_back(repl);
+    }
     reports_ = std::move(round->reports);
+    active_ = std::move(round->active);
     stats_.last_round = clock_.now() - round->began;
     arm();
   }

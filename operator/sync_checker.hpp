@@ -1,10 +1,13 @@
-// How running pods' periodic pushes to S3 go: every `interval`, the last line of each running sync
-// sidecar's log (GET pods/<name>/log?container=sync-workspace&tailLines=1&timestamps=true, through
-// the API server: nothing in the pod holds API credentials, and the kubelet stamps the line). A
-// changed report is handed to `on_change` (the Repl's key goes to the queue).
+// How running pods' periodic pushes to S3 go, and whether their IDE is in use: every `interval`, the
+// last lines of each running sync sidecar's log (GET
+// pods/<name>/log?container=sync-workspace&tailLines=20&timestamps=true, through the API server:
+// nothing in the pod holds API credentials, and the kubelet stamps the lines): the newest push line
+// (a SyncReport) and the newest "active" line (the sidecar saw live connections to the runner's
+// websocket port). A changed report or activity is handed to `on_change` (the Repl's key goes to
+// the queue).
 //
-// Cost: one small GET per running repl per interval (default 60 s), four at a time; a round's
-// reports replace the last round's, so memory follows the running repls.
+// Cost: one small GET (at most 20 lines) per running repl per interval (default 60 s), four at a
+// time; a round's reports replace the last round's, so memory follows the running repls.
 //
 // Threads: none of its own. The round's timer is a timer of `clock`; answers arrive on transport
 // threads. report() from any thread. stop() ends the rounds (in-flight GETs end with the transport).
@@ -42,6 +45,8 @@ class SyncChecker final {
   void stop();
 
   std::optional<SyncReport> report(const ObjectKey& repl) const;
+  // When the Repl's sidecar last said its IDE had live connections, as of the last round.
+  std::optional<WallTime> activity(const ObjectKey& repl) const;
 
   // What the checks cost: log reads made (failed ones too) and the last round's length.
   struct Stats {
@@ -70,6 +75,7 @@ class SyncChecker final {
   mutable std::mutex mu_;
   bool stopped_ = false;
   std::map<ObjectKey, SyncReport> reports_;  // by Repl
+  std::map<ObjectKey, WallTime> active_;     // by Repl
   Stats stats_;
 };
 

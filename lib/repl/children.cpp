@@ -314,7 +314,8 @@ render::Values settings_values(const ChildSettings& s) {
           {"runnerUid", std::int64_t{s.runner_uid}},
           {"runnerGid", std::int64_t{s.runner_gid}},
           {"syncIntervalSeconds", std::int64_t{s.sync_interval_seconds}},
-          {"terminationGracePeriodSeconds", std::int64_t{s.termination_grace_period_seconds}}};
+          {"terminationGracePeriodSeconds", std::int64_t{s.termination_grace_period_seconds}},
+          {"activityReportSeconds", std::int64_t{s.activity_report_seconds}}};
 }
 
 render::Values template_values(const Repl& repl, const ChildSettings& s) {

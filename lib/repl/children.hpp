@@ -55,6 +55,9 @@ struct ChildSettings {
   // within the pod's grace period (which the runner's own stop shares).
   int sync_interval_seconds = 15;
   int termination_grace_period_seconds = 60;
+  // The sidecar reports live IDE connections at most this often (the operator's sync check
+  // interval: it reads them no more often); 0: it does not look.
+  int activity_report_seconds = 60;
 };
 
 // Every problem with `settings` (an empty list when they can work): checked at start-up, so a

@@ -168,10 +168,17 @@ std::optional<PodState> pod_state(const rapidjson::Value& pod) {
   return s;
 }
 
-std::optional<SyncReport> parse_sync_log(std::string_view log) {
-  while (!log.empty() && (log.back() == '\n' || log.back() == '\r')) log.remove_suffix(1);
-  const auto start = log.rfind('\n');
-  std::string_view line = start == std::string_view::npos ? log : log.substr(start + 1);
+namespace {
+
+// One line of the sidecar's own ("<kubelet's RFC 3339 time> sync-workspace: <what>").
+struct SidecarLine {
+  WallTime at;
+  std::string_view message;  // from "sync-workspace: " on
+  std::string_view what;     // after it
+};
+
+std::optional<SidecarLine> sidecar_line(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   const auto space = line.find(' ');
   if (space == std::string_view::npos) return std::nullopt;
   const auto at = parse_rfc3339(line.substr(0, space));
@@ -179,19 +186,48 @@ std::optional<SyncReport> parse_sync_log(std::string_view log) {
   const std::string_view message = line.substr(space + 1);
   const std::string prefix = std::string(kSyncContainer) + ": ";
   if (message.rfind(prefix, 0) != 0) return std::nullopt;
-  const std::string_view what = message.substr(prefix.size());
-  SyncReport r{false, std::string(message), rfc3339(*at), false};
-  if (what.rfind("cannot sync ", 0) == 0) return r;
-  r.ok = true;
-  if (what.rfind("synced ", 0) == 0) {
-    std::int64_t n = 0;
-    const auto digits = what.substr(7);
-    std::from_chars(digits.data(), digits.data() + digits.size(), n);
-    r.changed = n > 0;
-    return r;
+  return SidecarLine{*at, message, message.substr(prefix.size())};
+}
+
+// The newest of the log's lines for which `take` gives a value.
+template <class T, class Take>
+std::optional<T> newest(std::string_view log, Take take) {
+  while (!log.empty()) {
+    while (!log.empty() && (log.back() == '\n' || log.back() == '\r')) log.remove_suffix(1);
+    const auto start = log.rfind('\n');
+    const std::string_view line = start == std::string_view::npos ? log : log.substr(start + 1);
+    log = start == std::string_view::npos ? std::string_view() : log.substr(0, start);
+    if (const auto l = sidecar_line(line)) {
+      if (std::optional<T> found = take(*l)) return found;
+    }
   }
-  if (what.find(" is empty: not synced") != std::string_view::npos) return r;
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<SyncReport> parse_sync_log(std::string_view log) {
+  return newest<SyncReport>(log, [](const SidecarLine& l) -> std::optional<SyncReport> {
+    SyncReport r{false, std::string(l.message), rfc3339(l.at), false};
+    if (l.what.rfind("cannot sync ", 0) == 0) return r;
+    r.ok = true;
+    if (l.what.rfind("synced ", 0) == 0) {
+      std::int64_t n = 0;
+      const auto digits = l.what.substr(7);
+      std::from_chars(digits.data(), digits.data() + digits.size(), n);
+      r.changed = n > 0;
+      return r;
+    }
+    if (l.what.find(" is empty: not synced") != std::string_view::npos) return r;
+    return std::nullopt;
+  });
+}
+
+std::optional<WallTime> parse_activity_log(std::string_view log) {
+  return newest<WallTime>(log, [](const SidecarLine& l) -> std::optional<WallTime> {
+    if (l.what.rfind("active: ", 0) == 0) return l.at;
+    return std::nullopt;
+  });
 }
 
 std::optional<PullFailure> pull_failure(const rapidjson::Value& event) {

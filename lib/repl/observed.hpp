@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/clock.hpp"
 #include "common/object_key.hpp"
 
 namespace repl {
@@ -65,8 +66,13 @@ struct SyncReport {
   bool operator==(const SyncReport&) const = default;
 };
 
-// std::nullopt for a log whose last line is none of those (nothing pushed yet, or another line).
+// The newest push line of a tail of the sidecar's log (kubelet timestamps on); std::nullopt when
+// the tail holds none (nothing pushed yet, or only other lines).
 std::optional<SyncReport> parse_sync_log(std::string_view log);
+
+// When the newest "active: N IDE connections" line of such a tail was written (the sidecar saw
+// the runner's websocket port in use); std::nullopt when it holds none.
+std::optional<WallTime> parse_activity_log(std::string_view log);
 
 // What the operator keeps of one runner pod.
 struct PodState {

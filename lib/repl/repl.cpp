@@ -76,4 +76,15 @@ rapidjson::Document finalizer_apply_body(const ObjectKey& repl, bool keep) {
   return body;
 }
 
+rapidjson::Document activity_patch_body(const std::string& at) {
+  rapidjson::Document patch(rapidjson::kObjectType);
+  auto& a = patch.GetAllocator();
+  rapidjson::Value annotations(rapidjson::kObjectType);
+  annotations.AddMember(rapidjson::StringRef(kLastActivityAnnotation), json::string_value(at, a), a);
+  rapidjson::Value meta(rapidjson::kObjectType);
+  meta.AddMember("annotations", std::move(annotations), a);
+  patch.AddMember("metadata", std::move(meta), a);
+  return patch;
+}
+
 }  // namespace repl

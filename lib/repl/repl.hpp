@@ -88,4 +88,8 @@ Result<Repl, ParseError> parse_repl(const rapidjson::Value& object);
 // which takes back the operator's (other managers' finalizers stay theirs).
 rapidjson::Document finalizer_apply_body(const ObjectKey& repl, bool keep);
 
+// The merge patch that sets kLastActivityAnnotation to `at` (RFC 3339) and nothing else (a merge
+// patch, not an apply: an apply of a manager's that left out its other fields would remove them).
+rapidjson::Document activity_patch_body(const std::string& at);
+
 }  // namespace repl

@@ -165,10 +165,12 @@ struct Real : OperatorAndShim {
   }
 };
 
-// A websocket session through the ingress controller, by Host; first_byte_ms counts from `t0`.
+// A websocket session through the ingress controller, by Host, open for `hold_s` after its
+// requests; first_byte_ms counts from `t0`.
 rapidjson::Document websocket(const std::string& host, const std::vector<std::string>& requests,
                               double wait_s,
-                              std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now()) {
+                              std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now(),
+                              double hold_s = 0) {
   // steady_clock is CLOCK_MONOTONIC, Python's time.monotonic() too.
   const double t0_s = std::chrono::duration<double>(t0.time_since_epoch()).count();
   std::vector<std::string> argv = {"/usr/bin/python3",
@@ -180,7 +182,9 @@ rapidjson::Document websocket(const std::string& host, const std::vector<std::st
                                    "--wait",
                                    std::to_string(wait_s),
                                    "--t0",
-                                   std::to_string(t0_s)};
+                                   std::to_string(t0_s),
+                                   "--hold",
+                                   std::to_string(hold_s)};
   for (const auto& r : requests) argv.insert(argv.end(), {"--send", r});
   const auto r = run(argv);
   INFO(r.out << r.err);
@@ -747,6 +751,38 @@ TEST_CASE(
   CHECK(s.op->metric("repl_operator_ttl_deletions_total") == 1);
   CHECK(s.op->metric("repl_operator_final_sync_duration_seconds_count{result=\"success\"}") == 2);
   CHECK(s.op->metric("repl_operator_repls{phase=\"Ready\"}") == 0);
+}
+
+TEST_CASE(
+    "real: an open IDE websocket is activity (the sidecar sees it, no credentials): the repl stays up "
+    "without heartbeats, and is suspended for idle once the tab closes",
+    "[real]") {
+  Real s("real-ws-idle", {"--idle-timeout", "15s", "--sync-interval", "2", "--sync-check-interval", "3"});
+  put_object(s.bucket, "code/tab/main.py", "print(1)\n");
+  REQUIRE(s.start("tab").status == 201);
+  const auto started = std::chrono::steady_clock::now();
+  REQUIRE(s.wait_ready("tab").exit_code == 0);
+  const auto activity = [&] {
+    return jsonpath(s.ns, "repl/tab", "{.metadata.annotations.peetcode\\.com/last-activity}");
+  };
+  const std::string at_start = activity();
+  // The tab holds its websocket for 30 s, twice the idle timeout, and sends no heartbeat.
+  auto tab = std::async(std::launch::async, [&] {
+    return websocket("tab." + kIdeDomain, {R"({"op":"list"})"}, 30, std::chrono::steady_clock::now(), 30);
+  });
+  std::this_thread::sleep_for(25s);
+  CHECK(jsonpath(s.ns, "repl/tab", "{.spec.suspended}") == "false");
+  CHECK(jsonpath(s.ns, "repl/tab", "{.status.phase}") == "Ready");
+  CHECK(activity() > at_start);  // RFC 3339 in UTC: ordered as text
+  CHECK_THAT(sync_log(s, "tab"), Catch::Contains("sync-workspace: active: 1 IDE connections"));
+  REQUIRE_FALSE(tab.get().HasMember("error"));
+  // Closed: idle from its last connection on, then suspended.
+  REQUIRE(eventually(60s, [&] { return jsonpath(s.ns, "repl/tab", "{.status.phase}") == "Suspended"; }));
+  CHECK(s.ready("tab", "reason") == "Idle");
+  CHECK(std::chrono::steady_clock::now() - started >= 40s);  // 30 s open, then 15 s idle, less a round
+  // The readiness probe's connections (every 2 s) were never taken for a session.
+  const std::string log = sync_log(s, "tab");
+  CHECK(std::count(log.begin(), log.end(), '\n') < 40);
 }
 
 namespace {

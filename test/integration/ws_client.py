@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """A websocket client for the real-node tests, as the IDE's browser tab would be one: connects to
 ws://HOST/ with TCP going to ADDR (the ingress controller's pod), so the Host header picks the
-Repl, and sends each request given. Retries the connection until --wait seconds pass (a new
-Ingress takes a moment to be routed). Prints one JSON line:
+Repl, and sends each request given, then keeps the session open for --hold seconds (an open tab).
+Retries the connection until --wait seconds pass (a new Ingress takes a moment to be routed).
+Prints one JSON line:
   {"first_byte_ms": ms from --t0 (else its own start) to the first message, "replies": [each reply],
    "error": "..." when it never connected}
 Uses Debian's python3-websockets (10.x)."""
@@ -24,6 +25,7 @@ async def session(args, started):
         for request in args.send:
             await ws.send(request)
             replies.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+        await asyncio.sleep(args.hold)
         return {"first_byte_ms": round(first, 1), "replies": replies}
 
 
@@ -33,6 +35,7 @@ async def main():
     parser.add_argument("--host", required=True, help="host name of the URL (the Host header)")
     parser.add_argument("--send", action="append", default=[], help="a JSON request to send")
     parser.add_argument("--wait", type=float, default=0, help="seconds to keep retrying")
+    parser.add_argument("--hold", type=float, default=0, help="seconds to keep the session open")
     parser.add_argument("--t0", type=float, help="CLOCK_MONOTONIC seconds the first byte is timed from")
     args = parser.parse_args()
     started = time.monotonic() if args.t0 is None else args.t0

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/time.hpp"
 #include "unit/support/fake_transport.hpp"
 #include "unit/support/json.hpp"
 #include "unit/support/object_key.hpp"
@@ -88,6 +89,11 @@ class FakeView final : public repl::ChildView {
     if (it == sync_reports.end()) return std::nullopt;
     return it->second;
   }
+  std::optional<repl::WallTime> ide_activity(const ObjectKey& repl) const override {
+    const auto it = ide_active.find(repl);
+    if (it == ide_active.end()) return std::nullopt;
+    return it->second;
+  }
   void wrote(const repl::kube::Resource& resource, const rapidjson::Value& object) override {
     writes.push_back(resource.kind + " " + repl::kube::to_json(object));
   }
@@ -97,6 +103,7 @@ class FakeView final : public repl::ChildView {
   std::set<ObjectKey> with_pods;                                          // Repls with pods
   std::map<ObjectKey, repl::FinalSync> final_syncs;                       // by Repl
   std::map<ObjectKey, repl::SyncReport> sync_reports;                     // by Repl
+  std::map<ObjectKey, repl::WallTime> ide_active;                         // by Repl
   Lines writes;
 };
 
@@ -805,6 +812,51 @@ TEST_CASE(
       CHECK(repl::compute_status(f.repl, observed(kNotReady), repl::urls_for(f.repl, {}), "now")
                 .ready->reason == "Suspended");
     }
+  }
+}
+
+TEST_CASE("live IDE connections are activity: a newer report is written once and holds off the idle suspend",
+          "[operator][reconciler][lifecycle]") {
+  Fixture f;
+  f.cache_desired(kReady);
+  f.repl.created = "2025-12-31T23:00:00Z";  // the clock is at 2026-01-01T00:00:00Z: idle for an hour
+  f.repl.last_activity = "2025-12-31T23:10:00Z";
+  f.view.with_pods.insert(f.repl.key);
+  f.repl.status =
+      repl::compute_status(f.repl, observed(kReady), repl::urls_for(f.repl, {}), "2025-12-31T23:00:00Z");
+  // The sidecar saw the websocket in use 50 s ago (to the nanosecond, as the kubelet stamps it).
+  f.view.ide_active[f.repl.key] = *repl::parse_rfc3339("2025-12-31T23:59:10.123456789Z");
+  f.transport->route("PATCH", kReplPath, 200, kFinalizedReply);
+  auto r = f.reconcile();
+  REQUIRE(r);
+  REQUIRE(f.paths() == Lines{kReplPath});
+  CHECK(f.transport->requests.back().content_type == "application/merge-patch+json");
+  CHECK(f.transport->requests.back().body ==
+        R"({"metadata":{"annotations":{"peetcode.com/last-activity":"2025-12-31T23:59:10Z"}}})");
+  // Not suspended: idle since that activity, the timer set 30 minutes after it.
+  REQUIRE(*r);
+  CHECK(**r == std::chrono::seconds(29 * 60 + 10 + 1));
+  CHECK(f.events.lines.empty());
+
+  SECTION("once written (the annotation holds it), the same report writes nothing") {
+    f.repl.last_activity = "2025-12-31T23:59:10Z";
+    f.transport->requests.clear();
+    REQUIRE(f.reconcile());
+    CHECK(f.transport->requests.empty());
+  }
+  SECTION("an older report than the annotation writes nothing") {
+    f.repl.last_activity = "2026-01-01T00:00:00Z";
+    f.transport->requests.clear();
+    REQUIRE(f.reconcile());
+    CHECK(f.transport->requests.empty());
+  }
+  SECTION("a suspended Repl's (its pod stopping) is not activity") {
+    f.repl.spec.suspended = true;
+    f.transport->requests.clear();
+    for (const auto& p : kChildPaths) f.transport->route("PATCH", p, 200, kServiceReply);
+    f.transport->route("PATCH", kStatusPath, 200, kStatusReply);
+    REQUIRE(f.reconcile());
+    for (const auto& req : f.transport->requests) CHECK(req.target != kReplPath);
   }
 }
 

@@ -100,6 +100,9 @@ TEST_CASE("the Deployment runs the runner with its code copied from S3", "[rende
   CHECK(at(d, "/spec/template/spec/terminationGracePeriodSeconds").GetInt64() == 60);
   CHECK(string_at(env_var(sync, "SYNC_INTERVAL"), "/value") == "15");
   CHECK(string_at(env_var(sync, "GRACE_SECONDS"), "/value") == "60");
+  // It reports live connections to the runner's websocket port once a sync check interval.
+  CHECK(string_at(env_var(sync, "IDE_PORT"), "/value") == "3001");
+  CHECK(string_at(env_var(sync, "ACTIVITY_EVERY"), "/value") == "60");
   const auto& init = restore;
   CHECK(string_at(init, "/image") == "amazon/aws-cli:2.17.0");
   CHECK(string_at(env_var(init, "REPL_ID"), "/value") == "abc123");
@@ -266,7 +269,8 @@ TEST_CASE("urls_for and template_values follow the Repl and the settings", "[rep
                                                                          "runnerUid",
                                                                          "runnerGid",
                                                                          "syncIntervalSeconds",
-                                                                         "terminationGracePeriodSeconds"});
+                                                                         "terminationGracePeriodSeconds",
+                                                                         "activityReportSeconds"});
   CHECK(std::get<std::int64_t>(values.at("runnerUid")) == 1000);
   CHECK(std::get<std::int64_t>(values.at("runnerGid")) == 1000);
   CHECK(std::get<std::string>(values.at("s3EgressCidr")).empty());

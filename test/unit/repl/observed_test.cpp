@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/time.hpp"
 #include "unit/support/json.hpp"
 #include "unit/support/object_key.hpp"
 
@@ -384,7 +385,7 @@ TEST_CASE("pod_state: a stopping pod's final sync is its sync sidecar's end", "[
   }
 }
 
-TEST_CASE("parse_sync_log: the sidecar's last line says how its last push went", "[repl][observed]") {
+TEST_CASE("parse_sync_log: the sidecar's last push line says how its last push went", "[repl][observed]") {
   const std::string t = "2026-01-01T00:02:03.123456789Z ";
   const auto synced = repl::parse_sync_log(
       "2026-01-01T00:01:00.5Z sync-workspace: cannot sync /workspace to s3://b/code/a/: 503\n" + t +
@@ -412,6 +413,30 @@ TEST_CASE("parse_sync_log: the sidecar's last line says how its last push went",
                                  t + "sync-workspace: /workspace was never restored: refusing to sync it"}) {
     INFO(bad);
     CHECK_FALSE(repl::parse_sync_log(bad));
+  }
+  // Other lines after it (activity, the restore's) do not hide it.
+  const auto behind =
+      repl::parse_sync_log(t + "sync-workspace: cannot sync /workspace to s3://b/: 403\r\n" +
+                           "2026-01-01T00:03:00Z sync-workspace: active: 1 IDE connections\n" +
+                           "2026-01-01T00:03:01Z runner: hi\n");
+  REQUIRE(behind);
+  CHECK_FALSE(behind->ok);
+  CHECK(behind->message == "sync-workspace: cannot sync /workspace to s3://b/: 403");
+}
+
+TEST_CASE("parse_activity_log: when the sidecar last saw live IDE connections", "[repl][observed]") {
+  const auto at = repl::parse_activity_log(
+      "2026-01-01T00:01:00Z sync-workspace: active: 2 IDE connections\n"
+      "2026-01-01T00:02:00.25Z sync-workspace: active: 1 IDE connections\n"
+      "2026-01-01T00:02:30Z sync-workspace: synced 1 changes of /workspace to s3://b/\n");
+  REQUIRE(at);
+  CHECK(*at == *repl::parse_rfc3339("2026-01-01T00:02:00.25Z"));
+  for (const std::string& none :
+       {std::string(""), std::string("2026-01-01T00:01:00Z sync-workspace: synced 1 changes"),
+        std::string("2026-01-01T00:01:00Z runner: active: 1 IDE connections"),
+        std::string("garbage sync-workspace: active: 1 IDE connections")}) {
+    INFO(none);
+    CHECK_FALSE(repl::parse_activity_log(none));
   }
 }
 
