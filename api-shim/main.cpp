@@ -17,6 +17,7 @@
 #include "common/flags.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
+#include "jwks_file.hpp"
 #include "kube/config.hpp"
 #include "kube/http_server.hpp"
 #include "kube/resource.hpp"
@@ -43,6 +44,11 @@ int main(int argc, char** argv) {
   int max_body_bytes = 16 * 1024;
   int workers = 64;
   int activity_interval = 60;
+  std::string jwks_file;
+  int jwks_poll = 5;
+  int jwt_clock_skew = 30;
+  bool jwt_allow_hs256 = false;
+  shim::ShimOptions options;
   std::string log_level = "info";
 
   Flags flags(
@@ -64,18 +70,34 @@ int main(int argc, char** argv) {
   flags.add("workers", "SHIM_WORKERS", &workers, "requests handled at once (waiting ones included)");
   flags.add("activity-interval", "SHIM_ACTIVITY_INTERVAL", &activity_interval,
             "seconds: a heartbeat writes a Repl's last activity only when it is older than this");
+  flags.add("jwks-file", "SHIM_JWKS_FILE", &jwks_file,
+            "JWT authentication: the JWKS file (RS256, ES256 keys) bearer JWTs are verified against, read "
+            "again when it changes; a bearer equal to the --auth-token-file token stays a trusted backend's");
+  flags.add("jwks-poll", "SHIM_JWKS_POLL", &jwks_poll, "seconds between two looks at the JWKS file");
+  flags.add("jwt-issuer", "SHIM_JWT_ISSUER", &options.jwt.issuer, "the iss a JWT must carry (empty: any)");
+  flags.add("jwt-audience", "SHIM_JWT_AUDIENCE", &options.jwt.audience,
+            "an aud a JWT must carry (empty: any)");
+  flags.add("jwt-user-claim", "SHIM_JWT_USER_CLAIM", &options.jwt.user_claim,
+            "the claim naming the user (its userId: the claim if label-safe, else x-<SHA-256 prefix>)");
+  flags.add("jwt-clock-skew", "SHIM_JWT_CLOCK_SKEW", &jwt_clock_skew,
+            "seconds of leeway for exp, nbf and iat");
+  flags.add("jwt-allow-hs256", "SHIM_JWT_ALLOW_HS256", &jwt_allow_hs256,
+            "also accept HS256 JWTs, signed with the JWKS file's \"oct\" keys (shared secrets)");
   flags.add("log-level", "SHIM_LOG_LEVEL", &log_level, "debug, info, warn or error");
   if (auto exit_code = flags.parse_main(argc, argv)) return *exit_code;
 
   const auto level = log::parse_level(log_level);
-  if (!level || workers < 1 || max_body_bytes < 1 || activity_interval < 1) {
-    std::cerr << "repl-shim: --log-level must be debug, info, warn or error; --workers, --max-body-bytes and "
-                 "--activity-interval positive\n";
+  if (!level || workers < 1 || max_body_bytes < 1 || activity_interval < 1 || jwks_poll < 1 ||
+      jwt_clock_skew < 0 || options.jwt.user_claim.empty()) {
+    std::cerr << "repl-shim: --log-level must be debug, info, warn or error; --workers, --max-body-bytes, "
+                 "--activity-interval and --jwks-poll positive; --jwt-clock-skew not negative; "
+                 "--jwt-user-claim not empty\n";
     return 2;
   }
   log::set_level(*level);
 
-  shim::ShimOptions options;
+  options.jwt.clock_skew = std::chrono::seconds(jwt_clock_skew);
+  options.jwt.allow_hs256 = jwt_allow_hs256;
   options.default_user = default_user;
   options.activity_interval = std::chrono::seconds(activity_interval);
   std::stringstream origins(cors_origins);
@@ -114,6 +136,16 @@ int main(int argc, char** argv) {
   boost::asio::io_context io;
   auto io_work = boost::asio::make_work_guard(io);
   AsioClock clock(io.get_executor());
+  std::unique_ptr<shim::JwksFile> jwks;
+  if (!jwks_file.empty()) {
+    auto opened = shim::JwksFile::open(jwks_file, {jwt_allow_hs256}, clock, std::chrono::seconds(jwks_poll));
+    if (!opened) {
+      log::error("cannot use the JWKS file", {{"error", opened.error()}});
+      return 1;
+    }
+    jwks = std::move(*opened);
+    options.jwt_keys = [&jwks] { return jwks->keys(); };
+  }
   shim::ReadyWaiters waiters(clock);
   kube::WatchRunner repl_watch(
       client, clock, io.get_executor(),
@@ -139,7 +171,8 @@ int main(int argc, char** argv) {
   }
   log::info("serving", {{"addr", (*server)->host() + ":" + std::to_string((*server)->port())},
                         {"namespace", ns},
-                        {"auth", options.auth_token.empty() ? "off" : "bearer token"}});
+                        {"auth", jwks ? (options.auth_token.empty() ? "jwt" : "bearer token and jwt")
+                                      : (options.auth_token.empty() ? "off" : "bearer token")}});
 
   std::promise<void> stop;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -149,6 +182,7 @@ int main(int argc, char** argv) {
     stop.set_value();
   });
   repl_watch.start();
+  if (jwks) jwks->start();
   std::vector<std::thread> io_threads;
   for (int i = 0; i < kIoThreads; ++i) io_threads.emplace_back([&io] { io.run(); });
   stop.get_future().wait();
@@ -158,6 +192,7 @@ int main(int argc, char** argv) {
   // already) before the Shim they answer through goes.
   waiters.finish_all();
   repl_watch.stop();
+  if (jwks) jwks->stop();
   client.cancel_all();
   repl_watch.wait();
   io_work.reset();

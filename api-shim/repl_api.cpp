@@ -41,11 +41,12 @@ Result<Applied, kube::ApiError> KubeReplApi::apply(const StartRequest& request) 
   if (!request.ttl_after_suspend.empty())
     spec.AddMember("ttlAfterSuspend", str(request.ttl_after_suspend), a);
   doc.AddMember("spec", std::move(spec), a);
-  if (!request.last_activity.empty()) {
-    rapidjson::Value annotations(rapidjson::kObjectType);
+  rapidjson::Value annotations(rapidjson::kObjectType);
+  if (!request.last_activity.empty())
     annotations.AddMember(rapidjson::StringRef(kLastActivityAnnotation), str(request.last_activity), a);
-    doc["metadata"].AddMember("annotations", std::move(annotations), a);
-  }
+  if (!request.subject.empty())
+    annotations.AddMember(rapidjson::StringRef(kSubjectAnnotation), str(request.subject), a);
+  if (!annotations.ObjectEmpty()) doc["metadata"].AddMember("annotations", std::move(annotations), a);
 
   bool created = false;
   auto object = client_.apply(kube::object_path(r, ns_, request.repl_id), doc, kFieldManager, true, &created);

@@ -26,6 +26,7 @@ struct StartRequest {
   std::string idle_timeout;       // optional: spec.idleTimeout
   std::string ttl_after_suspend;  // optional: spec.ttlAfterSuspend
   std::string last_activity;      // RFC 3339: the annotation peetcode.com/last-activity; empty: none
+  std::string subject;            // a JWT caller's subject: the annotation peetcode.com/subject
 };
 
 struct Applied {

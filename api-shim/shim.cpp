@@ -106,6 +106,13 @@ std::string field(const Fields& f, const std::string& name) {
   return it == f.values.end() ? std::string() : it->second;
 }
 
+// The body's userId, if it names one (an empty one is named, and refused later).
+std::optional<std::string> given_user(const Fields& f) {
+  const auto it = f.values.find("userId");
+  if (it == f.values.end()) return std::nullopt;
+  return it->second;
+}
+
 // The shared validation rules, reported with the request's own field names.
 std::optional<HttpReply> invalid_ids(const std::string& repl_id, const std::string& user_id,
                                      const std::string* language) {
@@ -156,6 +163,7 @@ std::map<std::string, std::string> parse_query(const std::string& query) {
 // what it owned and leaves out.
 void keep_unnamed(StartRequest& s, const Repl& existing) {
   if (s.language.empty()) s.language = existing.spec.language;
+  if (s.subject.empty()) s.subject = existing.subject;
   if (s.idle_timeout.empty()) s.idle_timeout = existing.spec.idle_timeout;
   if (s.ttl_after_suspend.empty()) s.ttl_after_suspend = existing.spec.ttl_after_suspend;
 }
@@ -224,17 +232,49 @@ bool Shim::origin_allowed(const std::string& origin) const {
                                 options_.cors_origins.end();
 }
 
-bool Shim::authorized(const IncomingRequest& request) const {
-  if (options_.auth_token.empty()) return true;
+Result<Shim::Caller, HttpReply> Shim::authenticate(const IncomingRequest& request) const {
+  const bool jwt = static_cast<bool>(options_.jwt_keys);
+  if (options_.auth_token.empty() && !jwt) return Caller{};
+  const auto refused = [](const char* challenge) {
+    HttpReply r = error_reply(401, "unauthorized", "", "a valid bearer token is required");
+    r.headers.emplace_back("WWW-Authenticate", challenge);
+    return r;
+  };
   const std::string header = request.header("authorization");
   // The scheme is case-insensitive (RFC 9110); the token is not.
   std::string scheme = header.substr(0, 7);
   for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   const std::string given = scheme == "bearer " ? header.substr(7) : std::string();
-  // Compared as digests in constant time: neither the content nor the length of the token leaks.
-  const auto a = digest(given);
-  const auto b = digest(options_.auth_token);
-  return !given.empty() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+  if (given.empty()) return Fail(refused("Bearer"));
+  if (!options_.auth_token.empty()) {
+    // Compared as digests in constant time: neither the content nor the length of the token leaks.
+    const auto a = digest(given);
+    const auto b = digest(options_.auth_token);
+    if (CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0) return Caller{};
+  }
+  if (!jwt) return Fail(refused("Bearer"));
+  const auto keys = options_.jwt_keys();
+  auto who = keys ? auth::verify(given, *keys, options_.jwt, clock_.wall())
+                  : Result<auth::Identity, std::string>(Fail(std::string("no JWT keys")));
+  if (!who) {
+    // The reason is for the operator's log only: a client learns nothing about the keys.
+    log::info("bearer token refused", {{"reason", who.error()}});
+    return Fail(refused(R"(Bearer error="invalid_token")"));
+  }
+  return Caller{false, auth::user_id_for(who->subject), who->subject};
+}
+
+Result<std::string, HttpReply> Shim::user_for(const Caller& caller,
+                                              const std::optional<std::string>& given) const {
+  if (!caller.trusted) {
+    if (given && *given != caller.user_id && *given != caller.subject) {
+      return Fail(error_reply(403, "forbidden", "userId", "the userId is not the token's user"));
+    }
+    return caller.user_id;
+  }
+  std::string user_id = given.value_or(options_.default_user);
+  if (auto e = validate_user_id(user_id)) return Fail(error_reply(400, "bad_request", "userId", e->message));
+  return user_id;
 }
 
 void Shim::handle(const IncomingRequest& request, kube::Responder respond) {
@@ -253,11 +293,13 @@ void Shim::handle(const IncomingRequest& request, kube::Responder respond) {
     respond(std::move(reply));
   };
   if (auto* wait = std::get_if<WaitReady>(&routed)) {
-    api_.wait_ready(wait->repl_id, wait->timeout, [finish = std::move(finish)](WaitResult r) {
-      if (!r) return finish(upstream_reply(r.error()));
-      if (!*r) return finish(error_reply(404, "not_found", "replId", "no such repl"));
-      finish(repl_reply(200, **r));
-    });
+    api_.wait_ready(wait->repl_id, wait->timeout,
+                    [finish = std::move(finish), owner = wait->owner](WaitResult r) {
+                      if (!r) return finish(upstream_reply(r.error()));
+                      if (!*r || (!owner.empty() && (**r).spec.user_id != owner))
+                        return finish(error_reply(404, "not_found", "replId", "no such repl"));
+                      finish(repl_reply(200, **r));
+                    });
     return;
   }
   finish(std::get<HttpReply>(std::move(routed)));
@@ -299,16 +341,14 @@ Shim::Routed Shim::route(const IncomingRequest& req, std::string& route_name) {
   if (!is_start && !is_stop && !is_repl)
     return error_reply(404, "not_found", "", "no such endpoint: " + path);
   route_name = is_start ? "start" : is_stop ? "stop" : is_heartbeat ? "heartbeat" : "repl";
-  if (!authorized(req)) {
-    HttpReply r = error_reply(401, "unauthorized", "", "a valid bearer token is required");
-    r.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return r;
-  }
-  if (is_start) return req.method == "POST" ? start(req) : method_not_allowed("POST");
-  if (is_stop) return req.method == "POST" ? stop(req) : method_not_allowed("POST");
-  if (is_heartbeat) return req.method == "POST" ? heartbeat(req, repl_id) : method_not_allowed("POST");
-  if (req.method == "GET") return get(req, repl_id);
-  if (req.method == "DELETE") return remove(req, repl_id);
+  auto caller = authenticate(req);
+  if (!caller) return caller.error();
+  if (is_start) return req.method == "POST" ? start(req, *caller) : method_not_allowed("POST");
+  if (is_stop) return req.method == "POST" ? stop(req, *caller) : method_not_allowed("POST");
+  if (is_heartbeat)
+    return req.method == "POST" ? heartbeat(req, repl_id, *caller) : method_not_allowed("POST");
+  if (req.method == "GET") return get(req, repl_id, *caller);
+  if (req.method == "DELETE") return remove(req, repl_id, *caller);
   return method_not_allowed("GET, DELETE");
 }
 
@@ -326,13 +366,17 @@ HttpReply Shim::preflight(const IncomingRequest& req) {
   return r;
 }
 
-HttpReply Shim::start(const IncomingRequest& req) {
+HttpReply Shim::start(const IncomingRequest& req, const Caller& caller) {
   auto fields = parse_fields(req, {"userId", "replId", "language", "idleTimeout", "ttlAfterSuspend"});
   if (!fields) return fields.error();
-  StartRequest s{
-      field(*fields, "replId"),      field(*fields, "userId"),          field(*fields, "language"), false,
-      field(*fields, "idleTimeout"), field(*fields, "ttlAfterSuspend"), rfc3339(clock_.wall())};
-  if (!fields->values.contains("userId")) s.user_id = options_.default_user;
+  StartRequest s{field(*fields, "replId"),      "",
+                 field(*fields, "language"),    false,
+                 field(*fields, "idleTimeout"), field(*fields, "ttlAfterSuspend"),
+                 rfc3339(clock_.wall()),        caller.subject};
+  if (auto e = validate_repl_id(s.repl_id)) return error_reply(400, "bad_request", "replId", e->message);
+  auto user = user_for(caller, given_user(*fields));
+  if (!user) return user.error();
+  s.user_id = *user;
   if (auto bad = invalid_ids(s.repl_id, s.user_id, &s.language)) return *bad;
   for (const char* name : {"idleTimeout", "ttlAfterSuspend"}) {
     // The CRD's rule, with its message: a given but empty value is refused like any other.
@@ -365,12 +409,14 @@ HttpReply Shim::start(const IncomingRequest& req) {
   return repl_reply(applied->created ? 201 : 200, applied->repl);
 }
 
-HttpReply Shim::stop(const IncomingRequest& req) {
+HttpReply Shim::stop(const IncomingRequest& req, const Caller& caller) {
   auto fields = parse_fields(req, {"userId", "replId"});
   if (!fields) return fields.error();
-  StartRequest s{field(*fields, "replId"), field(*fields, "userId"), "", true, "", "", ""};
-  if (!fields->values.contains("userId")) s.user_id = options_.default_user;
-  if (auto bad = invalid_ids(s.repl_id, s.user_id, nullptr)) return *bad;
+  StartRequest s{field(*fields, "replId"), "", "", true, "", "", "", ""};
+  if (auto e = validate_repl_id(s.repl_id)) return error_reply(400, "bad_request", "replId", e->message);
+  auto user = user_for(caller, given_user(*fields));
+  if (!user) return user.error();
+  s.user_id = *user;
   auto existing = api_.get(s.repl_id);
   if (!existing) return upstream_reply(existing.error());
   if (!*existing) return error_reply(404, "not_found", "replId", "no such repl");
@@ -384,9 +430,9 @@ HttpReply Shim::stop(const IncomingRequest& req) {
   return repl_reply(200, applied->repl);
 }
 
-HttpReply Shim::heartbeat(const IncomingRequest& req, const std::string& repl_id) {
+HttpReply Shim::heartbeat(const IncomingRequest& req, const std::string& repl_id, const Caller& caller) {
   if (auto e = validate_repl_id(repl_id)) return error_reply(400, "bad_request", "replId", e->message);
-  auto user = requested_user(req);
+  auto user = requested_user(req, caller);
   if (!user) return user.error();
   auto existing = api_.get(repl_id);
   if (!existing) return upstream_reply(existing.error());
@@ -408,7 +454,7 @@ HttpReply Shim::heartbeat(const IncomingRequest& req, const std::string& repl_id
   return repl_reply(200, *recorded);
 }
 
-Shim::Routed Shim::get(const IncomingRequest& req, const std::string& repl_id) {
+Shim::Routed Shim::get(const IncomingRequest& req, const std::string& repl_id, const Caller& caller) {
   if (auto e = validate_repl_id(repl_id)) return error_reply(400, "bad_request", "replId", e->message);
   const auto query = parse_query(req.query);
   const auto wait = query.find("wait");
@@ -418,7 +464,9 @@ Shim::Routed Shim::get(const IncomingRequest& req, const std::string& repl_id) {
   if (wait == query.end()) {
     auto r = api_.get(repl_id);
     if (!r) return upstream_reply(r.error());
-    if (!*r) return error_reply(404, "not_found", "replId", "no such repl");
+    // A JWT caller sees only its own: another user's Repl is not there for it.
+    if (!*r || (!caller.trusted && (**r).spec.user_id != caller.user_id))
+      return error_reply(404, "not_found", "replId", "no such repl");
     return repl_reply(200, **r);
   }
   std::chrono::milliseconds timeout = std::chrono::seconds(30);
@@ -431,28 +479,26 @@ Shim::Routed Shim::get(const IncomingRequest& req, const std::string& repl_id) {
     }
     timeout = *parsed;
   }
-  return WaitReady{repl_id, timeout};
+  return WaitReady{repl_id, timeout, caller.trusted ? "" : caller.user_id};
 }
 
-Result<std::string, HttpReply> Shim::requested_user(const IncomingRequest& req) const {
+Result<std::string, HttpReply> Shim::requested_user(const IncomingRequest& req, const Caller& caller) const {
   // From the body or the query; the default user only when neither names one at all.
   std::optional<std::string> given;
   if (!req.body.empty() || req.body_too_large) {
     auto fields = parse_fields(req, {"userId"});
     if (!fields) return Fail(fields.error());
-    if (fields->values.contains("userId")) given = field(*fields, "userId");
+    given = given_user(*fields);
   } else {
     const auto query = parse_query(req.query);
     if (const auto it = query.find("userId"); it != query.end()) given = it->second;
   }
-  std::string user_id = given.value_or(options_.default_user);
-  if (auto e = validate_user_id(user_id)) return Fail(error_reply(400, "bad_request", "userId", e->message));
-  return user_id;
+  return user_for(caller, given);
 }
 
-HttpReply Shim::remove(const IncomingRequest& req, const std::string& repl_id) {
+HttpReply Shim::remove(const IncomingRequest& req, const std::string& repl_id, const Caller& caller) {
   if (auto e = validate_repl_id(repl_id)) return error_reply(400, "bad_request", "replId", e->message);
-  auto user = requested_user(req);
+  auto user = requested_user(req, caller);
   if (!user) return user.error();
   const std::string& user_id = *user;
   auto existing = api_.get(repl_id);

@@ -20,10 +20,14 @@
 #include <prometheus/histogram.h>
 
 #include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "auth/jwt.hpp"
 #include "common/clock.hpp"
 #include "common/metrics.hpp"
 #include "kube/http_server.hpp"
@@ -32,7 +36,12 @@
 namespace repl::shim {
 
 struct ShimOptions {
-  std::string auth_token;                 // empty: no authentication
+  // The shared bearer token of trusted backends, which name the user in the request; empty: none.
+  std::string auth_token;
+  // JWT authentication, on when set: a bearer token that is not auth_token must be a JWT signed by
+  // one of these keys (read when a request comes: they may change), and the user is the token's.
+  std::function<std::shared_ptr<const auth::KeySet>()> jwt_keys;
+  auth::VerifyOptions jwt;
   std::vector<std::string> cors_origins;  // exact origins, e.g. "https://app.example.com"
   std::string default_user;               // userId for requests that send only a replId
   std::chrono::seconds max_wait{60};      // upper bound of ?timeout=
@@ -59,24 +68,39 @@ class Shim final {
   void handle(const kube::IncomingRequest& request, kube::Responder respond);
 
  private:
+  // Who is calling: a trusted caller (no authentication, or the shared token) names the user in
+  // the request; a JWT's bearer is the token's user, and only that user.
+  struct Caller {
+    bool trusted = true;
+    std::string user_id;  // JWT: auth::user_id_for(subject)
+    std::string subject;  // JWT: the user claim as issued
+  };
   // A valid GET ?wait=ready: answered once the ReplApi's wait ends.
   struct WaitReady {
     std::string repl_id;
     std::chrono::milliseconds timeout;
+    std::string owner;  // a JWT caller's user: another user's Repl is "no such repl"; empty: anyone's
   };
   using Routed = std::variant<kube::HttpReply, WaitReady>;
 
   Routed route(const kube::IncomingRequest& request, std::string& route_name);
-  kube::HttpReply start(const kube::IncomingRequest& request);
-  kube::HttpReply stop(const kube::IncomingRequest& request);
-  Routed get(const kube::IncomingRequest& request, const std::string& repl_id);
-  kube::HttpReply remove(const kube::IncomingRequest& request, const std::string& repl_id);
-  kube::HttpReply heartbeat(const kube::IncomingRequest& request, const std::string& repl_id);
-  // The userId of a request naming a Repl in its path: from the body or the query, else the default.
-  Result<std::string, kube::HttpReply> requested_user(const kube::IncomingRequest& request) const;
+  kube::HttpReply start(const kube::IncomingRequest& request, const Caller& caller);
+  kube::HttpReply stop(const kube::IncomingRequest& request, const Caller& caller);
+  Routed get(const kube::IncomingRequest& request, const std::string& repl_id, const Caller& caller);
+  kube::HttpReply remove(const kube::IncomingRequest& request, const std::string& repl_id,
+                         const Caller& caller);
+  kube::HttpReply heartbeat(const kube::IncomingRequest& request, const std::string& repl_id,
+                            const Caller& caller);
+  // The userId of a request naming a Repl in its path: from the body or the query (see user_for).
+  Result<std::string, kube::HttpReply> requested_user(const kube::IncomingRequest& request,
+                                                      const Caller& caller) const;
+  // The user a request acts as: a trusted caller's `given` (else the default user), validated; a
+  // JWT caller's own, and a `given` that names another is 403.
+  Result<std::string, kube::HttpReply> user_for(const Caller& caller,
+                                                const std::optional<std::string>& given) const;
   kube::HttpReply preflight(const kube::IncomingRequest& request);
   bool origin_allowed(const std::string& origin) const;
-  bool authorized(const kube::IncomingRequest& request) const;
+  Result<Caller, kube::HttpReply> authenticate(const kube::IncomingRequest& request) const;
 
   const ShimOptions options_;
   ReplApi& api_;  // not owned

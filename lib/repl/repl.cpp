@@ -28,6 +28,7 @@ Result<Repl, ParseError> parse_repl(const rapidjson::Value& object) {
   r.force_delete = string_at(annotations, kForceDeleteAnnotation) == "true";
   r.last_activity = string_at(annotations, kLastActivityAnnotation);
   r.idle_suspended_at = string_at(annotations, kIdleSuspendedAnnotation);
+  r.subject = string_at(annotations, kSubjectAnnotation);
   r.created = string_at(meta, "creationTimestamp");
 
   if (const rapidjson::Value* spec = member(object, "spec"); spec != nullptr && spec->IsObject()) {

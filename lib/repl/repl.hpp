@@ -25,6 +25,9 @@ inline constexpr const char* kForceDeleteAnnotation = "peetcode.com/force-delete
 inline constexpr const char* kLastActivityAnnotation = "peetcode.com/last-activity";
 // When the operator suspended the Repl for being idle (RFC 3339), with spec.suspended.
 inline constexpr const char* kIdleSuspendedAnnotation = "peetcode.com/idle-suspended-at";
+// The user claim of the JWT the shim created the Repl for, as issued (spec.userId is its
+// label-safe form: see auth::user_id_for).
+inline constexpr const char* kSubjectAnnotation = "peetcode.com/subject";
 
 struct ReplSpec {
   std::string user_id;
@@ -74,6 +77,7 @@ struct Repl {
   std::string created;            // metadata.creationTimestamp
   std::string last_activity;      // annotation kLastActivityAnnotation
   std::string idle_suspended_at;  // annotation kIdleSuspendedAnnotation
+  std::string subject;            // annotation kSubjectAnnotation
   ReplSpec spec;
   ReplStatus status;
 };

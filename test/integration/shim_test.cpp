@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <regex>
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "integration/support.hpp"
+#include "unit/support/base64url.hpp"
 
 using namespace repl::test;
 using namespace std::chrono_literals;
@@ -344,4 +346,123 @@ TEST_CASE(
   CHECK(kubectl({"get", "deployment,service,ingress", "-n", s.ns, "-o", "name"}).out.empty());
   CHECK(s.op->metric("repl_operator_idle_suspends_total") == 1);
   CHECK(s.op->metric("repl_operator_ttl_deletions_total") == 1);
+}
+
+namespace {
+
+// An RSA key made by the openssl CLI, as an identity provider's would be, and tokens it signs
+// (also with the CLI): what a real issuer's tokens look like to the shim.
+struct OpensslKey {
+  std::string kid;
+  std::string pem;
+  OpensslKey(const TempDir& dir, std::string id)
+      : kid(std::move(id)), pem((dir.path / (kid + ".pem")).string()) {
+    const auto made =
+        run({"openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", pem});
+    INFO(made.err);
+    REQUIRE(made.exit_code == 0);
+  }
+  std::string jwk() const {
+    const auto modulus = run({"openssl", "rsa", "-in", pem, "-noout", "-modulus"});
+    REQUIRE(modulus.exit_code == 0);
+    const std::string hex = modulus.out.substr(modulus.out.find('=') + 1,
+                                               modulus.out.find_last_not_of("\n") - modulus.out.find('='));
+    std::string bytes;
+    for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
+      bytes.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    return R"({"kty":"RSA","kid":")" + kid + R"(","n":")" + repl::test::base64url(bytes) + R"(","e":"AQAB"})";
+  }
+  std::string sign(const std::string& header, const std::string& payload) const {
+    const std::string input = repl::test::base64url(header) + "." + repl::test::base64url(payload);
+    const auto sig = run({"openssl", "dgst", "-sha256", "-sign", pem}, input);
+    REQUIRE(sig.exit_code == 0);
+    return input + "." + repl::test::base64url(sig.out);
+  }
+  // A bearer token for `subject` with the given claims beside it, valid for five minutes.
+  std::string token(const std::string& subject, const std::string& extra = "") const {
+    const auto now =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    return sign(R"({"alg":"RS256","typ":"JWT","kid":")" + kid + R"("})",
+                R"({"sub":")" + subject + R"(","iss":"https://issuer.test","aud":"repl-shim","exp":)" +
+                    std::to_string(now + 300) + extra + "}");
+  }
+};
+
+void write_jwks(const std::filesystem::path& path, const std::vector<const OpensslKey*>& keys) {
+  std::string jwks = R"({"keys":[)";
+  for (std::size_t i = 0; i < keys.size(); ++i) jwks += (i ? "," : "") + keys[i]->jwk();
+  // Written aside and renamed over, as a Secret's volume swaps its files.
+  std::ofstream(path.string() + ".new") << jwks << "]}";
+  std::filesystem::rename(path.string() + ".new", path);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "JWT over HTTP (keys and tokens from the openssl CLI): a user works on its own repls only; hostile "
+    "tokens "
+    "are 401 and create nothing; a key added to the JWKS file is taken without a restart, one removed is "
+    "refused",
+    "[shim]") {
+  TempDir dir;
+  const OpensslKey a(dir, "a"), b(dir, "b");
+  const auto jwks = dir.path / "jwks.json";
+  write_jwks(jwks, {&a});
+  OperatorAndShim s("shim-jwt", {},
+                    {"--jwks-file", jwks.string(), "--jwks-poll", "1", "--jwt-issuer", "https://issuer.test",
+                     "--jwt-audience", "repl-shim"});
+  const auto call = [&](const std::string& method, const std::string& path, const std::string& token,
+                        const std::string& body = "") {
+    std::vector<std::string> headers = {"Authorization: Bearer " + token};
+    if (!body.empty()) headers.push_back("Content-Type: application/json");
+    return http(method, s.url + path, body, headers);
+  };
+  const std::string alice = a.token("alice"), mallory = a.token("mallory");
+  const auto created = call("POST", "/start", alice, R"({"replId":"jw"})");
+  INFO(created.body);
+  REQUIRE(created.status == 201);
+  CHECK_THAT(created.body, Catch::Contains(R"("userId":"alice")"));
+  CHECK(jsonpath(s.ns, "repl/jw", "{.metadata.annotations.peetcode\\.com/subject}") == "alice");
+  CHECK(call("GET", "/repls/jw", alice).status == 200);
+  CHECK(call("POST", "/repls/jw/heartbeat", alice).status == 200);
+  // Mallory's token is valid, but the repl is not hers; and alice cannot act as bob.
+  CHECK(call("GET", "/repls/jw", mallory).status == 404);
+  CHECK(call("POST", "/stop", mallory, R"({"replId":"jw"})").status == 409);
+  CHECK(call("DELETE", "/repls/jw", mallory).status == 409);
+  CHECK(call("POST", "/start", alice, R"({"replId":"jw2","userId":"bob"})").status == 403);
+  CHECK(jsonpath(s.ns, "repl/jw", "{.spec.suspended}") == "false");
+
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  const std::string none = repl::test::base64url(R"({"alg":"none"})") + "." +
+                           repl::test::base64url(R"({"sub":"eve","exp":)" + std::to_string(now + 300) + "}") +
+                           ".";
+  for (const std::string& hostile :
+       {a.sign(R"({"alg":"RS256","kid":"a"})",
+               R"({"sub":"eve","iss":"https://issuer.test","aud":"repl-shim",)"
+               R"("exp":)" +
+                   std::to_string(now - 120) + "}"),
+        a.token("eve", R"(,"nbf":)" + std::to_string(now + 600)),
+        a.sign(R"({"alg":"RS256","kid":"a"})",
+               R"({"sub":"eve","iss":"https://evil.test","aud":"repl-shim","exp":)" +
+                   std::to_string(now + 300) + "}"),
+        b.token("eve"), none, a.token("eve").substr(0, 200), std::string(12 * 1024, 'e')}) {
+    const auto r = call("POST", "/start", hostile, R"({"replId":"evil"})");
+    INFO(hostile.substr(0, 80) << ": " << r.status << " " << r.body);
+    CHECK(r.status == 401);
+  }
+  // A 64 KiB token is over the server's 16 KiB for a request's head: 431 before any reading of it.
+  CHECK(call("POST", "/start", std::string(64 * 1024, 'e'), R"({"replId":"evil"})").status == 431);
+  CHECK(kubectl({"get", "repl", "-n", s.ns, "evil"}).exit_code != 0);
+
+  // Rotation: b added to the file, taken within the poll; then a removed.
+  write_jwks(jwks, {&a, &b});
+  CHECK(eventually(10s, [&] { return call("GET", "/repls/jw", b.token("alice")).status == 200; }));
+  write_jwks(jwks, {&b});
+  CHECK(eventually(10s, [&] { return call("GET", "/repls/jw", alice).status == 401; }));
+  CHECK(call("POST", "/stop", b.token("alice"), R"({"replId":"jw"})").status == 200);
+  CHECK(call("DELETE", "/repls/jw", b.token("alice")).status == 200);
+  CHECK(s.shim->count_log("JWT keys read again") >= 2);
 }

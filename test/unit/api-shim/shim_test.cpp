@@ -9,10 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "auth/jwt.hpp"
 #include "repl/validation.hpp"
 #include "unit/support/fake_repl_api.hpp"
 #include "unit/support/http_messages.hpp"
 #include "unit/support/json.hpp"
+#include "unit/support/jwt_minter.hpp"
 #include "unit/support/quiet_logs.hpp"
 
 namespace {
@@ -1167,4 +1169,153 @@ TEST_CASE("POST /repls/{id}/heartbeat records activity, at most once a minute, f
         repl::kube::ApiError{repl::kube::ApiError::Kind::kApi, 429, "TooManyRequests", "slow down"};
     CHECK(beat(R"({"userId":"alice"})").status == 503);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JWT authentication: the user is the token's.
+
+namespace {
+
+const repl::test::Minter& jwt_key() {
+  static const repl::test::Minter m = repl::test::Minter::p256("k1");
+  return m;
+}
+
+ShimOptions with_jwt(std::string shared_token = "") {
+  ShimOptions o;
+  o.auth_token = std::move(shared_token);
+  auto keys = repl::auth::KeySet::parse(repl::test::jwks_of({jwt_key().jwk()}), {});
+  REQUIRE(keys);
+  auto shared = std::make_shared<const repl::auth::KeySet>(std::move(*keys));
+  o.jwt_keys = [shared] { return shared; };
+  o.jwt.issuer = "https://issuer.test";
+  o.jwt.audience = "repl-shim";
+  return o;
+}
+
+// A token for `subject`, valid for five minutes from the harness clock's start (2026-01-01).
+std::string bearer(const std::string& subject, const std::string& extra = "") {
+  return "Bearer " + jwt_key().sign(R"({"alg":"ES256","kid":"k1"})",
+                                    R"({"sub":)" + json_string(subject) +
+                                        R"(,"iss":"https://issuer.test","aud":"repl-shim","exp":1767225900)" +
+                                        extra + "}");
+}
+
+IncomingRequest as(IncomingRequest r, const std::string& subject) {
+  return with_header(std::move(r), "authorization", bearer(subject));
+}
+
+}  // namespace
+
+TEST_CASE(
+    "JWT: the token's user starts, reads, beats, stops and deletes its own repls; another user's token "
+    "gets 404 or 409 and changes nothing",
+    "[shim][jwt]") {
+  Harness h(with_jwt());
+  // No userId in the body: the token's.
+  auto r = h.handle(as(post("/start", R"({"replId":"abc"})"), "alice"));
+  REQUIRE(r.status == 201);
+  CHECK(h.api.repls.at("abc").spec.user_id == "alice");
+  CHECK(h.api.repls.at("abc").subject == "alice");
+  CHECK(h.handle(as(http_request("GET", "/repls/abc"), "alice")).status == 200);
+  h.clock.advance(2min);
+  CHECK(h.handle(as(post("/repls/abc/heartbeat", ""), "alice")).status == 200);
+  CHECK(h.api.count(Call::kRecordActivity) == 1);
+
+  const std::string version = h.api.repls.at("abc").resource_version;
+  // Mallory's valid token: the repl is not hers to see, beat, stop or delete.
+  CHECK(h.handle(as(http_request("GET", "/repls/abc"), "mallory")).status == 404);
+  CHECK(h.handle(as(post("/repls/abc/heartbeat", ""), "mallory")).status == 409);
+  CHECK(h.handle(as(post("/stop", R"({"replId":"abc"})"), "mallory")).status == 409);
+  CHECK(h.handle(as(http_request("DELETE", "/repls/abc"), "mallory")).status == 409);
+  CHECK(h.handle(as(post("/start", R"({"replId":"abc"})"), "mallory")).status == 409);
+  // (Her /start is an apply the API server refuses: the CRD's userId immutability, as for any caller.)
+  CHECK(h.api.repls.at("abc").resource_version == version);
+  CHECK(h.api.count(Call::kRecordActivity) == 1);
+  CHECK(h.api.count(Call::kRemove) == 0);
+  CHECK_FALSE(h.api.repls.at("abc").spec.suspended);
+
+  CHECK(h.handle(as(post("/stop", R"({"replId":"abc"})"), "alice")).status == 200);
+  CHECK(h.api.repls.at("abc").spec.suspended);
+  CHECK(h.api.repls.at("abc").subject == "alice");  // kept by the stop's apply
+  CHECK(h.handle(as(http_request("DELETE", "/repls/abc"), "alice")).status == 200);
+  CHECK_FALSE(h.api.repls.contains("abc"));
+}
+
+TEST_CASE("JWT: a userId naming another user than the token's is 403 and writes nothing", "[shim][jwt]") {
+  Harness h(with_jwt());
+  h.api.add("bobs", "bob");
+  for (const auto& request : {post("/start", R"({"replId":"abc","userId":"bob"})"),
+                              post("/stop", R"({"replId":"bobs","userId":"bob"})"),
+                              post("/repls/bobs/heartbeat", R"({"userId":"bob"})"),
+                              http_request("DELETE", "/repls/bobs?userId=bob")}) {
+    INFO(request.method << " " << request.path);
+    const auto r = h.handle(as(request, "alice"));
+    CHECK(r.status == 403);
+    CHECK(string_at(repl::test::parse_json(r.body), "/field") == "userId");
+  }
+  CHECK(h.api.count(Call::kApply) == 0);
+  CHECK(h.api.count(Call::kGet) == 0);
+  CHECK(h.api.count(Call::kRemove) == 0);
+  // Its own, named: as if not named.
+  CHECK(h.handle(as(post("/start", R"({"replId":"abc","userId":"alice"})"), "alice")).status == 201);
+}
+
+TEST_CASE("JWT: a subject that is not a label value becomes x-<hash>; the raw subject is kept and accepted",
+          "[shim][jwt]") {
+  Harness h(with_jwt());
+  const std::string subject = "auth0|abc123";
+  const std::string user = repl::auth::user_id_for(subject);
+  REQUIRE(user.rfind("x-", 0) == 0);
+  REQUIRE(h.handle(as(post("/start", R"({"replId":"abc"})"), subject)).status == 201);
+  CHECK(h.api.repls.at("abc").spec.user_id == user);
+  CHECK(h.api.repls.at("abc").subject == subject);
+  // The frontend may name its user either way.
+  CHECK(h.handle(as(post("/start", R"({"replId":"abc","userId":"auth0|abc123"})"), subject)).status == 200);
+  CHECK(h.handle(as(post("/start", json_object({{"replId", "abc"}, {"userId", user}})), subject)).status ==
+        200);
+  CHECK(string_at(repl::test::parse_json(h.handle(as(http_request("GET", "/repls/abc"), subject)).body),
+                  "/userId") == user);
+}
+
+TEST_CASE("JWT: no token or a refused one is 401 (invalid_token), and nothing is read or written",
+          "[shim][jwt]") {
+  Harness h(with_jwt());
+  const auto calls = [&h] { return h.api.calls.size(); };
+  const auto unauthorized = [&h](const IncomingRequest& request) {
+    const auto r = h.handle(request);
+    CHECK(r.status == 401);
+    return reply_header(r, "WWW-Authenticate").value_or("");
+  };
+  CHECK(unauthorized(post("/start", R"({"replId":"abc","userId":"alice"})")) == "Bearer");
+  for (const std::string& token :
+       {std::string("not-a-jwt"), bearer("alice").substr(7, 40),
+        bearer("alice", R"(,"nbf":1767226000)").substr(7),
+        jwt_key().sign(R"({"alg":"none"})", R"({"sub":"alice","exp":1767225900})"),
+        repl::test::Minter::p256("k1").sign(R"({"alg":"ES256","kid":"k1"})",
+                                            R"({"sub":"alice","iss":"https://issuer.test","aud":"repl-shim",)"
+                                            R"("exp":1767225900})"),
+        std::string(64 * 1024, 'a')}) {
+    INFO(token.substr(0, 60));
+    CHECK(unauthorized(with_header(post("/start", R"({"replId":"abc"})"), "authorization",
+                                   "Bearer " + token)) == R"(Bearer error="invalid_token")");
+  }
+  // Expired since: the same token five minutes and a skew later.
+  const std::string alices = bearer("alice");
+  h.clock.advance(5min + 31s);
+  CHECK(unauthorized(with_header(post("/start", R"({"replId":"abc"})"), "authorization", alices)) ==
+        R"(Bearer error="invalid_token")");
+  CHECK(calls() == 0);
+  // Health, readiness and metrics need no token.
+  CHECK(h.handle(http_request("GET", "/healthz")).status == 200);
+}
+
+TEST_CASE("JWT beside the shared token: the shared token is a trusted backend's, naming any user",
+          "[shim][jwt]") {
+  Harness h(with_jwt(kToken));
+  CHECK(h.handle(start("abc", "carol", {{"authorization", std::string("Bearer ") + kToken}})).status == 201);
+  CHECK(h.api.repls.at("abc").spec.user_id == "carol");
+  CHECK(h.api.repls.at("abc").subject.empty());
+  CHECK(h.handle(as(http_request("GET", "/repls/abc"), "alice")).status == 404);
+  CHECK(h.handle(as(post("/start", R"({"replId":"def"})"), "alice")).status == 201);
 }

@@ -107,10 +107,12 @@ class FakeReplApi final : public shim::ReplApi {
     spec.suspended = request.suspended;
     spec.idle_timeout = request.idle_timeout;
     spec.ttl_after_suspend = request.ttl_after_suspend;
-    if (created || !(spec == r.spec) || r.last_activity != request.last_activity) {
+    if (created || !(spec == r.spec) || r.last_activity != request.last_activity ||
+        r.subject != request.subject) {
       if (!(spec == r.spec)) ++r.generation;
       r.spec = spec;
-      r.last_activity = request.last_activity;  // the annotation this manager owns
+      r.last_activity = request.last_activity;  // the annotations this manager owns
+      r.subject = request.subject;
       r.resource_version = std::to_string(std::stoll(r.resource_version) + 1);
     }
     return shim::Applied{r, created};

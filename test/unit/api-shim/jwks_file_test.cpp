@@ -1,0 +1,86 @@
+// The shim's JWKS file, read again when it changes, in virtual time: a key added is accepted
+// without a restart, a key removed is refused, a broken or missing file keeps the keys read before.
+#include "jwks_file.hpp"
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+
+#include "common/time.hpp"
+#include "unit/support/jwt_minter.hpp"
+#include "unit/support/quiet_logs.hpp"
+#include "unit/support/temp_dir.hpp"
+
+using namespace std::chrono_literals;
+using repl::test::Minter;
+
+namespace {
+
+const Minter& key(int i) {
+  static const Minter k1 = Minter::rsa("k1"), k2 = Minter::p256("k2");
+  return i == 1 ? k1 : k2;
+}
+
+// Whether the file's keys verify a token of key `i`.
+bool accepts(const repl::shim::JwksFile& f, int i) {
+  const std::string alg = i == 1 ? "RS256" : "ES256";
+  const std::string token = key(i).sign(R"({"alg":")" + alg + R"(","kid":")" + key(i).kid() + R"("})",
+                                        R"({"sub":"alice","exp":1767225900})");
+  return static_cast<bool>(
+      repl::auth::verify(token, *f.keys(), {}, *repl::parse_rfc3339("2026-01-01T00:00:00Z")));
+}
+
+}  // namespace
+
+TEST_CASE("the JWKS file is read again when it changes; a broken one keeps the keys read before",
+          "[shim][jwt]") {
+  repl::test::QuietLogs quiet;
+  repl::test::TempDir dir;
+  repl::ManualClock clock;
+  const std::string path = dir.write("jwks.json", repl::test::jwks_of({key(1).jwk()}));
+  auto opened = repl::shim::JwksFile::open(path, {}, clock, 5s);
+  REQUIRE(opened);
+  auto& f = **opened;
+  f.start();
+  CHECK(accepts(f, 1));
+  CHECK_FALSE(accepts(f, 2));
+
+  // A key added (a rotation's first step): accepted at the next look, not before.
+  dir.write("jwks.json", repl::test::jwks_of({key(1).jwk(), key(2).jwk()}));
+  clock.advance(4s);
+  CHECK_FALSE(accepts(f, 2));
+  clock.advance(1s);
+  CHECK(accepts(f, 2));
+  CHECK(accepts(f, 1));
+
+  // The old key removed: refused.
+  dir.write("jwks.json", repl::test::jwks_of({key(2).jwk()}));
+  clock.advance(5s);
+  CHECK_FALSE(accepts(f, 1));
+  CHECK(accepts(f, 2));
+
+  // Broken, then gone: the last good keys stay.
+  dir.write("jwks.json", "{\"keys\": [");
+  clock.advance(5s);
+  CHECK(accepts(f, 2));
+  std::filesystem::remove(path);
+  clock.advance(5s);
+  CHECK(accepts(f, 2));
+  // Back, as a Secret's volume swaps it in (a new file): read.
+  dir.write("jwks.json", repl::test::jwks_of({key(1).jwk()}));
+  clock.advance(5s);
+  CHECK(accepts(f, 1));
+  CHECK_FALSE(accepts(f, 2));
+  f.stop();
+  CHECK_FALSE(clock.wait_armed(0ms));
+}
+
+TEST_CASE("a JWKS file that cannot be used is an error at start-up", "[shim][jwt]") {
+  repl::test::TempDir dir;
+  repl::ManualClock clock;
+  const auto missing = repl::shim::JwksFile::open(dir.path() + "/none.json", {}, clock, 5s);
+  REQUIRE_FALSE(missing);
+  CHECK_THAT(missing.error(), Catch::Contains("cannot read the JWKS file"));
+  const auto empty = repl::shim::JwksFile::open(dir.write("empty.json", R"({"keys":[]})"), {}, clock, 5s);
+  REQUIRE_FALSE(empty);
+  CHECK_THAT(empty.error(), Catch::Contains("no usable signing key"));
+}
