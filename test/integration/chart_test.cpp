@@ -218,7 +218,7 @@ TEST_CASE("the chart lints strictly, renders, and its objects pass the API serve
       {"--set", "watchNamespace=" + ns},
       {"--set", "networkPolicy.enabled=false"},
       {"--set", "shim.ingress.enabled=true", "--set", "shim.ingress.host=api.localhost", "--set",
-       "shim.auth.existingSecret=shim-token"},
+       "shim.auth.existingSecret=shim-token", "--set", "shim.auth.jwt.jwksSecret=idp-keys"},
       {"--set", "s3.endpoint=http://10.88.0.1:9000", "--set", "s3.egressCidr=10.88.0.1/32", "--set",
        "runner.uid=1234", "--set", "runner.gid=5678"},
       // The production objects' other shapes: minAvailable, hard anti-affinity over zones too, the API
@@ -326,26 +326,32 @@ TEST_CASE("the chart's ConfigMap carries templates/ byte for byte", "[chart]") {
   }
 }
 
-TEST_CASE("the operator's args are flags the binary knows, runner.uid/gid and s3.egressCidr among them",
-          "[chart]") {
+TEST_CASE(
+    "the operator's and the shim's args are flags the binaries know, runner.uid/gid, s3.egressCidr and "
+    "shim.auth.jwt among them",
+    "[chart]") {
   TempDir dir;
-  // The operator container's args, one a line, as the chart renders them with `set`.
-  const auto args_for = [&](const std::vector<std::string>& set) {
-    std::vector<std::string> argv = {"template", kRelease, kChart, "--show-only",
-                                     "templates/deployment-operator.yaml"};
+  // A Deployment's first container's args (or another jsonpath), one a line, as the chart renders
+  // them with `set`.
+  const auto rendered_as = [&](const std::vector<std::string>& set, const std::string& file,
+                               const std::string& path) {
+    std::vector<std::string> argv = {"template", kRelease, kChart, "--show-only", "templates/" + file};
     argv.insert(argv.end(), set.begin(), set.end());
     const auto rendered = helm(argv);
     INFO(rendered.err);
     REQUIRE(rendered.exit_code == 0);
     std::ofstream(dir.path / "deployment.yaml") << rendered.out;
-    const auto args =
-        kubectl({"create", "--dry-run=client", "-f", (dir.path / "deployment.yaml").string(), "-o",
-                 "jsonpath={range .spec.template.spec.containers[0].args[*]}{@}{\"\\n\"}{end}"});
+    const auto args = kubectl(
+        {"create", "--dry-run=client", "-f", (dir.path / "deployment.yaml").string(), "-o", "jsonpath=" + path});
     REQUIRE(args.exit_code == 0);
     std::vector<std::string> out;
     std::istringstream in(args.out);
     for (std::string line; std::getline(in, line);) out.push_back(line);
     return out;
+  };
+  const std::string kArgs = "{range .spec.template.spec.containers[0].args[*]}{@}{\"\\n\"}{end}";
+  const auto args_for = [&](const std::vector<std::string>& set) {
+    return rendered_as(set, "deployment-operator.yaml", kArgs);
   };
   const auto has = [](const std::vector<std::string>& args, const std::string& arg) {
     return std::find(args.begin(), args.end(), arg) != args.end();
@@ -361,14 +367,37 @@ TEST_CASE("the operator's args are flags the binary knows, runner.uid/gid and s3
   CHECK(has(set, "--runner-gid=5678"));
   CHECK(has(set, "--s3-egress-cidr=10.88.0.1/32"));
   // The binary parses every flag before it reaches --help: an unknown one, or a bad number, fails.
-  for (const auto& args : {defaults, set}) {
-    std::vector<std::string> argv = {REPL_OPERATOR_BIN};
+  const auto knows = [](const char* binary, const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {binary};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back("--help");
     const auto help = run(argv);
     INFO(help.err);
     CHECK(help.exit_code == 0);
-  }
+  };
+  for (const auto& args : {defaults, set}) knows(REPL_OPERATOR_BIN, args);
+
+  // The shim: JWT from a ConfigMap's key, mounted as a directory (so updates reach it), beside the token.
+  const std::vector<std::string> jwt = {"--set", "shim.auth.existingSecret=shim-token", "--set",
+                                        "shim.auth.jwt.jwksConfigMap=idp-keys", "--set",
+                                        "shim.auth.jwt.issuer=https://idp.example.com/", "--set",
+                                        "shim.auth.jwt.audience=repl", "--set", "shim.auth.jwt.userClaim=email"};
+  const auto shim = rendered_as(jwt, "deployment-shim.yaml", kArgs);
+  CHECK(has(shim, "--jwks-file=/etc/repl-shim/jwks/jwks.json"));
+  CHECK(has(shim, "--jwt-issuer=https://idp.example.com/"));
+  CHECK(has(shim, "--jwt-audience=repl"));
+  CHECK(has(shim, "--jwt-user-claim=email"));
+  CHECK(has(shim, "--jwt-allow-hs256=false"));
+  CHECK(has(shim, "--auth-token-file=/etc/repl-shim/auth/token"));
+  CHECK(rendered_as(jwt, "deployment-shim.yaml",
+                    "{.spec.template.spec.volumes[?(@.name==\"jwks\")].configMap.name}") ==
+        std::vector<std::string>{"idp-keys"});
+  CHECK(rendered_as(jwt, "deployment-shim.yaml",
+                    "{.spec.template.spec.containers[0].volumeMounts[?(@.name==\"jwks\")].subPath}")
+            .empty());
+  const auto plain = rendered_as({}, "deployment-shim.yaml", kArgs);
+  CHECK(std::none_of(plain.begin(), plain.end(), [](const std::string& a) { return a.starts_with("--jwks"); }));
+  for (const auto& args : {shim, plain}) knows(REPL_SHIM_BIN, args);
 }
 
 TEST_CASE("bad values are refused at install with the schema's message, creating nothing", "[chart]") {
@@ -385,6 +414,9 @@ TEST_CASE("bad values are refused at install with the schema's message, creating
       {{"--set", "runner.gid=-1"}, "gid"},
       {{"--set", "s3.endpoint=http://10.88.0.1:9000", "--set", "s3.egressCidr=10.88.0.1"}, "egressCidr"},
       {{"--set", "s3.egressCidr=10.88.0.1/32"}, "endpoint"},  // a CIDR needs the endpoint it is for
+      {{"--set", "shim.auth.jwt.jwksConfigMap=a", "--set", "shim.auth.jwt.jwksSecret=b"}, "jwt"},  // one source
+      {{"--set", "shim.auth.jwt.clockSkewSeconds=-1"}, "clockSkewSeconds"},
+      {{"--set", "shim.auth.jwt.jwksKey=../etc"}, "jwksKey"},
   };
   for (const auto& [set, mentions] : cases) {
     std::vector<std::string> args = {"install", kRelease, kChart, "--namespace", ns};
