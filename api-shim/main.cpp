@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   int jwks_poll = 5;
   int jwt_clock_skew = 30;
   bool jwt_allow_hs256 = false;
+  shim::Quota::Limits quota_limits;
   shim::ShimOptions options;
   std::string log_level = "info";
 
@@ -83,15 +84,25 @@ int main(int argc, char** argv) {
             "seconds of leeway for exp, nbf and iat");
   flags.add("jwt-allow-hs256", "SHIM_JWT_ALLOW_HS256", &jwt_allow_hs256,
             "also accept HS256 JWTs, signed with the JWKS file's \"oct\" keys (shared secrets)");
+  flags.add("max-repls-per-user", "SHIM_MAX_REPLS_PER_USER", &quota_limits.per_user,
+            "running (not suspended) repls one user may have; /start beyond is 429 (0: no limit)");
+  flags.add("max-repls", "SHIM_MAX_REPLS", &quota_limits.total,
+            "running repls in the namespace; /start beyond is 429 (0: no limit)");
+  flags.add("rate-per-minute", "SHIM_RATE_PER_MINUTE", &options.rate_per_minute,
+            "writes (/start, /stop, DELETE, heartbeats) one user may send a minute, beyond a burst: 429 with "
+            "Retry-After (0: no limit)");
+  flags.add("rate-burst", "SHIM_RATE_BURST", &options.rate_burst, "writes one user may send at once");
   flags.add("log-level", "SHIM_LOG_LEVEL", &log_level, "debug, info, warn or error");
   if (auto exit_code = flags.parse_main(argc, argv)) return *exit_code;
 
   const auto level = log::parse_level(log_level);
   if (!level || workers < 1 || max_body_bytes < 1 || activity_interval < 1 || jwks_poll < 1 ||
-      jwt_clock_skew < 0 || options.jwt.user_claim.empty()) {
+      jwt_clock_skew < 0 || options.jwt.user_claim.empty() || quota_limits.per_user < 0 ||
+      quota_limits.total < 0 || options.rate_per_minute < 0 || options.rate_burst < 1) {
     std::cerr << "repl-shim: --log-level must be debug, info, warn or error; --workers, --max-body-bytes, "
                  "--activity-interval and --jwks-poll positive; --jwt-clock-skew not negative; "
-                 "--jwt-user-claim not empty\n";
+                 "--jwt-user-claim not empty; --max-repls-per-user, --max-repls, --rate-per-minute not "
+                 "negative; --rate-burst positive\n";
     return 2;
   }
   log::set_level(*level);
@@ -147,9 +158,13 @@ int main(int argc, char** argv) {
     options.jwt_keys = [&jwks] { return jwks->keys(); };
   }
   shim::ReadyWaiters waiters(clock);
+  // The same watch counts the running Repls for the quotas.
+  shim::Quota quota(quota_limits, clock);
+  options.quota = &quota;
+  kube::SinkTee repl_sinks({&waiters, &quota});
   kube::WatchRunner repl_watch(
       client, clock, io.get_executor(),
-      kube::WatcherOptions{kube::collection_path(kube::repls(), ns), "", 500, "repls"}, waiters);
+      kube::WatcherOptions{kube::collection_path(kube::repls(), ns), "", 500, "repls"}, repl_sinks);
   shim::KubeReplApi api(client, ns, waiters);
   metrics::Registry registry;
   shim::Shim shim(options, api, clock, registry);

@@ -225,7 +225,44 @@ Shim::Shim(ShimOptions options, ReplApi& api, Clock& clock, metrics::Registry& r
       latency_(prometheus::BuildHistogram()
                    .Name("repl_shim_request_duration_seconds")
                    .Help("Time to answer, by route.")
-                   .Register(registry.families())) {}
+                   .Register(registry.families())),
+      buckets_(options_.rate_per_minute > 0 ? std::make_unique<TokenBuckets>(options_.rate_per_minute,
+                                                                             std::max(1, options_.rate_burst))
+                                            : nullptr) {}
+
+std::optional<HttpReply> Shim::admit(const std::string& repl_id, const std::string& user) {
+  if (options_.quota == nullptr) return std::nullopt;
+  const auto& limits = options_.quota->limits();
+  switch (options_.quota->admit(repl_id, user)) {
+    case Quota::Verdict::kAdmitted:
+      return std::nullopt;
+    case Quota::Verdict::kUserFull:
+      return error_reply(429, "too_many_requests", "",
+                         "user " + user + " already runs " + std::to_string(limits.per_user) +
+                             " repls, the most one user may (--max-repls-per-user): stop one first");
+    case Quota::Verdict::kTotalFull:
+      return error_reply(429, "too_many_requests", "",
+                         std::to_string(limits.total) +
+                             " repls run, the most the platform allows (--max-repls): try again later");
+    case Quota::Verdict::kNotSynced:
+      break;
+  }
+  HttpReply r = error_reply(503, "unavailable", "", "the shim is still reading the running repls; try again");
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+std::optional<HttpReply> Shim::rate_limited(const std::string& user) {
+  if (!buckets_) return std::nullopt;
+  const auto wait = buckets_->take(user, clock_.now());
+  if (!wait) return std::nullopt;
+  HttpReply r = error_reply(429, "too_many_requests", "",
+                            "user " + user + " sent more than " + std::to_string(options_.rate_per_minute) +
+                                " writes a minute (bursts of " + std::to_string(options_.rate_burst) +
+                                "); try again in " + std::to_string(wait->count()) + " s");
+  r.headers.emplace_back("Retry-After", std::to_string(wait->count()));
+  return r;
+}
 
 bool Shim::origin_allowed(const std::string& origin) const {
   return !origin.empty() && std::find(options_.cors_origins.begin(), options_.cors_origins.end(), origin) !=
@@ -378,6 +415,7 @@ HttpReply Shim::start(const IncomingRequest& req, const Caller& caller) {
   if (!user) return user.error();
   s.user_id = *user;
   if (auto bad = invalid_ids(s.repl_id, s.user_id, &s.language)) return *bad;
+  if (auto limited = rate_limited(s.user_id)) return *limited;
   for (const char* name : {"idleTimeout", "ttlAfterSuspend"}) {
     // The CRD's rule, with its message: a given but empty value is refused like any other.
     const auto it = fields->values.find(name);
@@ -391,7 +429,9 @@ HttpReply Shim::start(const IncomingRequest& req, const Caller& caller) {
     if (*existing) keep_unnamed(s, **existing);
   }
 
+  if (auto refused = admit(s.repl_id, s.user_id)) return *refused;
   auto applied = api_.apply(s);
+  if (!applied && options_.quota != nullptr) options_.quota->release(s.repl_id);
   if (!applied) {
     const auto& e = applied.error();
     if (e.is_invalid() && e.message.find("userId is immutable") != std::string::npos) {
@@ -417,6 +457,7 @@ HttpReply Shim::stop(const IncomingRequest& req, const Caller& caller) {
   auto user = user_for(caller, given_user(*fields));
   if (!user) return user.error();
   s.user_id = *user;
+  if (auto limited = rate_limited(s.user_id)) return *limited;
   auto existing = api_.get(s.repl_id);
   if (!existing) return upstream_reply(existing.error());
   if (!*existing) return error_reply(404, "not_found", "replId", "no such repl");
@@ -434,6 +475,7 @@ HttpReply Shim::heartbeat(const IncomingRequest& req, const std::string& repl_id
   if (auto e = validate_repl_id(repl_id)) return error_reply(400, "bad_request", "replId", e->message);
   auto user = requested_user(req, caller);
   if (!user) return user.error();
+  if (auto limited = rate_limited(*user)) return *limited;
   auto existing = api_.get(repl_id);
   if (!existing) return upstream_reply(existing.error());
   if (!*existing) return error_reply(404, "not_found", "replId", "no such repl");
@@ -500,6 +542,7 @@ HttpReply Shim::remove(const IncomingRequest& req, const std::string& repl_id, c
   if (auto e = validate_repl_id(repl_id)) return error_reply(400, "bad_request", "replId", e->message);
   auto user = requested_user(req, caller);
   if (!user) return user.error();
+  if (auto limited = rate_limited(*user)) return *limited;
   const std::string& user_id = *user;
   auto existing = api_.get(repl_id);
   if (!existing) return upstream_reply(existing.error());

@@ -31,6 +31,7 @@
 #include "common/clock.hpp"
 #include "common/metrics.hpp"
 #include "kube/http_server.hpp"
+#include "limits.hpp"
 #include "repl_api.hpp"
 
 namespace repl::shim {
@@ -48,6 +49,11 @@ struct ShimOptions {
   // A heartbeat writes the Repl's last activity only when what it holds is older than this: the
   // idle timeout is counted in minutes, and each write is a Repl update every watcher sees.
   std::chrono::seconds activity_interval{60};
+  // Running Repls per user and in all (not owned; null: no limits), and a token bucket per user on
+  // /start, /stop, DELETE and heartbeats (0 a minute: none).
+  Quota* quota = nullptr;
+  int rate_per_minute = 0;
+  int rate_burst = 10;
 };
 
 // The JSON error body: {"error": code, "field": field or null, "message": message}.
@@ -101,6 +107,10 @@ class Shim final {
   kube::HttpReply preflight(const kube::IncomingRequest& request);
   bool origin_allowed(const std::string& origin) const;
   Result<Caller, kube::HttpReply> authenticate(const kube::IncomingRequest& request) const;
+  // 429 naming the limit when starting `repl_id` would put `user` or the platform over its quota.
+  std::optional<kube::HttpReply> admit(const std::string& repl_id, const std::string& user);
+  // 429 with Retry-After when `user` has spent its writes for now.
+  std::optional<kube::HttpReply> rate_limited(const std::string& user);
 
   const ShimOptions options_;
   ReplApi& api_;  // not owned
@@ -108,6 +118,7 @@ class Shim final {
   metrics::Registry& registry_;
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& latency_;
+  std::unique_ptr<TokenBuckets> buckets_;  // null: no rate limit
 };
 
 }  // namespace repl::shim

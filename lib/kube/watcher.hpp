@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "common/clock.hpp"
 #include "common/result.hpp"
@@ -107,6 +108,30 @@ class WatchSink {
   virtual void end_resync() = 0;
   virtual void on_event(EventType type, const rapidjson::Value& object) = 0;
   virtual void on_progress(const std::string& /*resource_version*/) {}
+};
+
+// One watch feeding several sinks, in order (e.g. the shim's waits and its quota).
+class SinkTee final : public WatchSink {
+ public:
+  explicit SinkTee(std::vector<WatchSink*> sinks) : sinks_(std::move(sinks)) {}
+  void begin_resync() override {
+    for (auto* s : sinks_) s->begin_resync();
+  }
+  void resync_item(const rapidjson::Value& object) override {
+    for (auto* s : sinks_) s->resync_item(object);
+  }
+  void end_resync() override {
+    for (auto* s : sinks_) s->end_resync();
+  }
+  void on_event(EventType type, const rapidjson::Value& object) override {
+    for (auto* s : sinks_) s->on_event(type, object);
+  }
+  void on_progress(const std::string& resource_version) override {
+    for (auto* s : sinks_) s->on_progress(resource_version);
+  }
+
+ private:
+  std::vector<WatchSink*> sinks_;  // not owned
 };
 
 // What a WatchRunner tells its observer (for metrics): a list done (the first, or a relist), a

@@ -341,8 +341,8 @@ TEST_CASE(
     INFO(rendered.err);
     REQUIRE(rendered.exit_code == 0);
     std::ofstream(dir.path / "deployment.yaml") << rendered.out;
-    const auto args = kubectl(
-        {"create", "--dry-run=client", "-f", (dir.path / "deployment.yaml").string(), "-o", "jsonpath=" + path});
+    const auto args = kubectl({"create", "--dry-run=client", "-f", (dir.path / "deployment.yaml").string(),
+                               "-o", "jsonpath=" + path});
     REQUIRE(args.exit_code == 0);
     std::vector<std::string> out;
     std::istringstream in(args.out);
@@ -378,10 +378,12 @@ TEST_CASE(
   for (const auto& args : {defaults, set}) knows(REPL_OPERATOR_BIN, args);
 
   // The shim: JWT from a ConfigMap's key, mounted as a directory (so updates reach it), beside the token.
-  const std::vector<std::string> jwt = {"--set", "shim.auth.existingSecret=shim-token", "--set",
-                                        "shim.auth.jwt.jwksConfigMap=idp-keys", "--set",
-                                        "shim.auth.jwt.issuer=https://idp.example.com/", "--set",
-                                        "shim.auth.jwt.audience=repl", "--set", "shim.auth.jwt.userClaim=email"};
+  const std::vector<std::string> jwt = {"--set", "shim.auth.existingSecret=shim-token",
+                                        "--set", "shim.auth.jwt.jwksConfigMap=idp-keys",
+                                        "--set", "shim.auth.jwt.issuer=https://idp.example.com/",
+                                        "--set", "shim.auth.jwt.audience=repl",
+                                        "--set", "shim.auth.jwt.userClaim=email",
+                                        "--set", "shim.limits.maxReplsPerUser=3"};
   const auto shim = rendered_as(jwt, "deployment-shim.yaml", kArgs);
   CHECK(has(shim, "--jwks-file=/etc/repl-shim/jwks/jwks.json"));
   CHECK(has(shim, "--jwt-issuer=https://idp.example.com/"));
@@ -389,6 +391,7 @@ TEST_CASE(
   CHECK(has(shim, "--jwt-user-claim=email"));
   CHECK(has(shim, "--jwt-allow-hs256=false"));
   CHECK(has(shim, "--auth-token-file=/etc/repl-shim/auth/token"));
+  CHECK(has(shim, "--max-repls-per-user=3"));
   CHECK(rendered_as(jwt, "deployment-shim.yaml",
                     "{.spec.template.spec.volumes[?(@.name==\"jwks\")].configMap.name}") ==
         std::vector<std::string>{"idp-keys"});
@@ -396,7 +399,8 @@ TEST_CASE(
                     "{.spec.template.spec.containers[0].volumeMounts[?(@.name==\"jwks\")].subPath}")
             .empty());
   const auto plain = rendered_as({}, "deployment-shim.yaml", kArgs);
-  CHECK(std::none_of(plain.begin(), plain.end(), [](const std::string& a) { return a.starts_with("--jwks"); }));
+  CHECK(
+      std::none_of(plain.begin(), plain.end(), [](const std::string& a) { return a.starts_with("--jwks"); }));
   for (const auto& args : {shim, plain}) knows(REPL_SHIM_BIN, args);
 }
 
@@ -414,8 +418,10 @@ TEST_CASE("bad values are refused at install with the schema's message, creating
       {{"--set", "runner.gid=-1"}, "gid"},
       {{"--set", "s3.endpoint=http://10.88.0.1:9000", "--set", "s3.egressCidr=10.88.0.1"}, "egressCidr"},
       {{"--set", "s3.egressCidr=10.88.0.1/32"}, "endpoint"},  // a CIDR needs the endpoint it is for
-      {{"--set", "shim.auth.jwt.jwksConfigMap=a", "--set", "shim.auth.jwt.jwksSecret=b"}, "jwt"},  // one source
+      {{"--set", "shim.auth.jwt.jwksConfigMap=a", "--set", "shim.auth.jwt.jwksSecret=b"},
+       "jwt"},  // one source
       {{"--set", "shim.auth.jwt.clockSkewSeconds=-1"}, "clockSkewSeconds"},
+      {{"--set", "shim.limits.rateBurst=0"}, "rateBurst"},
       {{"--set", "shim.auth.jwt.jwksKey=../etc"}, "jwksKey"},
   };
   for (const auto& [set, mentions] : cases) {

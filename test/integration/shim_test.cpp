@@ -168,6 +168,57 @@ TEST_CASE("50 simultaneous /start calls for one replId create exactly one Repl",
   CHECK(s.repl_names() == "contested");
 }
 
+TEST_CASE(
+    "quotas: 50 simultaneous /start calls of one user against a quota of 3 admit exactly 3; a stop frees a "
+    "place; with two shims the overshoot stays within the stated bound",
+    "[shim]") {
+  Setup s("shim-quota", {"--max-repls-per-user", "3"});
+  std::vector<int> codes(50);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 50; ++i) {
+    callers.emplace_back(
+        [&, i] { codes[i] = s.post("/start", start_body("greedy", "q" + std::to_string(i))).status; });
+  }
+  for (auto& t : callers) t.join();
+  CHECK(std::count(codes.begin(), codes.end(), 201) == 3);
+  CHECK(std::count(codes.begin(), codes.end(), 429) == 47);
+  const auto listed = kubectl({"get", "repls", "-n", s.ns, "-o", "name"});
+  CHECK(std::count(listed.out.begin(), listed.out.end(), '\n') == 3);
+  const auto refused = s.post("/start", start_body("greedy", "one-more"));
+  CHECK(refused.status == 429);
+  CHECK_THAT(refused.body, Catch::Contains("--max-repls-per-user"));
+  CHECK(s.post("/start", start_body("other", "theirs")).status == 201);  // another user's quota
+  // A stop frees a place once the watch shows it.
+  std::string first;
+  for (int i = 0; i < 50 && first.empty(); ++i) {
+    if (codes[i] == 201) first = "q" + std::to_string(i);
+  }
+  REQUIRE(s.post("/stop", start_body("greedy", first)).status == 200);
+  CHECK(eventually(5s, [&] { return s.post("/start", start_body("greedy", "one-more")).status == 201; }));
+
+  // Two replicas over one namespace: each admits exactly up to the quota on its own, so a burst
+  // split over both admits at most 2 x 3 (the README's bound), and once the watches caught up, none.
+  auto second = start_shim({"--namespace", s.ns, "--max-repls-per-user", "3"});
+  std::string addr;
+  REQUIRE(eventually(10s, [&] { return !(addr = second->served_addr("")).empty(); }));
+  std::vector<int> split(20);
+  callers.clear();
+  for (int i = 0; i < 20; ++i) {
+    callers.emplace_back([&, i] {
+      const std::string url = (i % 2 == 0 ? s.url : "http://" + addr) + "/start";
+      split[i] = http("POST", url, start_body("pair", "p" + std::to_string(i)), kJson).status;
+    });
+  }
+  for (auto& t : callers) t.join();
+  const auto both = std::count(split.begin(), split.end(), 201);
+  std::cout << "two shims, quota 3, 20 simultaneous /start of one user: " << both << " admitted\n";
+  CHECK(both >= 3);
+  CHECK(both <= 6);
+  std::this_thread::sleep_for(1s);
+  CHECK(http("POST", "http://" + addr + "/start", start_body("pair", "late"), kJson).status == 429);
+  CHECK(s.post("/start", start_body("pair", "late")).status == 429);
+}
+
 TEST_CASE("?wait=ready holds the request until the Repl is Ready", "[shim]") {
   Setup s("shim-wait");
   REQUIRE(s.post("/start", start_body("waiter", "patient")).status == 201);

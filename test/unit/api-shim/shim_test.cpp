@@ -138,6 +138,8 @@ std::string error_code_for(int status) {
       return "payload_too_large";
     case 415:
       return "unsupported_media_type";
+    case 429:
+      return "too_many_requests";
     case 503:
       return "unavailable";
   }
@@ -1318,4 +1320,30 @@ TEST_CASE("JWT beside the shared token: the shared token is a trusted backend's,
   CHECK(h.api.repls.at("abc").subject.empty());
   CHECK(h.handle(as(http_request("GET", "/repls/abc"), "alice")).status == 404);
   CHECK(h.handle(as(post("/start", R"({"replId":"def"})"), "alice")).status == 201);
+}
+
+TEST_CASE("quotas and rate limits at /start: 429 naming the limit, nothing applied", "[shim][quota]") {
+  repl::ManualClock quota_clock;
+  repl::shim::Quota quota({1, 0, 30s}, quota_clock);
+  quota.begin_resync();
+  quota.end_resync();
+  ShimOptions o;
+  o.quota = &quota;
+  o.rate_per_minute = 60;
+  o.rate_burst = 2;
+  Harness h(o);
+  REQUIRE(h.handle(start("abc", "alice")).status == 201);
+  auto r = h.handle(start("def", "alice"));
+  require_error(r, 429, std::nullopt);
+  CHECK_THAT(string_at(repl::test::parse_json(r.body), "/message"),
+             Catch::Contains("already runs 1 repls") && Catch::Contains("--max-repls-per-user"));
+  CHECK_FALSE(h.api.repls.contains("def"));
+  // The rate limit: alice's two writes are spent (the refused start was one).
+  r = h.handle(post("/stop", R"({"replId":"abc","userId":"alice"})"));
+  require_error(r, 429, std::nullopt);
+  CHECK(reply_header(r, "Retry-After") == "1");
+  CHECK_FALSE(h.api.repls.at("abc").spec.suspended);
+  h.clock.advance(1s);
+  CHECK(h.handle(post("/stop", R"({"replId":"abc","userId":"alice"})")).status == 200);
+  CHECK(h.handle(start("xyz", "bob")).status == 201);  // bob's own quota and bucket
 }
