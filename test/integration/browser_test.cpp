@@ -11,7 +11,9 @@
 #include <regex>
 #include <sstream>
 
+#include "auth/jwt.hpp"
 #include "integration/support.hpp"
+#include "unit/support/jwt_minter.hpp"
 
 using namespace repl::test;
 using namespace std::chrono_literals;
@@ -65,6 +67,31 @@ fetch(")" +
          user + R"(", replId: ")" + repl + R"("}),
 }).then(r => r.text().then(t => { out.textContent = "status=" + r.status + " body=" + t; }),
         e => { out.textContent = "error=" + e.name + " message=" + e.message; });
+</script>
+)";
+}
+
+// The page of a frontend with JWT sign-in: POST /start {replId} with the user's token (no userId:
+// the shim takes the token's), then GET the repl with it; both outcomes into <pre id=out>.
+std::string jwt_page(const std::string& shim, const std::string& token, const std::string& repl) {
+  return R"(<!doctype html>
+<meta charset="utf-8">
+<title>repl-shim JWT</title>
+<pre id="out">pending</pre>
+<script>
+const out = document.getElementById("out");
+const auth = {"Authorization": "Bearer )" +
+         token + R"("};
+fetch(")" +
+         shim + R"(/start", {
+  method: "POST",
+  headers: {...auth, "Content-Type": "application/json"},
+  body: JSON.stringify({replId: ")" +
+         repl + R"("}),
+}).then(r => r.text().then(t => fetch(")" +
+         shim + "/repls/" + repl + R"(", {headers: auth}).then(g => g.text().then(u => {
+  out.textContent = "status=" + r.status + " body=" + t + " get=" + g.status + " " + u;
+}))), e => { out.textContent = "error=" + e.name + " message=" + e.message; });
 </script>
 )";
 }
@@ -159,4 +186,49 @@ TEST_CASE("a browser may call the shim from an allowed origin only; a refused pr
   const auto repls = kubectl({"get", "repls", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}"});
   REQUIRE(repls.exit_code == 0);
   CHECK(repls.out == "from-allowed");
+}
+
+TEST_CASE(
+    "a browser signed in with a JWT: the page's fetch with the user's token (preflight included) starts "
+    "and reads its own repl; a forged token is 401 and creates nothing",
+    "[browser]") {
+  TempDir tmp;
+  const std::string dir = tmp.path.string() + "/site";
+  std::filesystem::create_directories(dir);
+  PageServer site(dir);
+  const Minter key = Minter::p256("idp-1");
+  write_file(tmp.path.string() + "/jwks.json", repl::test::jwks_of({key.jwk()}));
+  const std::string ns = fresh_namespace("browser-jwt");
+  auto shim = start_shim({"--namespace", ns, "--cors-origins", site.origin, "--jwks-file",
+                          tmp.path.string() + "/jwks.json", "--jwt-issuer", "https://idp.test",
+                          "--jwt-audience", "repl-shim"});
+  std::string addr;
+  REQUIRE(eventually(30s, [&] { return !(addr = shim->served_addr("")).empty(); }));
+  const std::string shim_url = "http://" + addr;
+  const auto now =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  const std::string claims = R"({"sub":"auth0|alice","iss":"https://idp.test","aud":"repl-shim","exp":)" +
+                             std::to_string(now + 300) + "}";
+  const std::string token = key.sign(R"({"alg":"ES256","kid":"idp-1","typ":"JWT"})", claims);
+  write_file(dir + "/ok.html", jwt_page(shim_url, token, "signed-in"));
+  const std::string forged = Minter::p256("idp-1").sign(R"({"alg":"ES256","kid":"idp-1"})", claims);
+  write_file(dir + "/forged.html", jwt_page(shim_url, forged, "forged"));
+  const std::string user = repl::auth::user_id_for("auth0|alice");
+
+  const std::string ok = load_in_chromium(tmp, site.origin + "/ok.html");
+  INFO(ok);
+  CHECK_THAT(ok, Catch::StartsWith("status=201 body=") && Catch::Contains(R"("userId":")" + user + "\"") &&
+                     Catch::Contains(" get=200 "));
+  CHECK(jsonpath(ns, "repl/signed-in", "{.spec.userId}") == user);
+  CHECK(jsonpath(ns, "repl/signed-in", "{.metadata.annotations.peetcode\\.com/subject}") == "auth0|alice");
+  const auto requests = [&](const std::string& labels) {
+    return metric_sum(http("GET", shim_url + "/metrics").body, "repl_shim_requests_total", labels);
+  };
+  CHECK(requests(R"(route="preflight",code="204")") >= 1);  // Authorization makes the GET preflighted too
+
+  const std::string refused = load_in_chromium(tmp, site.origin + "/forged.html");
+  INFO(refused);
+  CHECK_THAT(refused, Catch::StartsWith("status=401 ") && Catch::Contains(" get=401 "));
+  CHECK(kubectl({"get", "-n", ns, "repl/forged"}).exit_code != 0);
 }
