@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "integration/support.hpp"
-#include "unit/support/base64url.hpp"
+#include "unit/support/jwt_minter.hpp"
 
 using namespace repl::test;
 using namespace std::chrono_literals;
@@ -490,6 +490,15 @@ TEST_CASE(
   const std::string none = repl::test::base64url(R"({"alg":"none"})") + "." +
                            repl::test::base64url(R"({"sub":"eve","exp":)" + std::to_string(now + 300) + "}") +
                            ".";
+  const auto public_pem = run({"openssl", "pkey", "-in", a.pem, "-pubout"});
+  REQUIRE(public_pem.exit_code == 0);
+  const std::string hs_input =
+      repl::test::base64url(R"({"alg":"HS256","kid":"a"})") + "." +
+      repl::test::base64url(R"({"sub":"eve","iss":"https://issuer.test","aud":"repl-shim",)"
+                            R"("exp":)" +
+                            std::to_string(now + 300) + "}");
+  const std::string confused =
+      hs_input + "." + repl::test::base64url(repl::test::hs256(public_pem.out, hs_input));
   for (const std::string& hostile :
        {a.sign(R"({"alg":"RS256","kid":"a"})",
                R"({"sub":"eve","iss":"https://issuer.test","aud":"repl-shim",)"
@@ -499,7 +508,16 @@ TEST_CASE(
         a.sign(R"({"alg":"RS256","kid":"a"})",
                R"({"sub":"eve","iss":"https://evil.test","aud":"repl-shim","exp":)" +
                    std::to_string(now + 300) + "}"),
-        b.token("eve"), none, a.token("eve").substr(0, 200), std::string(12 * 1024, 'e')}) {
+        b.token("eve"), none, a.token("eve").substr(0, 200), std::string(12 * 1024, 'e'),
+        // wrong audience, a bad signature, a claim of the wrong type
+        a.sign(R"({"alg":"RS256","kid":"a"})",
+               R"({"sub":"eve","iss":"https://issuer.test","aud":"other","exp":)" +
+                   std::to_string(now + 300) + "}"),
+        a.token("eve").substr(0, a.token("eve").size() - 4) + "AAAA",
+        a.sign(R"({"alg":"RS256","kid":"a"})",
+               R"({"sub":"eve","iss":"https://issuer.test","aud":"repl-shim","exp":"tomorrow"})"),
+        // algorithm confusion: HS256 with a's public key (as PEM) as the secret
+        confused}) {
     const auto r = call("POST", "/start", hostile, R"({"replId":"evil"})");
     INFO(hostile.substr(0, 80) << ": " << r.status << " " << r.body);
     CHECK(r.status == 401);
