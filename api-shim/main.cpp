@@ -17,8 +17,9 @@
 #include "common/flags.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
-#include "jwks_file.hpp"
+#include "jwks.hpp"
 #include "kube/config.hpp"
+#include "kube/http_get.hpp"
 #include "kube/http_server.hpp"
 #include "kube/resource.hpp"
 #include "kube/transport.hpp"
@@ -46,6 +47,8 @@ int main(int argc, char** argv) {
   int activity_interval = 60;
   std::string jwks_file;
   int jwks_poll = 5;
+  std::string jwks_url, jwks_url_ca = "/etc/ssl/certs/ca-certificates.crt";
+  int jwks_refresh = 300;
   int jwt_clock_skew = 30;
   bool jwt_allow_hs256 = false;
   shim::Quota::Limits quota_limits;
@@ -75,6 +78,13 @@ int main(int argc, char** argv) {
             "JWT authentication: the JWKS file (RS256, ES256 keys) bearer JWTs are verified against, read "
             "again when it changes; a bearer equal to the --auth-token-file token stays a trusted backend's");
   flags.add("jwks-poll", "SHIM_JWKS_POLL", &jwks_poll, "seconds between two looks at the JWKS file");
+  flags.add(
+      "jwks-url", "SHIM_JWKS_URL", &jwks_url,
+      "JWT authentication: the issuer's JWKS URL (its jwks_uri), fetched at start and every --jwks-refresh "
+      "s; with --jwks-file too, both files' keys count");
+  flags.add("jwks-refresh", "SHIM_JWKS_REFRESH", &jwks_refresh, "seconds between two fetches of --jwks-url");
+  flags.add("jwks-url-ca", "SHIM_JWKS_URL_CA", &jwks_url_ca,
+            "CA bundle an https --jwks-url is verified with");
   flags.add("jwt-issuer", "SHIM_JWT_ISSUER", &options.jwt.issuer, "the iss a JWT must carry (empty: any)");
   flags.add("jwt-audience", "SHIM_JWT_AUDIENCE", &options.jwt.audience,
             "an aud a JWT must carry (empty: any)");
@@ -97,12 +107,13 @@ int main(int argc, char** argv) {
 
   const auto level = log::parse_level(log_level);
   if (!level || workers < 1 || max_body_bytes < 1 || activity_interval < 1 || jwks_poll < 1 ||
-      jwt_clock_skew < 0 || options.jwt.user_claim.empty() || quota_limits.per_user < 0 ||
+      jwks_refresh < 1 || jwt_clock_skew < 0 || options.jwt.user_claim.empty() || quota_limits.per_user < 0 ||
       quota_limits.total < 0 || options.rate_per_minute < 0 || options.rate_burst < 1) {
-    std::cerr << "repl-shim: --log-level must be debug, info, warn or error; --workers, --max-body-bytes, "
-                 "--activity-interval and --jwks-poll positive; --jwt-clock-skew not negative; "
-                 "--jwt-user-claim not empty; --max-repls-per-user, --max-repls, --rate-per-minute not "
-                 "negative; --rate-burst positive\n";
+    std::cerr
+        << "repl-shim: --log-level must be debug, info, warn or error; --workers, --max-body-bytes, "
+           "--activity-interval, --jwks-poll and --jwks-refresh positive; --jwt-clock-skew not negative; "
+           "--jwt-user-claim not empty; --max-repls-per-user, --max-repls, --rate-per-minute not "
+           "negative; --rate-burst positive\n";
     return 2;
   }
   log::set_level(*level);
@@ -155,7 +166,24 @@ int main(int argc, char** argv) {
       return 1;
     }
     jwks = std::move(*opened);
-    options.jwt_keys = [&jwks] { return jwks->keys(); };
+  }
+  std::unique_ptr<shim::JwksUrl> issuer_keys;
+  if (!jwks_url.empty()) {
+    auto fetch = [jwks_url, jwks_url_ca](auto done) {
+      kube::http_get(jwks_url, jwks_url_ca, std::chrono::seconds(10), 1 << 20, std::move(done));
+    };
+    auto opened =
+        shim::JwksUrl::open(jwks_url, {jwt_allow_hs256}, clock, std::chrono::seconds(jwks_refresh), fetch);
+    if (!opened) {
+      log::error("cannot use the JWKS URL", {{"error", opened.error()}});
+      return 1;
+    }
+    issuer_keys = std::move(*opened);
+  }
+  if (jwks || issuer_keys) {
+    options.jwt_keys = [&jwks, &issuer_keys] {
+      return shim::merged({jwks ? jwks->keys() : nullptr, issuer_keys ? issuer_keys->keys() : nullptr});
+    };
   }
   shim::ReadyWaiters waiters(clock);
   // The same watch counts the running Repls for the quotas.
@@ -184,10 +212,11 @@ int main(int argc, char** argv) {
     log::error("cannot listen", {{"addr", listen}, {"error", server.error()}});
     return 1;
   }
-  log::info("serving", {{"addr", (*server)->host() + ":" + std::to_string((*server)->port())},
-                        {"namespace", ns},
-                        {"auth", jwks ? (options.auth_token.empty() ? "jwt" : "bearer token and jwt")
-                                      : (options.auth_token.empty() ? "off" : "bearer token")}});
+  log::info("serving",
+            {{"addr", (*server)->host() + ":" + std::to_string((*server)->port())},
+             {"namespace", ns},
+             {"auth", options.jwt_keys ? (options.auth_token.empty() ? "jwt" : "bearer token and jwt")
+                                       : (options.auth_token.empty() ? "off" : "bearer token")}});
 
   std::promise<void> stop;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -198,6 +227,7 @@ int main(int argc, char** argv) {
   });
   repl_watch.start();
   if (jwks) jwks->start();
+  if (issuer_keys) issuer_keys->start();
   std::vector<std::thread> io_threads;
   for (int i = 0; i < kIoThreads; ++i) io_threads.emplace_back([&io] { io.run(); });
   stop.get_future().wait();
@@ -208,6 +238,7 @@ int main(int argc, char** argv) {
   waiters.finish_all();
   repl_watch.stop();
   if (jwks) jwks->stop();
+  if (issuer_keys) issuer_keys->stop();
   client.cancel_all();
   repl_watch.wait();
   io_work.reset();

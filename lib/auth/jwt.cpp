@@ -247,6 +247,12 @@ Result<KeySet, std::string> KeySet::parse(std::string_view jwks, const KeySetOpt
   return set;
 }
 
+KeySet KeySet::merge(const std::vector<const KeySet*>& sets) {
+  KeySet out;
+  for (const KeySet* s : sets) out.keys_.insert(out.keys_.end(), s->keys_.begin(), s->keys_.end());
+  return out;
+}
+
 const KeySet::Key* KeySet::find(std::string_view kid, Alg alg) const {
   const Key* found = nullptr;
   for (const Key& k : keys_) {

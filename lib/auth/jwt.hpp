@@ -51,6 +51,8 @@ class KeySet {
   // A JWKS document ({"keys": [...]}). Keys of other types, curves or uses ("use": "enc") are
   // skipped; a document that is not JSON, or has no usable key, is an error.
   static Result<KeySet, std::string> parse(std::string_view jwks, const KeySetOptions& options);
+  // The keys of several sets in one (a file's and an issuer URL's).
+  static KeySet merge(const std::vector<const KeySet*>& sets);
 
   // The key for a token's header: by kid when the header names one; without a kid, the only key
   // for the algorithm (none when there are several).

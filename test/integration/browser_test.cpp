@@ -20,37 +20,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string which(const std::string& program) {
-  const auto r = run({"sh", "-c", "command -v " + program});
-  std::string path = r.out.substr(0, r.out.find('\n'));
-  INFO(program << " is not installed (scripts/deps.sh installs it)");
-  REQUIRE((r.exit_code == 0 && !path.empty()));
-  return path;
-}
-
-// A static file server for `dir` on a free loopback port (python3 -m http.server), stopped on
-// destruction. Its origin is http://127.0.0.1:<port>.
-struct PageServer {
-  std::unique_ptr<OperatorProcess> process;
-  std::string origin;
-
-  explicit PageServer(const std::string& dir) {
-    // The interpreter itself, not a wrapper script: stopping the server signals this very process.
-    const auto python = run({which("python3"), "-c", "import sys; print(sys.executable)"});
-    REQUIRE(python.exit_code == 0);
-    process = OperatorProcess::spawn({python.out.substr(0, python.out.find('\n')), "-u", "-m", "http.server",
-                                      "0", "--bind", "127.0.0.1", "--directory", dir});
-    // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
-    const std::regex serving(R"(Serving HTTP on 127\.0\.0\.1 port (\d+))");
-    std::smatch m;
-    REQUIRE(eventually(30s, [&] {
-      const std::string log = process->log();
-      return std::regex_search(log, m, serving);
-    }));
-    origin = "http://127.0.0.1:" + m[1].str();
-  }
-};
-
 // The page: POST /start to `shim` with the ids, and the outcome written into <pre id=out>.
 std::string page(const std::string& shim, const std::string& user, const std::string& repl) {
   return R"(<!doctype html>
@@ -147,7 +116,7 @@ TEST_CASE("a browser may call the shim from an allowed origin only; a refused pr
   const std::string allowed_dir = tmp.path.string() + "/allowed", other_dir = tmp.path.string() + "/other";
   std::filesystem::create_directories(allowed_dir);
   std::filesystem::create_directories(other_dir);
-  PageServer allowed(allowed_dir), other(other_dir);
+  StaticServer allowed(allowed_dir), other(other_dir);
   REQUIRE(allowed.origin != other.origin);
 
   const std::string ns = fresh_namespace("browser-cors");
@@ -195,7 +164,7 @@ TEST_CASE(
   TempDir tmp;
   const std::string dir = tmp.path.string() + "/site";
   std::filesystem::create_directories(dir);
-  PageServer site(dir);
+  StaticServer site(dir);
   const Minter key = Minter::p256("idp-1");
   write_file(tmp.path.string() + "/jwks.json", repl::test::jwks_of({key.jwk()}));
   const std::string ns = fresh_namespace("browser-jwt");

@@ -378,12 +378,14 @@ TEST_CASE(
   for (const auto& args : {defaults, set}) knows(REPL_OPERATOR_BIN, args);
 
   // The shim: JWT from a ConfigMap's key, mounted as a directory (so updates reach it), beside the token.
-  const std::vector<std::string> jwt = {"--set", "shim.auth.existingSecret=shim-token",
-                                        "--set", "shim.auth.jwt.jwksConfigMap=idp-keys",
-                                        "--set", "shim.auth.jwt.issuer=https://idp.example.com/",
-                                        "--set", "shim.auth.jwt.audience=repl",
-                                        "--set", "shim.auth.jwt.userClaim=email",
-                                        "--set", "shim.limits.maxReplsPerUser=3"};
+  const std::vector<std::string> jwt = {
+      "--set", "shim.auth.existingSecret=shim-token",
+      "--set", "shim.auth.jwt.jwksConfigMap=idp-keys",
+      "--set", "shim.auth.jwt.issuer=https://idp.example.com/",
+      "--set", "shim.auth.jwt.audience=repl",
+      "--set", "shim.auth.jwt.userClaim=email",
+      "--set", "shim.limits.maxReplsPerUser=3",
+      "--set", "shim.auth.jwt.jwksUrl=https://idp.example.com/.well-known/jwks.json"};
   const auto shim = rendered_as(jwt, "deployment-shim.yaml", kArgs);
   CHECK(has(shim, "--jwks-file=/etc/repl-shim/jwks/jwks.json"));
   CHECK(has(shim, "--jwt-issuer=https://idp.example.com/"));
@@ -392,6 +394,8 @@ TEST_CASE(
   CHECK(has(shim, "--jwt-allow-hs256=false"));
   CHECK(has(shim, "--auth-token-file=/etc/repl-shim/auth/token"));
   CHECK(has(shim, "--max-repls-per-user=3"));
+  CHECK(has(shim, "--jwks-url=https://idp.example.com/.well-known/jwks.json"));
+  CHECK(has(shim, "--jwks-refresh=300"));
   CHECK(rendered_as(jwt, "deployment-shim.yaml",
                     "{.spec.template.spec.volumes[?(@.name==\"jwks\")].configMap.name}") ==
         std::vector<std::string>{"idp-keys"});
@@ -422,6 +426,7 @@ TEST_CASE("bad values are refused at install with the schema's message, creating
        "jwt"},  // one source
       {{"--set", "shim.auth.jwt.clockSkewSeconds=-1"}, "clockSkewSeconds"},
       {{"--set", "shim.limits.rateBurst=0"}, "rateBurst"},
+      {{"--set", "shim.auth.jwt.jwksUrl=file:///etc/passwd"}, "jwksUrl"},
       {{"--set", "shim.auth.jwt.jwksKey=../etc"}, "jwksKey"},
   };
   for (const auto& [set, mentions] : cases) {

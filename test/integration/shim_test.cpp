@@ -535,3 +535,42 @@ TEST_CASE(
   CHECK(call("DELETE", "/repls/jw", b.token("alice")).status == 200);
   CHECK(s.shim->count_log("JWT keys read again") >= 2);
 }
+
+TEST_CASE("JWT keys from the issuer's JWKS URL (a server on loopback): fetched at start and on refresh",
+          "[shim]") {
+  TempDir dir;
+  const OpensslKey a(dir, "a"), b(dir, "b");
+  const auto site = dir.path / "site";
+  std::filesystem::create_directories(site / ".well-known");
+  write_jwks(site / ".well-known" / "jwks.json", {&a});
+  StaticServer issuer(site.string());
+  const std::string ns = fresh_namespace("shim-jwks-url");
+  auto shim =
+      start_shim({"--namespace", ns, "--jwks-url", issuer.origin + "/.well-known/jwks.json", "--jwks-refresh",
+                  "1", "--jwt-issuer", "https://issuer.test", "--jwt-audience", "repl-shim"});
+  std::string addr;
+  REQUIRE(eventually(30s, [&] { return !(addr = shim->served_addr("")).empty(); }));
+  const auto start_as = [&](const OpensslKey& key, const std::string& repl) {
+    return http("POST", "http://" + addr + "/start", R"({"replId":")" + repl + R"("})",
+                {"Content-Type: application/json", "Authorization: Bearer " + key.token("alice")})
+        .status;
+  };
+  CHECK(start_as(a, "by-a") == 201);
+  CHECK(start_as(b, "by-b") == 401);
+  // The issuer rotates: b is taken at a refresh, without a restart; then a is gone.
+  write_jwks(site / ".well-known" / "jwks.json", {&a, &b});
+  CHECK(eventually(10s, [&] { return start_as(b, "by-b") == 201; }));
+  write_jwks(site / ".well-known" / "jwks.json", {&b});
+  CHECK(eventually(10s, [&] { return start_as(a, "by-a-again") == 401; }));
+  // The issuer down: the keys fetched before stay.
+  issuer.process.reset();
+  std::this_thread::sleep_for(2s);
+  CHECK(start_as(b, "by-b") == 200);
+  CHECK(shim->count_log("the JWKS cannot be read") == 1);
+}
+
+TEST_CASE("a JWKS URL that does not answer at start-up: the shim says so and exits", "[shim]") {
+  auto shim = start_shim({"--jwks-url", "http://127.0.0.1:1/jwks.json"});
+  CHECK(eventually(20s, [&] { return shim->count_log("cannot use the JWKS URL") == 1; }));
+  CHECK(shim->stop() == 1);
+}

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -424,6 +425,30 @@ int OperatorProcess::count_log(const std::string& needle) const {
   int n = 0;
   for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
   return n;
+}
+
+std::string which(const std::string& program) {
+  const auto r = run({"sh", "-c", "command -v " + program});
+  std::string path = r.out.substr(0, r.out.find('\n'));
+  INFO(program << " is not installed (scripts/deps.sh installs it)");
+  REQUIRE((r.exit_code == 0 && !path.empty()));
+  return path;
+}
+
+StaticServer::StaticServer(const std::string& dir) {
+  // The interpreter itself, not a wrapper script: stopping the server signals this very process.
+  const auto python = run({which("python3"), "-c", "import sys; print(sys.executable)"});
+  REQUIRE(python.exit_code == 0);
+  process = OperatorProcess::spawn({python.out.substr(0, python.out.find('\n')), "-u", "-m", "http.server",
+                                    "0", "--bind", "127.0.0.1", "--directory", dir});
+  // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
+  const std::regex serving(R"(Serving HTTP on 127\.0\.0\.1 port (\d+))");
+  std::smatch m;
+  REQUIRE(eventually(std::chrono::seconds(30), [&] {
+    const std::string log = process->log();
+    return std::regex_search(log, m, serving);
+  }));
+  origin = "http://127.0.0.1:" + m[1].str();
 }
 
 }  // namespace repl::test

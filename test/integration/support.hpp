@@ -143,6 +143,17 @@ struct HttpResult {
   std::string body;
   std::string headers;  // the response's header block, as received
 };
+// The path of `program` on PATH; fails the test (naming scripts/deps.sh) when it is not installed.
+std::string which(const std::string& program);
+
+// A static file server for `dir` on a free loopback port (python3 -m http.server), stopped on
+// destruction. Its origin is http://127.0.0.1:<port>.
+struct StaticServer {
+  std::unique_ptr<OperatorProcess> process;
+  std::string origin;
+  explicit StaticServer(const std::string& dir);
+};
+
 // One HTTP request with curl. `headers` like {"Content-Type: application/json"}.
 HttpResult http(const std::string& method, const std::string& url, const std::string& body = "",
                 const std::vector<std::string>& headers = {});

@@ -1,6 +1,6 @@
 // The shim's JWKS file, read again when it changes, in virtual time: a key added is accepted
 // without a restart, a key removed is refused, a broken or missing file keeps the keys read before.
-#include "jwks_file.hpp"
+#include "jwks.hpp"
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -11,6 +11,8 @@
 #include "unit/support/temp_dir.hpp"
 
 using namespace std::chrono_literals;
+using repl::Fail;
+using repl::Result;
 using repl::test::Minter;
 
 namespace {
@@ -20,14 +22,14 @@ const Minter& key(int i) {
   return i == 1 ? k1 : k2;
 }
 
-// Whether the file's keys verify a token of key `i`.
-bool accepts(const repl::shim::JwksFile& f, int i) {
+// Whether `keys` verify a token of key `i`.
+bool accepts_keys(const std::shared_ptr<const repl::auth::KeySet>& keys, int i) {
   const std::string alg = i == 1 ? "RS256" : "ES256";
   const std::string token = key(i).sign(R"({"alg":")" + alg + R"(","kid":")" + key(i).kid() + R"("})",
                                         R"({"sub":"alice","exp":1767225900})");
-  return static_cast<bool>(
-      repl::auth::verify(token, *f.keys(), {}, *repl::parse_rfc3339("2026-01-01T00:00:00Z")));
+  return keys && repl::auth::verify(token, *keys, {}, *repl::parse_rfc3339("2026-01-01T00:00:00Z"));
 }
+bool accepts(const repl::shim::JwksFile& f, int i) { return accepts_keys(f.keys(), i); }
 
 }  // namespace
 
@@ -83,4 +85,58 @@ TEST_CASE("a JWKS file that cannot be used is an error at start-up", "[shim][jwt
   const auto empty = repl::shim::JwksFile::open(dir.write("empty.json", R"({"keys":[]})"), {}, clock, 5s);
   REQUIRE_FALSE(empty);
   CHECK_THAT(empty.error(), Catch::Contains("no usable signing key"));
+}
+
+TEST_CASE("the issuer's JWKS URL: fetched at start and every refresh; a failed fetch keeps the keys",
+          "[shim][jwt]") {
+  repl::test::QuietLogs quiet;
+  repl::ManualClock clock;
+  // The issuer, as the fetch sees it: a document, or a failure.
+  Result<std::string, std::string> served = repl::test::jwks_of({key(1).jwk()});
+  int fetches = 0;
+  const auto fetch = [&](std::function<void(Result<std::string, std::string>)> done) {
+    ++fetches;
+    done(served);
+  };
+  auto opened = repl::shim::JwksUrl::open("https://idp.test/jwks", {}, clock, 300s, fetch);
+  REQUIRE(opened);
+  auto& u = **opened;
+  u.start();
+  CHECK(fetches == 1);
+  CHECK(accepts_keys(u.keys(), 1));
+  served = repl::test::jwks_of({key(2).jwk()});
+  clock.advance(299s);
+  CHECK(fetches == 1);
+  clock.advance(1s);
+  CHECK(fetches == 2);
+  CHECK(accepts_keys(u.keys(), 2));
+  CHECK_FALSE(accepts_keys(u.keys(), 1));
+  served = Fail(std::string("GET https://idp.test/jwks: status 503"));
+  clock.advance(300s);
+  CHECK(accepts_keys(u.keys(), 2));
+  served = std::string("{not json");
+  clock.advance(300s);
+  CHECK(accepts_keys(u.keys(), 2));
+  u.stop();
+  clock.advance(300s);
+  CHECK(fetches == 4);
+
+  // Start-up needs a first answer that holds a key.
+  served = Fail(std::string("GET https://idp.test/jwks: connection refused"));
+  const auto refused = repl::shim::JwksUrl::open("https://idp.test/jwks", {}, clock, 300s, fetch);
+  REQUIRE_FALSE(refused);
+  CHECK_THAT(refused.error(), Catch::Contains("connection refused"));
+}
+
+TEST_CASE("a file's and an issuer's keys together", "[shim][jwt]") {
+  auto one = repl::auth::KeySet::parse(repl::test::jwks_of({key(1).jwk()}), {});
+  auto two = repl::auth::KeySet::parse(repl::test::jwks_of({key(2).jwk()}), {});
+  REQUIRE((one && two));
+  const auto a = std::make_shared<const repl::auth::KeySet>(std::move(*one));
+  const auto b = std::make_shared<const repl::auth::KeySet>(std::move(*two));
+  CHECK(repl::shim::merged({a, nullptr}) == a);  // one source: its own set
+  CHECK_FALSE(repl::shim::merged({nullptr, nullptr}));
+  const auto both = repl::shim::merged({a, b});
+  CHECK(accepts_keys(both, 1));
+  CHECK(accepts_keys(both, 2));
 }
