@@ -219,6 +219,30 @@ TEST_CASE(
   CHECK(s.post("/start", start_body("pair", "late")).status == 429);
 }
 
+TEST_CASE(
+    "rate limit: 30 simultaneous writes of one user against a burst of 5 pass exactly 5, the rest 429 with "
+    "Retry-After",
+    "[shim]") {
+  Setup s("shim-rate", {"--rate-per-minute", "6", "--rate-burst", "5"});
+  std::vector<HttpResult> replies(30);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 30; ++i) {
+    callers.emplace_back(
+        [&, i] { replies[i] = s.post("/start", start_body("fast", "f" + std::to_string(i))); });
+  }
+  for (auto& t : callers) t.join();
+  const auto count = [&](int status) {
+    return std::count_if(replies.begin(), replies.end(),
+                         [status](const HttpResult& r) { return r.status == status; });
+  };
+  CHECK(count(201) == 5);
+  CHECK(count(429) == 25);
+  for (const auto& r : replies) {
+    if (r.status == 429) CHECK_THAT(r.headers, Catch::Contains("Retry-After: 10"));
+  }
+  CHECK(s.post("/start", start_body("calm", "c1")).status == 201);  // another user's bucket
+}
+
 TEST_CASE("?wait=ready holds the request until the Repl is Ready", "[shim]") {
   Setup s("shim-wait");
   REQUIRE(s.post("/start", start_body("waiter", "patient")).status == 201);
