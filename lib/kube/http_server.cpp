@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -338,9 +339,31 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void on_written(boost::system::error_code ec) {
     response_.reset();
     disarm(write_deadline_);
-    if (ec || !keep_alive_) return shut();
+    if (ec) return shut();
+    if (!keep_alive_) return linger();
     read_head();
   }
+
+  // A lingering close: the client may still be sending what was not read (a body over the limit),
+  // and closing with unread data makes the kernel reset the connection, which can destroy the
+  // answer before the client reads it. So: no more sending, then the rest is read and dropped
+  // until the client closes, at most kLingerBytes or kLingerTime, then the connection closes.
+  void linger() {
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    arm(read_deadline_, kLingerTime);
+    drain(0);
+  }
+  void drain(std::size_t drained) {
+    socket_.async_read_some(asio::buffer(discard_), [self = shared_from_this(), drained](
+                                                        boost::system::error_code ec, std::size_t n) {
+      if (ec || drained + n > kLingerBytes) return self->shut();
+      self->drain(drained + n);
+    });
+  }
+  static constexpr std::chrono::milliseconds kLingerTime{2000};
+  static constexpr std::size_t kLingerBytes = 1 << 20;
+  std::array<char, 4096> discard_{};
 
   const std::shared_ptr<Impl> server_;
   tcp::socket socket_;

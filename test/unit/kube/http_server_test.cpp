@@ -617,6 +617,31 @@ TEST_CASE("a body over the limit reaches the handler as body_too_large, empty", 
   }
 }
 
+// A client still sending a body the server will not read must get the answer, not a reset: the
+// server stops sending, reads and drops the rest, and closes once the client has (a lingering close).
+TEST_CASE("after answering a body over the limit the server still takes the rest: a lingering close",
+          "[http]") {
+  repl::test::QuietLogs quiet;
+  Received received;
+  received.reply = [](const IncomingRequest&) { return HttpReply{413, "text/plain", "too large\n", {}}; };
+  auto server = started(HttpServer::start(loop().io.get_executor(), loop().clock, "127.0.0.1:0",
+                                          received.handler(), ServerLimits{16}));
+  Client c(server->port());
+  REQUIRE(c.connected());
+  REQUIRE(c.send_all("POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n" +
+                     std::string(1024, 'x')));
+  // The answer, then the end of what the server sends.
+  std::string got;
+  REQUIRE(c.receive_until(got, [](const std::string&) { return false; }));
+  CHECK_THAT(got, Catch::StartsWith("HTTP/1.1 413"));
+  // The client, still uploading (as curl would be), keeps sending: a server that had closed its socket
+  // answers with a reset, and the second send fails. This one reads and drops it (at most 1 MiB, 2 s).
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CHECK(c.send_all(std::string(1024, 'y')));
+  }
+}
+
 // The body is not given to the handler, but it must not be taken for the next request either.
 TEST_CASE("a body over the limit on a kept-alive connection is skipped, not parsed as a request", "[http]") {
   repl::test::QuietLogs quiet;
