@@ -145,9 +145,14 @@ void JwksUrl::arm() {
       if (stopped_) return;
       arm();  // the next round's timer first: a fetch's answer touches only the holder
     }
-    fetch_([holder = holder_](Result<std::string, std::string> r) {
-      if (!r) return holder->failed(r.error());
-      (void)holder->take(*r);
+    if (fetching_->exchange(true)) return;
+    fetch_([holder = holder_, fetching = fetching_](Result<std::string, std::string> r) {
+      if (!r) {
+        holder->failed(r.error());
+      } else {
+        (void)holder->take(*r);
+      }
+      fetching->store(false);
     });
   });
 }

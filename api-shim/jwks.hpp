@@ -19,6 +19,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -112,6 +113,9 @@ class JwksUrl final {
   const std::chrono::seconds refresh_;
   const Fetch fetch_;
   std::shared_ptr<KeyHolder> holder_;  // shared with the fetches in flight
+  // One fetch at a time: a round that finds the last still out is skipped, so a slow answer can
+  // never land after a newer one (and bring back keys the issuer removed).
+  std::shared_ptr<std::atomic<bool>> fetching_ = std::make_shared<std::atomic<bool>>(false);
   std::unique_ptr<Timer> timer_;
   std::mutex mu_;
   bool stopped_ = true;

@@ -70,8 +70,9 @@ int Quota::running(const std::string& user) {
   return running_locked(user);
 }
 
-Quota::Verdict Quota::admit(const std::string& repl, const std::string& user) {
+Quota::Verdict Quota::admit(const std::string& repl, const std::string& user, bool* reserved) {
   std::lock_guard lock(mu_);
+  if (reserved != nullptr) *reserved = false;
   if (limits_.per_user <= 0 && limits_.total <= 0) return Verdict::kAdmitted;
   if (!synced_) return Verdict::kNotSynced;
   forget_expired();
@@ -84,6 +85,7 @@ Quota::Verdict Quota::admit(const std::string& repl, const std::string& user) {
     if (total >= static_cast<std::size_t>(limits_.total)) return Verdict::kTotalFull;
   }
   reserved_[repl] = Reserved{user, clock_.now() + limits_.reservation};
+  if (reserved != nullptr) *reserved = true;
   return Verdict::kAdmitted;
 }
 

@@ -41,8 +41,9 @@ class Quota final : public kube::WatchSink {
   const Limits& limits() const { return limits_; }
 
   // Whether `repl` of `user` may run: one that runs already (or is being started here) always may.
-  Verdict admit(const std::string& repl, const std::string& user);
-  // The start admitted for `repl` did not happen.
+  // `*reserved` says whether this call made a reservation (only then is release() for it).
+  Verdict admit(const std::string& repl, const std::string& user, bool* reserved = nullptr);
+  // The start admitted, with a reservation, for `repl` did not happen.
   void release(const std::string& repl);
   // Running Repls of `user`, as counted for admit().
   int running(const std::string& user);

@@ -32,6 +32,15 @@ namespace {
 
 constexpr int kIoThreads = 1;  // the HTTP server's connections and timers
 
+bool https_or_loopback(const std::string& url) {
+  if (url.rfind("https://", 0) == 0) return true;
+  for (const char* local : {"http://127.0.0.1:", "http://127.0.0.1/",
+                            "http://localhost:", "http://localhost/", "http://[::1]:", "http://[::1]/"}) {
+    if (url.rfind(local, 0) == 0) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,9 +94,11 @@ int main(int argc, char** argv) {
   flags.add("jwks-refresh", "SHIM_JWKS_REFRESH", &jwks_refresh, "seconds between two fetches of --jwks-url");
   flags.add("jwks-url-ca", "SHIM_JWKS_URL_CA", &jwks_url_ca,
             "CA bundle an https --jwks-url is verified with");
-  flags.add("jwt-issuer", "SHIM_JWT_ISSUER", &options.jwt.issuer, "the iss a JWT must carry (empty: any)");
-  flags.add("jwt-audience", "SHIM_JWT_AUDIENCE", &options.jwt.audience,
-            "an aud a JWT must carry (empty: any)");
+  flags.add("jwt-issuer", "SHIM_JWT_ISSUER", &options.jwt.issuer,
+            "the iss a JWT must carry (required with JWT)");
+  flags.add(
+      "jwt-audience", "SHIM_JWT_AUDIENCE", &options.jwt.audience,
+      "an aud a JWT must carry (required with JWT: the issuer's tokens for other applications are refused)");
   flags.add("jwt-user-claim", "SHIM_JWT_USER_CLAIM", &options.jwt.user_claim,
             "the claim naming the user (its userId: the claim if label-safe, else x-<SHA-256 prefix>)");
   flags.add("jwt-clock-skew", "SHIM_JWT_CLOCK_SKEW", &jwt_clock_skew,
@@ -168,12 +179,22 @@ int main(int argc, char** argv) {
     jwks = std::move(*opened);
   }
   std::unique_ptr<shim::JwksUrl> issuer_keys;
+  if (!jwks_url.empty() && !https_or_loopback(jwks_url)) {
+    log::error("the JWKS URL must be https (plain http only on loopback)", {{"url", jwks_url}});
+    return 1;
+  }
+  if ((!jwks_file.empty() || !jwks_url.empty()) &&
+      (options.jwt.issuer.empty() || options.jwt.audience.empty())) {
+    // Tokens the same issuer made for another application (another aud) would be taken as ours.
+    log::error("JWT authentication needs --jwt-issuer and --jwt-audience");
+    return 1;
+  }
   if (!jwks_url.empty()) {
     auto fetch = [jwks_url, jwks_url_ca](auto done) {
       kube::http_get(jwks_url, jwks_url_ca, std::chrono::seconds(10), 1 << 20, std::move(done));
     };
-    auto opened =
-        shim::JwksUrl::open(jwks_url, {jwt_allow_hs256}, clock, std::chrono::seconds(jwks_refresh), fetch);
+    // HS256's shared secrets never come from a URL; keys over plain HTTP could be anyone's.
+    auto opened = shim::JwksUrl::open(jwks_url, {false}, clock, std::chrono::seconds(jwks_refresh), fetch);
     if (!opened) {
       log::error("cannot use the JWKS URL", {{"error", opened.error()}});
       return 1;

@@ -230,10 +230,11 @@ Shim::Shim(ShimOptions options, ReplApi& api, Clock& clock, metrics::Registry& r
                                                                              std::max(1, options_.rate_burst))
                                             : nullptr) {}
 
-std::optional<HttpReply> Shim::admit(const std::string& repl_id, const std::string& user) {
+std::optional<HttpReply> Shim::admit(const std::string& repl_id, const std::string& user, bool* reserved) {
+  *reserved = false;
   if (options_.quota == nullptr) return std::nullopt;
   const auto& limits = options_.quota->limits();
-  switch (options_.quota->admit(repl_id, user)) {
+  switch (options_.quota->admit(repl_id, user, reserved)) {
     case Quota::Verdict::kAdmitted:
       return std::nullopt;
     case Quota::Verdict::kUserFull:
@@ -429,9 +430,10 @@ HttpReply Shim::start(const IncomingRequest& req, const Caller& caller) {
     if (*existing) keep_unnamed(s, **existing);
   }
 
-  if (auto refused = admit(s.repl_id, s.user_id)) return *refused;
+  bool reserved = false;
+  if (auto refused = admit(s.repl_id, s.user_id, &reserved)) return *refused;
   auto applied = api_.apply(s);
-  if (!applied && options_.quota != nullptr) options_.quota->release(s.repl_id);
+  if (!applied && reserved) options_.quota->release(s.repl_id);
   if (!applied) {
     const auto& e = applied.error();
     if (e.is_invalid() && e.message.find("userId is immutable") != std::string::npos) {

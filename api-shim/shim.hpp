@@ -108,7 +108,8 @@ class Shim final {
   bool origin_allowed(const std::string& origin) const;
   Result<Caller, kube::HttpReply> authenticate(const kube::IncomingRequest& request) const;
   // 429 naming the limit when starting `repl_id` would put `user` or the platform over its quota.
-  std::optional<kube::HttpReply> admit(const std::string& repl_id, const std::string& user);
+  // `*reserved`: whether a reservation was made for it (to give back if the start fails).
+  std::optional<kube::HttpReply> admit(const std::string& repl_id, const std::string& user, bool* reserved);
   // 429 with Retry-After when `user` has spent its writes for now.
   std::optional<kube::HttpReply> rate_limited(const std::string& user);
 

@@ -28,9 +28,9 @@ SyncChecker::SyncChecker(kube::Client& client, Clock& clock, std::chrono::second
 
 SyncChecker::~SyncChecker() { stop(); }
 
-std::string SyncChecker::log_path(const ObjectKey& pod) {
+std::string SyncChecker::log_path(const ObjectKey& pod, std::chrono::seconds interval) {
   return "/api/v1/namespaces/" + pod.ns + "/pods/" + pod.name + "/log?container=" + kSyncContainer +
-         "&tailLines=20&timestamps=true";
+         "&sinceSeconds=" + std::to_string(2 * interval.count()) + "&tailLines=100&timestamps=true";
 }
 
 void SyncChecker::start() {
@@ -89,7 +89,7 @@ void SyncChecker::next(const std::shared_ptr<Round>& round) {
     if (round->next >= round->pods.size()) return;
     target = round->pods[round->next++];
   }
-  client_.get_text_async(log_path(target.first), [this, round, repl = target.second](auto answer) {
+  client_.get_text_async(log_path(target.first, interval_), [this, round, repl = target.second](auto answer) {
     bool last = false;
     {
       std::lock_guard lock(mu_);

@@ -56,8 +56,9 @@ class SyncChecker final {
   };
   Stats stats() const;
 
-  // The log request for a pod.
-  static std::string log_path(const ObjectKey& pod);
+  // The log request for a pod: the lines of the last two intervals, at most 100 (an activity line
+  // comes at most, and while the IDE is in use at least, once an interval).
+  static std::string log_path(const ObjectKey& pod, std::chrono::seconds interval);
 
  private:
   struct Round;

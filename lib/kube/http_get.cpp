@@ -1,5 +1,6 @@
 #include "kube/http_get.hpp"
 
+#include <cpprest/containerstream.h>
 #include <cpprest/http_client.h>
 
 #include <boost/asio/ssl/context.hpp>
@@ -19,25 +20,30 @@ void http_get(const std::string& url, const std::string& ca_file, std::chrono::s
     auto client = std::make_shared<web::http::client::http_client>(url, config);
     client->request(web::http::methods::GET)
         .then([client, shared, url, max_bytes](pplx::task<web::http::http_response> t) {
+          // Worked out first, handed over once, outside the try: `done` is called exactly once.
+          Result<std::string, std::string> result = Fail("GET " + url + ": no answer");
           try {
             const auto response = t.get();
+            const std::string too_big =
+                "GET " + url + ": the body is over " + std::to_string(max_bytes) + " bytes";
             if (response.status_code() != web::http::status_codes::OK) {
-              (*shared)(Fail("GET " + url + ": status " + std::to_string(response.status_code())));
-              return;
+              result = Fail("GET " + url + ": status " + std::to_string(response.status_code()));
+            } else if (response.headers().content_length() > max_bytes) {
+              result = Fail(too_big);
+            } else {
+              // At most max_bytes + 1 are read, whatever the body's length (chunked, or endless).
+              concurrency::streams::container_buffer<std::string> into;
+              auto body = response.body();
+              std::size_t n = 0;
+              for (std::size_t got = 1; got > 0 && n <= max_bytes; n += got)
+                got = body.read(into, max_bytes + 1 - n).get();
+              result = n > max_bytes ? Result<std::string, std::string>(Fail(too_big))
+                                     : Result<std::string, std::string>(std::move(into.collection()));
             }
-            if (response.headers().content_length() > max_bytes) {
-              (*shared)(Fail("GET " + url + ": the body is over " + std::to_string(max_bytes) + " bytes"));
-              return;
-            }
-            const auto body = response.extract_vector().get();
-            if (body.size() > max_bytes) {
-              (*shared)(Fail("GET " + url + ": the body is over " + std::to_string(max_bytes) + " bytes"));
-              return;
-            }
-            (*shared)(std::string(body.begin(), body.end()));
           } catch (const std::exception& e) {
-            (*shared)(Fail("GET " + url + ": " + e.what()));
+            result = Fail("GET " + url + ": " + e.what());
           }
+          (*shared)(std::move(result));
         });
   } catch (const std::exception& e) {  // a malformed URL
     (*shared)(Fail("GET " + url + ": " + e.what()));

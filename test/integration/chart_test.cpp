@@ -218,7 +218,8 @@ TEST_CASE("the chart lints strictly, renders, and its objects pass the API serve
       {"--set", "watchNamespace=" + ns},
       {"--set", "networkPolicy.enabled=false"},
       {"--set", "shim.ingress.enabled=true", "--set", "shim.ingress.host=api.localhost", "--set",
-       "shim.auth.existingSecret=shim-token", "--set", "shim.auth.jwt.jwksSecret=idp-keys"},
+       "shim.auth.existingSecret=shim-token", "--set", "shim.auth.jwt.jwksSecret=idp-keys", "--set",
+       "shim.auth.jwt.issuer=https://idp.test", "--set", "shim.auth.jwt.audience=repl"},
       {"--set", "s3.endpoint=http://10.88.0.1:9000", "--set", "s3.egressCidr=10.88.0.1/32", "--set",
        "runner.uid=1234", "--set", "runner.gid=5678"},
       // The production objects' other shapes: minAvailable, hard anti-affinity over zones too, the API

@@ -593,8 +593,21 @@ TEST_CASE("JWT keys from the issuer's JWKS URL (a server on loopback): fetched a
   CHECK(shim->count_log("the JWKS cannot be read") == 1);
 }
 
-TEST_CASE("a JWKS URL that does not answer at start-up: the shim says so and exits", "[shim]") {
-  auto shim = start_shim({"--jwks-url", "http://127.0.0.1:1/jwks.json"});
-  CHECK(eventually(20s, [&] { return shim->count_log("cannot use the JWKS URL") == 1; }));
-  CHECK(shim->stop() == 1);
+TEST_CASE("JWT settings that cannot be safe or cannot work: the shim says so and exits", "[shim]") {
+  const std::vector<std::string> checked = {"--jwt-issuer", "https://issuer.test", "--jwt-audience",
+                                            "repl-shim"};
+  const auto exits_saying = [](std::vector<std::string> args, const std::string& says) {
+    auto shim = start_shim(std::move(args));
+    INFO(says);
+    CHECK(eventually(20s, [&] { return shim->count_log(says) == 1; }));
+    CHECK(shim->stop() == 1);
+  };
+  auto args = checked;
+  args.insert(args.end(), {"--jwks-url", "http://127.0.0.1:1/jwks.json"});
+  exits_saying(args, "cannot use the JWKS URL");  // nothing answers
+  args = checked;
+  args.insert(args.end(), {"--jwks-url", "http://idp.test/jwks.json"});
+  exits_saying(args, "the JWKS URL must be https");  // keys over plain HTTP could be anyone's
+  exits_saying({"--jwks-url", "https://idp.test/jwks.json"},
+               "JWT authentication needs --jwt-issuer and --jwt-audience");
 }

@@ -128,6 +128,33 @@ TEST_CASE("the issuer's JWKS URL: fetched at start and every refresh; a failed f
   CHECK_THAT(refused.error(), Catch::Contains("connection refused"));
 }
 
+TEST_CASE("the issuer's JWKS URL: one fetch at a time, so a slow answer never overtakes a newer one",
+          "[shim][jwt]") {
+  repl::test::QuietLogs quiet;
+  repl::ManualClock clock;
+  std::vector<std::function<void(Result<std::string, std::string>)>> pending;
+  bool first = true;
+  const auto fetch = [&](std::function<void(Result<std::string, std::string>)> done) {
+    if (first) {
+      first = false;
+      return done(repl::test::jwks_of({key(1).jwk()}));
+    }
+    pending.push_back(std::move(done));  // the issuer is slow
+  };
+  auto opened = repl::shim::JwksUrl::open("https://idp.test/jwks", {}, clock, 10s, fetch);
+  REQUIRE(opened);
+  (*opened)->start();
+  clock.advance(10s);
+  clock.advance(10s);
+  clock.advance(10s);
+  CHECK(pending.size() == 1);  // the rounds while it is out are skipped
+  pending[0](repl::test::jwks_of({key(2).jwk()}));
+  CHECK(accepts_keys((*opened)->keys(), 2));
+  clock.advance(10s);
+  CHECK(pending.size() == 2);
+  (*opened)->stop();
+}
+
 TEST_CASE("a file's and an issuer's keys together", "[shim][jwt]") {
   auto one = repl::auth::KeySet::parse(repl::test::jwks_of({key(1).jwk()}), {});
   auto two = repl::auth::KeySet::parse(repl::test::jwks_of({key(2).jwk()}), {});

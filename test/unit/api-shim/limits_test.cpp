@@ -44,6 +44,13 @@ TEST_CASE("Quota: running repls per user, counted from the watch and this shim's
   CHECK(q.admit("r1", "alice") == Verdict::kAdmitted);  // running already
   CHECK(q.admit("b2", "bob") == Verdict::kAdmitted);    // another user's count
 
+  SECTION("a start admitted on another's reservation has none to give back") {
+    bool reserved = true;
+    CHECK(q.admit("r4", "mallory", &reserved) == Verdict::kAdmitted);  // (her apply then fails: 409)
+    CHECK_FALSE(reserved);
+    CHECK(q.admit("r5", "alice", &reserved) == Verdict::kUserFull);
+    CHECK_FALSE(reserved);
+  }
   SECTION("an apply that failed gives its place back") {
     q.release("r4");
     CHECK(q.admit("r3", "alice") == Verdict::kAdmitted);

@@ -295,7 +295,8 @@ TEST_CASE(
   const auto requests = f.transport->snapshot();
   const HttpRequest* read = last(requests, "GET", log);
   REQUIRE(read != nullptr);
-  CHECK(read->target == repl::SyncChecker::log_path({"team-a", "abc123-5d8f-x"}));
+  CHECK(read->target == repl::SyncChecker::log_path({"team-a", "abc123-5d8f-x"}, 60s));
+  CHECK_THAT(read->target, Catch::Contains("&sinceSeconds=120&tailLines=100"));
   const auto body = repl::test::parse_json(last(requests, "PATCH", kReplPath + "/status")->body);
   CHECK(string_at(body, "/status/conditions/1/type") == "Synced");
   CHECK(string_at(body, "/status/conditions/1/status") == "False");
