@@ -113,17 +113,6 @@ std::optional<std::string> given_user(const Fields& f) {
   return it->second;
 }
 
-// The shared validation rules, reported with the request's own field names.
-std::optional<HttpReply> invalid_ids(const std::string& repl_id, const std::string& user_id,
-                                     const std::string* language) {
-  if (auto e = validate_repl_id(repl_id)) return error_reply(400, "bad_request", "replId", e->message);
-  if (auto e = validate_user_id(user_id)) return error_reply(400, "bad_request", "userId", e->message);
-  if (language != nullptr && !language->empty()) {
-    if (auto e = validate_language(*language)) return error_reply(400, "bad_request", "language", e->message);
-  }
-  return std::nullopt;
-}
-
 // Decodes %XX and '+' in a query component; a malformed escape is kept as it is (and then fails
 // validation like any other bad character).
 std::string percent_decode(const std::string& in) {
@@ -415,14 +404,18 @@ HttpReply Shim::start(const IncomingRequest& req, const Caller& caller) {
   auto user = user_for(caller, given_user(*fields));
   if (!user) return user.error();
   s.user_id = *user;
-  if (auto bad = invalid_ids(s.repl_id, s.user_id, &s.language)) return *bad;
-  if (auto limited = rate_limited(s.user_id)) return *limited;
+  // (replId and userId are checked above, by the rules the CRD shares.)
+  if (!s.language.empty()) {
+    if (auto e = validate_language(s.language))
+      return error_reply(400, "bad_request", "language", e->message);
+  }
   for (const char* name : {"idleTimeout", "ttlAfterSuspend"}) {
     // The CRD's rule, with its message: a given but empty value is refused like any other.
     const auto it = fields->values.find(name);
     if (it != fields->values.end() && validate_duration(name, it->second))
       return error_reply(400, "bad_request", name, kDurationMessage);
   }
+  if (auto limited = rate_limited(s.user_id)) return *limited;  // input checks first: they change nothing
   if (s.language.empty() || s.idle_timeout.empty() || s.ttl_after_suspend.empty()) {
     // A resume keeps what it does not name (an apply without a field would remove it).
     auto existing = api_.get(s.repl_id);
