@@ -21,6 +21,7 @@
 #include "kube/config.hpp"
 #include "kube/http_get.hpp"
 #include "kube/http_server.hpp"
+#include "kube/incidents.hpp"
 #include "kube/resource.hpp"
 #include "kube/transport.hpp"
 #include "kube/watcher.hpp"
@@ -161,7 +162,6 @@ int main(int argc, char** argv) {
     log::error("cannot connect", {{"error", connection.error()}});
     return 1;
   }
-  kube::Client client(connection->transport);
 
   // One io_context carries the HTTP server's connections, its deadlines, the signals, the watch
   // of Repls and the waits' timers; requests are handled on the workers, which block while they
@@ -169,6 +169,7 @@ int main(int argc, char** argv) {
   boost::asio::io_context io;
   auto io_work = boost::asio::make_work_guard(io);
   AsioClock clock(io.get_executor());
+  kube::Client client(connection->transport, kube::incident_logger(clock));
   std::unique_ptr<shim::JwksFile> jwks;
   if (!jwks_file.empty()) {
     auto opened = shim::JwksFile::open(jwks_file, {jwt_allow_hs256}, clock, std::chrono::seconds(jwks_poll));

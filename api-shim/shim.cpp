@@ -16,6 +16,7 @@
 #include "common/json.hpp"
 #include "common/log.hpp"
 #include "common/time.hpp"
+#include "kube/incidents.hpp"
 #include "repl/validation.hpp"
 
 namespace repl::shim {
@@ -56,10 +57,13 @@ HttpReply repl_reply(int status, const Repl& r) {
 }
 
 // The API server could not be reached, or failed: the client should come back later.
+// The API server's own trouble is logged once per incident (kube::incident_logger); its Retry-After,
+// if longer, is passed on.
 HttpReply upstream_reply(const kube::ApiError& e) {
-  log::warn("kubernetes request failed", {{"error", e.describe()}});
+  log::write(kube::is_server_failure(e) ? log::Level::kDebug : log::Level::kWarn, "kubernetes request failed",
+             {{"error", e.describe()}});
   HttpReply r = error_reply(503, "unavailable", "", "the Kubernetes API is not available; try again shortly");
-  r.headers.emplace_back("Retry-After", "2");
+  r.headers.emplace_back("Retry-After", std::to_string(std::max<long long>(2, e.retry_after.count())));
   return r;
 }
 

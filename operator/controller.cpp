@@ -4,6 +4,7 @@
 
 #include "common/json.hpp"
 #include "common/log.hpp"
+#include "kube/incidents.hpp"
 #include "kube/resource.hpp"
 
 namespace repl {
@@ -64,7 +65,7 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
     watchers_.push_back(std::make_unique<kube::WatchRunner>(
         client, clock_, io_executor,
         kube::WatcherOptions{kube::collection_path(r, options_.ns), selector, kPageSize, name,
-                             metrics_.watch_observer(name), field_selector},
+                             metrics_.watch_observer(name), field_selector, options_.watch_stall_timeout},
         sink));
   };
   watch(repls_, kube::repls(), "repls", "");
@@ -255,8 +256,12 @@ ReconcileOutcome Controller::reconcile(const ObjectKey& key) {
   metrics_.reconciled(result.has_value(), took);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(took);
   if (!result) {
-    log::warn("reconcile failed", {{"repl", key.str()}, {"error", result.error().describe()}});
-    return ReconcileOutcome::retry();
+    // The API server's own trouble is logged once per incident (kube::incident_logger), not once
+    // per Repl and retry.
+    const kube::ApiError& error = result.error();
+    log::write(kube::is_server_failure(error) ? log::Level::kDebug : log::Level::kWarn, "reconcile failed",
+               {{"repl", key.str()}, {"error", error.describe()}});
+    return ReconcileOutcome::retry(error.retry_after);
   }
   log::debug("reconciled", {{"repl", key.str()}, {"ms", std::to_string(ms.count())}});
   if (*result) return ReconcileOutcome::requeue_after(**result);  // an idle or TTL deadline ahead

@@ -50,6 +50,8 @@ struct ControllerOptions {
   std::function<void()> on_synced = [] {};
   // How often running sync sidecars' last log lines are read (see sync_checker.hpp); 0: never.
   std::chrono::seconds sync_check_interval{60};
+  // A watch that yields nothing (no event, no bookmark) for this long is replaced; zero: never.
+  SteadyDuration watch_stall_timeout = kube::kDefaultStallTimeout;
 };
 
 // The label selector of everything the operator creates.

@@ -86,7 +86,7 @@ void Dispatcher::run(const ObjectKey& key) {
       break;
     case ReconcileOutcome::Kind::kRetry: {
       ++retries_;
-      const auto delay = queue_.add_rate_limited(key, now);
+      const auto delay = queue_.add_rate_limited(key, now, outcome.after);
       log::debug("retrying",
                  {{"repl", key.str()},
                   {"after_ms",

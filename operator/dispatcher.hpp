@@ -27,10 +27,10 @@ namespace repl {
 struct ReconcileOutcome {
   enum class Kind { kDone, kRetry, kRequeueAfter };
   Kind kind = Kind::kDone;
-  WorkQueue::Duration after{};  // kRequeueAfter only
+  WorkQueue::Duration after{};  // kRequeueAfter: the delay; kRetry: the least delay (a Retry-After)
 
   static ReconcileOutcome done() { return {}; }
-  static ReconcileOutcome retry() { return {Kind::kRetry, {}}; }
+  static ReconcileOutcome retry(WorkQueue::Duration at_least = {}) { return {Kind::kRetry, at_least}; }
   static ReconcileOutcome requeue_after(WorkQueue::Duration d) { return {Kind::kRequeueAfter, d}; }
 };
 

@@ -26,6 +26,7 @@
 #include "health.hpp"
 #include "kube/config.hpp"
 #include "kube/http_server.hpp"
+#include "kube/incidents.hpp"
 #include "kube/leader_election.hpp"
 #include "kube/transport.hpp"
 #include "operator_metrics.hpp"
@@ -150,6 +151,21 @@ int main(int argc, char** argv) {
   flags.add("sync-check-interval", "REPL_SYNC_CHECK_INTERVAL", &sync_check_interval,
             "seconds between two reads of each running sync sidecar's log (how its pushes go: the Synced "
             "condition; live IDE connections: activity); 0: never");
+  std::string request_timeout = "30s", watch_stall_timeout = "3m";
+  flags.add("request-timeout", "REPL_REQUEST_TIMEOUT", &request_timeout,
+            "a request to the API server whose answer stops coming for this long fails, and is retried "
+            "(h/m/s, at least 1s)");
+  flags.add("watch-stall-timeout", "REPL_WATCH_STALL_TIMEOUT", &watch_stall_timeout,
+            "a watch that brings nothing for this long (the API server sends a bookmark every minute) is "
+            "replaced (h/m/s, at least 10s; 0: never)");
+  std::string lease_duration = "15s", renew_deadline = "10s", retry_period = "2s";
+  flags.add("leader-election-lease-duration", "REPL_LEADER_ELECTION_LEASE_DURATION", &lease_duration,
+            "how long a standby waits after the leader's last renewal before taking over (h/m/s)");
+  flags.add("leader-election-renew-deadline", "REPL_LEADER_ELECTION_RENEW_DEADLINE", &renew_deadline,
+            "the leader stops writing when it has not renewed for this long (h/m/s; less than the lease "
+            "duration)");
+  flags.add("leader-election-retry-period", "REPL_LEADER_ELECTION_RETRY_PERIOD", &retry_period,
+            "between attempts to acquire or renew the Lease (h/m/s)");
   std::string idle_timeout = "30m", ttl_after_suspend = "0";
   flags.add("idle-timeout", "REPL_IDLE_TIMEOUT", &idle_timeout,
             "a running repl with no activity (/start, heartbeat) for this long is suspended, unless its "
@@ -184,9 +200,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   LifecycleSettings lifecycle;
+  kube::TransportOptions transport_options;
+  std::chrono::seconds stall_timeout{};
+  kube::LeaderElectionConfig election;
   for (const auto& [flag, text, target] :
        {std::tuple{"--idle-timeout", &idle_timeout, &lifecycle.idle_timeout},
-        std::tuple{"--ttl-after-suspend", &ttl_after_suspend, &lifecycle.ttl_after_suspend}}) {
+        std::tuple{"--ttl-after-suspend", &ttl_after_suspend, &lifecycle.ttl_after_suspend},
+        std::tuple{"--request-timeout", &request_timeout, &transport_options.request_timeout},
+        std::tuple{"--watch-stall-timeout", &watch_stall_timeout, &stall_timeout},
+        std::tuple{"--leader-election-lease-duration", &lease_duration, &election.lease_duration},
+        std::tuple{"--leader-election-renew-deadline", &renew_deadline, &election.renew_deadline},
+        std::tuple{"--leader-election-retry-period", &retry_period, &election.retry_period}}) {
     const auto parsed = parse_hms_duration(*text);
     if (!parsed) {
       std::cerr << "repl-operator: " << flag << " must be 0 or h/m/s such as 30m or 168h, not \"" << *text
@@ -195,6 +219,17 @@ int main(int argc, char** argv) {
     }
     *target = *parsed;
   }
+  if (transport_options.request_timeout < std::chrono::seconds(1)) {
+    std::cerr << "repl-operator: --request-timeout must be at least 1s\n";
+    return 2;
+  }
+  if (stall_timeout != std::chrono::seconds(0) && stall_timeout < std::chrono::seconds(10)) {
+    std::cerr << "repl-operator: --watch-stall-timeout must be 0 or at least 10s\n";
+    return 2;
+  }
+  controller_options.watch_stall_timeout = stall_timeout;
+  // A watch whose response never starts is bounded by the transport, a little after the stall.
+  if (stall_timeout.count() > 0) transport_options.stream_timeout = stall_timeout + std::chrono::seconds(30);
   if (const auto problems = settings_problems(settings); !problems.empty()) {
     for (const auto& p : problems) std::cerr << "repl-operator: " << p << "\n";
     return 2;
@@ -202,7 +237,7 @@ int main(int argc, char** argv) {
 
   // Before the first client is made, or it cannot be sized.
   if (!kube::limit_http_threads()) log::warn("the HTTP client's thread pool was started before it was sized");
-  auto connection = kube::connect(kubeconfig);
+  auto connection = kube::connect(kubeconfig, transport_options);
   if (!connection) {
     log::error("cannot connect", {{"error", connection.error()}});
     return 1;
@@ -222,7 +257,7 @@ int main(int argc, char** argv) {
   AsioClock clock(io.get_executor());
 
   OperatorMetrics metrics;
-  kube::Client client(connection->transport, metrics.api_observer());
+  kube::Client client(connection->transport, kube::incident_logger(clock, metrics.api_observer()));
   std::atomic<bool> lost_leadership{false};
   std::atomic<bool> shutting_down{false};
   ShutdownRequest shutdown;
@@ -241,11 +276,11 @@ int main(int argc, char** argv) {
                         controller_options);
 
   if (leader_elect) {
-    kube::LeaderElectionConfig election{
-        {election_namespace.empty() ? (connection->config.ns.empty() ? "default" : connection->config.ns)
-                                    : election_namespace,
-         election_id},
-        identity};
+    election.lease = {election_namespace.empty()
+                          ? (connection->config.ns.empty() ? "default" : connection->config.ns)
+                          : election_namespace,
+                      election_id};
+    election.identity = identity;
     if (auto valid = kube::validate(election); !valid) {
       log::error("bad leader election settings", {{"error", valid.error()}});
       return 2;

@@ -28,13 +28,13 @@ WorkQueue::Duration WorkQueue::bucket_delay(TimePoint now) {
   return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(-tokens_ / options_.bucket_qps));
 }
 
-WorkQueue::Duration WorkQueue::add_rate_limited(const ObjectKey& key, TimePoint now) {
+WorkQueue::Duration WorkQueue::add_rate_limited(const ObjectKey& key, TimePoint now, Duration at_least) {
   const int n = failures_[key]++;
   Duration backoff = options_.max_delay;
   if (n < 40) {  // beyond that 2^n overflows, and the cap has long been reached
     backoff = std::min(options_.max_delay, options_.base_delay * (std::int64_t{1} << n));
   }
-  const Duration delay = std::max(backoff, bucket_delay(now));
+  const Duration delay = std::max({backoff, bucket_delay(now), at_least});
   schedule(key, now + delay);
   return delay;
 }

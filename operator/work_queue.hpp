@@ -4,9 +4,10 @@
 //  - add(key, now): due now. A key already waiting keeps one entry: the earliest due time wins
 //    (kube-rs's scheduler), so a burst of events for one Repl becomes one reconcile.
 //  - add_after(key, delay, now): due later (a requeue-after); earliest wins as above.
-//  - add_rate_limited(key, now): a failed reconcile. Due after the larger of the key's own
-//    exponential backoff (5 ms doubling to 5 minutes) and the overall token bucket (10 per second,
-//    burst 100), as client-go's default controller rate limiter. forget(key) resets the backoff.
+//  - add_rate_limited(key, now, at_least): a failed reconcile. Due after the largest of the key's
+//    own exponential backoff (5 ms doubling to 5 minutes), the overall token bucket (10 per second,
+//    burst 100), as client-go's default controller rate limiter, and `at_least` (the server's
+//    Retry-After). forget(key) resets the backoff.
 //  - pop(now) hands out the earliest due key that no worker holds; done(key) releases it. A key is
 //    never held twice: if it is added while held, it is handed out again only after done().
 //
@@ -43,7 +44,7 @@ class WorkQueue {
   void add(const ObjectKey& key, TimePoint now) { schedule(key, now); }
   void add_after(const ObjectKey& key, Duration delay, TimePoint now) { schedule(key, now + delay); }
   // Returns the delay it chose.
-  Duration add_rate_limited(const ObjectKey& key, TimePoint now);
+  Duration add_rate_limited(const ObjectKey& key, TimePoint now, Duration at_least = {});
   void forget(const ObjectKey& key) { failures_.erase(key); }
 
   std::optional<ObjectKey> pop(TimePoint now);

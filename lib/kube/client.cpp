@@ -68,7 +68,7 @@ Client::Answer Client::decode(std::string_view verb, const HttpRequest& request,
   observe(verb, resp ? resp->status : 0);
   if (!resp) return Fail(resp.error());
   if (status != nullptr) *status = resp->status;
-  if (resp->status < 200 || resp->status > 299) return Fail(decode_status(resp->status, resp->body));
+  if (resp->status < 200 || resp->status > 299) return Fail(decode_status(*resp));
   rapidjson::Document doc;
   if (resp->body.empty()) return doc;
   doc.Parse(resp->body.data(), resp->body.size());
@@ -91,7 +91,7 @@ void Client::get_text_async(std::string_view path, TextDone done) {
   transport_->send_async(*shared, [this, shared, done = std::move(done)](Transport::SendResult resp) {
     observe("GET", resp ? resp->status : 0);
     if (!resp) return done(Fail(resp.error()));
-    if (resp->status < 200 || resp->status > 299) return done(Fail(decode_status(resp->status, resp->body)));
+    if (resp->status < 200 || resp->status > 299) return done(Fail(decode_status(*resp)));
     done(std::move(resp->body));
   });
 }

@@ -2,6 +2,8 @@
 
 #include <rapidjson/document.h>
 
+#include <algorithm>
+
 namespace repl::kube {
 namespace {
 
@@ -57,8 +59,21 @@ std::string ApiError::describe() const {
   return message;
 }
 
-ApiError decode_status(int http_status, std::string_view body) {
+std::chrono::seconds parse_retry_after(std::string_view value) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  if (value.empty() || value.size() > 9) return std::chrono::seconds{0};
+  long long n = 0;
+  for (const char c : value) {
+    if (c < '0' || c > '9') return std::chrono::seconds{0};
+    n = n * 10 + (c - '0');
+  }
+  return std::min(std::chrono::seconds{n}, kMaxRetryAfter);
+}
+
+ApiError decode_status(int http_status, std::string_view body, std::string_view retry_after) {
   ApiError err{ApiError::Kind::kApi, http_status, reason_for_code(http_status), ""};
+  err.retry_after = parse_retry_after(retry_after);
   rapidjson::Document doc;
   doc.Parse(body.data(), body.size());
   if (!doc.HasParseError() && doc.IsObject()) {
@@ -70,6 +85,13 @@ ApiError decode_status(int http_status, std::string_view body) {
         err.reason = m->value.GetString();
       if (auto m = doc.FindMember("message"); m != doc.MemberEnd() && m->value.IsString())
         err.message = m->value.GetString();
+      if (auto d = doc.FindMember("details"); d != doc.MemberEnd() && d->value.IsObject()) {
+        if (auto r = d->value.FindMember("retryAfterSeconds");
+            r != d->value.MemberEnd() && r->value.IsInt64() && r->value.GetInt64() > 0) {
+          err.retry_after =
+              std::max(err.retry_after, std::min(std::chrono::seconds{r->value.GetInt64()}, kMaxRetryAfter));
+        }
+      }
       return err;
     }
   }

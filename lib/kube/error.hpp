@@ -8,6 +8,7 @@
 // Pure value types and functions; thread-safe.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,9 @@ struct ApiError {
   int code = 0;         // HTTP status for kApi; 0 otherwise
   std::string reason;   // Status.reason, e.g. "NotFound", "Conflict", "Invalid", "Expired"
   std::string message;  // Status.message, or a description of the transport/decode failure
+  // How long the server asked us to wait before trying again (429 and 503 carry it: the
+  // Retry-After header, or the Status's details.retryAfterSeconds); zero when it did not say.
+  std::chrono::seconds retry_after{0};
 
   bool is_not_found() const { return kind == Kind::kApi && code == 404; }
   bool is_conflict() const { return kind == Kind::kApi && code == 409; }
@@ -32,10 +36,16 @@ struct ApiError {
   std::string describe() const;
 };
 
-// Builds the error for a non-2xx answer from its status code and body. The body is normally a
-// metav1.Status; anything else (an HTML page from a proxy, nothing at all) still gives an error
-// with the HTTP status and a reason derived from it.
-ApiError decode_status(int http_status, std::string_view body);
+// Builds the error for a non-2xx answer from its status code, body and Retry-After header (as
+// received, "" when absent). The body is normally a metav1.Status; anything else (an HTML page from
+// a proxy, nothing at all) still gives an error with the HTTP status and a reason derived from it.
+ApiError decode_status(int http_status, std::string_view body, std::string_view retry_after = {});
+
+// Retry-After in delta-seconds ("3"), at most kMaxRetryAfter (a server, or a proxy, asking for an
+// hour is not obeyed for an hour: the backoff goes on from there); zero for anything else (an
+// HTTP-date, which the API server never sends, or garbage).
+inline constexpr std::chrono::seconds kMaxRetryAfter{300};
+std::chrono::seconds parse_retry_after(std::string_view value);
 
 ApiError transport_error(std::string message);
 ApiError decode_error(std::string message);

@@ -18,10 +18,11 @@ namespace {
 using web::http::client::http_client;
 using web::http::client::http_client_config;
 
-// Requests that are not watches must finish within this; a stalled server is a transport error.
-constexpr auto kRequestTimeout = std::chrono::seconds(30);
-// Watches are ended by the server (timeoutSeconds <= 10 minutes); this only catches a dead peer.
-constexpr auto kStreamTimeout = std::chrono::minutes(11);
+std::string retry_after_of(const web::http::http_response& resp) {
+  const auto& headers = resp.headers();
+  const auto found = headers.find("Retry-After");
+  return found == headers.end() ? std::string() : found->second;
+}
 
 // The error for an exception that cpprestsdk threw while doing `what`.
 Failure<ApiError> failure(const std::string& what, const std::exception& e) {
@@ -124,12 +125,10 @@ class RestLineStream final : public LineStream {
 
 class RestTransport final : public Transport {
  public:
-  explicit RestTransport(const ClusterConfig& cfg)
+  RestTransport(const ClusterConfig& cfg, const TransportOptions& options)
       : tokens_(cfg),
-        client_(cfg.server, make_client_config(cfg, kRequestTimeout)),
-        stream_client_(
-            cfg.server,
-            make_client_config(cfg, std::chrono::duration_cast<std::chrono::seconds>(kStreamTimeout))) {}
+        client_(cfg.server, make_client_config(cfg, options.request_timeout)),
+        stream_client_(cfg.server, make_client_config(cfg, options.stream_timeout)) {}
 
   SendResult send(const HttpRequest& request) override {
     return wait_for_answer<SendResult>([&](SendDone done) { send_async(request, std::move(done)); });
@@ -142,9 +141,10 @@ class RestTransport final : public Transport {
     try {
       client_.request(build(request), shutdown_.get_token())
           .then([](web::http::http_response resp) {
-            return resp.extract_utf8string(true).then([code = resp.status_code()](std::string body) {
-              return HttpResponse{code, std::move(body)};
-            });
+            return resp.extract_utf8string(true).then(
+                [code = resp.status_code(), retry_after = retry_after_of(resp)](std::string body) {
+                  return HttpResponse{code, std::move(body), retry_after};
+                });
           })
           .then([done = std::move(done), what](pplx::task<HttpResponse> t) {
             SendResult result = [&]() -> SendResult {
@@ -181,17 +181,17 @@ class RestTransport final : public Transport {
               return done(std::unique_ptr<LineStream>(
                   std::make_unique<RestLineStream>(std::move(resp), std::move(cancel))));
             }
-            resp.extract_utf8string(true).then(
-                [code = resp.status_code(), done = std::move(done), what](pplx::task<std::string> body) {
-                  StreamResult result = [&]() -> StreamResult {
-                    try {
-                      return Fail(decode_status(code, body.get()));
-                    } catch (const std::exception& e) {
-                      return failure(what, e);
-                    }
-                  }();
-                  done(std::move(result));
-                });
+            resp.extract_utf8string(true).then([code = resp.status_code(), retry_after = retry_after_of(resp),
+                                                done = std::move(done), what](pplx::task<std::string> body) {
+              StreamResult result = [&]() -> StreamResult {
+                try {
+                  return Fail(decode_status(code, body.get(), retry_after));
+                } catch (const std::exception& e) {
+                  return failure(what, e);
+                }
+              }();
+              done(std::move(result));
+            });
           });
     } catch (const std::exception& e) {
       done(failure(what, e));
@@ -228,7 +228,8 @@ bool limit_http_threads(std::size_t threads) {
   }
 }
 
-Result<std::shared_ptr<Transport>, ConfigError> make_http_transport(const ClusterConfig& cfg) {
+Result<std::shared_ptr<Transport>, ConfigError> make_http_transport(const ClusterConfig& cfg,
+                                                                    const TransportOptions& options) {
   if (cfg.server.rfind("https://", 0) != 0 && cfg.server.rfind("http://", 0) != 0) {
     return Fail(ConfigError{"server \"" + cfg.server + "\" is not an http(s) URL"});
   }
@@ -244,7 +245,7 @@ Result<std::shared_ptr<Transport>, ConfigError> make_http_transport(const Cluste
     if (auto t = read_file(cfg.token_file); !t) return Fail(t.error());
   }
   try {
-    return std::shared_ptr<Transport>(std::make_shared<RestTransport>(cfg));
+    return std::shared_ptr<Transport>(std::make_shared<RestTransport>(cfg, options));
   } catch (const std::exception& e) {
     return Fail(ConfigError{"cannot create HTTP client for " + cfg.server + ": " + e.what()});
   }
@@ -254,10 +255,10 @@ Result<std::shared_ptr<Transport>, ConfigError> make_http_transport(const Cluste
 
 namespace repl::kube {
 
-Result<Connection, std::string> connect(const std::string& kubeconfig_flag) {
+Result<Connection, std::string> connect(const std::string& kubeconfig_flag, const TransportOptions& options) {
   auto config = resolve_config(kubeconfig_flag, process_getenv);
   if (!config) return Fail("no cluster configuration: " + config.error().message);
-  auto transport = make_http_transport(*config);
+  auto transport = make_http_transport(*config, options);
   if (!transport) return Fail("cannot set up the API client: " + transport.error().message);
   return Connection{std::move(*config), std::move(*transport)};
 }

@@ -14,6 +14,7 @@
 // being opened or read) promptly with a transport error, and every later one at once.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <future>
 #include <memory>
@@ -46,7 +47,13 @@ struct HttpRequest {
 struct HttpResponse {
   int status = 0;
   std::string body;
+  std::string retry_after;  // the Retry-After header, as received ("" when absent)
 };
+
+// The error for a non-2xx answer (decode_status with the answer's Retry-After).
+inline ApiError decode_status(const HttpResponse& r) {
+  return decode_status(r.status, r.body, r.retry_after);
+}
 
 class LineStream {
  public:
@@ -86,21 +93,23 @@ class Transport {
   virtual void cancel_all() = 0;
 };
 
-// What a binary's main() needs to talk to the cluster: the configuration from --kubeconfig,
-// $KUBECONFIG or the in-cluster service account (resolve_config), and a transport for it. The
-// error says which step failed.
-struct Connection {
-  ClusterConfig config;
-  std::shared_ptr<Transport> transport;
-};
-Result<Connection, std::string> connect(const std::string& kubeconfig_flag);
-
 // Sizes the HTTP client library's process-wide thread pool (cpprestsdk's: socket I/O and the
 // continuations of every request; 40 threads unless told). Nothing of ours blocks on it, so a few
 // threads serve any number of requests in flight. It can be sized only before the first client
 // is made: after that it returns false and changes nothing (the caller should say so).
 inline constexpr std::size_t kHttpClientThreads = 4;
 bool limit_http_threads(std::size_t threads = kHttpClientThreads);
+
+// How long the transport waits for the server. Both are idle limits: the time allowed for each read
+// or write of a request, not for the whole exchange, so a body trickling in keeps it alive and a
+// response that stops coming fails after the limit.
+struct TransportOptions {
+  std::chrono::seconds request_timeout{30};
+  // For streams (watches): the server ends a watch after its timeoutSeconds (at most 10 minutes)
+  // and sends a bookmark about once a minute; the watcher's own stall deadline (shorter) comes
+  // first, this only bounds a watch whose response never starts.
+  std::chrono::seconds stream_timeout{std::chrono::minutes(11)};
+};
 
 // HTTPS (or HTTP) to cfg.server with the configured CA, client certificate and bearer token.
 // Fails when the credentials cannot be loaded (bad PEM, unreadable token file).
@@ -111,6 +120,17 @@ bool limit_http_threads(std::size_t threads = kHttpClientThreads);
 // a CA points them at nothing for the whole process (SSL_CERT_FILE and SSL_CERT_DIR=/dev/null):
 // make that transport before any thread starts; a part of the process that wants the system's CAs
 // loads them by path (X509_get_default_cert_file()), not from the default paths.
-Result<std::shared_ptr<Transport>, ConfigError> make_http_transport(const ClusterConfig& cfg);
+Result<std::shared_ptr<Transport>, ConfigError> make_http_transport(const ClusterConfig& cfg,
+                                                                    const TransportOptions& options = {});
+
+// What a binary's main() needs to talk to the cluster: the configuration from --kubeconfig,
+// $KUBECONFIG or the in-cluster service account (resolve_config), and a transport for it. The
+// error says which step failed.
+struct Connection {
+  ClusterConfig config;
+  std::shared_ptr<Transport> transport;
+};
+Result<Connection, std::string> connect(const std::string& kubeconfig_flag,
+                                        const TransportOptions& options = {});
 
 }  // namespace repl::kube

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <random>
 
@@ -71,6 +72,11 @@ SteadyDuration backoff(State& s, SteadyTime now, double jitter) {
   return std::min<SteadyDuration>(std::chrono::duration_cast<SteadyDuration>(base * jitter), kMaxBackoff);
 }
 
+// The backoff, or longer when the server said how long to wait (Retry-After).
+SteadyDuration backoff(State& s, SteadyTime now, double jitter, const ApiError& error) {
+  return std::max<SteadyDuration>(backoff(s, now, jitter), error.retry_after);
+}
+
 // After 410 Gone: list again, at once, as after an outage, when the old version has been compacted.
 // A server that keeps answering 410 to fresh versions (no healthy event in between) is failing, so
 // the second 410 in a row waits for the backoff instead of spinning.
@@ -95,16 +101,16 @@ Step step(const State& state, const Input& input, SteadyTime now, double jitter)
           s.resource_version = in.resource_version;
           return {std::move(s), {Kind::kWatch, {}}};
         } else if constexpr (std::is_same_v<T, ListFailed>) {
-          const auto delay = backoff(s, now, jitter);
+          const auto delay = backoff(s, now, jitter, in.error);
           return {std::move(s), {Kind::kList, delay}};
         } else if constexpr (std::is_same_v<T, WatchOpenFailed> || std::is_same_v<T, StreamBroken>) {
           if (in.error.is_gone()) return relist(std::move(s), now, jitter);
-          const auto delay = backoff(s, now, jitter);
+          const auto delay = backoff(s, now, jitter, in.error);
           return {std::move(s), {Kind::kWatch, delay}};
         } else if constexpr (std::is_same_v<T, EventReceived>) {
           if (in.type == EventType::kError) {
             if (in.error.is_gone()) return relist(std::move(s), now, jitter);
-            const auto delay = backoff(s, now, jitter);
+            const auto delay = backoff(s, now, jitter, in.error);
             return {std::move(s), {Kind::kWatch, delay}};
           }
           if (!in.resource_version.empty()) s.resource_version = in.resource_version;
@@ -133,6 +139,7 @@ class WatchRunner::Loop final : public std::enable_shared_from_this<Loop> {
         options_(std::move(options)),
         sink_(sink),
         timer_(clock.make_timer()),
+        stall_timer_(clock.make_timer()),
         rng_(std::random_device{}()) {}
 
   void start() {
@@ -166,6 +173,7 @@ class WatchRunner::Loop final : public std::enable_shared_from_this<Loop> {
   void finish() {
     finished_ = true;
     sleeping_ = false;
+    stall_timer_->cancel();
     stream_.reset();
     cv_.notify_all();
   }
@@ -196,6 +204,33 @@ class WatchRunner::Loop final : public std::enable_shared_from_this<Loop> {
   }
   void signal(WatchSignal s) const {
     if (options_.on_signal) options_.on_signal(s);
+  }
+
+  // A failed request or a broken stream: a warning if it opens an incident, else a debug line.
+  void failed(const char* what, const ApiError& error) {
+    signal(WatchSignal::kFailed);
+    const std::string described = error.describe();
+    const std::string retry_after = std::to_string(error.retry_after.count());
+    if (incident_) {
+      ++incident_->failures;
+      log::debug(what, {{"watcher", options_.name}, {"error", described}, {"retry_after_s", retry_after}});
+      return;
+    }
+    incident_ = Incident{clock_.now(), 1};
+    log::warn(what, {{"watcher", options_.name},
+                     {"error", described},
+                     {"retry_after_s", retry_after},
+                     {"note", "retrying with backoff; logged again when it recovers"}});
+  }
+  // A list done or an event read: the incident, if any, is over.
+  void recovered() {
+    if (!incident_) return;
+    const auto lasted =
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_.now() - incident_->since);
+    log::info("watch recovered", {{"watcher", options_.name},
+                                  {"failures", std::to_string(incident_->failures)},
+                                  {"after_ms", std::to_string(lasted.count())}});
+    incident_.reset();
   }
 
   // Carries out action_: after its delay, a list or a watch.
@@ -235,11 +270,11 @@ class WatchRunner::Loop final : public std::enable_shared_from_this<Loop> {
 
   void listed(const Client::ListResult& rv) {
     if (!rv) {
-      log::warn("list failed", {{"watcher", options_.name}, {"error", rv.error().describe()}});
-      signal(WatchSignal::kFailed);
+      failed("list failed", rv.error());
       feed(watcher::ListFailed{rv.error()});
       return act();
     }
+    recovered();
     sink_.end_resync();
     sink_.on_progress(*rv);
     signal(listed_once_ ? WatchSignal::kRelisted : WatchSignal::kListed);
@@ -251,8 +286,7 @@ class WatchRunner::Loop final : public std::enable_shared_from_this<Loop> {
 
   void opened(Transport::StreamResult stream) {
     if (!stream) {
-      log::warn("watch failed", {{"watcher", options_.name}, {"error", stream.error().describe()}});
-      signal(WatchSignal::kFailed);
+      failed("watch failed", stream.error());
       feed(watcher::WatchOpenFailed{stream.error()});
       return act();
     }
@@ -262,6 +296,8 @@ class WatchRunner::Loop final : public std::enable_shared_from_this<Loop> {
       std::lock_guard lock(mu_);
       if (stopping_) return finish();
       stream_ = std::move(*stream);
+      last_line_at_ = clock_.now();
+      arm_stall_deadline(last_line_at_ + options_.stall_timeout);
     }
     opened_at_ = clock_.now();
     got_events_ = false;
@@ -274,26 +310,55 @@ class WatchRunner::Loop final : public std::enable_shared_from_this<Loop> {
     });
   }
 
+  // The open stream's read deadline: one timer per stream, not per line. When it fires it looks at
+  // when the last line came, and waits again or cancels the stream.
+  void arm_stall_deadline(SteadyTime at) {
+    if (options_.stall_timeout <= SteadyDuration::zero()) return;
+    stall_timer_->wait_until(at, [self = shared_from_this(), stream = streams_] {
+      std::lock_guard lock(self->mu_);
+      if (stream != self->streams_ || self->stream_ == nullptr || self->stopping_) return;  // stale
+      const auto due = self->last_line_at_ + self->options_.stall_timeout;
+      if (self->clock_.now() < due) return self->arm_stall_deadline(due);
+      self->stalled_ = true;
+      self->stream_->cancel();
+    });
+  }
+
   void got(LineStream::Line line) {
     const std::string& name = options_.name;
-    if (!line) {
-      log::warn("watch stream broke", {{"watcher", name}, {"error", line.error().describe()}});
-      signal(WatchSignal::kFailed);
+    bool stalled = false;
+    {
+      std::lock_guard lock(mu_);
+      last_line_at_ = clock_.now();
+      stalled = stalled_;
+    }
+    if (stalled) {
+      // Whatever the cancelled read returned: a line that raced the deadline is read again by the
+      // next watch, which starts from the last version taken in.
+      const auto secs = std::chrono::duration_cast<std::chrono::seconds>(options_.stall_timeout).count();
+      const ApiError error =
+          transport_error("watch stalled: no event or bookmark for " + std::to_string(secs) + " s");
+      failed("watch stalled", error);
+      feed(watcher::StreamBroken{error});
+    } else if (!line) {
+      failed("watch stream broke", line.error());
       feed(watcher::StreamBroken{line.error()});
     } else if (!line->has_value()) {
       // A watch that ends at once with nothing in it (a proxy that cuts streams, a server that
       // refuses them politely) is a failure, or we would spin re-opening it (as client-go does).
       if (!got_events_ && clock_.now() - opened_at_ < std::chrono::seconds(1)) {
-        signal(WatchSignal::kFailed);
-        feed(watcher::StreamBroken{transport_error("watch ended at once, without events")});
+        const ApiError error = transport_error("watch ended at once, without events");
+        failed("watch ended at once", error);
+        feed(watcher::StreamBroken{error});
       } else {
         feed(watcher::StreamEnded{});
       }
     } else if (auto ev = parse_watch_event(**line); !ev) {
-      log::warn("bad watch event", {{"watcher", name}, {"error", ev.error().describe()}});
+      failed("bad watch event", ev.error());
       feed(watcher::StreamBroken{ev.error()});
     } else {
       got_events_ = true;
+      recovered();
       if (ev->type == EventType::kError) {
         log::info("watch error event", {{"watcher", name}, {"error", ev->error.describe()}});
       } else if (ev->type == EventType::kBookmark) {
@@ -307,6 +372,9 @@ class WatchRunner::Loop final : public std::enable_shared_from_this<Loop> {
     {
       std::lock_guard lock(mu_);
       stream_.reset();
+      ++streams_;  // the stall deadline of this stream is void
+      stalled_ = false;
+      stall_timer_->cancel();
     }
     act();
   }
@@ -316,7 +384,8 @@ class WatchRunner::Loop final : public std::enable_shared_from_this<Loop> {
   const boost::asio::any_io_executor executor_;
   const WatcherOptions options_;
   WatchSink& sink_;
-  const std::unique_ptr<Timer> timer_;  // the backoff's; armed and cancelled under mu_
+  const std::unique_ptr<Timer> timer_;        // the backoff's; armed and cancelled under mu_
+  const std::unique_ptr<Timer> stall_timer_;  // the open stream's read deadline; under mu_ too
 
   // The loop's own state: touched by one operation's continuation at a time.
   std::mt19937_64 rng_;
@@ -328,6 +397,11 @@ class WatchRunner::Loop final : public std::enable_shared_from_this<Loop> {
   bool watched_once_ = false;
   SteadyTime opened_at_{};
   bool got_events_ = false;
+  struct Incident {
+    SteadyTime since;
+    int failures = 0;
+  };
+  std::optional<Incident> incident_;  // failures since the last success
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -335,6 +409,9 @@ class WatchRunner::Loop final : public std::enable_shared_from_this<Loop> {
   bool started_ = false;
   bool sleeping_ = false;  // waiting for timer_
   bool finished_ = false;
+  std::uint64_t streams_ = 0;           // streams ended: tells a stall deadline whether it is stale
+  SteadyTime last_line_at_{};           // of the open stream (or when it opened)
+  bool stalled_ = false;                // the open stream was cancelled by its deadline
   std::unique_ptr<LineStream> stream_;  // open while reading; set and reset on the loop's turn
 };
 

@@ -138,6 +138,11 @@ class SinkTee final : public WatchSink {
 // watch opened again after the stream ended or broke, a failed request.
 enum class WatchSignal { kListed, kRelisted, kRewatched, kFailed };
 
+// The API server's watch cache sends every watcher a bookmark about once a minute (and one just
+// before timeoutSeconds): a stream silent for three minutes is stalled (a proxy or load balancer
+// holding a connection whose other side is gone), so it is cancelled and watched again.
+inline constexpr SteadyDuration kDefaultStallTimeout = std::chrono::minutes(3);
+
 struct WatcherOptions {
   std::string collection;  // e.g. collection_path(repls(), "")
   std::string label_selector;
@@ -145,9 +150,14 @@ struct WatcherOptions {
   std::string name;                                 // for logs
   std::function<void(WatchSignal)> on_signal = {};  // called on the watcher's thread
   std::string field_selector = {};
+  SteadyDuration stall_timeout = kDefaultStallTimeout;  // zero: never
 };
 
-// The I/O around step(): lists, watches and feeds the sink until stop() is called. It holds no
+// The I/O around step(): lists, watches and feeds the sink until stop() is called. An open stream
+// that yields no line for options.stall_timeout is cancelled and counts as broken. Failures are
+// logged once per incident: a warning at the first, the ones after it at debug level, and one line
+// when the watcher recovers (a list done or an event read), with how many failed and for how long.
+// It holds no
 // thread: every request, read and backoff is an asynchronous operation (the transport's, or a timer
 // of `clock`, which must outlive the runner), one at a time, and the runner's own code runs between
 // them on `executor`. The sink and the observer are called from one thread at a time (the

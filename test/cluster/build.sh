@@ -5,6 +5,7 @@
 #                  kube-scheduler,kubectl,kubelet,           versions pinned in go.mod
 #                  kube-proxy}
 #   etcd-<version>/etcd
+#   faultproxy-<hash>/faultproxy   the fault tests' proxy (cmd/faultproxy, this module)
 #   helm-<version>/helm, kube-score-<version>/kube-score      from the Go module proxy (each
 #   kwok-<version>/kwok  (fake nodes for the e2e tier)        module's own go.mod, no replaces)
 #   moto-<version>/bin/moto_server                            an S3 server, from PyPI
@@ -52,6 +53,10 @@ go_build "$k8s_dir/kubectl" k8s.io/kubernetes/cmd/kubectl "$stamp"
 go_build "$k8s_dir/kubelet" k8s.io/kubernetes/cmd/kubelet "$stamp"
 go_build "$k8s_dir/kube-proxy" k8s.io/kubernetes/cmd/kube-proxy "$stamp"
 go_build "$etcd_dir/etcd" ./cmd/etcd
+# The fault-injecting proxy of the fault tests, cached by its source's hash (it changes with the repo).
+faultproxy_dir="$cache/faultproxy-$(sha256sum "$here/cmd/faultproxy/main.go" | cut -c1-16)"
+mkdir -p "$faultproxy_dir"
+go_build "$faultproxy_dir/faultproxy" ./cmd/faultproxy
 
 # go_install NAME PACKAGE VERSION: `go install PACKAGE@VERSION` (the module's own go.mod decides
 # its dependencies) into $cache/NAME-VERSION/NAME, through a temporary GOBIN renamed when complete.
@@ -127,4 +132,5 @@ ln -sfn "$k8s_dir/kubectl" "$cache/bin/kubectl"
 ln -sfn "$k8s_dir/kubelet" "$cache/bin/kubelet"
 ln -sfn "$k8s_dir/kube-proxy" "$cache/bin/kube-proxy"
 ln -sfn "$etcd_dir/etcd" "$cache/bin/etcd"
+ln -sfn "$faultproxy_dir/faultproxy" "$cache/bin/faultproxy"
 echo "$cache/bin"

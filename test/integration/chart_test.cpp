@@ -360,6 +360,11 @@ TEST_CASE(
   const auto defaults = args_for({});
   CHECK(has(defaults, "--runner-uid=1000"));
   CHECK(has(defaults, "--runner-gid=1000"));
+  CHECK(has(defaults, "--leader-election-lease-duration=15s"));
+  CHECK(has(defaults, "--leader-election-renew-deadline=10s"));
+  CHECK(has(defaults, "--leader-election-retry-period=2s"));
+  CHECK(has(defaults, "--request-timeout=30s"));
+  CHECK(has(defaults, "--watch-stall-timeout=3m"));
   CHECK(std::none_of(defaults.begin(), defaults.end(),
                      [](const std::string& a) { return a.starts_with("--s3-egress-cidr"); }));
   const auto set = args_for({"--set", "runner.uid=1234", "--set", "runner.gid=5678", "--set",

@@ -140,3 +140,35 @@ TEST_CASE("the excerpt of a non-Status body is valid UTF-8", "[kube][error]") {
   REQUIRE_FALSE(m.empty());
   CHECK((static_cast<unsigned char>(m.back()) & 0xE0) != 0xC0);
 }
+
+TEST_CASE("Retry-After is read from the header and from the Status's details, the longer wins",
+          "[kube][error]") {
+  using namespace std::chrono_literals;
+  const std::string throttled =
+      R"({"kind":"Status","apiVersion":"v1","status":"Failure","message":"too many requests",)"
+      R"("reason":"TooManyRequests","details":{"retryAfterSeconds":4},"code":429})";
+  CHECK(decode_status(429, throttled).retry_after == 4s);
+  CHECK(decode_status(429, throttled, "9").retry_after == 9s);
+  CHECK(decode_status(429, throttled, "1").retry_after == 4s);
+  CHECK(decode_status(503, "<html>busy</html>", " 3 ").retry_after == 3s);
+  CHECK(decode_status(500, "").retry_after == 0s);
+}
+
+TEST_CASE("parse_retry_after takes delta-seconds only, and caps them", "[kube][error]") {
+  using namespace std::chrono_literals;
+  using repl::kube::parse_retry_after;
+  CHECK(parse_retry_after("0") == 0s);
+  CHECK(parse_retry_after("120") == 120s);
+  CHECK(parse_retry_after("86400") == repl::kube::kMaxRetryAfter);
+  CHECK(parse_retry_after("99999999999999999999") == 0s);  // too long to be a number of ours
+  for (const char* bad : {"", " ", "-1", "1.5", "3s", "Wed, 21 Oct 2026 07:28:00 GMT", "0x10"}) {
+    INFO(bad);
+    CHECK(parse_retry_after(bad) == 0s);
+  }
+  const std::string with_bad_details =
+      R"({"kind":"Status","code":429,"reason":"TooManyRequests","details":{"retryAfterSeconds":"soon"}})";
+  CHECK(decode_status(429, with_bad_details).retry_after == 0s);
+  const std::string with_huge_details =
+      R"({"kind":"Status","code":429,"reason":"TooManyRequests","details":{"retryAfterSeconds":100000}})";
+  CHECK(decode_status(429, with_huge_details).retry_after == repl::kube::kMaxRetryAfter);
+}

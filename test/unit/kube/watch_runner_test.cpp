@@ -131,6 +131,9 @@ struct Harness {
   Strings signals;
   std::vector<repl::SteadyTime> signal_times;
   std::string field_selector;
+  // Off unless a test is about it: the driver moves time to the earliest timer the moment it is
+  // armed, so a stall deadline would pass under every stream before its first line is taken in.
+  repl::SteadyDuration stall_timeout{};
 
   // Runs until the sink has recorded `calls_before_stop` calls, or the runner signals `stop_on`;
   // a runner still going after 10 s is stopped and fails the test.
@@ -145,7 +148,8 @@ struct Harness {
                                          signal_times.push_back(clock.now());
                                          if (s == stop_on) self->stop();
                                        },
-                                       field_selector};
+                                       field_selector,
+                                       stall_timeout};
     boost::asio::io_context io;
     auto work = boost::asio::make_work_guard(io);
     std::thread io_thread([&io] { io.run(); });
@@ -334,4 +338,36 @@ TEST_CASE("WatchRunner sends the field selector with its list and its watch", "[
   CHECK(param(requests[0].target, "fieldSelector") == "involvedObject.kind%3DPod%2Creason%3DFailed");
   CHECK(param(requests[1].target, "watch") == "true");
   CHECK(param(requests[1].target, "fieldSelector") == "involvedObject.kind%3DPod%2Creason%3DFailed");
+}
+
+TEST_CASE("a watch that yields nothing for the stall timeout is replaced, from the same version",
+          "[kube][watcher]") {
+  Harness h;
+  h.stall_timeout = repl::kube::kDefaultStallTimeout;
+  h.transport->respond(200, page(object("a", "90"), "100"));
+  auto silent = std::make_shared<repl::test::PushStream>();  // open, and never a line
+  h.transport->custom_stream(silent->reader(silent));
+  auto next = std::make_shared<repl::test::PushStream>();
+  h.transport->custom_stream(next->reader(next));
+  h.run(0, WatchSignal::kRewatched);  // stopped as the replacement opens
+
+  CHECK(h.sink.calls == Strings{"begin", "item:a", "end"});
+  CHECK(h.signals == Strings{"listed", "failed", "rewatched"});
+  // The deadline, exactly (virtual time), then the shortest backoff at least.
+  CHECK(h.signalled("failed") - h.told("end") == repl::kube::kDefaultStallTimeout);
+  CHECK(h.signalled("rewatched") - h.signalled("failed") >= kShortestBackoff);
+  REQUIRE(h.transport->requests.size() == 3);
+  CHECK(param(h.transport->requests[2].target, "watch") == "true");
+  CHECK(param(h.transport->requests[2].target, "resourceVersion") == "100");
+}
+
+TEST_CASE("a 429's Retry-After holds the next list back that long", "[kube][watcher]") {
+  Harness h;
+  h.transport->respond(429, repl::test::status_json(429, "TooManyRequests", "slow down"), "6");
+  h.transport->respond(200, page(object("a", "90"), "100"));
+  h.transport->stream({event("ADDED", object("c", "101"))});
+  h.run(5);
+  CHECK(h.sink.calls == Strings{"begin", "begin", "item:a", "end", "ADDED:c"});
+  CHECK(h.signals == Strings{"failed", "listed"});
+  CHECK(h.told("item:a") - h.signalled("failed") >= std::chrono::seconds(6));
 }

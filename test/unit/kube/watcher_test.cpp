@@ -273,3 +273,16 @@ TEST_CASE("backoff resets after 2 minutes without failures", "[kube][watcher]") 
     CHECK(step(ok, StreamBroken{unavailable()}, kT0 + 4s, 1.0).action.delay == 3200ms);
   }
 }
+
+TEST_CASE("a Retry-After longer than the backoff is waited for, a shorter one changes nothing",
+          "[kube][watcher]") {
+  ApiError throttled = repl::kube::decode_status(429, "", "7");
+  REQUIRE(throttled.retry_after == 7s);
+  Step st = step(watching("100"), WatchOpenFailed{throttled}, kT0, 1.0);
+  check_action(st, Kind::kWatch, 7s);
+  st = step(State{}, ListFailed{throttled}, kT0, 1.0);
+  check_action(st, Kind::kList, 7s);
+  throttled.retry_after = 0s;
+  st = step(watching("100"), StreamBroken{throttled}, kT0, 1.0);
+  check_action(st, Kind::kWatch, 800ms);  // the backoff alone
+}

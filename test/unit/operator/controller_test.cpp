@@ -68,10 +68,12 @@ const HttpRequest* last(const Requests& requests, const std::string& method, con
 }
 
 // The controller's options: no reads of sync sidecars' logs unless a test asks (their timer would be
-// the first a test waits for).
+// the first a test waits for), and no watch stall deadline (the fake API sends no bookmarks, so it
+// would pass at every jump of virtual time past three minutes).
 repl::ControllerOptions options_with(std::chrono::seconds sync_check) {
   repl::ControllerOptions o;
   o.sync_check_interval = sync_check;
+  o.watch_stall_timeout = {};
   return o;
 }
 

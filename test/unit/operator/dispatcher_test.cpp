@@ -366,3 +366,19 @@ TEST_CASE("stop returns false when a reconcile outlives the grace period", "[ope
   CHECK(f.tracker.wait_ends(kA, 1));
   CHECK(f.dispatcher.stop(kTimeout));
 }
+
+TEST_CASE("a failed reconcile with the server's Retry-After waits that long", "[operator][dispatcher]") {
+  Fixture f(1, [](const ObjectKey&, int call) {
+    return call == 1 ? ReconcileOutcome::retry(4s) : ReconcileOutcome::done();
+  });
+  f.dispatcher.start();
+  f.dispatcher.add(kA);
+  REQUIRE(f.tracker.wait_ends(kA, 1));
+  const auto failed_at = f.clock.now();
+  CHECK(f.armed() - failed_at == 4s);
+  f.clock.advance(4s - 1ms);
+  CHECK(f.tracker.starts(kA) == 1);
+  f.clock.advance(1ms);
+  REQUIRE(f.tracker.wait_ends(kA, 2));
+  CHECK(f.dispatcher.stop(kTimeout));
+}

@@ -271,3 +271,14 @@ TEST_CASE("due() counts the waiting keys due by a time, not those delayed past i
   CHECK(q.due(kT0) == 0);
   CHECK(q.waiting() == 2);
 }
+
+TEST_CASE("a failed key waits at least what the server asked for (Retry-After)", "[operator][work_queue]") {
+  WorkQueue q;
+  CHECK(q.add_rate_limited(kA, kT0, 3s) == 3s);  // not the 5 ms of the first backoff
+  CHECK_FALSE(q.pop(kT0 + 2999ms));
+  CHECK(q.pop(kT0 + 3s) == kA);
+  q.done(kA);
+  // A Retry-After shorter than the key's backoff changes nothing.
+  for (int i = 0; i < 10; ++i) q.add_rate_limited(kB, kT0, 0s);
+  CHECK(q.add_rate_limited(kB, kT0, 1s) == 5ms * 1024);
+}

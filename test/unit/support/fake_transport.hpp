@@ -100,9 +100,9 @@ class PushStream {
 class FakeTransport final : public kube::Transport {
  public:
   // Scripts the answer to the next send() that no route matches.
-  void respond(int status, std::string body) {
+  void respond(int status, std::string body, std::string retry_after = "") {
     std::lock_guard lock(mu_);
-    responses_.emplace_back(kube::HttpResponse{status, std::move(body)});
+    responses_.emplace_back(kube::HttpResponse{status, std::move(body), std::move(retry_after)});
   }
   void fail(kube::ApiError error) {
     std::lock_guard lock(mu_);
@@ -110,8 +110,9 @@ class FakeTransport final : public kube::Transport {
   }
   // Scripts the answers to requests of `method` on `path` (the target without its query): each
   // request takes the next; the last one answers every request after it, until more are scripted.
-  void route(const std::string& method, const std::string& path, int status, std::string body) {
-    add_route(method, path, kube::HttpResponse{status, std::move(body)});
+  void route(const std::string& method, const std::string& path, int status, std::string body,
+             std::string retry_after = "") {
+    add_route(method, path, kube::HttpResponse{status, std::move(body), std::move(retry_after)});
   }
   void route_failure(const std::string& method, const std::string& path, kube::ApiError error) {
     add_route(method, path, Fail(std::move(error)));
@@ -180,7 +181,7 @@ class FakeTransport final : public kube::Transport {
       std::lock_guard lock(mu_);
       done = std::move(held_);
     }
-    if (done) done(kube::HttpResponse{status, std::move(body)});
+    if (done) done(kube::HttpResponse{status, std::move(body), {}});
   }
   void open_stream_async(const kube::HttpRequest& request, StreamDone done) override {
     done(open_stream(request));

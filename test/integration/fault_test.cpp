@@ -1,0 +1,370 @@
+// The operator through faults between it and the API server: test/cluster/cmd/faultproxy sits in
+// between and injects what a test scripts (429 with Retry-After, 5xx, connection resets, a watch cut
+// in the middle of an event, a watch that stays open and silent, a LIST trickled in, a response that
+// never ends, latency). For each, the operator converges to exactly the state the Repls imply (every
+// child, owned, nothing else, every status current), honours Retry-After, backs off (its request
+// rate during the fault is printed and bounded), and logs once per incident, not once per retry.
+// The Repls are written past the proxy (kubectl), so the faults hit the operator alone.
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "integration/support.hpp"
+
+using namespace repl::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// One request as the proxy saw it.
+struct Seen {
+  long long ms = 0;  // since the proxy started
+  std::string verb;
+  std::string path;
+  int code = 0;
+  std::string fault;
+};
+
+// The fault proxy in front of the test cluster's API server, and a kubeconfig that goes through it.
+class FaultProxy {
+ public:
+  FaultProxy() {
+    const std::string cluster_dir = std::filesystem::path(admin_kubeconfig()).parent_path();
+    std::string server;
+    {
+      std::istringstream in(read_file(admin_kubeconfig()));
+      for (std::string line; std::getline(in, line);) {
+        if (const auto at = line.find("server: "); at != std::string::npos) server = line.substr(at + 8);
+      }
+    }
+    REQUIRE_FALSE(server.empty());
+    const auto addr_file = dir_.path / "addr";
+    process_ = OperatorProcess::spawn({which("faultproxy"), "--upstream", server, "--ca",
+                                       cluster_dir + "/pki/ca.crt", "--cert", cluster_dir + "/pki/admin.crt",
+                                       "--key", cluster_dir + "/pki/admin.key", "--addr-file", addr_file});
+    REQUIRE(eventually(10s, [&] { return !read_file(addr_file).empty(); }));
+    origin_ = "http://" + read_file(addr_file);
+    kubeconfig_ = (dir_.path / "proxy.kubeconfig").string();
+    std::ofstream(kubeconfig_) << "apiVersion: v1\nkind: Config\nclusters:\n- name: proxy\n  cluster:\n"
+                               << "    server: " << origin_ << "\ncontexts:\n- name: proxy\n  context:\n"
+                               << "    cluster: proxy\ncurrent-context: proxy\n";
+  }
+
+  const std::string& kubeconfig() const { return kubeconfig_; }
+
+  // Replaces the rules in force (a JSON array; see faultproxy's comment).
+  void rules(const std::string& json) {
+    const auto r = http("PUT", origin_ + "/_fault/rules", json);
+    INFO(r.body);
+    REQUIRE(r.status == 200);
+  }
+  void clear() { REQUIRE(http("DELETE", origin_ + "/_fault/rules").status == 200); }
+  std::vector<Seen> log() {
+    const auto r = http("GET", origin_ + "/_fault/log");
+    REQUIRE(r.status == 200);
+    std::vector<Seen> out;
+    std::istringstream in(r.body);
+    for (std::string line; std::getline(in, line);) {
+      rapidjson::Document d;
+      d.Parse(line.c_str());
+      REQUIRE(d.IsObject());
+      out.push_back({d["ms"].GetInt64(), d["verb"].GetString(), d["path"].GetString(), d["code"].GetInt(),
+                     d["fault"].GetString()});
+    }
+    return out;
+  }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<OperatorProcess> process_;
+  std::string origin_;
+  std::string kubeconfig_;
+};
+
+std::string repls_yaml(int from, int to, const std::string& image = "") {
+  std::string yaml;
+  for (int i = from; i < to; ++i) {
+    yaml += "---\napiVersion: peetcode.com/v1alpha1\nkind: Repl\nmetadata:\n  name: r-" + std::to_string(i) +
+            "\nspec:\n  userId: user-" + std::to_string(i) + "\n";
+    if (!image.empty()) yaml += "  image: " + image + "\n";
+  }
+  return yaml;
+}
+
+// What is wrong with `ns` compared with what its Repls imply, "" when nothing: each Repl has exactly
+// its four children (Deployment, Service and NetworkPolicy <id>, Ingress <id>-ingress), each owned
+// by it (its uid, as controller), no other object of ours is there, and each status is current
+// (observedGeneration = generation, a phase).
+std::string desired_state_diff(const std::string& ns) {
+  const auto r =
+      kubectl({"get", "-n", ns, "repls,deployments,services,ingresses,networkpolicies", "-o", "json"});
+  if (r.exit_code != 0) return "kubectl get failed: " + r.err;
+  rapidjson::Document d;
+  d.Parse(r.out.c_str());
+  if (!d.IsObject() || !d["items"].IsArray()) return "kubectl answered no list";
+  std::map<std::string, std::string> repl_uids;  // name -> uid
+  std::string problems;
+  for (const auto& item : d["items"].GetArray()) {
+    if (std::string(item["kind"].GetString()) != "Repl") continue;
+    const auto& meta = item["metadata"];
+    const std::string name = meta["name"].GetString();
+    repl_uids[name] = meta["uid"].GetString();
+    const auto status = item.FindMember("status");
+    if (status == item.MemberEnd() || !status->value.HasMember("observedGeneration") ||
+        status->value["observedGeneration"].GetInt64() != meta["generation"].GetInt64() ||
+        !status->value.HasMember("phase")) {
+      problems += "Repl " + name + ": status not current; ";
+    }
+  }
+  std::set<std::string> want, have;
+  for (const auto& [name, uid] : repl_uids) {
+    for (const std::string& child :
+         {"Deployment/" + name, "Service/" + name, "NetworkPolicy/" + name, "Ingress/" + name + "-ingress"}) {
+      want.insert(child + "@" + uid);
+    }
+  }
+  for (const auto& item : d["items"].GetArray()) {
+    const std::string kind = item["kind"].GetString();
+    if (kind == "Repl") continue;
+    const auto& meta = item["metadata"];
+    const std::string name = meta["name"].GetString();
+    std::string owner = "(none)";
+    if (meta.HasMember("ownerReferences")) {
+      for (const auto& ref : meta["ownerReferences"].GetArray()) {
+        if (ref.HasMember("controller") && ref["controller"].GetBool()) owner = ref["uid"].GetString();
+      }
+    }
+    if (!have.insert(kind + "/" + name + "@" + owner).second)
+      problems += "duplicate " + kind + "/" + name + "; ";
+  }
+  for (const auto& w : want) {
+    if (!have.contains(w)) problems += "missing " + w + "; ";
+  }
+  for (const auto& h : have) {
+    if (!want.contains(h)) problems += "orphan " + h + "; ";
+  }
+  return problems;
+}
+
+// Waits for the exact desired state; returns how long it took (fails the test after `timeout`).
+std::chrono::milliseconds converge(const std::string& ns, std::chrono::milliseconds timeout) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string diff;
+  const bool ok = eventually(timeout, [&] {
+    diff = desired_state_diff(ns);
+    return diff.empty();
+  });
+  INFO(diff);
+  REQUIRE(ok);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+}
+
+void kubectl_apply(const std::string& ns, const std::string& yaml) {
+  const auto r = kubectl({"apply", "-n", ns, "-f", "-"}, yaml);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+}
+
+// The operator in `ns`, through the proxy, with short timeouts so faults are noticed within a test.
+std::unique_ptr<OperatorProcess> operator_through(const FaultProxy& proxy, const std::string& ns,
+                                                  std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {"--namespace",           ns,   "--request-timeout", "3s",
+                                   "--watch-stall-timeout", "10s"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto op = OperatorProcess::spawn(operator_argv(proxy.kubeconfig(), args));
+  REQUIRE(eventually(30s, [&] { return op->count_log("caches synced") > 0; }));
+  return op;
+}
+
+int warnings(const OperatorProcess& op, const std::string& msg) {
+  return op.count_log(R"("level":"warn","msg":")" + msg + "\"");
+}
+int watcher_warnings(const OperatorProcess& op, const std::string& msg, const std::string& watcher) {
+  return op.count_log(R"("level":"warn","msg":")" + msg + R"(","watcher":")" + watcher + "\"");
+}
+
+// Requests of `verb` on paths starting with `prefix` seen in [from, to) ms.
+std::vector<Seen> requests(const std::vector<Seen>& log, const std::string& verb, const std::string& prefix,
+                           long long from, long long to) {
+  std::vector<Seen> out;
+  for (const auto& s : log) {
+    if (s.verb == verb && s.path.rfind(prefix, 0) == 0 && s.ms >= from && s.ms < to) out.push_back(s);
+  }
+  return out;
+}
+
+long long last_ms(const std::vector<Seen>& log) { return log.empty() ? 0 : log.back().ms; }
+
+void report(const std::string& fault, const std::string& figures) {
+  std::printf("fault: %-42s %s\n", fault.c_str(), figures.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+TEST_CASE("fault: 429 with Retry-After on every write is waited out, then the state is exact", "[fault]") {
+  FaultProxy proxy;
+  const std::string ns = fresh_namespace("fault-429");
+  auto op = operator_through(proxy, ns);
+  proxy.rules(R"([{"verb":"PATCH","action":"status","code":429,"retryAfter":3}])");
+  const long long fault_from = last_ms(proxy.log());
+  kubectl_apply(ns, repls_yaml(0, 10));
+  std::this_thread::sleep_for(12s);  // the fault lasts this long
+  auto log = proxy.log();
+  const long long fault_to = last_ms(log);
+  proxy.clear();
+  const auto took = converge(ns, 30s);
+
+  log = proxy.log();
+  const auto patches = requests(log, "PATCH", "/apis/", fault_from, fault_to + 1);
+  REQUIRE(patches.size() > 0);
+  // Each object's path: no write again sooner than the server asked (3 s, less the proxy's rounding).
+  std::map<std::string, long long> last;
+  long long shortest_gap = 1'000'000;
+  for (const auto& p : patches) {
+    if (auto it = last.find(p.path); it != last.end())
+      shortest_gap = std::min(shortest_gap, p.ms - it->second);
+    last[p.path] = p.ms;
+  }
+  const double rate =
+      1000.0 * static_cast<double>(patches.size()) / static_cast<double>(fault_to - fault_from);
+  report("429 Retry-After: 3 on every PATCH, 12 s",
+         "PATCH " + std::to_string(rate) + "/s, shortest gap per object " + std::to_string(shortest_gap) +
+             " ms, converged " + std::to_string(took.count()) + " ms after");
+  CHECK(shortest_gap >= 2900);
+  // So no object was written more often than once every 3 s (4 children and a finalizer a Repl).
+  std::map<std::string, int> per_path;
+  for (const auto& p : patches) ++per_path[p.path];
+  CHECK(per_path.size() == 50);
+  for (const auto& [path, n] : per_path) {
+    INFO(path);
+    CHECK(n <= (fault_to - fault_from) / 3000 + 1);
+  }
+  CHECK(warnings(*op, "API requests failing") == 1);
+  CHECK(warnings(*op, "reconcile failed") == 0);  // per Repl and retry: debug lines only
+}
+
+TEST_CASE("fault: 503 then connection resets on writes back off, then the state is exact", "[fault]") {
+  FaultProxy proxy;
+  const std::string ns = fresh_namespace("fault-5xx");
+  auto op = operator_through(proxy, ns);
+  proxy.rules(R"([{"verb":"PATCH","action":"status","code":503},{"verb":"POST","action":"reset"}])");
+  const long long fault_from = last_ms(proxy.log());
+  kubectl_apply(ns, repls_yaml(0, 10));
+  std::this_thread::sleep_for(8s);
+  proxy.rules(R"([{"verb":"PATCH","action":"reset"},{"verb":"POST","action":"reset"}])");
+  std::this_thread::sleep_for(8s);
+  auto log = proxy.log();
+  const long long fault_to = last_ms(log);
+  proxy.clear();
+  const auto took = converge(ns, 60s);
+
+  log = proxy.log();
+  // In the last 5 s of the fault the per-Repl backoff has grown past seconds: the rate is low.
+  const auto tail = requests(log, "PATCH", "/apis/", fault_to - 5000, fault_to + 1);
+  const auto all = requests(log, "PATCH", "/apis/", fault_from, fault_to + 1);
+  const double tail_rate = static_cast<double>(tail.size()) / 5.0;
+  report("503, then resets, on every write, 16 s",
+         "PATCH " + std::to_string(all.size()) + " in all, " + std::to_string(tail_rate) +
+             "/s in the last 5 s, converged " + std::to_string(took.count()) + " ms after");
+  CHECK(tail_rate <= 20);
+  CHECK(warnings(*op, "API requests failing") == 2);  // the 5xx incident, the unreachable one
+  CHECK(warnings(*op, "reconcile failed") == 0);
+}
+
+TEST_CASE("fault: a watch cut in the middle of an event is watched again from its version", "[fault]") {
+  FaultProxy proxy;
+  const std::string ns = fresh_namespace("fault-cut");
+  // The Repls' watch: the first event of each of the first three watches is cut in half.
+  proxy.rules(
+      R"([{"verb":"WATCH","pathPrefix":"/apis/peetcode.com/","action":"cut","afterLines":0,"times":3}])");
+  auto op = operator_through(proxy, ns);
+  kubectl_apply(ns, repls_yaml(0, 5));
+  const auto took = converge(ns, 60s);
+  const auto log = proxy.log();
+  int cut = 0;
+  for (const auto& s : log) cut += s.fault == "cut";
+  report("watch cut mid-event, 3 times in a row", "converged " + std::to_string(took.count()) + " ms");
+  CHECK(cut == 3);
+  // One incident: one warning, whichever way the cut showed (a broken stream, half a line).
+  CHECK(watcher_warnings(*op, "watch stream broke", "repls") +
+            watcher_warnings(*op, "bad watch event", "repls") ==
+        1);
+  CHECK(op->count_log("watch recovered") >= 1);
+  CHECK(op->metric("repl_operator_watch_relists_total") == 0);  // its version was still good
+}
+
+TEST_CASE("fault: a watch that stays open and silent is noticed and replaced", "[fault]") {
+  FaultProxy proxy;
+  const std::string ns = fresh_namespace("fault-stall");
+  proxy.rules(R"([{"verb":"WATCH","pathPrefix":"/apis/peetcode.com/","action":"stall","times":1}])");
+  auto op = operator_through(proxy, ns);  // --watch-stall-timeout 10s
+  const auto start = std::chrono::steady_clock::now();
+  kubectl_apply(ns, repls_yaml(0, 3));
+  const auto took = converge(ns, 30s);
+  report("the Repls' watch open and silent",
+         "converged " + std::to_string(took.count()) + " ms (stall timeout 10 s)");
+  // Not before the deadline (the operator could not know), not long after it.
+  CHECK(std::chrono::steady_clock::now() - start >= 5s);
+  // (The other watchers are quiet, and a bookmark comes once a minute: they are replaced too, every
+  // 10 s. The deadline is meant to be above a minute.)
+  CHECK(watcher_warnings(*op, "watch stalled", "repls") >= 1);
+  CHECK(op->count_log(R"("msg":"watch recovered","watcher":"repls")") >= 1);
+}
+
+TEST_CASE("fault: a LIST trickled in for longer than the request timeout still syncs", "[fault]") {
+  FaultProxy proxy;
+  const std::string ns = fresh_namespace("fault-slowlist");
+  kubectl_apply(ns, repls_yaml(0, 20));
+  // About 20 KB at 2 KB/s: ten seconds, against a request timeout of 3 s (a limit per read).
+  proxy.rules(
+      R"([{"verb":"LIST","pathPrefix":"/apis/peetcode.com/","action":"slow","bytesPerSecond":2000,"times":1}])");
+  const auto start = std::chrono::steady_clock::now();
+  auto op = operator_through(proxy, ns);
+  converge(ns, 60s);
+  const auto log = proxy.log();
+  const auto lists = requests(log, "LIST", "/apis/peetcode.com/", 0, last_ms(log) + 1);
+  report("the Repls' LIST trickled at 2 KB/s",
+         "synced and converged " +
+             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::steady_clock::now() - start)
+                                .count()) +
+             " ms, " + std::to_string(lists.size()) + " LIST(s)");
+  CHECK(lists.size() == 1);  // never given up and listed again
+}
+
+TEST_CASE("fault: a response that never ends times out and is retried", "[fault]") {
+  FaultProxy proxy;
+  const std::string ns = fresh_namespace("fault-neverend");
+  auto op = operator_through(proxy, ns);
+  // The server applies it; only its answer hangs. The retry finds the Deployment as it should be
+  // (its watch event came) and does not apply it again.
+  proxy.rules(R"([{"verb":"PATCH","pathPrefix":"/apis/apps/","action":"never-end"}])");
+  kubectl_apply(ns, repls_yaml(0, 1));
+  const auto took = converge(ns, 30s);
+  report("a Deployment apply's answer never ends",
+         "converged " + std::to_string(took.count()) + " ms (request timeout 3 s)");
+  CHECK(took >= 3s);  // the first attempt waited out its timeout
+  int hung = 0;
+  for (const auto& s : proxy.log()) hung += s.fault == "never-end";
+  CHECK(hung == 1);
+  CHECK(warnings(*op, "API requests failing") == 1);
+}
+
+TEST_CASE("fault: 300 ms on every request slows the operator down and changes nothing else", "[fault]") {
+  FaultProxy proxy;
+  const std::string ns = fresh_namespace("fault-latency");
+  proxy.rules(R"([{"action":"latency","delayMs":300}])");
+  auto op = operator_through(proxy, ns);
+  kubectl_apply(ns, repls_yaml(0, 10));
+  const auto took = converge(ns, 60s);
+  report("300 ms latency on every request", "10 Repls converged in " + std::to_string(took.count()) + " ms");
+  CHECK(warnings(*op, "API requests failing") == 0);
+}
