@@ -81,6 +81,12 @@ int main(int argc, char** argv) {
             "userId for requests that send only a replId");
   flags.add("max-body-bytes", "SHIM_MAX_BODY_BYTES", &max_body_bytes,
             "largest request body accepted (413 beyond)");
+  int read_timeout_ms = 10000, write_timeout_ms = 10000;
+  flags.add("read-timeout-ms", "SHIM_READ_TIMEOUT_MS", &read_timeout_ms,
+            "a client must send a whole request (head and body) within this, from its connection's opening "
+            "or its previous answer, or the connection is closed (slow clients, idle keep-alives)");
+  flags.add("write-timeout-ms", "SHIM_WRITE_TIMEOUT_MS", &write_timeout_ms,
+            "a client must take an answer within this, or the connection is closed");
   flags.add("workers", "SHIM_WORKERS", &workers, "requests handled at once (waiting ones included)");
   flags.add("activity-interval", "SHIM_ACTIVITY_INTERVAL", &activity_interval,
             "seconds: a heartbeat writes a Repl's last activity only when it is older than this");
@@ -118,11 +124,13 @@ int main(int argc, char** argv) {
   if (auto exit_code = flags.parse_main(argc, argv)) return *exit_code;
 
   const auto level = log::parse_level(log_level);
-  if (!level || workers < 1 || max_body_bytes < 1 || activity_interval < 1 || jwks_poll < 1 ||
-      jwks_refresh < 1 || jwt_clock_skew < 0 || options.jwt.user_claim.empty() || quota_limits.per_user < 0 ||
-      quota_limits.total < 0 || options.rate_per_minute < 0 || options.rate_burst < 1) {
+  if (!level || workers < 1 || max_body_bytes < 1 || read_timeout_ms < 1 || write_timeout_ms < 1 ||
+      activity_interval < 1 || jwks_poll < 1 || jwks_refresh < 1 || jwt_clock_skew < 0 ||
+      options.jwt.user_claim.empty() || quota_limits.per_user < 0 || quota_limits.total < 0 ||
+      options.rate_per_minute < 0 || options.rate_burst < 1) {
     std::cerr
         << "repl-shim: --log-level must be debug, info, warn or error; --workers, --max-body-bytes, "
+           "--read-timeout-ms, --write-timeout-ms, "
            "--activity-interval, --jwks-poll and --jwks-refresh positive; --jwt-clock-skew not negative; "
            "--jwt-user-claim not empty; --max-repls-per-user, --max-repls, --rate-per-minute not "
            "negative; --rate-burst positive\n";
@@ -221,6 +229,8 @@ int main(int argc, char** argv) {
   boost::asio::thread_pool pool(static_cast<std::size_t>(workers));
   kube::ServerLimits limits;
   limits.max_body_bytes = static_cast<std::size_t>(max_body_bytes);
+  limits.request_timeout = std::chrono::milliseconds(read_timeout_ms);
+  limits.write_timeout = std::chrono::milliseconds(write_timeout_ms);
   auto server = kube::HttpServer::start(
       io.get_executor(), clock, listen,
       [&](kube::IncomingRequest request, kube::Responder respond) {

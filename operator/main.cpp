@@ -262,17 +262,22 @@ int main(int argc, char** argv) {
   std::atomic<bool> shutting_down{false};
   ShutdownRequest shutdown;
   const std::string identity = kube::default_leader_identity();
-  ApiEventSender api_events(client, clock, identity);
-  AsyncEventRecorder events(api_events, clock);
-  Reconciler reconciler(client, events, clock, settings, std::move(*templates), lifecycle);
-  controller_options.leading_at_start = !leader_elect;
   std::unique_ptr<kube::LeaderElector> elector;
   // is_leader() turns false at the renew deadline by itself, before the standby may take over,
-  // even while a slow Lease request is still in flight.
-  if (leader_elect) controller_options.may_write = [&elector] { return elector && elector->is_leader(); };
+  // even while a slow Lease request is still in flight. Asked before each reconcile, and (the
+  // fence) before each write of the reconciler and the Event sender: a leader frozen in the middle
+  // of a reconcile past its Lease sends nothing more when it thaws. The elector's own Lease writes
+  // go through `client`.
+  const auto leading = [&elector] { return elector && elector->is_leader(); };
+  kube::Client writer = leader_elect ? client.gated(leading) : client;
+  ApiEventSender api_events(writer, clock, identity);
+  AsyncEventRecorder events(api_events, clock);
+  Reconciler reconciler(writer, events, clock, settings, std::move(*templates), lifecycle);
+  controller_options.leading_at_start = !leader_elect;
+  if (leader_elect) controller_options.may_write = leading;
   // The first LISTs are the largest transient allocation the operator ever makes: give it back.
   controller_options.on_synced = [] { malloc_trim(0); };
-  Controller controller(client, reconciler, metrics, clock, io.get_executor(), reconcile_pool.get_executor(),
+  Controller controller(writer, reconciler, metrics, clock, io.get_executor(), reconcile_pool.get_executor(),
                         controller_options);
 
   if (leader_elect) {

@@ -51,12 +51,19 @@ void Client::observe(std::string_view verb, int code) const {
   if (observer_) observer_(verb, code);
 }
 
+std::optional<ApiError> Client::refused(const HttpRequest& request) const {
+  if (!gate_ || request.method == "GET" || gate_()) return std::nullopt;
+  return fenced_error("not the leader: " + request.method + " " + request.target + " not sent");
+}
+
 Result<rapidjson::Document, ApiError> Client::exchange(std::string_view verb, HttpRequest request,
                                                        int* status) {
+  if (auto error = refused(request)) return Fail(std::move(*error));
   return decode(verb, request, transport_->send(request), status);
 }
 
 void Client::exchange_async(std::string_view verb, HttpRequest request, Done done) {
+  if (auto error = refused(request)) return done(Fail(std::move(*error)));
   auto shared = std::make_shared<HttpRequest>(std::move(request));
   transport_->send_async(*shared, [this, verb, shared, done = std::move(done)](Transport::SendResult resp) {
     done(decode(verb, *shared, resp, nullptr));

@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -44,6 +45,18 @@ class Client final {
 
   explicit Client(std::shared_ptr<Transport> transport, Observer observer = {})
       : transport_(std::move(transport)), observer_(std::move(observer)) {}
+
+  // Asked before every write (any verb but GET) is sent: false refuses it with is_fenced() and sends
+  // nothing. A leader's fence: its writes stop the moment its Lease may have passed to another
+  // replica, also in a reconcile that was already running (a write already handed to the socket
+  // is past the gate).
+  using WriteGate = std::function<bool()>;
+  // The same transport and observer, writes behind `gate`.
+  Client gated(WriteGate gate) const {
+    Client c(transport_, observer_);
+    c.gate_ = std::move(gate);
+    return c;
+  }
 
   using Answer = Result<rapidjson::Document, ApiError>;
   // Called once with the answer of an asynchronous verb, on a transport thread (see
@@ -114,8 +127,12 @@ class Client final {
                 int* status) const;
   void observe(std::string_view verb, int code) const;
 
+  // The error of a write the gate refused, if it does.
+  std::optional<ApiError> refused(const HttpRequest& request) const;
+
   std::shared_ptr<Transport> transport_;
   Observer observer_;
+  WriteGate gate_;
 };
 
 // Serialises a JSON value compactly.

@@ -106,6 +106,9 @@ ApiError decode_status(int http_status, std::string_view body, std::string_view 
 ApiError transport_error(std::string message) {
   return {ApiError::Kind::kTransport, 0, "", std::move(message)};
 }
+ApiError fenced_error(std::string message) {
+  return {ApiError::Kind::kTransport, 0, "NotLeader", std::move(message)};
+}
 ApiError decode_error(std::string message) { return {ApiError::Kind::kDecode, 0, "", std::move(message)}; }
 
 }  // namespace repl::kube

@@ -31,6 +31,8 @@ struct ApiError {
     return kind == Kind::kApi && (code == 410 || reason == "Expired" || reason == "Gone");
   }
   bool is_invalid() const { return kind == Kind::kApi && code == 422; }
+  // A write this process refused to send: it is not (or may no longer be) the leader.
+  bool is_fenced() const { return kind == Kind::kTransport && reason == "NotLeader"; }
 
   // One line for logs: "422 Invalid: Repl.peetcode.com \"x\" is invalid: ..."
   std::string describe() const;
@@ -48,6 +50,7 @@ inline constexpr std::chrono::seconds kMaxRetryAfter{300};
 std::chrono::seconds parse_retry_after(std::string_view value);
 
 ApiError transport_error(std::string message);
+ApiError fenced_error(std::string message);
 ApiError decode_error(std::string message);
 
 }  // namespace repl::kube

@@ -15,10 +15,12 @@ struct Segment {
   std::string text;  // literal text, or the variable's name
 };
 
+struct Entry;  // a mapping's key and value (not a std::pair: a pair may not hold Node while incomplete)
+
 struct Template::Node {
   enum class Type { kMap, kSeq, kNull, kBool, kInt, kFloat, kString, kInterpolated };
   Type type = Type::kNull;
-  std::vector<std::pair<std::string, Node>> map;
+  std::vector<Entry> map;
   std::vector<Node> seq;
   bool boolean = false;
   std::int64_t integer = 0;
@@ -27,6 +29,11 @@ struct Template::Node {
   std::vector<Segment> segments;  // kInterpolated only
   bool typed_by_value = false;    // kInterpolated: the scalar is exactly one placeholder
   std::string condition;          // a sequence item under `!if`: the variable that decides it
+};
+
+struct Entry {
+  std::string key;
+  Template::Node value;
 };
 
 namespace {
@@ -158,7 +165,7 @@ Result<Node, RenderError> convert(const YAML::Node& y, const Variables& vars, co
         }
         auto child = convert(kv.second, vars, conditions, where + "." + key);
         if (!child) return Fail(child.error());
-        n.map.emplace_back(key, std::move(*child));
+        n.map.push_back({key, std::move(*child)});
       }
       return n;
     case YAML::NodeType::Sequence:

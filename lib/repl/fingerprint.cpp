@@ -21,7 +21,7 @@ Shape::Node Shape::build(const rapidjson::Value& v) {
   Node n;
   if (v.IsObject()) {
     n.kind = Node::Kind::kObject;
-    for (const auto& m : v.GetObject()) n.members.emplace_back(m.name.GetString(), build(m.value));
+    for (const auto& m : v.GetObject()) n.members.push_back({m.name.GetString(), build(m.value)});
   } else if (v.IsArray()) {
     n.kind = Node::Kind::kArray;
     for (const auto& e : v.GetArray()) n.items.push_back(build(e));
@@ -34,7 +34,7 @@ Shape Shape::of(const rapidjson::Value& desired) {
   // apiVersion and kind name what the object is, not what it holds; and the API server leaves them
   // out of the items of a LIST of built-in types, so counting them would make every listed child
   // look changed.
-  std::erase_if(root.members, [](const auto& m) { return m.first == "apiVersion" || m.first == "kind"; });
+  std::erase_if(root.members, [](const auto& m) { return m.key == "apiVersion" || m.key == "kind"; });
   Shape s;
   s.root_ = std::make_shared<const Node>(std::move(root));
   return s;

@@ -37,10 +37,16 @@ class Shape {
   std::uint64_t fingerprint(const rapidjson::Value& object) const;
 
  private:
+  struct Member;
   struct Node {
     enum class Kind { kLeaf, kObject, kArray } kind = Kind::kLeaf;
-    std::vector<std::pair<std::string, Node>> members;  // kObject, in the desired object's order
-    std::vector<Node> items;                            // kArray
+    std::vector<Member> members;  // kObject, in the desired object's order
+    std::vector<Node> items;      // kArray
+  };
+  // Not a std::pair: a pair may not hold a type still incomplete (Node, in Node).
+  struct Member {
+    std::string key;
+    Node value;
   };
   static Node build(const rapidjson::Value& v);
   static void hash(const Node& shape, const rapidjson::Value* v, std::uint64_t& h);

@@ -318,3 +318,38 @@ TEST_CASE("watch URL-escapes the field selector", "[kube][client]") {
         std::pair<std::string, std::string>{"fieldSelector",
                                             "metadata.name%3Da%20b%2Cmetadata.namespace%21%3Dx%26y"});
 }
+
+TEST_CASE("a gated client sends no write while its gate says no, and reads as ever", "[kube][client]") {
+  Fixture f;
+  bool leading = false;
+  std::vector<std::pair<std::string, int>> observed;
+  Client observed_client(f.transport,
+                         [&](std::string_view verb, int code) { observed.emplace_back(verb, code); });
+  Client writer = observed_client.gated([&leading] { return leading; });
+  rapidjson::Document obj;
+  obj.Parse(R"({"apiVersion":"v1","kind":"Service","metadata":{"name":"a"}})");
+  const std::string path = "/api/v1/namespaces/ns/services/a";
+
+  const auto applied = writer.apply(path, obj, "repl-operator");
+  REQUIRE_FALSE(applied);
+  CHECK(applied.error().is_fenced());
+  CHECK(writer.merge_patch(path, obj).error().is_fenced());
+  CHECK(writer.create("/api/v1/namespaces/ns/services", obj).error().is_fenced());
+  CHECK(writer.update(path, obj).error().is_fenced());
+  CHECK(writer.remove(path).error().is_fenced());
+  std::optional<Client::Answer> async;
+  writer.apply_async(path, obj, "repl-operator", [&](Client::Answer a) { async = std::move(a); });
+  REQUIRE(async);
+  CHECK(async->error().is_fenced());
+  CHECK(f.transport->requests.empty());  // nothing went out
+  CHECK(observed.empty());               // and nothing looks like a failing server
+
+  f.transport->respond(200, R"({"kind":"Service"})");
+  CHECK(writer.get(path));  // reads pass the gate
+  leading = true;
+  f.transport->respond(200, R"({"kind":"Service"})");
+  CHECK(writer.apply(path, obj, "repl-operator"));
+  REQUIRE(f.transport->requests.size() == 2);
+  CHECK(f.transport->requests[1].method == "PATCH");
+  CHECK(observed.size() == 2);
+}

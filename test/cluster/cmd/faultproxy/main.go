@@ -9,7 +9,7 @@
 //
 //	PUT    /_fault/rules   a JSON array of rules (replaces the ones in force)
 //	DELETE /_fault/rules   no more faults
-//	GET    /_fault/log     every request so far, one JSON object per line: seq, ms (since start),
+//	GET    /_fault/log     every request so far, one JSON object per line: seq, ms (its arrival, since start),
 //	                       verb (GET, LIST, WATCH, POST, PUT, PATCH, DELETE), path, code, fault
 //
 // A rule applies to the requests it matches (verb and path prefix, each optional), the first `times`
@@ -109,10 +109,11 @@ func (p *proxy) match(verb, path string) *rule {
 	return nil
 }
 
-func (p *proxy) record(verb, path string, code int, fault string) {
+// record logs a request that arrived `arrived` ms after the start (its answer's code is known now).
+func (p *proxy) record(arrived int64, verb, path string, code int, fault string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.log = append(p.log, entry{len(p.log) + 1, time.Since(p.start).Milliseconds(), verb, path, code, fault})
+	p.log = append(p.log, entry{len(p.log) + 1, arrived, verb, path, code, fault})
 }
 
 func (p *proxy) control(w http.ResponseWriter, r *http.Request) {
@@ -192,6 +193,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.control(w, r)
 		return
 	}
+	arrived := time.Since(p.start).Milliseconds()
 	verb := verbOf(r)
 	rl := p.match(verb, r.URL.Path)
 	action := ""
@@ -206,14 +208,14 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(rl.Code)
 		_, _ = w.Write(statusBody(rl.Code, rl.RetryAfter))
-		p.record(verb, r.URL.Path, rl.Code, action)
+		p.record(arrived, verb, r.URL.Path, rl.Code, action)
 		return
 	case "reset":
-		p.record(verb, r.URL.Path, 0, action)
+		p.record(arrived, verb, r.URL.Path, 0, action)
 		resetConn(w)
 		return
 	case "stall":
-		p.record(verb, r.URL.Path, 200, action)
+		p.record(arrived, verb, r.URL.Path, 200, action)
 		if verb == "WATCH" {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
@@ -225,14 +227,14 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(time.Duration(rl.DelayMs) * time.Millisecond):
 		case <-r.Context().Done():
-			p.record(verb, r.URL.Path, 0, action)
+			p.record(arrived, verb, r.URL.Path, 0, action)
 			return
 		}
 	}
-	p.forward(w, r, verb, rl)
+	p.forward(w, r, arrived, verb, rl)
 }
 
-func (p *proxy) forward(w http.ResponseWriter, r *http.Request, verb string, rl *rule) {
+func (p *proxy) forward(w http.ResponseWriter, r *http.Request, arrived int64, verb string, rl *rule) {
 	action := ""
 	if rl != nil {
 		action = rl.Action
@@ -250,7 +252,7 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, verb string, rl 
 	out.ContentLength = r.ContentLength
 	resp, err := p.client.Do(out)
 	if err != nil {
-		p.record(verb, r.URL.Path, 0, "upstream: "+err.Error())
+		p.record(arrived, verb, r.URL.Path, 0, "upstream: "+err.Error())
 		resetConn(w)
 		return
 	}
@@ -264,7 +266,7 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, verb string, rl 
 		}
 	}
 	w.WriteHeader(resp.StatusCode)
-	p.record(verb, r.URL.Path, resp.StatusCode, action)
+	p.record(arrived, verb, r.URL.Path, resp.StatusCode, action)
 	flusher := w.(http.Flusher)
 	flusher.Flush()
 	switch action {
