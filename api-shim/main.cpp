@@ -2,6 +2,8 @@
 // the shim's own worker threads (a Boost.Asio thread pool), as they call the API server; a
 // wait=ready holds no thread while it waits: one watch of the namespace's Repls on the io_context
 // ends the waits (ReadyWaiters), with timers of the same io_context. No logic lives here.
+#include <sys/resource.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -46,6 +48,12 @@ bool https_or_loopback(const std::string& url) {
 
 int main(int argc, char** argv) {
   using namespace repl;
+  // Each client connection is a file descriptor: take as many as the hard limit allows (the soft
+  // limit is often 1,024). Past that, accepts pause and retry (kube::HttpServer).
+  if (rlimit fds{}; getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < fds.rlim_max) {
+    fds.rlim_cur = fds.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &fds);
+  }
   std::string listen = ":3002";
   std::string ns = "default";
   std::string kubeconfig;

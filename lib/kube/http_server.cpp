@@ -122,7 +122,8 @@ struct HttpServer::Impl {
         clock(c),
         handler(std::move(h)),
         limits(l),
-        acceptor(asio::make_strand(executor)) {}
+        acceptor(asio::make_strand(executor)),
+        accept_pause(c.make_timer()) {}
 
   class Session;
 
@@ -139,6 +140,7 @@ struct HttpServer::Impl {
   }
 
   void accept(std::shared_ptr<Impl> self);
+  void accept_later(std::shared_ptr<Impl> self, const boost::system::error_code& ec);
 
   asio::any_io_executor executor;
   Clock& clock;
@@ -146,6 +148,11 @@ struct HttpServer::Impl {
   const ServerLimits limits;
   ListenAddress address;
   tcp::acceptor acceptor;  // used on its strand only, after start()
+  // After a failed accept (out of file descriptors: the connection stays in the backlog, and
+  // accepting again at once would fail at once, forever), the next waits this long.
+  static constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+  std::unique_ptr<Timer> accept_pause;  // armed and cancelled under mu
+  bool accept_failing = false;          // on the acceptor's strand
   std::mutex mu;
   std::condition_variable changed;  // in_handler or live went down
   bool stopped = false;
@@ -380,19 +387,33 @@ void HttpServer::Impl::accept(std::shared_ptr<Impl> self) {
                         [self](boost::system::error_code ec, tcp::socket socket) {
                           if (ec == asio::error::operation_aborted || !self->acceptor.is_open())
                             return;  // closed: the server went
-                          if (!ec) {
-                            auto session = std::make_shared<Session>(self, std::move(socket));
-                            {
-                              std::lock_guard lock(self->mu);
-                              if (self->stopped) return;  // the socket closes with the session
-                              self->sessions.emplace(session.get(), session);
-                            }
-                            session->start();
-                          } else {
-                            log::warn("http server: accept failed", {{"error", ec.message()}});
+                          if (ec) return self->accept_later(self, ec);
+                          if (self->accept_failing) {
+                            self->accept_failing = false;
+                            log::info("http server: accepting again");
                           }
+                          auto session = std::make_shared<Session>(self, std::move(socket));
+                          {
+                            std::lock_guard lock(self->mu);
+                            if (self->stopped) return;  // the socket closes with the session
+                            self->sessions.emplace(session.get(), session);
+                          }
+                          session->start();
                           self->accept(self);
                         });
+}
+
+void HttpServer::Impl::accept_later(std::shared_ptr<Impl> self, const boost::system::error_code& ec) {
+  if (!accept_failing) {
+    accept_failing = true;
+    log::warn("http server: accept failed; trying again every 100 ms, logged again when it works",
+              {{"error", ec.message()}});
+  }
+  std::lock_guard lock(mu);
+  if (stopped) return;
+  accept_pause->wait_until(clock.now() + kAcceptPause, [self] {
+    asio::post(self->acceptor.get_executor(), [self] { self->accept(self); });
+  });
 }
 
 HttpServer::HttpServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -402,6 +423,7 @@ HttpServer::~HttpServer() {
   {
     std::unique_lock lock(impl_->mu);
     impl_->stopped = true;
+    impl_->accept_pause->cancel();
     impl_->changed.wait(lock, [this] { return impl_->in_handler == 0; });
     open.swap(impl_->sessions);
   }

@@ -96,6 +96,7 @@ class OperatorProcess {
   OperatorProcess(const OperatorProcess&) = delete;
   OperatorProcess& operator=(const OperatorProcess&) = delete;
 
+  pid_t pid() const { return pid_; }
   std::string log() const;
   // "host:port" it serves `what` ("metrics" or "health"; "" for the shim's one server) on, from its
   // log; empty until it does.
