@@ -3,8 +3,10 @@ BUILD_DIR ?= build
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 JOBS ?= $(shell nproc)
+# How long each libFuzzer target runs in `make sanitize`.
+FUZZ_SECONDS ?= 60
 
-.PHONY: deps packages compile build test unit integration e2e real run bench format clean
+.PHONY: deps packages compile build test unit integration e2e real run bench format clean sanitize tsan
 
 # The Debian packages and the test tooling (test/cluster/build.sh); `packages`: the packages only.
 deps:
@@ -20,7 +22,7 @@ compile: packages
 build: deps compile
 
 # Every test tier: unit, integration against a local kube-apiserver + etcd, e2e on the simulated
-# cluster, real on one real node (root). The test tooling is made beside the C++ build, not before
+# cluster, real on one real node (root); then `sanitize`. The test tooling is made beside the C++ build, not before
 # it: on a fresh machine its Go module downloads overlap the compile.
 test: packages
 	@mkdir -p $(BUILD_DIR); \
@@ -32,6 +34,23 @@ test: packages
 	fi; \
 	exit $$built
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+	$(MAKE) --no-print-directory sanitize
+
+# The unit and integration tiers again, built by clang with ASan and UBSan in build-asan/, which
+# also builds the libFuzzer targets of test/fuzz: each runs for FUZZ_SECONDS from its seeds, and
+# every input a fuzzer once failed on (test/fuzz/regressions/) runs again. A control plane of its
+# own. The last step of `make test`.
+sanitize: packages
+	CC=clang-14 CXX=clang++-14 cmake -S . -B build-asan -G Ninja -DREPL_FUZZ=ON \
+	  -DREPL_FUZZ_SECONDS=$(FUZZ_SECONDS) > /dev/null
+	cmake --build build-asan -j $(JOBS)
+	ctest --test-dir build-asan --output-on-failure -j $(JOBS) -L "unit|integration|fuzz" $(CTEST_FLAGS)
+
+# The same tiers built with TSan (build-tsan/). Not part of `make test` (CI's time budget).
+tsan: packages
+	CC=clang-14 CXX=clang++-14 cmake -S . -B build-tsan -G Ninja -DREPL_TSAN=ON > /dev/null
+	cmake --build build-tsan -j $(JOBS)
+	ctest --test-dir build-tsan --output-on-failure -j $(JOBS) -L "unit|integration" $(CTEST_FLAGS)
 
 unit: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) -L unit

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, idempotently: Debian packages (compiler toolchain,
-# cpprestsdk, yaml-cpp, RapidJSON, prometheus-cpp, Boost, Catch2, OpenSSL, clang-format, Chromium for the browser
+# cpprestsdk, yaml-cpp, RapidJSON, prometheus-cpp, Boost, Catch2, OpenSSL, clang-format, clang and its
+# sanitizer and libFuzzer runtimes for `make sanitize`, Chromium for the browser
 # test, the aws CLI for the S3 test; for the real node containerd, runc, the CNI plugins, umoci and
 # debootstrap for its images, iptables, ipset and nftables for its firewall, python3-websockets for
 # the tests' websocket client; wrk for the shim's heartbeat storm), then the test tooling
@@ -12,7 +13,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(build-essential cmake ninja-build pkg-config libcpprest-dev libyaml-cpp-dev rapidjson-dev prometheus-cpp-dev
-  libboost-dev libboost-system-dev catch2 libssl-dev openssl curl python3 python3-venv clang-format chromium
+  libboost-dev libboost-system-dev catch2 libssl-dev openssl curl python3 python3-venv clang-format clang-14 libclang-rt-14-dev chromium
   awscli
   containerd runc containernetworking-plugins umoci debootstrap iptables ipset nftables python3-websockets wrk)
 missing=()

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/yaml_load.hpp"
+
 namespace repl::kube {
 namespace {
 
@@ -136,8 +138,10 @@ Result<ClusterConfig, ConfigError> config_from(const YAML::Node& root, const std
 Result<ClusterConfig, ConfigError> parse_kubeconfig(std::string_view yaml, const std::string& base_dir) {
   // yaml-cpp reports both syntax errors and subscripts of the wrong node kind (a list where a
   // mapping belongs) by exception; this is where they become values.
+  auto docs = load_yaml_documents(yaml);
+  if (!docs) return Fail(ConfigError{"kubeconfig is not valid: " + docs.error()});
   try {
-    return config_from(YAML::Load(std::string(yaml)), base_dir);
+    return config_from(docs->empty() ? YAML::Node() : docs->front(), base_dir);
   } catch (const YAML::Exception& e) {
     return Fail(ConfigError{std::string("kubeconfig is not valid: ") + e.what()});
   }

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/yaml_load.hpp"
+
 namespace repl::render {
 
 struct Segment {
@@ -281,13 +283,9 @@ Template::Template(std::string source, std::shared_ptr<const Node> root)
 Result<Template, RenderError> Template::parse(std::string_view source, std::string_view yaml,
                                               const Variables& variables, const Variables& conditions) {
   const std::string where(source);
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    // yaml-cpp reports syntax errors by exception; this is the boundary where they become values.
-    return Fail(RenderError{where + ": " + e.what()});
-  }
+  auto loaded = load_yaml_documents(yaml);
+  if (!loaded) return Fail(RenderError{where + ": " + loaded.error()});
+  const std::vector<YAML::Node>& docs = *loaded;
   if (docs.size() != 1) {
     return Fail(
         RenderError{where + ": expected exactly one YAML document, found " + std::to_string(docs.size())});

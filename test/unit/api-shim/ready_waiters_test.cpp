@@ -123,8 +123,8 @@ TEST_CASE("a deadline before the read answers with the read", "[shim][waiters]")
 }
 
 TEST_CASE("a deleted Repl ends its waits with no Repl", "[shim][waiters]") {
+  Answers deleted, missing, relisted, kept;  // they outlive the waiters, whose end answers `kept`
   Harness h;
-  Answers deleted, missing, relisted, kept;
   h.waiters.seed(h.waiters.add("abc", 30s, deleted.done()), std::optional(repl_of("abc", "Starting", "5")));
   h.waiters.on_event(EventType::kDeleted, repl_json("abc", "Starting", "6"));
   CHECK(deleted.phase() == "none");
