@@ -151,7 +151,7 @@ struct HttpServer::Impl {
   // After a failed accept (out of file descriptors: the connection stays in the backlog, and
   // accepting again at once would fail at once, forever), the next waits this long.
   static constexpr auto kAcceptPause = std::chrono::milliseconds(100);
-  std::unique_ptr<Timer> accept_pause;  // armed and cancelled under mu
+  std::unique_ptr<Timer> accept_pause;  // armed under mu while not stopped; dropped at stop
   bool accept_failing = false;          // on the acceptor's strand
   std::mutex mu;
   std::condition_variable changed;  // in_handler or live went down
@@ -423,7 +423,7 @@ HttpServer::~HttpServer() {
   {
     std::unique_lock lock(impl_->mu);
     impl_->stopped = true;
-    impl_->accept_pause->cancel();
+    impl_->accept_pause.reset();  // now: the Impl may outlive the Clock (a late accept handler holds it)
     impl_->changed.wait(lock, [this] { return impl_->in_handler == 0; });
     open.swap(impl_->sessions);
   }

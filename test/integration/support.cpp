@@ -443,12 +443,15 @@ StaticServer::StaticServer(const std::string& dir) {
                                     "0", "--bind", "127.0.0.1", "--directory", dir});
   // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
   const std::regex serving(R"(Serving HTTP on 127\.0\.0\.1 port (\d+))");
-  std::smatch m;
+  std::string port;
   REQUIRE(eventually(std::chrono::seconds(30), [&] {
     const std::string log = process->log();
-    return std::regex_search(log, m, serving);
+    std::smatch m;  // refers into `log`: read it before `log` goes
+    if (!std::regex_search(log, m, serving)) return false;
+    port = m[1].str();
+    return true;
   }));
-  origin = "http://127.0.0.1:" + m[1].str();
+  origin = "http://127.0.0.1:" + port;
 }
 
 }  // namespace repl::test

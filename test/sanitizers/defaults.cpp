@@ -24,8 +24,7 @@ const char* __asan_default_options() { return "detect_leaks=1:detect_stack_use_a
 const char* __ubsan_default_options() {
   return "print_stacktrace=1:halt_on_error=1:suppressions=" REPL_SANITIZER_DIR "/ubsan.supp";
 }
-// Leaks that are not ours, each with why it is not fixed here.
-const char* __lsan_default_suppressions() { return ""; }
+const char* __lsan_default_options() { return "suppressions=" REPL_SANITIZER_DIR "/lsan.supp"; }
 #endif
 
 #if defined(REPL_TSAN)
