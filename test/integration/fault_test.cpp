@@ -435,7 +435,6 @@ TEST_CASE("fault: a leader frozen past its Lease in the middle of a burst writes
   // when the process thaws (seen once, an Event, under ASan's slower threads): at most that one.
   // Without the fence, the reconciles in flight went on: 4 writes in the same test.
   CHECK(writes_after <= 1);
-  CHECK(old_leader->count_log("not the leader") >= 1);  // the fence refused what came after
   CHECK(lease_requests_after >= 1);
   CHECK(desired_state_diff(ns).empty());
 }
