@@ -207,6 +207,22 @@ long long last_ms(const std::vector<Seen>& log) {
   return last;
 }
 
+// The operator's arguments for `ns` with leader election there, on a 4 s Lease (renew deadline 3 s,
+// retry period 1 s).
+std::vector<std::string> elected_in(const std::string& ns) {
+  return {"--namespace",
+          ns,
+          "--leader-elect",
+          "--leader-election-namespace",
+          ns,
+          "--leader-election-lease-duration",
+          "4s",
+          "--leader-election-renew-deadline",
+          "3s",
+          "--leader-election-retry-period",
+          "1s"};
+}
+
 void report(const std::string& fault, const std::string& figures) {
   std::printf("fault: %-42s %s\n", fault.c_str(), figures.c_str());
   std::fflush(stdout);
@@ -382,20 +398,7 @@ TEST_CASE("fault: a leader frozen past its Lease in the middle of a burst writes
           "[fault]") {
   FaultProxy proxy;
   const std::string ns = fresh_namespace("fault-fence");
-  const std::vector<std::string> election = {"--leader-elect",
-                                             "--leader-election-namespace",
-                                             ns,
-                                             "--leader-election-lease-duration",
-                                             "4s",
-                                             "--leader-election-renew-deadline",
-                                             "3s",
-                                             "--leader-election-retry-period",
-                                             "1s"};
-  auto old_leader = OperatorProcess::spawn(operator_argv(proxy.kubeconfig(), [&] {
-    std::vector<std::string> a = {"--namespace", ns};
-    a.insert(a.end(), election.begin(), election.end());
-    return a;
-  }()));
+  auto old_leader = OperatorProcess::spawn(operator_argv(proxy.kubeconfig(), elected_in(ns)));
   REQUIRE(eventually(30s, [&] { return old_leader->count_log("became leader") == 1; }));
   kubectl_apply(ns, repls_yaml(0, 30));
   REQUIRE(eventually(10s, [&] { return old_leader->count_log("\"msg\":\"created\"") >= 4; }));
@@ -404,9 +407,7 @@ TEST_CASE("fault: a leader frozen past its Lease in the middle of a burst writes
   std::this_thread::sleep_for(300ms);  // whatever it had sent before it froze has arrived
   const long long frozen_ms = last_ms(proxy.log());
 
-  std::vector<std::string> args = {"--namespace", ns};
-  args.insert(args.end(), election.begin(), election.end());
-  OperatorProcess standby(args);
+  OperatorProcess standby(elected_in(ns));
   REQUIRE(eventually(30s, [&] { return standby.count_log("became leader") == 1; }));
   const auto failover = std::chrono::steady_clock::now() - frozen;
   converge(ns, 60s);
@@ -441,17 +442,7 @@ TEST_CASE("fault: a leader frozen past its Lease in the middle of a burst writes
 
 TEST_CASE("fault: a killed leader's standby takes over within the lease duration", "[fault]") {
   const std::string ns = fresh_namespace("fault-failover");
-  std::vector<std::string> args = {"--namespace",
-                                   ns,
-                                   "--leader-elect",
-                                   "--leader-election-namespace",
-                                   ns,
-                                   "--leader-election-lease-duration",
-                                   "4s",
-                                   "--leader-election-renew-deadline",
-                                   "3s",
-                                   "--leader-election-retry-period",
-                                   "1s"};
+  const auto args = elected_in(ns);
   auto leader = std::make_unique<OperatorProcess>(args);
   REQUIRE(eventually(30s, [&] { return leader->count_log("became leader") == 1; }));
   OperatorProcess standby(args);
