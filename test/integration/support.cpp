@@ -320,6 +320,20 @@ OperatorProcess::~OperatorProcess() {
   unlink(log_path_.c_str());
 }
 
+int OperatorProcess::wait_exit(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return -1;
+  int status = 0;
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return -1;
+}
+
 int OperatorProcess::stop() {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);

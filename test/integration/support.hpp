@@ -121,6 +121,9 @@ class OperatorProcess {
       const std::string& needle, std::chrono::system_clock::time_point since) const;
   // Sends SIGTERM and waits; returns the exit status (as from waitpid's WEXITSTATUS, or -1).
   int stop();
+  // Waits, without a signal, for the process to end by itself (at most `timeout`); its exit status,
+  // or -1 (still running, or ended by a signal).
+  int wait_exit(std::chrono::milliseconds timeout);
   // SIGKILL: no chance to release anything.
   void kill_hard();
   // SIGSTOP / SIGCONT: the process freezes with its connections open, as under a long GC pause.
