@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "integration/support.hpp"
+#include "kube/config.hpp"
 
 using namespace repl::test;
 using namespace std::chrono_literals;
@@ -37,13 +38,9 @@ class FaultProxy {
  public:
   FaultProxy() {
     const std::string cluster_dir = std::filesystem::path(admin_kubeconfig()).parent_path();
-    std::string server;
-    {
-      std::istringstream in(read_file(admin_kubeconfig()));
-      for (std::string line; std::getline(in, line);) {
-        if (const auto at = line.find("server: "); at != std::string::npos) server = line.substr(at + 8);
-      }
-    }
+    const auto admin = repl::kube::load_kubeconfig(admin_kubeconfig());
+    REQUIRE(admin);
+    const std::string& server = admin->server;
     REQUIRE_FALSE(server.empty());
     const auto addr_file = dir_.path / "addr";
     process_ = OperatorProcess::spawn({which("faultproxy"), "--upstream", server, "--ca",

@@ -215,7 +215,11 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resetConn(w)
 		return
 	case "stall":
-		p.record(arrived, verb, r.URL.Path, 200, action)
+		code := 0 // never answered
+		if verb == "WATCH" {
+			code = 200
+		}
+		p.record(arrived, verb, r.URL.Path, code, action)
 		if verb == "WATCH" {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
