@@ -70,6 +70,11 @@ int Quota::running(const std::string& user) {
   return running_locked(user);
 }
 
+bool Quota::synced() const {
+  std::lock_guard lock(mu_);
+  return synced_ || (limits_.per_user <= 0 && limits_.total <= 0);
+}
+
 Quota::Verdict Quota::admit(const std::string& repl, const std::string& user, bool* reserved) {
   std::lock_guard lock(mu_);
   if (reserved != nullptr) *reserved = false;

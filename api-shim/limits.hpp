@@ -39,6 +39,8 @@ class Quota final : public kube::WatchSink {
 
   Quota(Limits limits, Clock& clock) : limits_(limits), clock_(clock) {}
   const Limits& limits() const { return limits_; }
+  // Whether admit() can answer: no limits, or the Repls have been listed.
+  bool synced() const;
 
   // Whether `repl` of `user` may run: one that runs already (or is being started here) always may.
   // `*reserved` says whether this call made a reservation (only then is release() for it).

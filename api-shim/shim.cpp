@@ -352,8 +352,11 @@ Shim::Routed Shim::route(const IncomingRequest& req, std::string& route_name) {
     if (req.method != "GET") return method_not_allowed("GET");
     if (path == "/healthz") return HttpReply{200, kJson, R"({"status":"ok"})", {}};
     if (path == "/metrics") return HttpReply{200, metrics::kContentType, registry_.render(), {}};
-    return api_.reachable() ? HttpReply{200, kJson, R"({"status":"ok"})", {}}
-                            : error_reply(503, "unavailable", "", "the Kubernetes API does not answer");
+    if (!api_.reachable()) return error_reply(503, "unavailable", "", "the Kubernetes API does not answer");
+    // Until the quota has the running Repls, /start would only answer 503: not ready for traffic.
+    if (options_.quota != nullptr && !options_.quota->synced())
+      return error_reply(503, "unavailable", "", "still reading the running repls (quotas)");
+    return HttpReply{200, kJson, R"({"status":"ok"})", {}};
   }
   const bool is_start = path == "/start";
   const bool is_stop = path == "/stop";

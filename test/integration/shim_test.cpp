@@ -14,6 +14,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -185,6 +186,11 @@ TEST_CASE(
         [&, i] { codes[i] = s.post("/start", start_body("greedy", "q" + std::to_string(i))).status; });
   }
   for (auto& t : callers) t.join();
+  std::map<int, int> by_code;
+  for (int c : codes) ++by_code[c];
+  std::ostringstream answers;
+  for (const auto& [code, n] : by_code) answers << n << " answered " << code << "; ";
+  INFO(answers.str());
   CHECK(std::count(codes.begin(), codes.end(), 201) == 3);
   CHECK(std::count(codes.begin(), codes.end(), 429) == 47);
   const auto listed = kubectl({"get", "repls", "-n", s.ns, "-o", "name"});
@@ -206,6 +212,7 @@ TEST_CASE(
   auto second = start_shim({"--namespace", s.ns, "--max-repls-per-user", "3"});
   std::string addr;
   REQUIRE(eventually(10s, [&] { return !(addr = second->served_addr("")).empty(); }));
+  REQUIRE(eventually(10s, [&] { return http("GET", "http://" + addr + "/readyz").status == 200; }));
   std::vector<int> split(20);
   callers.clear();
   for (int i = 0; i < 20; ++i) {

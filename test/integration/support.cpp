@@ -178,7 +178,8 @@ std::string fresh_namespace(const std::string& prefix) {
 }
 
 bool eventually(std::chrono::milliseconds timeout, const std::function<bool()>& done) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // Sanitizer builds run several times slower: what must happen gets that much longer.
+  const auto deadline = std::chrono::steady_clock::now() + timeout * kSlowdown;
   while (true) {
     if (done()) return true;
     if (std::chrono::steady_clock::now() >= deadline) return false;
@@ -288,6 +289,8 @@ OperatorAndShim::OperatorAndShim(const std::string& prefix, std::vector<std::str
   std::string addr;
   REQUIRE(eventually(std::chrono::seconds(10), [&] { return !(addr = shim->served_addr("")).empty(); }));
   url = "http://" + addr;
+  // As a load balancer would: no traffic before the shim says it is ready.
+  REQUIRE(eventually(std::chrono::seconds(10), [&] { return http("GET", url + "/readyz").status == 200; }));
 }
 
 HttpResult http(const std::string& method, const std::string& url, const std::string& body,

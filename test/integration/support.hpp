@@ -49,7 +49,8 @@ CommandResult helm(const std::vector<std::string>& args);
 std::string random_suffix();
 std::string fresh_namespace(const std::string& prefix);
 
-// Calls `done` every 50 ms until it returns true or `timeout` passes; returns its last answer.
+// Calls `done` every 50 ms until it returns true or `timeout` (times kSlowdown) passes; returns
+// its last answer.
 bool eventually(std::chrono::milliseconds timeout, const std::function<bool()>& done);
 
 // A mkdtemp directory under /tmp, removed with everything in it on destruction.

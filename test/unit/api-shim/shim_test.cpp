@@ -1322,6 +1322,23 @@ TEST_CASE("JWT beside the shared token: the shared token is a trusted backend's,
   CHECK(h.handle(as(post("/start", R"({"replId":"def"})"), "alice")).status == 201);
 }
 
+TEST_CASE("with quotas, /readyz and /start wait until the running Repls are listed", "[shim][quota]") {
+  repl::ManualClock quota_clock;
+  repl::shim::Quota quota({3, 0, 30s}, quota_clock);
+  ShimOptions o;
+  o.quota = &quota;
+  Harness h(o);
+  require_error(h.handle(http_request("GET", "/readyz")), 503, std::nullopt);
+  const HttpReply early = h.handle(start("abc", "alice"));
+  require_error(early, 503, std::nullopt);
+  CHECK(reply_header(early, "Retry-After") == "1");
+  CHECK(h.api.count(Call::kApply) == 0);
+  quota.begin_resync();
+  quota.end_resync();
+  CHECK(h.handle(http_request("GET", "/readyz")).status == 200);
+  CHECK(h.handle(start("abc", "alice")).status == 201);
+}
+
 TEST_CASE("quotas and rate limits at /start: 429 naming the limit, nothing applied", "[shim][quota]") {
   repl::ManualClock quota_clock;
   repl::shim::Quota quota({1, 0, 30s}, quota_clock);
