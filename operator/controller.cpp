@@ -120,6 +120,13 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
       "Syncs of a workspace to S3 seen failing (a running pod's push or a final sync), each once, as its "
       "Repl's Synced condition turns False.",
       ended(&Reconciler::Stats::sync_failures));
+  metrics_.add_counter("repl_operator_repairs_total",
+                       "Children put back after another client changed or deleted them.",
+                       ended(&Reconciler::Stats::repairs));
+  metrics_.add_counter("repl_operator_repairs_held_total",
+                       "Reconciles that held repairs back because another client keeps undoing them (the "
+                       "Repl's Contested condition).",
+                       ended(&Reconciler::Stats::repairs_held));
   const auto checks = [this](auto field) {
     return [this, field] { return static_cast<double>(sync_checker_.stats().*field); };
   };
@@ -245,6 +252,7 @@ bool Controller::synced() const {
 ReconcileOutcome Controller::reconcile(const ObjectKey& key) {
   const auto repl = repls_.get(key);
   if (!repl) {  // deleted: its children go with it
+    reconciler_.forget(key);
     std::lock_guard lock(final_syncs_mu_);
     final_syncs_.erase(key);
     return ReconcileOutcome::done();

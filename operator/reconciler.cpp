@@ -14,13 +14,27 @@
 namespace repl {
 
 Reconciler::Reconciler(kube::Client& client, EventRecorder& events, Clock& clock, ChildSettings settings,
-                       std::vector<ChildTemplate> templates, LifecycleSettings lifecycle)
+                       std::vector<ChildTemplate> templates, LifecycleSettings lifecycle,
+                       WriteLedger::Options ledger)
     : client_(client),
       events_(events),
       clock_(clock),
       settings_(std::move(settings)),
       templates_(std::move(templates)),
-      lifecycle_(lifecycle) {}
+      lifecycle_(lifecycle),
+      ledger_(ledger) {}
+
+namespace {
+
+// The sooner of two "look again after"s.
+std::optional<std::chrono::seconds> sooner(std::optional<std::chrono::seconds> a,
+                                           std::optional<std::chrono::seconds> b) {
+  if (!a) return b;
+  if (!b) return a;
+  return std::min(*a, *b);
+}
+
+}  // namespace
 
 bool is_permanent(const kube::ApiError& e) {
   // 403 is not here: a missing RBAC rule is fixed by an administrator, and then a retry succeeds.
@@ -54,7 +68,9 @@ Reconciler::Outcome Reconciler::reconcile(const Repl& repl, ChildView& view) {
   if (invalid) return After{};
   Repl current = repl;
   if (auto recorded = record_ide_activity(current, view); !recorded) return Fail(recorded.error());
-  return end_of_life(current, repl.spec.suspended && !seen.pods);
+  auto after = end_of_life(current, repl.spec.suspended && !seen.pods);
+  if (!after) return after;
+  return sooner(*after, seen.revisit);
 }
 
 Result<void, kube::ApiError> Reconciler::record_ide_activity(Repl& repl, const ChildView& view) {
@@ -181,17 +197,26 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
   // Which children differ from what they should be (read from the caches, on this thread).
   std::vector<std::size_t> todo;
   std::vector<bool> live(children->size(), false);
+  std::vector<std::uint64_t> want(children->size()), has(children->size(), 0);
+  std::optional<std::string> refused_before;  // the first child whose apply would be refused again
   for (std::size_t i = 0; i < children->size(); ++i) {
     const Child& child = (*children)[i];
     const auto cached = view.child(child.resource, {repl.key.ns, child.name});
     live[i] = cached.has_value();
-    if (cached && cached->fingerprint == templates_[i].shape.fingerprint(child.object)) {
+    want[i] = templates_[i].shape.fingerprint(child.object);
+    if (cached) has[i] = cached->fingerprint;
+    if (cached && cached->fingerprint == want[i]) {
       if (child.resource == kube::deployments() && cached->deployment) seen.deployment = *cached->deployment;
       continue;  // every field we manage already holds our value
     }
     if (!cached && create == Create::kNo) continue;
+    if (auto why = ledger_.refused_before(repl.key, i, want[i], has[i])) {
+      if (!refused_before) refused_before = std::move(why);
+      continue;
+    }
     todo.push_back(i);
   }
+  hold_back_repairs(repl, *children, want, todo, seen);
   const bool add_finalizer = !repl.finalizer && !repl.deleting;
   // Their applies, all in flight at once (a new Repl's children cost one round trip, not four, and
   // no thread each); this thread waits for the last answer, then takes them in template order.
@@ -231,9 +256,14 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
     Applied& applied = *answers[k];
     if (!applied) {
       if (!failed) failed = k;
+      if (is_permanent(applied.error())) {
+        ledger_.refused(repl.key, todo[k], want[todo[k]], has[todo[k]],
+                        child.resource.kind + " " + child.name + ": " + applied.error().message);
+      }
       continue;
     }
     view.wrote(child.resource, *applied);
+    ledger_.applied(repl.key, todo[k], want[todo[k]]);
     const std::string what = child.resource.kind + " " + child.name;
     std::string& list = live[todo[k]] ? restored : created;
     list += (list.empty() ? "" : ", ") + what;
@@ -252,11 +282,42 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
     seen.failure_message = child.resource.kind + " " + child.name + ": " + error.message;
     return Ok{};
   }
+  if (refused_before) {
+    seen.failure_reason = "ApplyFailed";
+    seen.failure_message = *refused_before;
+    return Ok{};
+  }
   seen.pod_problem = view.pod_problem(repl.key);
   seen.pods = view.has_pods(repl.key);
   seen.final_sync = view.final_sync(repl.key);
   seen.sync_report = view.sync_report(repl.key);
   return Ok{};
+}
+
+void Reconciler::hold_back_repairs(const Repl& repl, const std::vector<Child>& children,
+                                   const std::vector<std::uint64_t>& want, std::vector<std::size_t>& todo,
+                                   ChildObservation& seen) {
+  const auto is_repair = [&](std::size_t i) { return ledger_.is_repair(repl.key, i, want[i]); };
+  std::vector<std::string> repairing;
+  for (std::size_t i : todo) {
+    if (is_repair(i)) repairing.push_back(children[i].resource.kind + " " + children[i].name);
+  }
+  const SteadyTime now = clock_.now();
+  if (!repairing.empty()) {
+    const WriteLedger::Verdict verdict = ledger_.admit(repl.key, repairing, now);
+    if (verdict.now) {
+      repairs_made_ += repairing.size();
+    } else {
+      ++repairs_held_;
+      std::erase_if(todo, is_repair);
+      seen.revisit = std::chrono::ceil<std::chrono::seconds>(verdict.wait);
+      log::debug("repair held back", {{"repl", repl.key.str()}, {"wait", short_duration(verdict.wait)}});
+    }
+  }
+  if (auto contest = ledger_.contested(repl.key, now)) {
+    seen.contested = contest->message;
+    seen.revisit = sooner(seen.revisit, std::chrono::ceil<std::chrono::seconds>(contest->until - now));
+  }
 }
 
 void Reconciler::apply_child(const Repl& repl, const Child& child, bool live, kube::Client::Done done) {
@@ -298,6 +359,10 @@ Result<void, kube::ApiError> Reconciler::write_status(const Repl& repl, ChildVie
   const bool was_same = repl.status.ready && repl.status.ready->reason == ready.reason;
   if (status.phase == "Failed" && !was_same) {
     events_.record(repl, EventType::kWarning, ready.reason, ready.message);
+  }
+  if (status.contested && !repl.status.contested) {
+    events_.record(repl, EventType::kWarning, "Contested", status.contested->message);
+    log::warn("contested", {{"repl", repl.key.str()}, {"why", status.contested->message}});
   }
   if (status.synced && status.synced->status == "False" && status.synced != repl.status.synced) {
     ++sync_failures_;

@@ -7,6 +7,10 @@
 // Level-based: it reads the Repl and its children as they are now and never depends on which event
 // brought the key here. In steady state it sends nothing at all.
 //
+// A child another client keeps changing or deleting is put back with growing waits between, and
+// the Repl's Contested condition says so; an apply refused as invalid is not sent again while
+// nothing it depends on changed (write_ledger.hpp).
+//
 // Failures the user must fix (an invalid spec, a template that renders an object the API server
 // refuses, a runner pod that cannot start) are reported in the Repl's status and as Events, and are
 // not retried; transient ones (the API server unreachable, a conflict, a 403 an administrator can
@@ -31,6 +35,7 @@
 #include "repl/observed.hpp"
 #include "repl/repl.hpp"
 #include "repl/status.hpp"
+#include "write_ledger.hpp"
 
 namespace repl {
 
@@ -69,21 +74,29 @@ class Reconciler final {
  public:
   // `clock` gives the calendar time (status times, idle and TTL deadlines).
   Reconciler(kube::Client& client, EventRecorder& events, Clock& clock, ChildSettings settings,
-             std::vector<ChildTemplate> templates, LifecycleSettings lifecycle = {});
+             std::vector<ChildTemplate> templates, LifecycleSettings lifecycle = {},
+             WriteLedger::Options ledger = {});
 
   // Ok: done, with when to look again if a deadline (idle, TTL) is ahead.
   using Outcome = Result<std::optional<std::chrono::seconds>, kube::ApiError>;
   Outcome reconcile(const Repl& repl, ChildView& view);
 
   const std::vector<ChildTemplate>& templates() const { return templates_; }
+  // The Repl is gone: what was kept of it (its ledger) goes too.
+  void forget(const ObjectKey& repl) { ledger_.forget(repl); }
 
   // What reconciles ended on their own, for /metrics.
   struct Stats {
     std::uint64_t idle_suspends = 0;
     std::uint64_t ttl_deletions = 0;
     std::uint64_t sync_failures = 0;  // Synced turning False (a push or a final sync)
+    std::uint64_t repairs = 0;        // children put back after another client changed or deleted them
+    std::uint64_t repairs_held = 0;   // reconciles that held repairs back (see write_ledger.hpp)
   };
-  Stats stats() const { return {idle_suspends_.load(), ttl_deletions_.load(), sync_failures_.load()}; }
+  Stats stats() const {
+    return {idle_suspends_.load(), ttl_deletions_.load(), sync_failures_.load(), repairs_made_.load(),
+            repairs_held_.load()};
+  }
 
  private:
   // A Repl being deleted: stop its pods, then let it go (or hold it).
@@ -93,6 +106,10 @@ class Reconciler final {
   // Returns transient errors only.
   Result<void, kube::ApiError> apply_children(const Repl& repl, ChildView& view, ChildObservation& seen,
                                               Create create);
+  // Takes out of `todo` the repairs (write_ledger.hpp) that must wait, and says so in `seen`.
+  void hold_back_repairs(const Repl& repl, const std::vector<Child>& children,
+                         const std::vector<std::uint64_t>& want, std::vector<std::size_t>& todo,
+                         ChildObservation& seen);
   Result<void, kube::ApiError> write_status(const Repl& repl, ChildView& view, const ChildObservation& seen);
   // One child's apply, with the merge-patch fallback when `live` exists and the apply is refused;
   // `done` gets the answer (on a transport thread). `repl` and `child` must outlive it.
@@ -111,7 +128,9 @@ class Reconciler final {
   const ChildSettings settings_;
   const std::vector<ChildTemplate> templates_;
   const LifecycleSettings lifecycle_;
-  std::atomic<std::uint64_t> idle_suspends_{0}, ttl_deletions_{0}, sync_failures_{0};
+  WriteLedger ledger_;
+  std::atomic<std::uint64_t> idle_suspends_{0}, ttl_deletions_{0}, sync_failures_{0}, repairs_made_{0},
+      repairs_held_{0};
 };
 
 // Whether an apply error is the request's fault (so retrying the same request cannot help).

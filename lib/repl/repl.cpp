@@ -50,9 +50,10 @@ Result<Repl, ParseError> parse_repl(const rapidjson::Value& object) {
     if (const rapidjson::Value* conds = member(status, "conditions"); conds != nullptr && conds->IsArray()) {
       for (const auto& c : conds->GetArray()) {
         const std::string type = string_at(&c, "type");
-        std::optional<Condition>* slot = type == "Ready"    ? &r.status.ready
-                                         : type == "Synced" ? &r.status.synced
-                                                            : nullptr;
+        std::optional<Condition>* slot = type == "Ready"       ? &r.status.ready
+                                         : type == "Synced"    ? &r.status.synced
+                                         : type == "Contested" ? &r.status.contested
+                                                               : nullptr;
         if (slot == nullptr) continue;
         *slot = Condition{type,
                           string_at(&c, "status"),

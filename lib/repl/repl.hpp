@@ -61,6 +61,8 @@ struct ReplStatus {
   std::optional<Condition> ready;
   // Synced: how the last final sync of the workspace to S3 went (absent before the first).
   std::optional<Condition> synced;
+  // Contested: present while another client keeps changing or deleting the Repl's children.
+  std::optional<Condition> contested;
   std::string last_sync_time;  // RFC 3339, of the last sync known to have succeeded
 
   bool operator==(const ReplStatus&) const = default;

@@ -92,6 +92,11 @@ ReplStatus compute_status(const Repl& repl, const ChildObservation& seen, const 
         repl.status.synced, now);
     if (f->ok) s.last_sync_time = f->finished_at.empty() ? now : f->finished_at;
   }
+  if (seen.contested) {
+    s.contested =
+        transitioned(Condition{"Contested", "True", "RepairBackoff", *seen.contested, repl.generation, ""},
+                     repl.status.contested, now);
+  }
   return s;
 }
 
@@ -110,7 +115,7 @@ rapidjson::Document status_apply_body(const Repl& repl, const ReplStatus& st) {
   status.AddMember("urls", std::move(urls), a);
   if (!st.last_sync_time.empty()) status.AddMember("lastSyncTime", str(st.last_sync_time), a);
   Value conditions(rapidjson::kArrayType);
-  for (const auto* condition : {&st.ready, &st.synced}) {
+  for (const auto* condition : {&st.ready, &st.synced, &st.contested}) {
     if (!*condition) continue;
     const Condition& c = **condition;
     Value cond(rapidjson::kObjectType);

@@ -6,6 +6,7 @@
 
 #include <rapidjson/document.h>
 
+#include <chrono>
 #include <optional>
 #include <string>
 
@@ -26,6 +27,10 @@ struct ChildObservation {
   std::optional<FinalSync> final_sync;    // a stopped pod's, newer than what the Repl shows
   std::optional<SyncReport> sync_report;  // the running pod's last push
   bool held = false;                      // being deleted, and kept there: its last final sync failed
+  // Another client keeps undoing what the operator applies (operator/repairs.hpp): why.
+  std::optional<std::string> contested;
+  // When reconcile should run again by itself: a repair held back, or the end of a contest.
+  std::optional<std::chrono::seconds> revisit;
 };
 
 // Whether the operator suspended the Repl for being idle (and nothing has resumed it since).

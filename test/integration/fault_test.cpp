@@ -8,9 +8,11 @@
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -456,4 +458,173 @@ TEST_CASE("fault: a killed leader's standby takes over within the lease duration
              " ms (lease 4 s), 5 Repls created meanwhile converged " + std::to_string(took.count()) +
              " ms later");
   CHECK(failover <= 4s + 2s);  // the lease, and a retry period with its jitter
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile cluster state: objects the operator cannot make right, and other clients undoing its
+// work. The status says what is wrong, and the operator's writes (counted at the proxy, which only
+// the operator goes through) stay bounded; each test prints them per minute.
+
+namespace {
+
+// Writes (anything but GET) of the operator on paths containing `part`, in [from, to) ms.
+std::size_t writes_on(const std::vector<Seen>& log, const std::string& part, long long from, long long to) {
+  return std::count_if(log.begin(), log.end(), [&](const Seen& s) {
+    return s.verb != "GET" && s.path.find(part) != std::string::npos && s.ms >= from && s.ms < to;
+  });
+}
+
+double per_minute(std::size_t n, long long ms) {
+  return 60'000.0 * static_cast<double>(n) / static_cast<double>(ms);
+}
+
+// Runs `step` every `period` on a thread of its own until destroyed (another client).
+class Loop {
+ public:
+  Loop(std::chrono::milliseconds period, std::function<void()> step)
+      : thread_([this, period, step = std::move(step)] {
+          while (!stop_) {
+            step();
+            ++rounds;
+            std::this_thread::sleep_for(period);
+          }
+        }) {}
+  ~Loop() { stop(); }
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  std::atomic<int> rounds{0};
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+std::string condition(const std::string& ns, const std::string& repl, const std::string& type,
+                      const std::string& field) {
+  return jsonpath(ns, "repl/" + repl, "{.status.conditions[?(@.type==\"" + type + "\")]." + field + "}");
+}
+
+int events_for(const std::string& ns, const std::string& repl, const std::string& reason) {
+  const auto r = kubectl({"get", "events", "-n", ns, "--field-selector",
+                          "involvedObject.name=" + repl + ",reason=" + reason, "-o", "name"});
+  return static_cast<int>(std::count(r.out.begin(), r.out.end(), '\n'));
+}
+
+}  // namespace
+
+TEST_CASE("hostile state: a Repl whose Ingress the API server refuses says why, and writes stop",
+          "[fault][hostile]") {
+  // The CRD admits a 63-character replId; with a long IDE domain its host passes DNS's 253.
+  const std::string label(61, 'd');
+  const std::string domain = label + "." + label + "." + label + ".example.com";
+  const std::string long_id = "l" + std::string(62, '0');
+  FaultProxy proxy;
+  const std::string ns = fresh_namespace("hostile-render");
+  auto op = operator_through(proxy, ns, {"--ide-domain", domain});
+  kubectl_apply(ns, "apiVersion: peetcode.com/v1alpha1\nkind: Repl\nmetadata:\n  name: " + long_id +
+                        "\nspec:\n  userId: someone\n---\napiVersion: peetcode.com/v1alpha1\nkind: Repl\n"
+                        "metadata:\n  name: short\nspec:\n  userId: someone\n");
+  REQUIRE(eventually(30s, [&] { return condition(ns, long_id, "Ready", "reason") == "ApplyFailed"; }));
+  const std::string message = condition(ns, long_id, "Ready", "message");
+  CHECK_THAT(message, Catch::StartsWith("Ingress " + long_id + "-ingress: ") &&
+                          Catch::Contains("must be no more than 253 characters"));
+  CHECK(jsonpath(ns, "repl/" + long_id, "{.status.phase}") == "Failed");
+  // What could be made was: its Deployment, Service and NetworkPolicy; the other Repl is whole.
+  CHECK(kubectl({"get", "-n", ns, "deployment/" + long_id, "service/" + long_id, "networkpolicy/" + long_id})
+            .exit_code == 0);
+  CHECK(eventually(10s, [&] { return kubectl({"get", "-n", ns, "ingress/short-ingress"}).exit_code == 0; }));
+  CHECK(events_for(ns, long_id, "ApplyFailed") == 1);
+
+  // Then nothing more is sent for it: the same request would be refused the same way.
+  const long long from = last_ms(proxy.log());
+  std::this_thread::sleep_for(20s);
+  const auto log = proxy.log();
+  const long long to = std::max(last_ms(log), from + 20'000);
+  const auto writes = writes_on(log, long_id, from, to + 1);
+  report("hostile: Ingress refused (host > 253 chars)",
+         "writes for the Repl " + std::to_string(per_minute(writes, to - from)) +
+             "/min after its status said why (" + std::to_string(writes) + " in " +
+             std::to_string((to - from) / 1000) + " s)");
+  CHECK(writes == 0);
+}
+
+TEST_CASE(
+    "hostile state: another field manager taking the runner's image again and again is answered with "
+    "growing waits, and the Repl is Contested",
+    "[fault][hostile]") {
+  FaultProxy proxy;
+  const std::string ns = fresh_namespace("hostile-manager");
+  auto op = operator_through(proxy, ns);
+  kubectl_apply(ns, repls_yaml(0, 1));
+  converge(ns, 30s);
+  const std::string ours = jsonpath(ns, "deployment/r-0", "{.spec.template.spec.containers[0].image}");
+  REQUIRE_FALSE(ours.empty());
+  const std::string theirs =
+      "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: r-0\nspec:\n  template:\n    spec:\n"
+      "      containers:\n      - name: runner\n        image: intruder/runner:1\n";
+
+  const long long from = last_ms(proxy.log());
+  const auto started = std::chrono::steady_clock::now();
+  Loop intruder(250ms, [&] {
+    kubectl(
+        {"apply", "-n", ns, "--server-side", "--force-conflicts", "--field-manager", "intruder", "-f", "-"},
+        theirs);
+  });
+  std::this_thread::sleep_for(30s);
+  intruder.stop();
+  const auto fought = std::chrono::steady_clock::now() - started;
+  auto log = proxy.log();
+  const long long to = from + std::chrono::duration_cast<std::chrono::milliseconds>(fought).count();
+  const auto writes = writes_on(log, "/deployments/r-0", from, to + 1);
+  report("hostile: another manager takes the image",
+         std::to_string(intruder.rounds.load()) + " takes in 30 s; the operator's writes " +
+             std::to_string(per_minute(writes, to - from)) + "/min (" + std::to_string(writes) + ")");
+  // Five at once, then after 1, 2, 4, 8, 16 s: about ten in 30 s, not one per take.
+  CHECK(writes >= 5);
+  CHECK(writes <= 12);
+  CHECK(intruder.rounds.load() >= 3 * static_cast<int>(writes));
+  CHECK(condition(ns, "r-0", "Contested", "status") == "True");
+  CHECK_THAT(condition(ns, "r-0", "Contested", "message"),
+             Catch::Contains("another client keeps changing or deleting Deployment r-0"));
+  CHECK(events_for(ns, "r-0", "Contested") == 1);
+  CHECK(warnings(*op, "contested") == 1);
+  // Once the other client stops, the next repair (at most 32 s on) puts ours back: nothing lost.
+  CHECK(eventually(40s, [&] {
+    return jsonpath(ns, "deployment/r-0", "{.spec.template.spec.containers[0].image}") == ours;
+  }));
+  converge(ns, 10s);
+}
+
+TEST_CASE("hostile state: a Service deleted in a loop by another client is put back with growing waits",
+          "[fault][hostile]") {
+  FaultProxy proxy;
+  const std::string ns = fresh_namespace("hostile-delete");
+  auto op = operator_through(proxy, ns);
+  kubectl_apply(ns, repls_yaml(0, 2));
+  converge(ns, 30s);
+
+  const long long from = last_ms(proxy.log());
+  const auto started = std::chrono::steady_clock::now();
+  Loop deleter(250ms, [&] {
+    kubectl({"delete", "-n", ns, "service/r-0", "--ignore-not-found", "--wait=false"});
+  });
+  std::this_thread::sleep_for(30s);
+  deleter.stop();
+  const auto fought = std::chrono::steady_clock::now() - started;
+  const auto log = proxy.log();
+  const long long to = from + std::chrono::duration_cast<std::chrono::milliseconds>(fought).count();
+  const auto writes = writes_on(log, "/services/r-0", from, to + 1);
+  report("hostile: a Service deleted in a loop",
+         std::to_string(deleter.rounds.load()) + " deletes in 30 s; the operator's writes " +
+             std::to_string(per_minute(writes, to - from)) + "/min (" + std::to_string(writes) + ")");
+  CHECK(writes >= 5);
+  CHECK(writes <= 12);
+  CHECK(writes_on(log, "/services/r-1", from, to + 1) == 0);  // the other Repl is left alone
+  CHECK(condition(ns, "r-0", "Contested", "status") == "True");
+  CHECK_THAT(condition(ns, "r-0", "Contested", "message"), Catch::Contains("Service r-0"));
+  CHECK(condition(ns, "r-1", "Contested", "status").empty());
+  // Once the deletes stop, the Service is back within the wait in force: nothing lost.
+  converge(ns, 40s);
 }

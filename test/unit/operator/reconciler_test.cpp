@@ -931,3 +931,127 @@ TEST_CASE(
   CHECK(string_at(f.written_status(), "/status/conditions/0/reason") == "InvalidSpec");
   CHECK_THAT(string_at(f.written_status(), "/status/conditions/0/message"), Catch::StartsWith(field));
 }
+
+TEST_CASE(
+    "a Service another client deletes again and again is put back at once five times, then after waits that "
+    "double; meanwhile the Repl is Contested",
+    "[operator][reconciler][repairs]") {
+  using namespace std::chrono_literals;
+  Fixture f;
+  f.cache_desired(kReady);
+  f.status_from(observed(kReady));
+  f.answer(1, 200, kServiceReply);
+  f.status_answer(200, kStatusReply);
+  const auto service_applies = [&] {
+    const Lines p = f.paths();
+    return std::count(p.begin(), p.end(), kChildPaths[1]);
+  };
+  // Another client deletes the Service; one reconcile follows (the watch's event). The status the
+  // reconcile wrote, if any, is what the next one reads.
+  const auto deleted_then_reconciled = [&] {
+    f.view.children.erase({"Service", {"team-a", "abc123"}});
+    const std::size_t before = f.transport->requests.size();
+    auto outcome = f.reconcile();
+    REQUIRE(outcome);
+    if (f.transport->requests.size() > before && f.paths().back() == kStatusPath)
+      f.repl.status = repl::parse_repl(f.written_status())->status;
+    f.cache_desired(kReady);  // what was applied is back in the cache
+    return *outcome;
+  };
+
+  // The first put-back after a start is not known to be one (nothing of this run applied it yet).
+  deleted_then_reconciled();
+  CHECK(service_applies() == 1);
+  for (int i = 1; i <= 5; ++i) deleted_then_reconciled();
+  CHECK(service_applies() == 6);
+  CHECK(f.reconciler.stats().repairs == 5);
+  // The fifth repair within the quiet time makes the Repl Contested: one status write, one Event.
+  REQUIRE(f.repl.status.contested);
+  CHECK(f.repl.status.contested->status == "True");
+  CHECK(f.repl.status.contested->reason == "RepairBackoff");
+  CHECK_THAT(f.repl.status.contested->message,
+             Catch::Contains("another client keeps changing or deleting Service abc123"));
+  CHECK(f.repl.status.phase == "Ready");  // the runner itself is fine
+  CHECK(std::count_if(f.events.lines.begin(), f.events.lines.end(),
+                      [](const std::string& l) { return l.starts_with("Warning Contested:"); }) == 1);
+
+  // From now on each repair waits twice as long as the one before: 1 s, 2 s, 4 s, ...
+  for (const auto wait : {1s, 2s, 4s, 8s, 16s}) {
+    const auto applies = service_applies();
+    const auto writes = f.transport->requests.size();
+    const auto revisit = deleted_then_reconciled();
+    CHECK(f.transport->requests.size() == writes);  // held back: nothing sent, the status unchanged
+    REQUIRE(revisit);
+    CHECK(*revisit == wait);
+    f.clock.advance(wait - 1ms);
+    f.view.children.erase({"Service", {"team-a", "abc123"}});
+    REQUIRE(f.reconcile());
+    CHECK(service_applies() == applies);  // still too early
+    f.clock.advance(1ms);
+    REQUIRE(f.reconcile());
+    CHECK(service_applies() == applies + 1);
+    f.cache_desired(kReady);
+  }
+  CHECK(f.reconciler.stats().repairs_held >= 10);
+
+  // No repair for the quiet time (10 min): the contest ends, and the condition goes.
+  f.clock.advance(10min);
+  REQUIRE(f.reconcile());
+  CHECK(f.paths().back() == kStatusPath);
+  CHECK_FALSE(repl::parse_repl(f.written_status())->status.contested);
+}
+
+TEST_CASE("an edit of the Repl reaches its children at once, even while the Repl is Contested",
+          "[operator][reconciler][repairs]") {
+  Fixture f;
+  f.cache_desired(kReady);
+  f.status_from(observed(kReady));
+  f.children_applied(1);
+  f.status_answer(200, kStatusReply);
+  for (int i = 0; i < 7; ++i) {  // one first apply, then five repairs at once, then one held back
+    f.cached("Deployment", "abc123").fingerprint ^= 1;
+    REQUIRE(f.reconcile());
+    f.cache_desired(kReady);
+  }
+  const auto writes = f.transport->requests.size();
+  f.repl.spec.suspended = true;  // a new desired state: not a repair
+  REQUIRE(f.reconcile());
+  CHECK(f.transport->requests.size() > writes);
+  CHECK(f.paths()[writes] == kChildPaths[0]);
+}
+
+TEST_CASE("an apply refused as invalid is not sent again while the child it goes to is unchanged",
+          "[operator][reconciler]") {
+  Fixture f;
+  f.children_applied(1, 2);
+  f.answer(2, 422, repl::test::status_json(422, "Invalid", "spec.rules[0].host: too long"));
+  f.status_answer(200, kStatusReply);
+  REQUIRE(f.reconcile());
+  f.repl.status = repl::parse_repl(f.written_status())->status;
+  f.cache_desired(kReady);
+  f.view.children.erase({"Ingress", {"team-a", "abc123-ingress"}});  // it was never made
+  const auto sent = f.transport->requests.size();
+  // The status's own event brings the key back: the same apply would be refused the same way.
+  REQUIRE(f.reconcile());
+  CHECK(f.transport->requests.size() == sent);
+  CHECK(f.repl.status.ready->reason == "ApplyFailed");
+  CHECK(f.repl.status.ready->message == "Ingress abc123-ingress: spec.rules[0].host: too long");
+  SECTION("an edit of the Repl reaches the Deployment; the Ingress it does not change stays unsent") {
+    f.repl.spec.suspended = true;
+    REQUIRE(f.reconcile());
+    const Lines p = f.paths();
+    const auto after = p.begin() + static_cast<std::ptrdiff_t>(sent);
+    CHECK(std::count(after, p.end(), kChildPaths[0]) == 1);
+    CHECK(std::count(after, p.end(), kChildPaths[2]) == 0);
+  }
+  SECTION("someone made an Ingress of that name meanwhile: sent") {
+    f.view.children[{"Ingress", {"team-a", "abc123-ingress"}}] = repl::LiveChild{7, nullptr};
+    REQUIRE(f.reconcile());
+    CHECK(f.paths().at(sent) == kChildPaths[2]);
+  }
+  SECTION("the Repl was deleted and made again: its ledger went with it") {
+    f.reconciler.forget(f.repl.key);
+    REQUIRE(f.reconcile());
+    CHECK(f.paths().at(sent) == kChildPaths[2]);
+  }
+}
