@@ -21,6 +21,8 @@
 #                                   SIGKILL the API server and start it again on the same etcd and port
 #   cluster.sh stop-apiserver DIR|KUBECONFIG / start-apiserver DIR|KUBECONFIG
 #                                   the two halves of a restart, for outages of a chosen length
+#   cluster.sh stop-etcd DIR|KUBECONFIG / start-etcd DIR|KUBECONFIG
+#                                   SIGKILL etcd / start it again on its data and ports
 #
 # CLUSTER_CONTROLLERS overrides the controller-manager's --controllers list.
 #
@@ -162,6 +164,23 @@ write_kubeconfigs() {
     "    client-certificate-data: $(base64 -w0 < "$dir/pki/admin.crt")
     client-key-data: $(base64 -w0 < "$dir/pki/admin.key")"
   write_kubeconfig "$dir/nobody.kubeconfig" "$server" nobody "    token: $(cat "$dir/pki/nobody.token")"
+}
+
+start_etcd() {
+  local dir=$1
+  # shellcheck disable=SC1091
+  . "$dir/cluster.env"
+  # As for the API server: a killed etcd's ports may linger a moment.
+  for _ in $(seq 1 50); do
+    [ -n "$(ss -Hltn "sport = :$ETCD_PORT or sport = :$ETCD_PEER_PORT")" ] || break
+    sleep 0.2
+  done
+  daemon "$dir" etcd "$BIN/etcd" --name=default --data-dir="$dir/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="default=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --log-level=warn
+  await_daemon "$dir" etcd 30 "etcd did not become healthy" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 }
 
 start_apiserver() {
@@ -368,14 +387,7 @@ ENV
       "$here/images.sh"
     } >> "$dir/cluster.env"
   fi
-  # shellcheck disable=SC1091
-  . "$dir/cluster.env"
-  daemon "$dir" etcd "$bin/etcd" --name=default --data-dir="$dir/etcd" \
-    --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster="default=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --unsafe-no-fsync --log-level=warn
-  await_daemon "$dir" etcd 30 "etcd did not become healthy" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+  start_etcd "$dir"
   start_apiserver "$dir"
   write_kubeconfigs "$dir" "https://127.0.0.1:$API_PORT"
   local crd
@@ -414,13 +426,15 @@ case "${1:-}" in
   down) shift; down "$@" ;;
   stop-apiserver) shift; stop_pid_file "$(cluster_dir "$1")/apiserver.pid" kube-apiserver KILL ;;
   start-apiserver) shift; start_apiserver "$(cluster_dir "$1")" ;;
+  stop-etcd) shift; stop_pid_file "$(cluster_dir "$1")/etcd.pid" etcd KILL ;;
+  start-etcd) shift; start_etcd "$(cluster_dir "$1")" ;;
   restart-apiserver)
     shift
     stop_pid_file "$(cluster_dir "$1")/apiserver.pid" kube-apiserver KILL
     start_apiserver "$(cluster_dir "$1")"
     ;;
   *)
-    echo "usage: cluster.sh up [DIR] [--nodes N | --real-node] [--crds FILE] [--reclaim] | down | restart-apiserver | stop-apiserver | start-apiserver  DIR|KUBECONFIG" >&2
+    echo "usage: cluster.sh up [DIR] [--nodes N | --real-node] [--crds FILE] [--reclaim] | down | restart-apiserver | stop-apiserver | start-apiserver | stop-etcd | start-etcd  DIR|KUBECONFIG" >&2
     exit 2
     ;;
 esac

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <rapidjson/document.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -16,8 +17,10 @@
 #include <exception>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <random>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -149,10 +152,79 @@ std::string nobody_kubeconfig() {
   return admin.substr(0, admin.rfind('/')) + "/nobody.kubeconfig";
 }
 
-CommandResult kubectl(const std::vector<std::string>& args, const std::string& input) {
-  std::vector<std::string> argv = {"kubectl", "--kubeconfig", admin_kubeconfig()};
+CommandResult kubectl_with(const std::string& kubeconfig, const std::vector<std::string>& args,
+                           const std::string& input) {
+  std::vector<std::string> argv = {"kubectl", "--kubeconfig", kubeconfig};
   argv.insert(argv.end(), args.begin(), args.end());
   return run(argv, input);
+}
+
+CommandResult kubectl(const std::vector<std::string>& args, const std::string& input) {
+  return kubectl_with(admin_kubeconfig(), args, input);
+}
+
+std::string desired_state_diff(const std::string& ns, const std::string& kubeconfig) {
+  const auto r = kubectl_with(
+      kubeconfig, {"get", "-n", ns, "repls,deployments,services,ingresses,networkpolicies", "-o", "json"});
+  if (r.exit_code != 0) return "kubectl get failed: " + r.err;
+  rapidjson::Document d;
+  d.Parse(r.out.c_str());
+  if (!d.IsObject() || !d["items"].IsArray()) return "kubectl answered no list";
+  std::map<std::string, std::string> repl_uids;  // name -> uid
+  std::string problems;
+  for (const auto& item : d["items"].GetArray()) {
+    if (std::string(item["kind"].GetString()) != "Repl") continue;
+    const auto& meta = item["metadata"];
+    const std::string name = meta["name"].GetString();
+    repl_uids[name] = meta["uid"].GetString();
+    const auto status = item.FindMember("status");
+    if (status == item.MemberEnd() || !status->value.HasMember("observedGeneration") ||
+        status->value["observedGeneration"].GetInt64() != meta["generation"].GetInt64() ||
+        !status->value.HasMember("phase")) {
+      problems += "Repl " + name + ": status not current; ";
+    }
+  }
+  std::set<std::string> want, have;
+  for (const auto& [name, uid] : repl_uids) {
+    for (const std::string& child :
+         {"Deployment/" + name, "Service/" + name, "NetworkPolicy/" + name, "Ingress/" + name + "-ingress"}) {
+      want.insert(child + "@" + uid);
+    }
+  }
+  for (const auto& item : d["items"].GetArray()) {
+    const std::string kind = item["kind"].GetString();
+    if (kind == "Repl") continue;
+    const auto& meta = item["metadata"];
+    const std::string name = meta["name"].GetString();
+    std::string owner = "(none)";
+    if (meta.HasMember("ownerReferences")) {
+      for (const auto& ref : meta["ownerReferences"].GetArray()) {
+        if (ref.HasMember("controller") && ref["controller"].GetBool()) owner = ref["uid"].GetString();
+      }
+    }
+    if (!have.insert(kind + "/" + name + "@" + owner).second)
+      problems += "duplicate " + kind + "/" + name + "; ";
+  }
+  for (const auto& w : want) {
+    if (!have.contains(w)) problems += "missing " + w + "; ";
+  }
+  for (const auto& h : have) {
+    if (!want.contains(h)) problems += "orphan " + h + "; ";
+  }
+  return problems;
+}
+
+std::chrono::milliseconds converge(const std::string& ns, std::chrono::milliseconds timeout,
+                                   const std::string& kubeconfig) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string diff;
+  const bool ok = eventually(timeout, [&] {
+    diff = desired_state_diff(ns, kubeconfig);
+    return diff.empty();
+  });
+  INFO(diff);
+  REQUIRE(ok);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
 }
 
 CommandResult helm(const std::vector<std::string>& args) {
@@ -200,15 +272,12 @@ PrivateCluster::PrivateCluster() {
   char tmpl[] = "/tmp/repl-private-cluster.XXXXXX";
   REQUIRE(mkdtemp(tmpl) != nullptr);
   dir_ = tmpl;
-  const auto up = run({kClusterSh, "up", dir_});
+  // With the CRD from the start, as in a real cluster: the garbage collector knows Repls at once.
+  const auto up =
+      run({kClusterSh, "up", dir_, "--crds", std::string(REPL_SOURCE_DIR) + "/crd/repls.peetcode.com.yaml"});
   INFO(up.err);
   REQUIRE(up.exit_code == 0);
   kubeconfig_ = up.out.substr(0, up.out.find('\n'));
-  REQUIRE(kubectl({"apply", "-f", std::string(REPL_SOURCE_DIR) + "/crd/repls.peetcode.com.yaml"}).exit_code ==
-          0);
-  REQUIRE(
-      kubectl({"wait", "--for=condition=Established", "crd/repls.peetcode.com", "--timeout=60s"}).exit_code ==
-      0);
 }
 
 PrivateCluster::~PrivateCluster() {
@@ -216,9 +285,7 @@ PrivateCluster::~PrivateCluster() {
 }
 
 CommandResult PrivateCluster::kubectl(const std::vector<std::string>& args, const std::string& input) const {
-  std::vector<std::string> argv = {"kubectl", "--kubeconfig", kubeconfig_};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return run(argv, input);
+  return kubectl_with(kubeconfig_, args, input);
 }
 
 CommandResult PrivateCluster::cluster_sh(const std::string& command) const {

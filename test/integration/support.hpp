@@ -41,6 +41,18 @@ std::string nobody_kubeconfig();
 
 // kubectl against the test cluster as admin.
 CommandResult kubectl(const std::vector<std::string>& args, const std::string& input = "");
+// kubectl with another kubeconfig.
+CommandResult kubectl_with(const std::string& kubeconfig, const std::vector<std::string>& args,
+                           const std::string& input = "");
+
+// What is wrong with `ns` compared with what its Repls imply, "" when nothing: each Repl has exactly
+// its four children (Deployment, Service and NetworkPolicy <id>, Ingress <id>-ingress), each owned
+// by it (its uid, as controller), no other object of ours is there, and each status is current
+// (observedGeneration = generation, a phase).
+std::string desired_state_diff(const std::string& ns, const std::string& kubeconfig = admin_kubeconfig());
+// Waits for the exact desired state; returns how long it took (fails the test after `timeout`).
+std::chrono::milliseconds converge(const std::string& ns, std::chrono::milliseconds timeout,
+                                   const std::string& kubeconfig = admin_kubeconfig());
 // helm (the one on PATH, built by test/cluster/build.sh) with the same kubeconfig.
 CommandResult helm(const std::vector<std::string>& args);
 
