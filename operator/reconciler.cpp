@@ -43,10 +43,7 @@ bool is_permanent(const kube::ApiError& e) {
 
 Reconciler::Outcome Reconciler::reconcile(const Repl& repl, ChildView& view) {
   using After = std::optional<std::chrono::seconds>;
-  if (repl.deleting) {
-    if (auto finalized = finalize(repl, view); !finalized) return Fail(finalized.error());
-    return After{};
-  }
+  if (repl.deleting) return finalize(repl, view);
   ChildObservation seen;
   std::optional<FieldError> invalid = validate_repl_id(repl.key.name);
   if (!invalid) invalid = validate_user_id(repl.spec.user_id);
@@ -140,8 +137,10 @@ Reconciler::Outcome Reconciler::end_of_life(const Repl& repl, bool stopped) {
   return After{};
 }
 
-Result<void, kube::ApiError> Reconciler::finalize(const Repl& repl, ChildView& view) {
-  if (!repl.finalizer) return Ok{};  // nothing of ours holds it: its children go with it (garbage collection)
+Reconciler::Outcome Reconciler::finalize(const Repl& repl, ChildView& view) {
+  using After = std::optional<std::chrono::seconds>;
+  if (!repl.finalizer)
+    return After{};  // nothing of ours holds it: its children go with it (garbage collection)
   ChildObservation seen;
   seen.pods = view.has_pods(repl.key);
   seen.final_sync = view.final_sync(repl.key);
@@ -150,8 +149,10 @@ Result<void, kube::ApiError> Reconciler::finalize(const Repl& repl, ChildView& v
     // final push to S3; the pods' end brings the key back here.
     Repl stopping = repl;
     stopping.spec.suspended = true;
-    if (auto applied = apply_children(stopping, view, seen, Create::kNo); !applied) return applied;
-    return write_status(repl, view, seen);
+    if (auto applied = apply_children(stopping, view, seen, Create::kNo); !applied)
+      return Fail(applied.error());
+    if (auto written = write_status(repl, view, seen); !written) return Fail(written.error());
+    return seen.revisit;  // a held-back repair of the scale to zero
   }
   // Held only while there is someone to tell: not in a namespace that is going away.
   if (final_sync_failed(repl, seen) && !repl.force_delete) {
@@ -160,10 +161,12 @@ Result<void, kube::ApiError> Reconciler::finalize(const Repl& repl, ChildView& v
     const bool ns_going = !ns || json::member(json::member(*ns, "metadata"), "deletionTimestamp") != nullptr;
     if (!ns_going) {
       seen.held = true;
-      return write_status(repl, view, seen);
+      if (auto written = write_status(repl, view, seen); !written) return Fail(written.error());
+      return After{};
     }
   }
-  return remove_finalizer(repl, view);
+  if (auto removed = remove_finalizer(repl, view); !removed) return Fail(removed.error());
+  return After{};
 }
 
 void Reconciler::apply_finalizer(const Repl& repl, bool keep, kube::Client::Done done) {
@@ -199,24 +202,27 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
   std::vector<bool> live(children->size(), false);
   std::vector<std::uint64_t> want(children->size()), has(children->size(), 0);
   std::optional<std::string> refused_before;  // the first child whose apply would be refused again
+  const SteadyTime now = clock_.now();
+  ledger_.begin(repl.key, repl.uid);
   for (std::size_t i = 0; i < children->size(); ++i) {
     const Child& child = (*children)[i];
     const auto cached = view.child(child.resource, {repl.key.ns, child.name});
     live[i] = cached.has_value();
     want[i] = templates_[i].shape.fingerprint(child.object);
     if (cached) has[i] = cached->fingerprint;
-    if (cached && cached->fingerprint == want[i]) {
-      if (child.resource == kube::deployments() && cached->deployment) seen.deployment = *cached->deployment;
-      continue;  // every field we manage already holds our value
-    }
+    // Its state as cached, unless an apply below answers a newer one (or it is not applied now).
+    if (cached && child.resource == kube::deployments() && cached->deployment)
+      seen.deployment = *cached->deployment;
+    if (cached && cached->fingerprint == want[i]) continue;  // every field we manage holds our value
     if (!cached && create == Create::kNo) continue;
-    if (auto why = ledger_.refused_before(repl.key, i, want[i], has[i])) {
-      if (!refused_before) refused_before = std::move(why);
+    if (auto refused = ledger_.refused_before(repl.key, i, want[i], has[i], now)) {
+      if (!refused_before) refused_before = std::move(refused->why);
+      seen.revisit = sooner(seen.revisit, std::chrono::ceil<std::chrono::seconds>(refused->until - now));
       continue;
     }
     todo.push_back(i);
   }
-  hold_back_repairs(repl, *children, want, todo, seen);
+  hold_back_repairs(repl, *children, want, todo, now, seen);
   const bool add_finalizer = !repl.finalizer && !repl.deleting;
   // Their applies, all in flight at once (a new Repl's children cost one round trip, not four, and
   // no thread each); this thread waits for the last answer, then takes them in template order.
@@ -258,12 +264,13 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
       if (!failed) failed = k;
       if (is_permanent(applied.error())) {
         ledger_.refused(repl.key, todo[k], want[todo[k]], has[todo[k]],
-                        child.resource.kind + " " + child.name + ": " + applied.error().message);
+                        child.resource.kind + " " + child.name + ": " + applied.error().message, now);
       }
       continue;
     }
     view.wrote(child.resource, *applied);
-    ledger_.applied(repl.key, todo[k], want[todo[k]]);
+    const std::uint64_t holds = templates_[todo[k]].shape.fingerprint(*applied);
+    ledger_.applied(repl.key, todo[k], holds == want[todo[k]] ? holds : 0);
     const std::string what = child.resource.kind + " " + child.name;
     std::string& list = live[todo[k]] ? restored : created;
     list += (list.empty() ? "" : ", ") + what;
@@ -296,13 +303,12 @@ Result<void, kube::ApiError> Reconciler::apply_children(const Repl& repl, ChildV
 
 void Reconciler::hold_back_repairs(const Repl& repl, const std::vector<Child>& children,
                                    const std::vector<std::uint64_t>& want, std::vector<std::size_t>& todo,
-                                   ChildObservation& seen) {
+                                   SteadyTime now, ChildObservation& seen) {
   const auto is_repair = [&](std::size_t i) { return ledger_.is_repair(repl.key, i, want[i]); };
   std::vector<std::string> repairing;
   for (std::size_t i : todo) {
     if (is_repair(i)) repairing.push_back(children[i].resource.kind + " " + children[i].name);
   }
-  const SteadyTime now = clock_.now();
   if (!repairing.empty()) {
     const WriteLedger::Verdict verdict = ledger_.admit(repl.key, repairing, now);
     if (verdict.now) {
@@ -310,7 +316,7 @@ void Reconciler::hold_back_repairs(const Repl& repl, const std::vector<Child>& c
     } else {
       ++repairs_held_;
       std::erase_if(todo, is_repair);
-      seen.revisit = std::chrono::ceil<std::chrono::seconds>(verdict.wait);
+      seen.revisit = sooner(seen.revisit, std::chrono::ceil<std::chrono::seconds>(verdict.wait));
       log::debug("repair held back", {{"repl", repl.key.str()}, {"wait", short_duration(verdict.wait)}});
     }
   }

@@ -100,7 +100,7 @@ class Reconciler final {
 
  private:
   // A Repl being deleted: stop its pods, then let it go (or hold it).
-  Result<void, kube::ApiError> finalize(const Repl& repl, ChildView& view);
+  Outcome finalize(const Repl& repl, ChildView& view);
   enum class Create { kYes, kNo };  // kNo: only children that exist are changed
   // Applies the children that differ (with the finalizer, if the Repl lacks it); fills `seen`.
   // Returns transient errors only.
@@ -109,7 +109,7 @@ class Reconciler final {
   // Takes out of `todo` the repairs (write_ledger.hpp) that must wait, and says so in `seen`.
   void hold_back_repairs(const Repl& repl, const std::vector<Child>& children,
                          const std::vector<std::uint64_t>& want, std::vector<std::size_t>& todo,
-                         ChildObservation& seen);
+                         SteadyTime now, ChildObservation& seen);
   Result<void, kube::ApiError> write_status(const Repl& repl, ChildView& view, const ChildObservation& seen);
   // One child's apply, with the merge-patch fallback when `live` exists and the apply is refused;
   // `done` gets the answer (on a transport thread). `repl` and `child` must outlive it.

@@ -1,6 +1,7 @@
 #include "write_ledger.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace repl {
 
@@ -11,29 +12,48 @@ bool WriteLedger::is_repair(const ObjectKey& repl, std::size_t index, std::uint6
          it->second.applied[index] == fingerprint;
 }
 
+void WriteLedger::begin(const ObjectKey& repl, const std::string& uid) {
+  std::lock_guard lock(mu_);
+  History& h = by_repl_[repl];
+  if (h.uid != uid) {
+    h = History();
+    h.uid = uid;
+  }
+}
+
 void WriteLedger::applied(const ObjectKey& repl, std::size_t index, std::uint64_t fingerprint) {
   std::lock_guard lock(mu_);
-  auto& applied = by_repl_[repl].applied;
-  if (applied.size() <= index) applied.resize(index + 1, 0);
-  applied[index] = fingerprint;
-  by_repl_[repl].refusals.erase(index);
+  History& h = by_repl_[repl];
+  if (h.applied.size() <= index) h.applied.resize(index + 1, 0);
+  h.applied[index] = fingerprint;
+  h.refusals.erase(index);
 }
 
 void WriteLedger::refused(const ObjectKey& repl, std::size_t index, std::uint64_t fingerprint,
-                          std::uint64_t live, std::string why) {
+                          std::uint64_t live, std::string why, SteadyTime now) {
   std::lock_guard lock(mu_);
-  by_repl_[repl].refusals[index] = Refusal{fingerprint, live, std::move(why)};
+  Refusal& r = by_repl_[repl].refusals[index];
+  const bool again = r.times > 0 && r.fingerprint == fingerprint && r.live == live;
+  r.times = again ? r.times + 1 : 1;
+  r.fingerprint = fingerprint;
+  r.live = live;
+  r.why = std::move(why);
+  const int doublings = std::min(r.times - 1, 30);
+  r.until = now + std::min<SteadyDuration>(options_.max_refusal_hold,
+                                           options_.refusal_hold * (std::int64_t{1} << doublings));
 }
 
-std::optional<std::string> WriteLedger::refused_before(const ObjectKey& repl, std::size_t index,
-                                                       std::uint64_t fingerprint, std::uint64_t live) const {
+std::optional<WriteLedger::Refused> WriteLedger::refused_before(const ObjectKey& repl, std::size_t index,
+                                                                std::uint64_t fingerprint, std::uint64_t live,
+                                                                SteadyTime now) const {
   std::lock_guard lock(mu_);
   const auto it = by_repl_.find(repl);
   if (it == by_repl_.end()) return std::nullopt;
   const auto r = it->second.refusals.find(index);
-  if (r == it->second.refusals.end() || r->second.fingerprint != fingerprint || r->second.live != live)
+  if (r == it->second.refusals.end() || r->second.fingerprint != fingerprint || r->second.live != live ||
+      now >= r->second.until)
     return std::nullopt;
-  return r->second.why;
+  return Refused{r->second.why, r->second.until};
 }
 
 WriteLedger::Verdict WriteLedger::admit(const ObjectKey& repl, const std::vector<std::string>& children,

@@ -10,7 +10,12 @@
 //   Repl is "contested". After `quiet` with no repair the Repl starts over. Changes of the desired
 //   state itself (an edit of the Repl, new settings) are not repairs and are never held back.
 // - Refused applies. An apply the API server refused as invalid is not sent again while neither
-//   what it would send nor the child it would go to has changed: it would be refused the same way.
+//   what it would send nor the child it would go to has changed (it would be refused the same
+//   way), for a hold that starts at `refusal_hold` and doubles with each refusal of the same apply
+//   up to `max_refusal_hold`: a cause outside both (an admission webhook's policy, a port another
+//   object holds) may be fixed meanwhile.
+//
+// A Repl's history is its uid's: a Repl deleted and made again under its name starts afresh.
 //
 // Pure: the caller gives the time. Thread-safety: any thread (one mutex).
 #pragma once
@@ -37,23 +42,33 @@ class WriteLedger final {
     SteadyDuration base = std::chrono::seconds(1);
     SteadyDuration max = std::chrono::minutes(5);
     SteadyDuration quiet = std::chrono::minutes(10);
+    SteadyDuration refusal_hold = std::chrono::minutes(1);
+    SteadyDuration max_refusal_hold = std::chrono::minutes(30);
   };
   explicit WriteLedger(Options options) : options_(options) {}
   WriteLedger() : WriteLedger(Options{}) {}
 
+  // The Repl `repl` now has `uid`: a different one than before drops what was kept of the old.
+  void begin(const ObjectKey& repl, const std::string& uid);
   // Whether writing `fingerprint` to child `index` of `repl` would be a repair: the same thing
   // was applied there before (and the caller saw that the child no longer holds it).
   bool is_repair(const ObjectKey& repl, std::size_t index, std::uint64_t fingerprint) const;
-  // The apply of `fingerprint` to child `index` succeeded.
+  // An apply to child `index` succeeded and the child now holds `fingerprint` (0: the answer did
+  // not hold what was sent, e.g. a quantity the server wrote in another form: no repair is then
+  // known for it).
   void applied(const ObjectKey& repl, std::size_t index, std::uint64_t fingerprint);
 
   // The apply of `fingerprint` to child `index`, whose managed fields had fingerprint `live` (0:
-  // missing), was refused as invalid, for `why`.
+  // missing), was refused as invalid at `now`, for `why`.
   void refused(const ObjectKey& repl, std::size_t index, std::uint64_t fingerprint, std::uint64_t live,
-               std::string why);
-  // `why`, when that same apply to that same child was refused before.
-  std::optional<std::string> refused_before(const ObjectKey& repl, std::size_t index,
-                                            std::uint64_t fingerprint, std::uint64_t live) const;
+               std::string why, SteadyTime now);
+  struct Refused {
+    std::string why;
+    SteadyTime until;  // the hold ends then: the apply may be sent again
+  };
+  // When that same apply to that same child was refused before and its hold lasts at `now`.
+  std::optional<Refused> refused_before(const ObjectKey& repl, std::size_t index, std::uint64_t fingerprint,
+                                        std::uint64_t live, SteadyTime now) const;
 
   struct Verdict {
     bool now = true;        // repair at once (counted); else wait
@@ -78,8 +93,11 @@ class WriteLedger final {
     std::uint64_t fingerprint = 0;
     std::uint64_t live = 0;
     std::string why;
+    int times = 0;  // this same apply refused in a row
+    SteadyTime until{};
   };
   struct History {
+    std::string uid;
     std::vector<std::uint64_t> applied;       // by child index; 0: nothing applied yet
     std::map<std::size_t, Refusal> refusals;  // by child index
     int repairs = 0;                          // within `quiet` of each other

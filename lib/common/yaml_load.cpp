@@ -58,6 +58,8 @@ Result<std::vector<YAML::Node>, std::string> load_yaml_documents(std::string_vie
   } catch (const YAML::Exception& e) {
     // yaml-cpp reports syntax errors by exception; this is the boundary where they become values.
     return Fail(std::string(e.what()));
+  } catch (const std::exception& e) {
+    return Fail(std::string("cannot parse: ") + e.what());
   }
 }
 

@@ -155,6 +155,10 @@ struct Fixture {
       view.children[{c.resource.kind, {repl.key.ns, c.name}}] = live;
     }
   }
+  // The i-th child as the Repl renders it: an API server's answer that holds what was applied.
+  std::string rendered(std::size_t i) const {
+    return repl::kube::to_json(repl::test::render_children(repl).at(i).object);
+  }
   repl::LiveChild& cached(const std::string& kind, const std::string& name) {
     const auto it = view.children.find({kind, {repl.key.ns, name}});
     REQUIRE(it != view.children.end());
@@ -940,7 +944,7 @@ TEST_CASE(
   Fixture f;
   f.cache_desired(kReady);
   f.status_from(observed(kReady));
-  f.answer(1, 200, kServiceReply);
+  f.answer(1, 200, f.rendered(1));
   f.status_answer(200, kStatusReply);
   const auto service_applies = [&] {
     const Lines p = f.paths();
@@ -1006,13 +1010,23 @@ TEST_CASE("an edit of the Repl reaches its children at once, even while the Repl
   Fixture f;
   f.cache_desired(kReady);
   f.status_from(observed(kReady));
-  f.children_applied(1);
+  std::string ready = f.rendered(0);  // with the status of a ready Deployment, as the server answers
+  ready.insert(ready.rfind('}'), R"(,"status":{"observedGeneration":1,"readyReplicas":1})");
+  f.answer(0, 200, ready);
   f.status_answer(200, kStatusReply);
+  std::size_t before_last = 0;
   for (int i = 0; i < 7; ++i) {  // one first apply, then five repairs at once, then one held back
     f.cached("Deployment", "abc123").fingerprint ^= 1;
+    before_last = f.transport->requests.size();
     REQUIRE(f.reconcile());
+    if (f.transport->requests.size() > before_last && f.paths().back() == kStatusPath)
+      f.repl.status = repl::parse_repl(f.written_status())->status;
     f.cache_desired(kReady);
   }
+  REQUIRE(f.reconciler.stats().repairs_held == 1);
+  // The held-back Deployment's state is still the cache's: the status stays Ready, unwritten.
+  CHECK(f.transport->requests.size() == before_last);
+  CHECK(f.repl.status.phase == "Ready");
   const auto writes = f.transport->requests.size();
   f.repl.spec.suspended = true;  // a new desired state: not a repair
   REQUIRE(f.reconcile());
@@ -1054,4 +1068,45 @@ TEST_CASE("an apply refused as invalid is not sent again while the child it goes
     REQUIRE(f.reconcile());
     CHECK(f.paths().at(sent) == kChildPaths[2]);
   }
+}
+
+TEST_CASE("an answer that does not hold what was applied (the server's own form) makes no repairs",
+          "[operator][reconciler][repairs]") {
+  Fixture f;
+  f.cache_desired(kReady);
+  f.status_from(observed(kReady));
+  f.answer(1, 200, kServiceReply);  // not the rendered Service: as if the server rewrote a field
+  for (int i = 0; i < 10; ++i) {
+    f.cached("Service", "abc123").fingerprint ^= 1;
+    REQUIRE(f.reconcile());
+  }
+  CHECK(f.reconciler.stats().repairs == 0);
+  CHECK(f.reconciler.stats().repairs_held == 0);
+  CHECK_FALSE(f.repl.status.contested);
+}
+
+TEST_CASE("a Repl made again under its name starts with no repairs of the old one",
+          "[operator][reconciler][repairs]") {
+  Fixture f;
+  f.cache_desired(kReady);
+  f.status_from(observed(kReady));
+  f.answer(1, 200, f.rendered(1));
+  f.status_answer(200, kStatusReply);
+  for (int i = 0; i < 7; ++i) {
+    f.view.children.erase({"Service", {"team-a", "abc123"}});
+    REQUIRE(f.reconcile());
+    f.cache_desired(kReady);
+  }
+  REQUIRE(f.reconciler.stats().repairs_held == 1);
+  f.repl.uid = "another-uid";
+  f.repl.status = {};
+  f.view.children.erase({"Service", {"team-a", "abc123"}});
+  f.children_applied(1, 1);  // the owner's uid is in every child: all are applied anew
+  const auto sent = f.transport->requests.size();
+  const auto outcome = f.reconcile();
+  INFO((outcome ? std::string() : outcome.error().describe()));
+  REQUIRE(outcome);
+  const Lines p = f.paths();
+  CHECK(std::count(p.begin() + static_cast<std::ptrdiff_t>(sent), p.end(), kChildPaths[1]) == 1);
+  CHECK_FALSE(repl::parse_repl(f.written_status())->status.contested);
 }

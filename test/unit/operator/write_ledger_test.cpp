@@ -71,3 +71,45 @@ TEST_CASE("short_duration reads as a person writes it", "[operator][repairs]") {
   CHECK(repl::short_duration(2h + 1s) == "2h1s");
   CHECK(repl::short_duration(1500ms) == "1s");
 }
+
+TEST_CASE("a refused apply is held back while nothing changed, for a hold that doubles",
+          "[operator][repairs]") {
+  WriteLedger r({.refusal_hold = 1min, .max_refusal_hold = 3min});
+  auto now = kStart + 1h;
+  CHECK_FALSE(r.refused_before(kRepl, 2, 42, 0, now));
+  r.refused(kRepl, 2, 42, 0, "Ingress x: host too long", now);
+  auto held = r.refused_before(kRepl, 2, 42, 0, now + 59s);
+  REQUIRE(held);
+  CHECK(held->why == "Ingress x: host too long");
+  CHECK(held->until == now + 1min);
+  CHECK_FALSE(r.refused_before(kRepl, 2, 43, 0, now));         // another apply
+  CHECK_FALSE(r.refused_before(kRepl, 2, 42, 7, now));         // the child changed meanwhile
+  CHECK_FALSE(r.refused_before(kRepl, 2, 42, 0, now + 1min));  // the hold is over: sent again
+  // Refused again: 2 min, then 3 (the cap).
+  now += 1min;
+  r.refused(kRepl, 2, 42, 0, "Ingress x: host too long", now);
+  CHECK(r.refused_before(kRepl, 2, 42, 0, now)->until == now + 2min);
+  now += 2min;
+  r.refused(kRepl, 2, 42, 0, "Ingress x: host too long", now);
+  CHECK(r.refused_before(kRepl, 2, 42, 0, now)->until == now + 3min);
+  // A success forgets it; a refusal of another apply starts at 1 min again.
+  r.applied(kRepl, 2, 43);
+  CHECK_FALSE(r.refused_before(kRepl, 2, 42, 0, now));
+  r.refused(kRepl, 2, 44, 0, "other", now);
+  CHECK(r.refused_before(kRepl, 2, 44, 0, now)->until == now + 1min);
+}
+
+TEST_CASE("another uid under the same name starts afresh", "[operator][repairs]") {
+  WriteLedger r({.burst = 1});
+  const auto now = kStart + 1h;
+  r.begin(kRepl, "uid-1");
+  r.applied(kRepl, 0, 42);
+  CHECK(r.admit(kRepl, {"Service abc"}, now).now);
+  CHECK(r.contested(kRepl, now));
+  r.begin(kRepl, "uid-1");
+  CHECK(r.is_repair(kRepl, 0, 42));
+  r.begin(kRepl, "uid-2");
+  CHECK_FALSE(r.is_repair(kRepl, 0, 42));
+  CHECK_FALSE(r.contested(kRepl, now));
+  CHECK(r.admit(kRepl, {"Service abc"}, now).now);
+}
