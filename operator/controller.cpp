@@ -61,14 +61,25 @@ Controller::Controller(kube::Client& client, Reconciler& reconciler, OperatorMet
   // the sync took 4.8-7.8 s, 5.2-7.3 s and 7.9-8.3 s (500, client-go's default, peaked at 88 MB).
   constexpr int kPageSize = 50;
   const auto watch = [&](kube::WatchSink& sink, const kube::Resource& r, const char* name,
-                         const std::string& selector, const std::string& field_selector = "") {
+                         const std::string& selector, const std::string& field_selector = "",
+                         std::function<void(kube::WatchSignal)> also = {}) {
+    auto observe = [metrics = metrics_.watch_observer(name), also = std::move(also)](kube::WatchSignal s) {
+      metrics(s);
+      if (also) also(s);
+    };
     watchers_.push_back(std::make_unique<kube::WatchRunner>(
         client, clock_, io_executor,
         kube::WatcherOptions{kube::collection_path(r, options_.ns), selector, kPageSize, name,
-                             metrics_.watch_observer(name), field_selector, options_.watch_stall_timeout},
+                             std::move(observe), field_selector, options_.watch_stall_timeout},
         sink));
   };
-  watch(repls_, kube::repls(), "repls", "");
+  // When the Repls' watch recovers from failures, the API server answers again: the Repls whose
+  // reconciles failed meanwhile are retried now, not at the end of backoffs grown during the outage.
+  watch(repls_, kube::repls(), "repls", "", "", [this](kube::WatchSignal s) {
+    if (s != kube::WatchSignal::kRecovered) return;
+    if (const std::size_t n = dispatcher_.retry_failed_now(); n > 0)
+      log::info("API server back: retrying failed reconciles now", {{"repls", std::to_string(n)}});
+  });
   for (const auto& t : reconciler_.templates()) {
     auto store = std::make_unique<ChildStore>(
         t.resource.plural, child_parser(t), [this](const ObjectKey& k) { dispatcher_.add(k); },

@@ -22,6 +22,13 @@ void Dispatcher::add(const ObjectKey& key) {
   pump();
 }
 
+std::size_t Dispatcher::retry_failed_now() {
+  std::lock_guard lock(mu_);
+  const std::size_t n = queue_.retry_failed_now(clock_.now());
+  pump();
+  return n;
+}
+
 void Dispatcher::start() {
   std::lock_guard lock(mu_);
   running_ = true;

@@ -50,6 +50,8 @@ class Dispatcher final {
   Dispatcher(boost::asio::any_io_executor executor, Clock& clock, int workers, Reconcile reconcile);
 
   void add(const ObjectKey& key);
+  // WorkQueue::retry_failed_now; returns how many keys.
+  std::size_t retry_failed_now();
   void start();
   // Hands out no more keys and waits (at most `grace`) for running reconciles to finish.
   // Returns false if some were still running when the grace period ended.

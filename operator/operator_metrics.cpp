@@ -57,6 +57,7 @@ std::function<void(kube::WatchSignal)> OperatorMetrics::watch_observer(const std
   return [this, watcher](kube::WatchSignal s) {
     switch (s) {
       case kube::WatchSignal::kListed:
+      case kube::WatchSignal::kRecovered:
         break;
       case kube::WatchSignal::kRelisted:
         watch_relists_.Add({{"watcher", watcher}}).Increment();

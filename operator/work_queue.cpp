@@ -39,6 +39,17 @@ WorkQueue::Duration WorkQueue::add_rate_limited(const ObjectKey& key, TimePoint 
   return delay;
 }
 
+std::size_t WorkQueue::retry_failed_now(TimePoint now) {
+  std::size_t n = 0;
+  for (const auto& [key, failures] : failures_) {
+    const auto it = by_key_.find(key);
+    if (it == by_key_.end() || it->second->due <= now) continue;  // not waiting, or due already
+    schedule(key, now + bucket_delay(now));
+    ++n;
+  }
+  return n;
+}
+
 std::optional<ObjectKey> WorkQueue::pop(TimePoint now) {
   for (auto it = by_due_.begin(); it != by_due_.end() && it->due <= now; ++it) {
     if (held_.contains(it->key)) continue;  // at most one worker per key

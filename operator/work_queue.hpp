@@ -46,6 +46,10 @@ class WorkQueue {
   // Returns the delay it chose.
   Duration add_rate_limited(const ObjectKey& key, TimePoint now, Duration at_least = {});
   void forget(const ObjectKey& key) { failures_.erase(key); }
+  // Every key waiting out a failure's backoff is due again now, through the overall bucket (the
+  // API server is back: what failed while it was gone should not wait minutes more). Their
+  // failure counts stay, so a key that fails again backs off further. Returns how many.
+  std::size_t retry_failed_now(TimePoint now);
 
   std::optional<ObjectKey> pop(TimePoint now);
   void done(const ObjectKey& key) { held_.erase(key); }

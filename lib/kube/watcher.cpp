@@ -231,6 +231,7 @@ class WatchRunner::Loop final : public std::enable_shared_from_this<Loop> {
                                   {"failures", std::to_string(incident_->failures)},
                                   {"after_ms", std::to_string(lasted.count())}});
     incident_.reset();
+    signal(WatchSignal::kRecovered);
   }
 
   // Carries out action_: after its delay, a list or a watch.

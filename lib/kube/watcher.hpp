@@ -136,7 +136,8 @@ class SinkTee final : public WatchSink {
 
 // What a WatchRunner tells its observer (for metrics): a list done (the first, or a relist), a
 // watch opened again after the stream ended or broke, a failed request.
-enum class WatchSignal { kListed, kRelisted, kRewatched, kFailed };
+// kRecovered: a list done or an event read after failures (the API server answers again).
+enum class WatchSignal { kListed, kRelisted, kRewatched, kFailed, kRecovered };
 
 // The API server's watch cache sends every watcher a bookmark about once a minute (and one just
 // before timeoutSeconds): a stream silent for three minutes is stalled (a proxy or load balancer

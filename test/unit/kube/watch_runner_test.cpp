@@ -55,6 +55,8 @@ const char* signal_name(WatchSignal s) {
       return "rewatched";
     case WatchSignal::kFailed:
       return "failed";
+    case WatchSignal::kRecovered:
+      return "recovered";
   }
   return "?";
 }
@@ -247,7 +249,7 @@ TEST_CASE("a watch that ends at once without events is a failure and backs off",
   h.run(4);
 
   CHECK(h.sink.calls == Strings{"begin", "item:a", "end", "ADDED:c"});
-  CHECK(h.signals == Strings{"listed", "failed", "rewatched"});
+  CHECK(h.signals == Strings{"listed", "failed", "rewatched", "recovered"});
   const auto& requests = h.transport->requests;
   REQUIRE(requests.size() == 3);
   CHECK(param(requests[1].target, "resourceVersion") == "100");
@@ -368,6 +370,6 @@ TEST_CASE("a 429's Retry-After holds the next list back that long", "[kube][watc
   h.transport->stream({event("ADDED", object("c", "101"))});
   h.run(5);
   CHECK(h.sink.calls == Strings{"begin", "begin", "item:a", "end", "ADDED:c"});
-  CHECK(h.signals == Strings{"failed", "listed"});
+  CHECK(h.signals == Strings{"failed", "recovered", "listed"});
   CHECK(h.told("item:a") - h.signalled("failed") >= std::chrono::seconds(6));
 }

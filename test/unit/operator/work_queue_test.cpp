@@ -282,3 +282,33 @@ TEST_CASE("a failed key waits at least what the server asked for (Retry-After)",
   for (int i = 0; i < 10; ++i) q.add_rate_limited(kB, kT0, 0s);
   CHECK(q.add_rate_limited(kB, kT0, 1s) == 5ms * 1024);
 }
+
+TEST_CASE("retry_failed_now makes the keys in a failure's backoff due now, keeping their counts",
+          "[operator][queue]") {
+  using namespace std::chrono_literals;
+  repl::WorkQueue q({.base_delay = 1s, .max_delay = 5min, .bucket_qps = 100, .bucket_burst = 100});
+  const auto t0 = repl::WorkQueue::TimePoint{} + 1h;
+  const repl::ObjectKey a{"ns", "a"}, b{"ns", "b"}, fine{"ns", "fine"};
+  for (const auto& k : {a, b}) {
+    for (int i = 0; i < 8; ++i) {  // eight failed reconciles, each retried when due
+      q.add_rate_limited(k, t0);
+      REQUIRE(q.pop(t0 + 1h) == k);
+      q.done(k);
+    }
+    CHECK(q.add_rate_limited(k, t0) == 256s);  // the ninth: 256 s of backoff
+  }
+  q.add_after(fine, 10min, t0);  // waiting for a deadline, not a failure: left alone
+  const auto now = t0 + 3s;
+  CHECK(q.due(now) == 0);
+  CHECK(q.retry_failed_now(now) == 2);
+  CHECK(q.due(now) == 2);
+  CHECK(q.failures(a) == 9);  // a failure again backs off further
+  REQUIRE(q.pop(now) == a);
+  q.done(a);
+  CHECK(q.add_rate_limited(a, now) == 5min);  // the cap
+  CHECK(q.due(now) == 1);                     // b
+  CHECK(q.due(now + 10min) == 3);
+  // Due already: nothing to do.
+  CHECK(q.retry_failed_now(now) == 1);  // a, back in its backoff
+  CHECK(q.retry_failed_now(now) == 0);
+}
