@@ -11,8 +11,10 @@
 // For the listener below (Catch's reporter interfaces).
 #define CATCH_CONFIG_EXTERNAL_INTERFACES
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <exception>
 #include <fstream>
@@ -80,12 +82,23 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 CommandResult run(const std::vector<std::string>& argv, const std::string& input) {
+  // No Catch assertion in here: tests call this from threads of their own, and Catch2's
+  // assertions (even passing ones) are not thread-safe. A failure is the result's.
+  const auto failed = [&argv](const char* what) {
+    return CommandResult{-1, "", argv[0] + ": " + what + ": " + std::strerror(errno)};
+  };
   // Close-on-exec: a child spawned by another thread at the same moment must not inherit these
   // ends (it would hold this child's stdin open, and this child would wait for EOF forever).
   int in[2], out[2], err[2];
-  REQUIRE(pipe2(in, O_CLOEXEC) == 0);
-  REQUIRE(pipe2(out, O_CLOEXEC) == 0);
-  REQUIRE(pipe2(err, O_CLOEXEC) == 0);
+  if (pipe2(in, O_CLOEXEC) != 0) return failed("pipe2");
+  if (pipe2(out, O_CLOEXEC) != 0) {
+    for (int fd : in) close(fd);
+    return failed("pipe2");
+  }
+  if (pipe2(err, O_CLOEXEC) != 0) {
+    for (int fd : {in[0], in[1], out[0], out[1]}) close(fd);
+    return failed("pipe2");
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, in[0], 0);
@@ -100,7 +113,11 @@ CommandResult run(const std::vector<std::string>& argv, const std::string& input
   close(in[0]);
   close(out[1]);
   close(err[1]);
-  REQUIRE(rc == 0);
+  if (rc != 0) {
+    for (int fd : {in[1], out[0], err[0]}) close(fd);
+    errno = rc;
+    return failed("posix_spawnp");
+  }
 
   // Feed stdin and drain stdout/stderr together, so a large output never blocks the child.
   CommandResult result;
@@ -111,7 +128,10 @@ CommandResult run(const std::vector<std::string>& argv, const std::string& input
   int open_reads = 2;
   char buf[65536];
   while (open_reads > 0 || fds.size() > 2) {
-    REQUIRE(poll(fds.data(), fds.size(), -1) >= 0);
+    if (poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      break;  // cannot happen with these descriptors; the child is still waited for below
+    }
     for (std::size_t i = 0; i < fds.size(); ++i) {
       if (fds[i].fd < 0 || fds[i].revents == 0) continue;
       if (i == 2) {
@@ -132,6 +152,9 @@ CommandResult run(const std::vector<std::string>& argv, const std::string& input
         (i == 0 ? result.out : result.err).append(buf, static_cast<std::size_t>(n));
       }
     }
+  }
+  for (const auto& p : fds) {
+    if (p.fd >= 0) close(p.fd);  // only after the loop was left early
   }
   int status = 0;
   waitpid(pid, &status, 0);

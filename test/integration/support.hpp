@@ -24,6 +24,11 @@ namespace repl::test {
 #define REPL_SANITIZER_SLOWDOWN 1
 #endif
 inline constexpr int kSlowdown = REPL_SANITIZER_SLOWDOWN;
+// The same for memory: TSan's shadow memory takes several times what the program does.
+#ifndef REPL_SANITIZER_MEMORY
+#define REPL_SANITIZER_MEMORY 1
+#endif
+inline constexpr int kMemoryOverhead = REPL_SANITIZER_MEMORY;
 
 struct CommandResult {
   int exit_code = -1;

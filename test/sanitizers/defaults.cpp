@@ -28,7 +28,8 @@ const char* __lsan_default_options() { return "suppressions=" REPL_SANITIZER_DIR
 #endif
 
 #if defined(REPL_TSAN)
-const char* __tsan_default_options() { return "halt_on_error=1:second_deadlock_stack=1"; }
-const char* __tsan_default_suppressions() { return ""; }
+const char* __tsan_default_options() {
+  return "halt_on_error=1:second_deadlock_stack=1:suppressions=" REPL_SANITIZER_DIR "/tsan.supp";
+}
 #endif
 }
