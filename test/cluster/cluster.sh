@@ -23,6 +23,8 @@
 #                                   the two halves of a restart, for outages of a chosen length
 #   cluster.sh stop-etcd DIR|KUBECONFIG / start-etcd DIR|KUBECONFIG
 #                                   SIGKILL etcd / start it again on its data and ports
+#   cluster.sh compact-etcd DIR|KUBECONFIG
+#                                   compact etcd's history: older resourceVersions are gone (410)
 #
 # CLUSTER_CONTROLLERS overrides the controller-manager's --controllers list.
 #
@@ -181,6 +183,19 @@ start_etcd() {
     --initial-cluster="default=http://127.0.0.1:$ETCD_PEER_PORT" \
     --unsafe-no-fsync --log-level=warn
   await_daemon "$dir" etcd 30 "etcd did not become healthy" curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+}
+
+# Compacts etcd's history at its current revision (through its JSON gateway): a watch from an older
+# resourceVersion is then answered 410 Gone, whether the API server serves it from its watch cache
+# or from etcd.
+compact_etcd() {
+  local dir=$1 rev
+  # shellcheck disable=SC1091
+  . "$dir/cluster.env"
+  rev=$(curl -sf -X POST "http://127.0.0.1:$ETCD_PORT/v3/kv/range" -d '{"key":"AA=="}' |
+    sed -n 's/.*"revision":"\([0-9]*\)".*/\1/p')
+  [ -n "$rev" ] || { echo "cluster.sh: cannot read etcd's revision" >&2; return 1; }
+  curl -sf -X POST "http://127.0.0.1:$ETCD_PORT/v3/kv/compaction" -d "{\"revision\":\"$rev\",\"physical\":true}" > /dev/null
 }
 
 start_apiserver() {
@@ -427,6 +442,7 @@ case "${1:-}" in
   stop-apiserver) shift; stop_pid_file "$(cluster_dir "$1")/apiserver.pid" kube-apiserver KILL ;;
   start-apiserver) shift; start_apiserver "$(cluster_dir "$1")" ;;
   stop-etcd) shift; stop_pid_file "$(cluster_dir "$1")/etcd.pid" etcd KILL ;;
+  compact-etcd) shift; compact_etcd "$(cluster_dir "$1")" ;;
   start-etcd) shift; start_etcd "$(cluster_dir "$1")" ;;
   restart-apiserver)
     shift
@@ -434,7 +450,7 @@ case "${1:-}" in
     start_apiserver "$(cluster_dir "$1")"
     ;;
   *)
-    echo "usage: cluster.sh up [DIR] [--nodes N | --real-node] [--crds FILE] [--reclaim] | down | restart-apiserver | stop-apiserver | start-apiserver | stop-etcd | start-etcd  DIR|KUBECONFIG" >&2
+    echo "usage: cluster.sh up [DIR] [--nodes N | --real-node] [--crds FILE] [--reclaim] | down | restart-apiserver | stop-apiserver | start-apiserver | stop-etcd | start-etcd | compact-etcd  DIR|KUBECONFIG" >&2
     exit 2
     ;;
 esac
